@@ -1,0 +1,16 @@
+//! drover: build, track, deploy and roll back immutable Debian-based images.
+//!
+//! The library holds all behaviour; `main.rs` (CLI) and, later, the TUI are thin front ends.
+//! Module map (see `DESIGN.md`): [`stack`] definitions, [`config`] global settings,
+//! [`paths`] the config and state directories, [`store`] SQLite, [`build`] the pipeline,
+//! base cache, sandbox and OCI writer, [`manifest`] the components manifest, [`jobs`] typed
+//! progress events.
+
+pub mod build;
+pub mod cli;
+pub mod config;
+pub mod jobs;
+pub mod manifest;
+pub mod paths;
+pub mod stack;
+pub mod store;

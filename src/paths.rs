@@ -1,0 +1,95 @@
+//! The two places drover reads and writes: the config directory and the state directory.
+//!
+//! Config: `--config DIR` / `DROVER_CONFIG`, else `./config` when it exists, else
+//! `$XDG_CONFIG_HOME/drover`. State: `--state DIR` / `DROVER_STATE`, else
+//! `$XDG_STATE_HOME/drover` (`~/.local/state/drover`). Nothing is written anywhere else:
+//! even mmdebstrap's temporary files go under `STATE/tmp`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Resolved config and state directories, with the well-known locations inside them.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Holds `drover.toml` and `stacks/*.toml`.
+    pub config: PathBuf,
+    /// Holds the database, base cache, images, logs and temporary build trees.
+    pub state: PathBuf,
+}
+
+impl Paths {
+    /// Resolve from explicit values (flags or environment, already merged by clap) or defaults.
+    pub fn resolve(config: Option<PathBuf>, state: Option<PathBuf>) -> Result<Paths> {
+        let config = match config {
+            Some(c) => c,
+            None if Path::new("config").is_dir() => PathBuf::from("config"),
+            None => xdg("XDG_CONFIG_HOME", ".config")?.join("drover"),
+        };
+        let state = match state {
+            Some(s) => s,
+            None => xdg("XDG_STATE_HOME", ".local/state")?.join("drover"),
+        };
+        let config = absolute(&config)?;
+        let state = absolute(&state)?;
+        Ok(Paths { config, state })
+    }
+
+    /// Create the state directory layout if missing.
+    pub fn ensure_state(&self) -> Result<()> {
+        for d in [self.bases(), self.images(), self.tmp(), self.builds()] {
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create state directory {}", d.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `CONFIG/stacks`.
+    pub fn stacks_dir(&self) -> PathBuf {
+        self.config.join("stacks")
+    }
+    /// `CONFIG/drover.toml`.
+    pub fn config_file(&self) -> PathBuf {
+        self.config.join("drover.toml")
+    }
+    /// `STATE/drover.db`: the SQLite store.
+    pub fn database(&self) -> PathBuf {
+        self.state.join("drover.db")
+    }
+    /// `STATE/bases`: the base-layer cache, one directory per base key.
+    pub fn bases(&self) -> PathBuf {
+        self.state.join("bases")
+    }
+    /// `STATE/images`: published OCI archives, `images/STACK/BUILD.oci.tar`.
+    pub fn images(&self) -> PathBuf {
+        self.state.join("images")
+    }
+    /// `STATE/builds`: per-build working trees while a build runs (removed afterwards).
+    pub fn builds(&self) -> PathBuf {
+        self.state.join("builds")
+    }
+    /// `STATE/tmp`: TMPDIR for every tool drover runs.
+    pub fn tmp(&self) -> PathBuf {
+        self.state.join("tmp")
+    }
+}
+
+fn xdg(var: &str, fallback: &str) -> Result<PathBuf> {
+    if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(v));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .context("neither $DROVER_STATE/--state nor $HOME is set; pass --state DIR")?;
+    Ok(PathBuf::from(home).join(fallback))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()
+            .context("cannot read the current directory")?
+            .join(p))
+    }
+}

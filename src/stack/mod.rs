@@ -1,0 +1,165 @@
+//! Stack definitions: `config/stacks/NAME.toml`, parsed and validated with precise
+//! `FILE:LINE:COL` diagnostics.
+//!
+//! The types here are the *validated* form: every path is resolved, every script is read,
+//! every default is filled in. Parsing and validation live in [`parse`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod parse;
+
+pub use parse::{load_all, load_file, Diagnostic};
+
+/// A validated stack: one service, from its Debian base to its health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    /// Stack name, `[a-z0-9][a-z0-9-]*`, equal to the file stem.
+    pub name: String,
+    /// One-line human description.
+    pub description: String,
+    /// The Debian base the image is built from.
+    pub base: Base,
+    /// System packages to install into the base (valid Debian package names, Policy §5.6.1).
+    pub packages: Vec<String>,
+    /// The application payload, if any.
+    pub app: Option<App>,
+    /// Lifecycle scripts, already read from their files when given as paths.
+    pub scripts: Scripts,
+    /// Non-secret environment defaults baked into the image config.
+    pub env: BTreeMap<String, String>,
+    /// Names of secrets; values are supplied at deploy time, never at build time.
+    pub secrets: Vec<String>,
+    /// TCP port the service listens on inside the instance.
+    pub port: Option<u16>,
+    /// HTTP health check.
+    pub health: Health,
+    /// Persistent data volume, if the stack has one.
+    pub data: Option<Data>,
+    /// Repositories watched for updates.
+    pub track: Track,
+    /// The file the stack was loaded from.
+    pub file: PathBuf,
+}
+
+/// Supported base distributions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distro {
+    /// Debian, built with mmdebstrap.
+    Debian,
+}
+
+/// One apt source: a mirror URL, a suite and its components
+/// (a `deb` line: `deb MIRROR SUITE COMPONENT...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AptSource {
+    /// Mirror base URL without trailing slash, e.g. `http://deb.debian.org/debian`.
+    pub mirror: String,
+    /// Suite or codename, e.g. `bookworm`, `bookworm-security`.
+    pub suite: String,
+    /// Components, e.g. `["main"]`.
+    pub components: Vec<String>,
+}
+
+/// The `[base]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Base {
+    /// Distribution (only Debian today).
+    pub distro: Distro,
+    /// The primary suite, e.g. `bookworm`.
+    pub suite: String,
+    /// Primary mirror URL (no trailing slash).
+    pub mirror: String,
+    /// Components of the primary suite.
+    pub components: Vec<String>,
+    /// mmdebstrap variant (`apt`, `minbase`, `required`, `important`, `standard`, `essential`).
+    pub variant: String,
+    /// Extra suites enabled while building the base (e.g. the security suite).
+    pub extra_suites: Vec<AptSource>,
+}
+
+impl Base {
+    /// Every apt source used to build the base: the primary suite first, then the extras.
+    pub fn sources(&self) -> Vec<AptSource> {
+        let mut v = vec![AptSource {
+            mirror: self.mirror.clone(),
+            suite: self.suite.clone(),
+            components: self.components.clone(),
+        }];
+        v.extend(self.extra_suites.iter().cloned());
+        v
+    }
+}
+
+/// Where the app's files come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppSource {
+    /// A local directory (absolute, resolved against the config dir).
+    Dir(PathBuf),
+    /// A tarball (`.tar`, `.tar.gz`, `.tgz`) or single file at a URL, checked against its SHA-256.
+    Url {
+        /// http(s) URL.
+        url: String,
+        /// Lowercase hex SHA-256 (64 characters).
+        sha256: String,
+    },
+}
+
+/// The `[app]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    /// Source of the files.
+    pub source: AppSource,
+    /// Absolute destination path inside the image (default `/opt/app`).
+    pub dest: String,
+}
+
+/// Lifecycle scripts (contents, not paths).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scripts {
+    /// Runs once at build time inside the image, as root; may use apt.
+    pub build: Option<String>,
+    /// Runs at every instance start before the service; must be idempotent.
+    pub boot: Option<String>,
+    /// The service's foreground command.
+    pub run: Option<String>,
+}
+
+/// The `[health]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// HTTP path probed, e.g. `/up` (default `/up`).
+    pub path: String,
+    /// Time between probes (default 1 s).
+    pub interval: Duration,
+    /// Probe timeout (default 5 s).
+    pub timeout: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            path: "/up".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The `[data]` table: the persistent volume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Data {
+    /// Absolute mount path inside instances.
+    pub path: String,
+}
+
+/// The `[track]` table: what is watched for updates.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Track {
+    /// apt suites to watch. Default: `SUITE-security` (on the security mirror) and
+    /// `SUITE-updates` (on the base mirror).
+    pub apt: Vec<AptSource>,
+    /// Language registries to watch (`pypi`, `npm`, `crates`).
+    pub registries: Vec<String>,
+}
