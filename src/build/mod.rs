@@ -1,4 +1,432 @@
-//! The build pipeline: base layer (mmdebstrap, cached), app layer (overlay + sandboxed build
-//! script), OCI image, components manifest, atomic publish.
+//! The build pipeline (`drover build STACK`):
+//!
+//! 1. **base**: OS + system packages from mmdebstrap, cached by [`base::key`];
+//! 2. **app**: the app's files and lifecycle scripts written into an overlayfs upper
+//!    directory over the base, then the `build` script run inside the merged tree under
+//!    bubblewrap (never on the host);
+//! 3. **manifest**: the dpkg database of the merged tree, with origins;
+//! 4. **image**: the base blob (cached) + the app layer (the upper directory, whiteouts and
+//!    all) written as an OCI archive;
+//! 5. **publish**: the archive renamed into `STATE/images/STACK/ID.oci.tar` and the result
+//!    recorded in one transaction.
+//!
+//! Everything happens under `STATE/builds/ID/`, removed at the end. A build whose process
+//! died is found by [`recover_interrupted`] (its `lock` file is no longer held) and marked
+//! `interrupted`.
 
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::jobs::{BuildEvent, Step};
+use crate::manifest::{self, rootfs::RootView, Component};
+use crate::paths::Paths;
+use crate::stack::Stack;
+use crate::store::builds::{BuildStatus, Success};
+use crate::store::Store;
+
+pub mod app;
+pub mod base;
 pub mod oci;
+pub mod prune;
+pub mod sandbox;
+
+use sandbox::{private_mounts, run_logged, BuildLog};
+
+/// Paths left out of the app layer: apt's lists and caches, and the tmpfs mount points.
+pub const APP_LAYER_EXCLUDES: &[&str] = &["var/lib/apt/lists", "var/cache/apt", "tmp", "run"];
+
+/// `PATH` inside images and the build sandbox.
+pub const IMAGE_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Options of one build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Rebuild the base even when the cache has it (`--refresh-base`).
+    pub refresh_base: bool,
+}
+
+/// The outcome of a build: the `drover build --json` contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// Build id.
+    pub build_id: i64,
+    /// Stack name.
+    pub stack: String,
+    /// `succeeded` or `failed`.
+    pub status: BuildStatus,
+    /// `sha256:…` manifest digest; null when failed.
+    pub image_digest: Option<String>,
+    /// Path of the OCI archive; null when failed.
+    pub image_path: Option<String>,
+    /// Base cache key; null if the build failed before computing it.
+    pub base_key: Option<String>,
+    /// Whether the base came from the cache.
+    pub base_cached: bool,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Error text; null on success.
+    pub error: Option<String>,
+    /// The step that failed; null on success.
+    pub failed_step: Option<Step>,
+    /// Number of packages in the components manifest (0 when failed).
+    pub packages: usize,
+}
+
+/// Map a Debian architecture to the OCI/Go name used in image configs.
+pub fn oci_arch(debian_arch: &str) -> &str {
+    match debian_arch {
+        "armhf" | "armel" => "arm",
+        "i386" => "386",
+        "ppc64el" => "ppc64le",
+        "mips64el" => "mips64le",
+        other => other,
+    }
+}
+
+/// Build `stack`, streaming progress to `observer`. Returns the report for succeeded and
+/// failed builds alike; `Err` only when the build could not be recorded at all (the store
+/// or the state directory is unusable).
+pub fn run(
+    paths: &Paths,
+    stack: &Stack,
+    opts: &BuildOptions,
+    observer: &mut dyn FnMut(&BuildEvent),
+) -> Result<BuildReport> {
+    let started = Instant::now();
+    paths.ensure_state()?;
+    let mut store = Store::open(&paths.database())?;
+    recover_interrupted(paths, &store)?;
+    let build_id = store.create_build(&stack.name, std::process::id())?;
+    let work = paths.builds().join(build_id.to_string());
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    // Held for the whole build: a free lock on a `running` build means its process died.
+    let lock = File::create(work.join("lock"))?;
+    lock.lock()?;
+
+    let mut state = Progress {
+        step: Step::Prepare,
+        base_key: None,
+        base_cached: false,
+    };
+    let outcome = {
+        let mut log = BuildLog::new(&mut store, build_id, observer);
+        log.event(BuildEvent::Started {
+            build_id,
+            stack: stack.name.clone(),
+        });
+        let r = steps(paths, stack, opts, &work, &mut log, &mut state);
+        if let Err(e) = &r {
+            log.say(&format!("error in step {}: {e:#}", state.step.as_str()));
+        }
+        log.event(BuildEvent::Finished {
+            build_id,
+            succeeded: r.is_ok(),
+        });
+        r
+    };
+    let mut report = BuildReport {
+        build_id,
+        stack: stack.name.clone(),
+        status: BuildStatus::Failed,
+        image_digest: None,
+        image_path: None,
+        base_key: state.base_key.clone(),
+        base_cached: state.base_cached,
+        duration_ms: 0,
+        error: None,
+        failed_step: None,
+        packages: 0,
+    };
+    match outcome {
+        Ok(done) => {
+            report.status = BuildStatus::Succeeded;
+            report.image_digest = Some(done.digest);
+            report.image_path = Some(done.path.display().to_string());
+            report.packages = done.packages;
+        }
+        Err(e) => {
+            let text = format!("{e:#}");
+            store.finish_build_failure(build_id, state.step.as_str(), &text)?;
+            report.error = Some(text);
+            report.failed_step = Some(state.step);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    drop(lock);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    store.audit(
+        "build",
+        Some(&stack.name),
+        &format!(
+            "build {build_id} {} in {} ms",
+            report.status.as_str(),
+            report.duration_ms
+        ),
+    )?;
+    Ok(report)
+}
+
+struct Progress {
+    step: Step,
+    base_key: Option<String>,
+    base_cached: bool,
+}
+
+struct Done {
+    digest: String,
+    path: PathBuf,
+    packages: usize,
+}
+
+fn begin(log: &mut BuildLog<'_>, state: &mut Progress, step: Step, what: &str) {
+    state.step = step;
+    log.event(BuildEvent::StepStarted {
+        build_id: log.build_id(),
+        step,
+    });
+    log.say(&format!("== {}: {what}", step.as_str()));
+}
+
+fn steps(
+    paths: &Paths,
+    stack: &Stack,
+    opts: &BuildOptions,
+    work: &Path,
+    log: &mut BuildLog<'_>,
+    state: &mut Progress,
+) -> Result<Done> {
+    let build_id = log.build_id();
+    begin(
+        log,
+        state,
+        Step::Prepare,
+        &format!("stack {} ({})", stack.name, stack.file.display()),
+    );
+    let arch = base::host_arch()?;
+
+    // 1. Base.
+    begin(log, state, Step::Base, "OS and system packages");
+    let t = Instant::now();
+    let key = base::key(stack, &arch);
+    state.base_key = Some(key.clone());
+    let base = base::ensure(paths, stack, &arch, opts.refresh_base, log)?;
+    state.base_cached = base.cached;
+    log.store().set_build_base(build_id, &key, base.cached)?;
+    log.event(BuildEvent::Base {
+        build_id,
+        key: key.clone(),
+        cached: base.cached,
+    });
+    log.say(&format!(
+        "base {} {} in {:.1} s",
+        &key[..12],
+        if base.cached {
+            "reused from the cache"
+        } else {
+            "built"
+        },
+        t.elapsed().as_secs_f64()
+    ));
+
+    // 2. App layer.
+    begin(log, state, Step::App, "app files and build script");
+    let t = Instant::now();
+    let upper = work.join("upper");
+    let overlay_work = work.join("overlay-work");
+    let merged = work.join("merged");
+    for d in [&upper, &overlay_work, &merged] {
+        std::fs::create_dir_all(d)?;
+    }
+    let files = app::stage_app(stack, &base.rootfs, &upper, work)?;
+    if let Some(a) = &stack.app {
+        log.say(&format!("copied {files} app file(s) to {}", a.dest));
+    }
+    app::install_scripts(stack, &base.rootfs, &upper)?;
+    if let Some(script) = &stack.scripts.build {
+        let script_path = work.join("build-script");
+        std::fs::write(&script_path, app::build_script_text(script))?;
+        log.say("running the build script in the sandbox");
+        let mut cmd = Command::new("bwrap");
+        cmd.arg("--bind")
+            .arg(&merged)
+            .arg("/")
+            .args([
+                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
+            ])
+            .args(["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"])
+            .arg("--ro-bind")
+            .arg(&script_path)
+            .arg("/tmp/drover-build")
+            .args([
+                "--unshare-pid",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--hostname",
+                "drover-build",
+            ])
+            .args(["--die-with-parent", "--new-session", "--clearenv"])
+            .args(["--setenv", "PATH", IMAGE_PATH_ENV])
+            .args(["--setenv", "HOME", "/root"])
+            .args(["--setenv", "LANG", "C.UTF-8"])
+            .args(["--setenv", "DEBIAN_FRONTEND", "noninteractive"]);
+        for (k, v) in &stack.env {
+            cmd.arg("--setenv").arg(k).arg(v);
+        }
+        cmd.args(["--chdir", "/", "/bin/sh", "-e", "/tmp/drover-build"]);
+        private_mounts(
+            &mut cmd,
+            Some((&base.rootfs, &upper, &overlay_work, &merged)),
+        )?;
+        let status = run_logged(cmd, log)?;
+        if !status.success() {
+            bail!(
+                "the build script failed ({status}); its last lines are above. \
+                 Fix [scripts].build in {}",
+                stack.file.display()
+            );
+        }
+    }
+    log.say(&format!(
+        "app layer staged in {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    // 3. Manifest.
+    begin(log, state, Step::Manifest, "reading the dpkg database");
+    let view = RootView::Overlay {
+        lower: base.rootfs.clone(),
+        upper: upper.clone(),
+    };
+    let components: Vec<Component> = manifest::capture(&view, &stack.base.sources())?;
+    log.say(&format!("{} installed package(s)", components.len()));
+
+    // 4. Image.
+    begin(log, state, Step::Image, "writing the OCI archive");
+    let t = Instant::now();
+    let app_layer = oci::write_layer(
+        &upper,
+        oci::LayerMode::OverlayUpper,
+        APP_LAYER_EXCLUDES,
+        &work.join("app-layer.tar.gz"),
+    )?;
+    log.say(&format!(
+        "app layer {} ({} bytes)",
+        app_layer.digest, app_layer.size
+    ));
+    let created = crate::store::now_rfc3339();
+    let spec = image_spec(stack, build_id, &key, &created, oci_arch(&arch));
+    let archive_tmp = work.join("image.oci.tar");
+    let info = oci::write_archive(&[base.layer.clone(), app_layer], &spec, &archive_tmp)?;
+    log.say(&format!(
+        "image {} ({} bytes) in {:.1} s",
+        info.digest,
+        info.size,
+        t.elapsed().as_secs_f64()
+    ));
+
+    // 5. Publish.
+    begin(log, state, Step::Publish, "publishing the image");
+    let dir = paths.images().join(&stack.name);
+    std::fs::create_dir_all(&dir)?;
+    let final_path = dir.join(format!("{build_id}.oci.tar"));
+    std::fs::rename(&archive_tmp, &final_path)
+        .with_context(|| format!("cannot publish {}", final_path.display()))?;
+    let path_text = final_path.display().to_string();
+    let stored = log.store().finish_build_success(
+        build_id,
+        &Success {
+            image_digest: &info.digest,
+            image_path: &path_text,
+            components: &components,
+        },
+    );
+    if let Err(e) = stored {
+        let _ = std::fs::remove_file(&final_path);
+        return Err(e.context("cannot record the finished build"));
+    }
+    log.say(&format!("published {path_text}"));
+    Ok(Done {
+        digest: info.digest,
+        path: final_path,
+        packages: components.len(),
+    })
+}
+
+/// The image config for a build: entrypoint, env (PATH + the stack's `[env]`; never
+/// secrets), exposed port, working dir and labels naming the stack, build and base key.
+pub fn image_spec(
+    stack: &Stack,
+    build_id: i64,
+    base_key: &str,
+    created: &str,
+    arch: &str,
+) -> oci::ImageSpec {
+    let mut env = vec![format!("PATH={IMAGE_PATH_ENV}")];
+    env.extend(stack.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let mut labels = BTreeMap::new();
+    labels.insert("org.opencontainers.image.title".into(), stack.name.clone());
+    if !stack.description.is_empty() {
+        labels.insert(
+            "org.opencontainers.image.description".into(),
+            stack.description.clone(),
+        );
+    }
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        created.to_string(),
+    );
+    labels.insert(
+        "org.opencontainers.image.version".into(),
+        format!("build-{build_id}"),
+    );
+    labels.insert("io.drover.stack".into(), stack.name.clone());
+    labels.insert("io.drover.build-id".into(), build_id.to_string());
+    labels.insert("io.drover.base-key".into(), base_key.to_string());
+    oci::ImageSpec {
+        entrypoint: vec![app::ENTRYPOINT_PATH.to_string()],
+        cmd: vec![],
+        env,
+        exposed_ports: stack.port.map(|p| format!("{p}/tcp")).into_iter().collect(),
+        working_dir: stack
+            .app
+            .as_ref()
+            .map(|a| a.dest.clone())
+            .unwrap_or_else(|| "/".into()),
+        labels,
+        created: created.to_string(),
+        ref_name: format!("drover/{}:build-{build_id}", stack.name),
+        architecture: arch.to_string(),
+    }
+}
+
+/// Find builds left `running` by a process that died (their lock is free or their
+/// directory is gone), mark them `interrupted`, and remove their temporary files and any
+/// half-published image. Also cleans stale base directories. Returns the ids marked.
+pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<Vec<i64>> {
+    let mut marked = Vec::new();
+    for id in store.running_builds()? {
+        let work = paths.builds().join(id.to_string());
+        let dead = match File::open(work.join("lock")) {
+            Ok(f) => f.try_lock().is_ok(),
+            Err(_) => true,
+        };
+        if !dead {
+            continue;
+        }
+        store.mark_interrupted(id)?;
+        let _ = std::fs::remove_dir_all(&work);
+        if let Some(b) = store.build(id)? {
+            let _ =
+                std::fs::remove_file(paths.images().join(&b.stack).join(format!("{id}.oci.tar")));
+        }
+        marked.push(id);
+    }
+    base::clean_stale(paths);
+    Ok(marked)
+}

@@ -1,1 +1,66 @@
-//! manifest
+//! The components manifest: what an image holds, with exact versions and origins.
+//!
+//! [`dpkg`] reads the dpkg database (`var/lib/dpkg/status` and `status.d/`), [`origin`]
+//! maps each installed (name, version, arch) to the apt source it came from using the apt
+//! lists left in the build tree, and [`rootfs`] reads a root filesystem that is either a
+//! plain directory or an overlayfs lower+upper pair (without mounting it).
+
+use serde::{Deserialize, Serialize};
+
+pub mod dpkg;
+pub mod origin;
+pub mod rootfs;
+
+/// One Debian binary package in an image (the `manifest --format json` shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    /// Binary package name.
+    pub name: String,
+    /// Exact installed version (Debian Policy §5.6.12).
+    pub version: String,
+    /// Debian architecture (`amd64`, `all`, …).
+    pub arch: String,
+    /// Source package name (the binary's own name when `Source:` is absent).
+    pub source: String,
+    /// Source version (from `Source: name (version)`, else the binary version).
+    pub source_version: String,
+    /// Suite it was installed from (`bookworm`, `bookworm-security`), empty when unknown.
+    pub suite: String,
+    /// Mirror URL it was installed from, or `local` when no apt list holds that version.
+    pub origin: String,
+    /// `Installed-Size` in KiB, when recorded.
+    pub installed_size_kib: Option<i64>,
+}
+
+/// Read the components manifest of a root filesystem: the installed dpkg packages with the
+/// origins found in its apt lists for `sources` (the first matching source wins).
+///
+/// Errors: an unreadable or malformed dpkg database (the file and package are named).
+pub fn capture(
+    root: &rootfs::RootView,
+    sources: &[crate::stack::AptSource],
+) -> anyhow::Result<Vec<Component>> {
+    let installed = dpkg::read_db(root)?;
+    let origins = origin::OriginIndex::from_lists(root, sources, &installed)?;
+    let mut out: Vec<Component> = installed
+        .into_iter()
+        .map(|p| {
+            let (suite, origin) = match origins.lookup(&p.name, &p.version, &p.arch) {
+                Some(o) => (o.suite.clone(), o.mirror.clone()),
+                None => (String::new(), "local".to_string()),
+            };
+            Component {
+                name: p.name,
+                version: p.version,
+                arch: p.arch,
+                source: p.source,
+                source_version: p.source_version,
+                suite,
+                origin,
+                installed_size_kib: p.installed_size_kib,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    Ok(out)
+}

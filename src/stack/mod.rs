@@ -10,7 +10,7 @@ use std::time::Duration;
 
 pub mod parse;
 
-pub use parse::{load_all, load_file, Diagnostic};
+pub use parse::{load_all, load_file, load_named, Diagnostic};
 
 /// A validated stack: one service, from its Debian base to its health check.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,1 +1,136 @@
-//! store
+//! The SQLite store (rusqlite, bundled): versioned migrations, WAL and a busy timeout so a
+//! CLI and a TUI can share one database. One module per aggregate: [`builds`] (builds and
+//! their log lines), [`manifests`] (components manifest entries), [`audit`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+pub mod audit;
+pub mod builds;
+pub mod manifests;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+/// Never edit a released migration: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: builds, log lines, manifest entries, audit.
+    r#"
+    CREATE TABLE builds (
+        id            INTEGER PRIMARY KEY,
+        stack         TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('running','succeeded','failed','interrupted')),
+        started_at    TEXT NOT NULL,
+        finished_at   TEXT,
+        base_key      TEXT,
+        base_cached   INTEGER,
+        image_digest  TEXT,
+        image_path    TEXT,
+        failed_step   TEXT,
+        error         TEXT,
+        pid           INTEGER NOT NULL
+    );
+    CREATE INDEX builds_by_stack ON builds (stack, id);
+    CREATE TABLE build_logs (
+        build_id  INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        seq       INTEGER NOT NULL,
+        ts        TEXT NOT NULL,
+        stream    TEXT NOT NULL,
+        line      TEXT NOT NULL,
+        PRIMARY KEY (build_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE manifest_entries (
+        build_id            INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        name                TEXT NOT NULL,
+        version             TEXT NOT NULL,
+        arch                TEXT NOT NULL,
+        source              TEXT NOT NULL,
+        source_version      TEXT NOT NULL,
+        suite               TEXT NOT NULL,
+        origin              TEXT NOT NULL,
+        installed_size_kib  INTEGER,
+        PRIMARY KEY (build_id, name, arch)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        who     TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        stack   TEXT,
+        detail  TEXT NOT NULL
+    );
+    "#,
+];
+
+/// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path` and apply pending migrations.
+    ///
+    /// Errors: the file cannot be opened, or it was written by a newer drover (its schema
+    /// version is above the ones this binary knows).
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.migrate().with_context(|| {
+            format!(
+                "cannot migrate the store {} to the current schema",
+                path.display()
+            )
+        })?;
+        Ok(store)
+    }
+
+    /// Open a private in-memory store (tests, benchmarks).
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if current > known {
+            anyhow::bail!(
+                "the store has schema version {current} but this drover knows only {known}; \
+                 use a newer drover or a different --state directory"
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The underlying connection, for the aggregate modules.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Mutable access for transactions.
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+/// Current time as RFC 3339 UTC with milliseconds, the format of every `*_at`/`ts` column.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

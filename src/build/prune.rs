@@ -1,0 +1,92 @@
+//! `drover prune`: keep the newest N images per stack, drop unused cached bases.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+
+use anyhow::Result;
+
+use crate::paths::Paths;
+use crate::store::Store;
+
+/// One image removed.
+#[derive(Debug, Clone)]
+pub struct RemovedImage {
+    /// Stack name.
+    pub stack: String,
+    /// Build id.
+    pub build_id: i64,
+    /// The archive path that was deleted.
+    pub image_path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// What [`prune`] did.
+#[derive(Debug, Clone, Default)]
+pub struct PruneReport {
+    /// Images removed (build rows, logs and manifests stay).
+    pub removed: Vec<RemovedImage>,
+    /// Base keys removed from the cache.
+    pub bases_removed: Vec<String>,
+    /// Bytes freed by removing bases (layer blobs; trees counted by their blobs' size).
+    pub base_bytes: u64,
+}
+
+/// Keep the newest `keep` images of every stack; delete older archives and forget their
+/// paths. Then delete cached bases that no kept image and no stack's newest build uses
+/// (skipping any base a running build holds locked).
+pub fn prune(paths: &Paths, store: &Store, keep: usize) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    let mut per_stack: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for b in store.builds_with_images()? {
+        per_stack.entry(b.stack.clone()).or_default().push(b);
+    }
+    let mut used_keys: HashSet<String> = HashSet::new();
+    for (stack, builds) in per_stack {
+        for (i, b) in builds.into_iter().enumerate() {
+            if i < keep {
+                used_keys.extend(b.base_key.clone());
+                continue;
+            }
+            let path = b.image_path.clone().unwrap_or_default();
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(anyhow::anyhow!("cannot remove {path}: {e}")),
+            }
+            store.clear_image_path(b.id)?;
+            report.removed.push(RemovedImage {
+                stack: stack.clone(),
+                build_id: b.id,
+                image_path: path,
+                bytes,
+            });
+        }
+    }
+    used_keys.extend(store.latest_base_keys()?);
+    if let Ok(rd) = std::fs::read_dir(paths.bases()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.ends_with(".lock") || used_keys.contains(&name) {
+                continue;
+            }
+            let lock_path = paths.bases().join(format!("{name}.lock"));
+            let Ok(lock) = File::create(&lock_path) else {
+                continue;
+            };
+            if lock.try_lock().is_err() {
+                continue;
+            }
+            let bytes = std::fs::metadata(e.path().join("layer.tar.gz"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if std::fs::remove_dir_all(e.path()).is_ok() {
+                let _ = std::fs::remove_file(&lock_path);
+                report.base_bytes += bytes;
+                report.bases_removed.push(name);
+            }
+        }
+    }
+    Ok(report)
+}

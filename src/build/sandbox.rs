@@ -1,0 +1,257 @@
+//! Running tools for a build: every child's output is streamed line by line into the build
+//! log, and children that touch a root filesystem run in a private mount namespace so a
+//! killed build never leaves mounts on the host.
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::jobs::{BuildEvent, Stream};
+use crate::store::builds::LogLine;
+use crate::store::{now_rfc3339, Store};
+
+/// Where a build's log lines go: the store (batched) and the progress observer.
+pub struct BuildLog<'a> {
+    store: &'a mut Store,
+    build_id: i64,
+    seq: i64,
+    pending: Vec<LogLine>,
+    last_flush: Instant,
+    observer: &'a mut dyn FnMut(&BuildEvent),
+}
+
+/// Batch size and age after which buffered log lines are written to the store.
+const FLUSH_LINES: usize = 256;
+const FLUSH_AGE: Duration = Duration::from_millis(250);
+
+impl<'a> BuildLog<'a> {
+    /// A log for `build_id` writing into `store` and reporting to `observer`.
+    pub fn new(
+        store: &'a mut Store,
+        build_id: i64,
+        observer: &'a mut dyn FnMut(&BuildEvent),
+    ) -> Self {
+        BuildLog {
+            store,
+            build_id,
+            seq: 0,
+            pending: Vec::new(),
+            last_flush: Instant::now(),
+            observer,
+        }
+    }
+
+    /// Record one line. Trailing `\r`/`\n` are removed; invalid UTF-8 is replaced.
+    pub fn line(&mut self, stream: Stream, text: &str) {
+        let text = text.trim_end_matches(['\n', '\r']).to_string();
+        let seq = self.seq;
+        self.seq += 1;
+        self.pending.push(LogLine {
+            seq,
+            ts: now_rfc3339(),
+            stream: stream.as_str().to_string(),
+            line: text.clone(),
+        });
+        if self.pending.len() >= FLUSH_LINES || self.last_flush.elapsed() >= FLUSH_AGE {
+            self.flush();
+        }
+        (self.observer)(&BuildEvent::Log {
+            build_id: self.build_id,
+            seq,
+            stream,
+            line: text,
+        });
+    }
+
+    /// A drover message (step headings, errors).
+    pub fn say(&mut self, text: &str) {
+        self.line(Stream::Drover, text);
+    }
+
+    /// Emit a non-log event.
+    pub fn event(&mut self, e: BuildEvent) {
+        (self.observer)(&e);
+    }
+
+    /// Write buffered lines to the store. A store error is reported on stderr once per
+    /// batch: losing log lines must not fail the build itself.
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append_logs(self.build_id, &self.pending) {
+            eprintln!("drover: cannot store build log lines: {e:#}");
+        }
+        self.pending.clear();
+        self.last_flush = Instant::now();
+    }
+
+    /// The store, for the pipeline's own writes.
+    pub fn store(&mut self) -> &mut Store {
+        self.flush();
+        self.store
+    }
+
+    /// The build id.
+    pub fn build_id(&self) -> i64 {
+        self.build_id
+    }
+}
+
+impl Drop for BuildLog<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Run `cmd` with stdin closed and stdout/stderr streamed into `log` line by line.
+/// Returns the exit status. Errors: the program cannot be started (names it and how to
+/// install it).
+pub fn run_logged(mut cmd: Command, log: &mut BuildLog<'_>) -> Result<ExitStatus> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "`{program}` is not installed; install it with `apt-get install {}`",
+                package_of(&program)
+            )
+        } else {
+            anyhow::anyhow!("cannot start `{program}`: {e}")
+        }
+    })?;
+    let (tx, rx) = mpsc::channel::<(Stream, String)>();
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(spawn_reader(out, Stream::Stdout, tx.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(spawn_reader(err, Stream::Stderr, tx.clone()));
+    }
+    drop(tx);
+    for (stream, line) in rx {
+        log.line(stream, &line);
+    }
+    for r in readers {
+        let _ = r.join();
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for `{program}`"))?;
+    log.flush();
+    Ok(status)
+}
+
+fn spawn_reader<R: Read + Send + 'static>(
+    r: R,
+    stream: Stream,
+    tx: mpsc::Sender<(Stream, String)>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(r);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    // Progress bars redraw with \r: keep the last segment.
+                    let text = String::from_utf8_lossy(&buf);
+                    let text = text.trim_end_matches(['\n', '\r']);
+                    let last = text.rsplit('\r').next().unwrap_or(text);
+                    if tx.send((stream, last.to_string())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn package_of(program: &str) -> &str {
+    match program {
+        "bwrap" => "bubblewrap",
+        "unshare" => "util-linux",
+        other => other,
+    }
+}
+
+/// Make `cmd` run in a private mount namespace (mounts it makes vanish with it) and die
+/// with drover (`PR_SET_PDEATHSIG`). If `overlay` is given, mount an overlayfs
+/// (`lower`, `upper`, `work`) at `merged` inside that namespace before exec.
+///
+/// Errors: paths that overlayfs options cannot express (containing `,`, `:` or `\`).
+pub fn private_mounts(
+    cmd: &mut Command,
+    overlay: Option<(&Path, &Path, &Path, &Path)>,
+) -> Result<()> {
+    let mount_args = match overlay {
+        None => None,
+        Some((lower, upper, work, merged)) => {
+            for p in [lower, upper, work, merged] {
+                let s = p.to_string_lossy();
+                if s.contains([',', ':', '\\']) {
+                    bail!(
+                        "path {} contains ',', ':' or '\\', which overlayfs cannot mount; \
+                         use a --state directory without them",
+                        p.display()
+                    );
+                }
+            }
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            Some((
+                CString::new(merged.to_string_lossy().as_bytes())?,
+                CString::new(opts)?,
+            ))
+        }
+    };
+    // SAFETY: the closure runs between fork and exec and only makes raw syscalls on
+    // pre-built C strings (async-signal-safe).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some((merged, opts)) = &mount_args {
+                if libc::mount(
+                    c"overlay".as_ptr(),
+                    merged.as_ptr(),
+                    c"overlay".as_ptr(),
+                    0,
+                    opts.as_ptr() as *const libc::c_void,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}

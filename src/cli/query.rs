@@ -1,0 +1,465 @@
+//! Read-mostly commands: `stacks`, `validate`, `builds`, `logs`, `manifest`, `prune`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::build::{load_stack, sanitize};
+use super::output::{age, print_json, short_digest, table};
+use super::{CliError, CliResult, Format};
+use crate::paths::Paths;
+use crate::stack::{self, Diagnostic};
+use crate::store::builds::{BuildRecord, BuildStatus};
+use crate::store::Store;
+
+fn open_store(paths: &Paths) -> Result<Store, CliError> {
+    paths.ensure_state()?;
+    let store = Store::open(&paths.database())?;
+    crate::build::recover_interrupted(paths, &store)?;
+    Ok(store)
+}
+
+/// One entry of `stacks --json`.
+#[derive(Debug, Serialize)]
+struct StackRow {
+    name: String,
+    description: String,
+    file: String,
+    suite: String,
+    packages: usize,
+    port: Option<u16>,
+    last_build: Option<BuildRecord>,
+}
+
+pub fn stacks(paths: &Paths, json: bool) -> CliResult {
+    let (stacks, diags) = stack::load_all(&paths.config);
+    let store = open_store(paths)?;
+    let mut rows = Vec::new();
+    for s in &stacks {
+        rows.push(StackRow {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            file: s.file.display().to_string(),
+            suite: s.base.suite.clone(),
+            packages: s.packages.len(),
+            port: s.port,
+            last_build: store.latest_build(&s.name)?,
+        });
+    }
+    if json {
+        print_json(&rows)?;
+    } else if rows.is_empty() && diags.is_empty() {
+        println!(
+            "no stacks in {}; add one as stacks/NAME.toml (see config/stacks/hello.toml)",
+            paths.stacks_dir().display()
+        );
+    } else {
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let (status, when, image) = match &r.last_build {
+                    None => ("never built".to_string(), String::new(), String::new()),
+                    Some(b) => (
+                        format!("#{} {}", b.id, b.status.as_str()),
+                        age(b.finished_at.as_deref().unwrap_or(&b.started_at)),
+                        b.image_digest
+                            .as_deref()
+                            .map(short_digest)
+                            .unwrap_or_default(),
+                    ),
+                };
+                vec![
+                    r.name.clone(),
+                    r.suite.clone(),
+                    status,
+                    when,
+                    image,
+                    r.description.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "STACK",
+                    "SUITE",
+                    "LAST BUILD",
+                    "AGE",
+                    "IMAGE",
+                    "DESCRIPTION"
+                ],
+                &cells
+            )
+        );
+    }
+    report_diagnostics(&diags)
+}
+
+fn report_diagnostics(diags: &[Diagnostic]) -> CliResult {
+    if diags.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::input(
+        diags
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ))
+}
+
+/// Result of `validate --json`.
+#[derive(Debug, Serialize)]
+struct ValidateRow {
+    file: String,
+    ok: bool,
+    errors: Vec<DiagJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct DiagJson {
+    line: usize,
+    col: usize,
+    message: String,
+    hint: Option<String>,
+}
+
+pub fn validate(paths: &Paths, files: &[PathBuf], json: bool) -> CliResult {
+    let mut targets: Vec<PathBuf> = files.to_vec();
+    let mut config_diags = Vec::new();
+    if targets.is_empty() {
+        if let Err(d) = crate::config::load(&paths.config_file()) {
+            config_diags = d;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(paths.stacks_dir())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        if found.is_empty() {
+            return Err(CliError::input(format!(
+                "no stack files in {}; pass files to check or set --config",
+                paths.stacks_dir().display()
+            )));
+        }
+        targets = found;
+    }
+    let mut rows = Vec::new();
+    let mut all: Vec<Diagnostic> = config_diags;
+    for f in &targets {
+        let res = stack::load_file(f, &paths.config);
+        let errors = res.as_ref().err().cloned().unwrap_or_default();
+        rows.push(ValidateRow {
+            file: f.display().to_string(),
+            ok: errors.is_empty(),
+            errors: errors
+                .iter()
+                .map(|d| DiagJson {
+                    line: d.line,
+                    col: d.col,
+                    message: d.message.clone(),
+                    hint: d.hint.clone(),
+                })
+                .collect(),
+        });
+        if errors.is_empty() && !json {
+            println!("ok  {}", f.display());
+        }
+        all.extend(errors);
+    }
+    if json {
+        print_json(&rows)?;
+        return if all.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::input(String::new()))
+        };
+    }
+    report_diagnostics(&all)
+}
+
+fn known_stack(paths: &Paths, store: &Store, name: &str) -> Result<(), CliError> {
+    // A stack whose file was removed still has history; only a name with neither is unknown.
+    if !store.builds(name)?.is_empty() {
+        return Ok(());
+    }
+    load_stack(paths, name).map(|_| ())
+}
+
+pub fn builds(paths: &Paths, name: &str, json: bool) -> CliResult {
+    let store = open_store(paths)?;
+    known_stack(paths, &store, name)?;
+    let rows = store.builds(name)?;
+    if json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        println!("{name} has no builds yet; run `drover build {name}`");
+        return Ok(());
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|b| {
+            let dur = match (
+                &b.finished_at,
+                chrono::DateTime::parse_from_rfc3339(&b.started_at),
+            ) {
+                (Some(f), Ok(s)) => chrono::DateTime::parse_from_rfc3339(f)
+                    .map(|f| format!("{:.1}s", (f - s).num_milliseconds() as f64 / 1000.0))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            vec![
+                b.id.to_string(),
+                b.status.as_str().to_string(),
+                age(&b.started_at),
+                dur,
+                match b.base_cached {
+                    Some(true) => "cached".into(),
+                    Some(false) => "built".into(),
+                    None => String::new(),
+                },
+                b.image_digest
+                    .as_deref()
+                    .map(short_digest)
+                    .unwrap_or_default(),
+                b.failed_step
+                    .as_ref()
+                    .map(|s| format!("{s}: {}", first_line(b.error.as_deref().unwrap_or(""))))
+                    .or_else(|| b.error.as_deref().map(first_line))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["BUILD", "STATUS", "AGE", "TIME", "BASE", "IMAGE", "ERROR"],
+            &cells
+        )
+    );
+    Ok(())
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or("");
+    if l.chars().count() > 80 {
+        format!("{}…", l.chars().take(79).collect::<String>())
+    } else {
+        l.to_string()
+    }
+}
+
+fn pick_build(
+    store: &Store,
+    name: &str,
+    id: Option<i64>,
+    succeeded: bool,
+) -> Result<BuildRecord, CliError> {
+    match id {
+        Some(id) => match store.build(id)? {
+            Some(b) if b.stack == name => Ok(b),
+            Some(b) => Err(CliError::input(format!(
+                "build {id} belongs to stack {}, not {name}",
+                b.stack
+            ))),
+            None => Err(CliError::input(format!(
+                "there is no build {id}; `drover builds {name}` lists them"
+            ))),
+        },
+        None => {
+            let b = if succeeded {
+                store.latest_succeeded(name)?
+            } else {
+                store.latest_build(name)?
+            };
+            b.ok_or_else(|| {
+                CliError::failed(format!(
+                    "{name} has no {}build yet; run `drover build {name}`",
+                    if succeeded { "succeeded " } else { "" }
+                ))
+            })
+        }
+    }
+}
+
+pub fn logs(paths: &Paths, name: &str, id: Option<i64>, json: bool) -> CliResult {
+    let store = open_store(paths)?;
+    known_stack(paths, &store, name)?;
+    let b = pick_build(&store, name, id, false)?;
+    let mut from = 0;
+    let mut all = Vec::new();
+    loop {
+        let chunk = store.logs(b.id, from, 10_000)?;
+        if chunk.is_empty() {
+            break;
+        }
+        from = chunk.last().map(|l| l.seq + 1).unwrap_or(from);
+        if json {
+            all.extend(chunk);
+        } else {
+            let mut out = String::new();
+            for l in chunk {
+                let ts = l.ts.get(11..23).unwrap_or(&l.ts);
+                out.push_str(&format!("{ts} {:<6} {}\n", l.stream, sanitize(&l.line)));
+            }
+            print!("{out}");
+        }
+    }
+    if json {
+        print_json(&all)?;
+    }
+    Ok(())
+}
+
+pub fn manifest(
+    paths: &Paths,
+    name: &str,
+    id: Option<i64>,
+    format: Format,
+    summary: bool,
+) -> CliResult {
+    let store = open_store(paths)?;
+    known_stack(paths, &store, name)?;
+    let b = pick_build(&store, name, id, true)?;
+    if b.status != BuildStatus::Succeeded {
+        return Err(CliError::failed(format!(
+            "build {} is {}, it has no manifest",
+            b.id,
+            b.status.as_str()
+        )));
+    }
+    let comps = store.manifest(b.id)?;
+    if summary {
+        let mut by_suite: BTreeMap<String, usize> = BTreeMap::new();
+        let sources: BTreeSet<&str> = comps.iter().map(|c| c.source.as_str()).collect();
+        let kib: i64 = comps.iter().filter_map(|c| c.installed_size_kib).sum();
+        for c in &comps {
+            let k = if c.suite.is_empty() {
+                c.origin.clone()
+            } else {
+                format!("{} ({})", c.suite, c.origin)
+            };
+            *by_suite.entry(k).or_default() += 1;
+        }
+        if format == Format::Json {
+            return print_json(&serde_json::json!({
+                "build_id": b.id,
+                "packages": comps.len(),
+                "source_packages": sources.len(),
+                "installed_size_kib": kib,
+                "by_origin": by_suite,
+            }));
+        }
+        println!(
+            "build {}: {} packages from {} source packages, {:.1} MiB installed",
+            b.id,
+            comps.len(),
+            sources.len(),
+            kib as f64 / 1024.0
+        );
+        for (k, n) in by_suite {
+            println!("  {n:>5}  {k}");
+        }
+        return Ok(());
+    }
+    if format == Format::Json {
+        return print_json(&comps);
+    }
+    let cells: Vec<Vec<String>> = comps
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.version.clone(),
+                c.arch.clone(),
+                if c.source_version == c.version {
+                    c.source.clone()
+                } else {
+                    format!("{} ({})", c.source, c.source_version)
+                },
+                if c.suite.is_empty() {
+                    c.origin.clone()
+                } else {
+                    c.suite.clone()
+                },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["PACKAGE", "VERSION", "ARCH", "SOURCE", "SUITE"], &cells)
+    );
+    println!("{} packages in build {} ({})", comps.len(), b.id, name);
+    Ok(())
+}
+
+/// One pruned image in `prune --json`.
+#[derive(Debug, Serialize)]
+struct Pruned {
+    stack: String,
+    build_id: i64,
+    image_path: String,
+    bytes: u64,
+}
+
+pub fn prune(paths: &Paths, keep: Option<usize>, json: bool) -> CliResult {
+    let cfg = crate::config::load(&paths.config_file()).map_err(|d| {
+        CliError::input(
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let keep = keep.unwrap_or(cfg.keep_images);
+    if keep == 0 {
+        return Err(CliError::input("--keep must be at least 1"));
+    }
+    let store = open_store(paths)?;
+    let report = crate::build::prune::prune(paths, &store, keep)?;
+    let rows: Vec<Pruned> = report
+        .removed
+        .iter()
+        .map(|r| Pruned {
+            stack: r.stack.clone(),
+            build_id: r.build_id,
+            image_path: r.image_path.clone(),
+            bytes: r.bytes,
+        })
+        .collect();
+    if json {
+        return print_json(&serde_json::json!({
+            "keep": keep,
+            "removed": rows,
+            "bases_removed": report.bases_removed,
+        }));
+    }
+    for r in &rows {
+        println!(
+            "removed {} build {} ({:.1} MiB)",
+            r.stack,
+            r.build_id,
+            r.bytes as f64 / 1048576.0
+        );
+    }
+    let total: u64 = rows.iter().map(|r| r.bytes).sum::<u64>() + report.base_bytes;
+    println!(
+        "kept the newest {keep} image(s) per stack; removed {} image(s) and {} unused base(s), {:.1} MiB freed",
+        rows.len(),
+        report.bases_removed.len(),
+        total as f64 / 1048576.0
+    );
+    store.audit(
+        "prune",
+        None,
+        &format!("keep {keep}: removed {} images", rows.len()),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Builds and their log lines.
+
+use anyhow::{Context, Result};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{now_rfc3339, Store};
+use crate::manifest::Component;
+
+/// Lifecycle of a build row: `running` → `succeeded` | `failed` | `interrupted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    /// In progress (or its process died; see [`Store::running_builds`]).
+    Running,
+    /// Produced an image and a manifest.
+    Succeeded,
+    /// A step failed; the log and error are kept, there is no image.
+    Failed,
+    /// The process running it was killed; found and marked at the next start.
+    Interrupted,
+}
+
+impl BuildStatus {
+    /// The word stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Running => "running",
+            BuildStatus::Succeeded => "succeeded",
+            BuildStatus::Failed => "failed",
+            BuildStatus::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(s: &str) -> BuildStatus {
+        match s {
+            "succeeded" => BuildStatus::Succeeded,
+            "failed" => BuildStatus::Failed,
+            "interrupted" => BuildStatus::Interrupted,
+            _ => BuildStatus::Running,
+        }
+    }
+}
+
+/// One row of `builds` (the `builds --json` shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildRecord {
+    /// Build id, increasing across all stacks.
+    pub id: i64,
+    /// Stack name.
+    pub stack: String,
+    /// Status.
+    pub status: BuildStatus,
+    /// RFC 3339 UTC start time.
+    pub started_at: String,
+    /// RFC 3339 UTC end time, null while running.
+    pub finished_at: Option<String>,
+    /// Base-layer cache key (hex SHA-256), once computed.
+    pub base_key: Option<String>,
+    /// Whether the base came from the cache.
+    pub base_cached: Option<bool>,
+    /// `sha256:…` manifest digest of the image (succeeded builds only).
+    pub image_digest: Option<String>,
+    /// Path of the OCI archive; null for failed builds and pruned images.
+    pub image_path: Option<String>,
+    /// The step that failed (`base`, `app`, `image`, `manifest`, `publish`).
+    pub failed_step: Option<String>,
+    /// Error text of a failed or interrupted build.
+    pub error: Option<String>,
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// Sequence number within the build, from 0.
+    pub seq: i64,
+    /// RFC 3339 UTC timestamp.
+    pub ts: String,
+    /// `stdout`, `stderr` or `drover` (drover's own step messages).
+    pub stream: String,
+    /// The line, without its newline, as lossy UTF-8.
+    pub line: String,
+}
+
+const COLUMNS: &str = "id, stack, status, started_at, finished_at, base_key, base_cached, \
+                       image_digest, image_path, failed_step, error";
+
+fn record(r: &Row<'_>) -> rusqlite::Result<BuildRecord> {
+    Ok(BuildRecord {
+        id: r.get(0)?,
+        stack: r.get(1)?,
+        status: BuildStatus::parse(&r.get::<_, String>(2)?),
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
+        base_key: r.get(5)?,
+        base_cached: r.get(6)?,
+        image_digest: r.get(7)?,
+        image_path: r.get(8)?,
+        failed_step: r.get(9)?,
+        error: r.get(10)?,
+    })
+}
+
+/// Everything written when a build succeeds, in one transaction.
+pub struct Success<'a> {
+    /// `sha256:…` image digest.
+    pub image_digest: &'a str,
+    /// Published archive path.
+    pub image_path: &'a str,
+    /// The components manifest.
+    pub components: &'a [Component],
+}
+
+impl Store {
+    /// Insert a `running` build for `stack`, owned by process `pid`. Returns its id.
+    pub fn create_build(&self, stack: &str, pid: u32) -> Result<i64> {
+        self.conn().execute(
+            "INSERT INTO builds (stack, status, started_at, pid) VALUES (?1, 'running', ?2, ?3)",
+            params![stack, now_rfc3339(), pid],
+        )?;
+        Ok(self.conn().last_insert_rowid())
+    }
+
+    /// Record the base key and whether the cache was hit.
+    pub fn set_build_base(&self, id: i64, base_key: &str, cached: bool) -> Result<()> {
+        self.conn().execute(
+            "UPDATE builds SET base_key = ?2, base_cached = ?3 WHERE id = ?1",
+            params![id, base_key, cached],
+        )?;
+        Ok(())
+    }
+
+    /// Append log lines (one transaction; `seq` must continue the build's sequence).
+    pub fn append_logs(&mut self, build_id: i64, lines: &[LogLine]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn_mut().transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO build_logs (build_id, seq, ts, stream, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for l in lines {
+                st.execute(params![build_id, l.seq, l.ts, l.stream, l.line])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Mark a build succeeded and store its manifest, atomically.
+    pub fn finish_build_success(&mut self, id: i64, s: &Success<'_>) -> Result<()> {
+        let tx = self.conn_mut().transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO manifest_entries (build_id, name, version, arch, source, source_version, \
+                 suite, origin, installed_size_kib) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for c in s.components {
+                st.execute(params![
+                    id,
+                    c.name,
+                    c.version,
+                    c.arch,
+                    c.source,
+                    c.source_version,
+                    c.suite,
+                    c.origin,
+                    c.installed_size_kib
+                ])
+                .with_context(|| format!("cannot store manifest entry {}:{}", c.name, c.arch))?;
+            }
+            tx.execute(
+                "UPDATE builds SET status = 'succeeded', finished_at = ?2, image_digest = ?3, \
+                 image_path = ?4 WHERE id = ?1",
+                params![id, now_rfc3339(), s.image_digest, s.image_path],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Mark a build failed at `step` with `error`. No image, no manifest.
+    pub fn finish_build_failure(&self, id: i64, step: &str, error: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE builds SET status = 'failed', finished_at = ?2, failed_step = ?3, error = ?4 \
+             WHERE id = ?1",
+            params![id, now_rfc3339(), step, error],
+        )?;
+        Ok(())
+    }
+
+    /// Mark a build whose process died as `interrupted`.
+    pub fn mark_interrupted(&self, id: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE builds SET status = 'interrupted', finished_at = ?2, \
+             error = 'the build process stopped before finishing (killed or crashed)' \
+             WHERE id = ?1 AND status = 'running'",
+            params![id, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Ids of builds still marked `running`.
+    pub fn running_builds(&self) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn()
+            .prepare("SELECT id FROM builds WHERE status = 'running' ORDER BY id")?;
+        let ids = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    /// One build by id.
+    pub fn build(&self, id: i64) -> Result<Option<BuildRecord>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM builds WHERE id = ?1"),
+                [id],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// Builds of `stack`, newest first.
+    pub fn builds(&self, stack: &str) -> Result<Vec<BuildRecord>> {
+        let mut st = self.conn().prepare(&format!(
+            "SELECT {COLUMNS} FROM builds WHERE stack = ?1 ORDER BY id DESC"
+        ))?;
+        let rows = st
+            .query_map([stack], record)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The newest build of `stack` (any status).
+    pub fn latest_build(&self, stack: &str) -> Result<Option<BuildRecord>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM builds WHERE stack = ?1 ORDER BY id DESC LIMIT 1"),
+                [stack],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// The newest succeeded build of `stack`.
+    pub fn latest_succeeded(&self, stack: &str) -> Result<Option<BuildRecord>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM builds WHERE stack = ?1 AND status = 'succeeded' \
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                [stack],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// Builds that still have an image, newest first.
+    pub fn builds_with_images(&self) -> Result<Vec<BuildRecord>> {
+        let mut st = self.conn().prepare(&format!(
+            "SELECT {COLUMNS} FROM builds WHERE image_path IS NOT NULL ORDER BY id DESC"
+        ))?;
+        let rows = st
+            .query_map([], record)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The base key of each stack's newest build that has one.
+    pub fn latest_base_keys(&self) -> Result<Vec<String>> {
+        let mut st = self.conn().prepare(
+            "SELECT base_key FROM builds b WHERE base_key IS NOT NULL AND id = \
+             (SELECT MAX(id) FROM builds c WHERE c.stack = b.stack AND c.base_key IS NOT NULL)",
+        )?;
+        let rows = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
+    }
+
+    /// Forget a pruned image's path (the build row, log and manifest stay).
+    pub fn clear_image_path(&self, id: i64) -> Result<()> {
+        self.conn()
+            .execute("UPDATE builds SET image_path = NULL WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Log lines of a build with `seq >= from`, at most `limit`, in order.
+    pub fn logs(&self, build_id: i64, from: i64, limit: i64) -> Result<Vec<LogLine>> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT seq, ts, stream, line FROM build_logs WHERE build_id = ?1 AND seq >= ?2 \
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = st
+            .query_map(params![build_id, from, limit], |r| {
+                Ok(LogLine {
+                    seq: r.get(0)?,
+                    ts: r.get(1)?,
+                    stream: r.get(2)?,
+                    line: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Number of log lines of a build.
+    pub fn log_len(&self, build_id: i64) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "SELECT COUNT(*) FROM build_logs WHERE build_id = ?1",
+            [build_id],
+            |r| r.get(0),
+        )?)
+    }
+}

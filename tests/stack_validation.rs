@@ -1,0 +1,854 @@
+//! Stack-file parsing and validation: the demo stack, valid variants, and one fixture per
+//! kind of error, each checked for its exact `LINE:COL` and message.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use drover::stack::parse::parse_stack;
+use drover::stack::{
+    load_all, load_file, load_named, App, AppSource, AptSource, Data, Diagnostic, Distro, Health,
+};
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    manifest_dir().join("tests/fixtures/stacks")
+}
+
+fn invalid_dir() -> PathBuf {
+    fixtures().join("invalid")
+}
+
+fn valid_dir() -> PathBuf {
+    fixtures().join("valid")
+}
+
+fn src(mirror: &str, suite: &str, components: &[&str]) -> AptSource {
+    AptSource {
+        mirror: mirror.to_string(),
+        suite: suite.to_string(),
+        components: components.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn load_valid(name: &str) -> drover::stack::Stack {
+    let dir = valid_dir();
+    let path = dir.join("stacks").join(format!("{name}.toml"));
+    load_file(&path, &dir).unwrap_or_else(|d| panic!("{name} should be valid: {d:#?}"))
+}
+
+/// Diagnostics of `invalid/NAME.toml`, loaded with `invalid/` as the config dir.
+fn invalid(name: &str) -> Vec<Diagnostic> {
+    let dir = invalid_dir();
+    let path = dir.join(format!("{name}.toml"));
+    match load_file(&path, &dir) {
+        Ok(s) => panic!("{name} should be invalid, parsed as {s:#?}"),
+        Err(d) => {
+            assert!(!d.is_empty(), "{name}: Err without diagnostics");
+            for diag in &d {
+                assert_eq!(diag.file, path, "{name}: diagnostic names the wrong file");
+                let hint = diag.hint.as_deref().unwrap_or("");
+                assert!(!hint.is_empty(), "{name}: diagnostic without hint: {diag}");
+            }
+            d
+        }
+    }
+}
+
+/// Exactly one diagnostic, at `line:col`, with exactly `message`.
+fn assert_single(name: &str, line: usize, col: usize, message: &str) {
+    let d = invalid(name);
+    assert_eq!(d.len(), 1, "{name}: expected one diagnostic, got {d:#?}");
+    assert_eq!(
+        (d[0].line, d[0].col, d[0].message.as_str()),
+        (line, col, message),
+        "{name}: {}",
+        d[0]
+    );
+}
+
+/// Exactly one diagnostic, at `line:col`, whose message contains `needle`.
+fn assert_single_contains(name: &str, line: usize, col: usize, needle: &str) {
+    let d = invalid(name);
+    assert_eq!(d.len(), 1, "{name}: expected one diagnostic, got {d:#?}");
+    assert_eq!((d[0].line, d[0].col), (line, col), "{name}: {}", d[0]);
+    assert!(
+        d[0].message.contains(needle),
+        "{name}: `{}` lacks `{needle}`",
+        d[0].message
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo stack.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn demo_stack_parses() {
+    let config = manifest_dir().join("config");
+    let path = config.join("stacks/hello.toml");
+    let s = load_file(&path, &config).unwrap_or_else(|d| panic!("hello.toml: {d:#?}"));
+
+    assert_eq!(s.name, "hello");
+    assert_eq!(s.description, "Demo greeting service on python3-minimal");
+    assert_eq!(s.packages, strings(&["python3-minimal", "ca-certificates"]));
+    assert_eq!(s.port, Some(8080));
+    assert_eq!(s.secrets, strings(&["HELLO_TOKEN"]));
+    assert_eq!(s.file, path);
+
+    assert_eq!(s.base.distro, Distro::Debian);
+    assert_eq!(s.base.suite, "bookworm");
+    assert_eq!(s.base.mirror, "http://deb.debian.org/debian");
+    assert_eq!(s.base.components, strings(&["main"]));
+    assert_eq!(s.base.variant, "apt");
+    assert!(s.base.extra_suites.is_empty());
+    assert_eq!(
+        s.base.sources(),
+        vec![src("http://deb.debian.org/debian", "bookworm", &["main"])]
+    );
+
+    let app_dir = fs::canonicalize(manifest_dir().join("assets/demo/hello")).expect("demo app");
+    assert_eq!(
+        s.app,
+        Some(App {
+            source: AppSource::Dir(app_dir),
+            dest: "/opt/app".into()
+        })
+    );
+
+    let build = s.scripts.build.as_deref().expect("build script");
+    assert!(
+        build.contains("python3 -m py_compile /opt/app/server.py"),
+        "{build}"
+    );
+    let boot = s.scripts.boot.as_deref().expect("boot script");
+    assert!(boot.contains("mkdir -p /var/lib/hello"), "{boot}");
+    assert_eq!(
+        s.scripts.run.as_deref(),
+        Some("exec python3 /opt/app/server.py")
+    );
+
+    let env: BTreeMap<String, String> = [("GREETING".to_string(), "hello".to_string())].into();
+    assert_eq!(s.env, env);
+    assert_eq!(
+        s.health,
+        Health {
+            path: "/up".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+        }
+    );
+    assert_eq!(
+        s.data,
+        Some(Data {
+            path: "/var/lib/hello".into()
+        })
+    );
+    assert_eq!(
+        s.track.apt,
+        vec![
+            src(
+                "http://deb.debian.org/debian-security",
+                "bookworm-security",
+                &["main"]
+            ),
+            src(
+                "http://deb.debian.org/debian",
+                "bookworm-updates",
+                &["main"]
+            ),
+        ]
+    );
+    assert!(s.track.registries.is_empty());
+}
+
+#[test]
+fn demo_stack_by_name() {
+    let config = manifest_dir().join("config");
+    let s = load_named(&config, "hello").unwrap_or_else(|d| panic!("hello: {d:#?}"));
+    assert_eq!(s.name, "hello");
+
+    let d = load_named(&config, "nope").expect_err("unknown stack");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].message, "unknown stack `nope`");
+    let hint = d[0].hint.as_deref().unwrap_or("");
+    assert!(
+        hint.starts_with("available stacks: ") && hint.contains("hello"),
+        "{hint}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Valid variants.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn minimal_stack_gets_defaults() {
+    let s = load_valid("minimal");
+    assert_eq!(s.name, "minimal");
+    assert_eq!(s.description, "");
+    assert!(s.packages.is_empty());
+    assert_eq!(s.port, None);
+    assert!(s.secrets.is_empty());
+    // Trailing slash stripped, default components and variant.
+    assert_eq!(s.base.mirror, "http://deb.debian.org/debian");
+    assert_eq!(s.base.components, strings(&["main"]));
+    assert_eq!(s.base.variant, "apt");
+    assert!(s.base.extra_suites.is_empty());
+    assert_eq!(s.app, None);
+    assert_eq!(s.scripts, Default::default());
+    assert!(s.env.is_empty());
+    assert_eq!(s.health, Health::default());
+    assert_eq!(s.health.path, "/up");
+    assert_eq!(s.health.interval, Duration::from_secs(1));
+    assert_eq!(s.health.timeout, Duration::from_secs(5));
+    assert_eq!(s.data, None);
+    // Default tracking: SUITE-security on debian-security, SUITE-updates on the base mirror.
+    assert_eq!(
+        s.track.apt,
+        vec![
+            src(
+                "http://deb.debian.org/debian-security",
+                "trixie-security",
+                &["main"]
+            ),
+            src("http://deb.debian.org/debian", "trixie-updates", &["main"]),
+        ]
+    );
+    assert!(s.track.registries.is_empty());
+}
+
+#[test]
+fn url_app_stack() {
+    let s = load_valid("url-app");
+    assert_eq!(s.description, "App downloaded from a URL");
+    assert_eq!(s.packages, strings(&["nodejs", "libstdc++6", "g++"]));
+    assert_eq!(s.port, Some(3000));
+    assert_eq!(s.secrets, strings(&["DB_PASSWORD", "_INTERNAL"]));
+    assert_eq!(s.base.mirror, "https://deb.debian.org/debian");
+    assert_eq!(s.base.components, strings(&["main", "contrib"]));
+    assert_eq!(s.base.variant, "minbase");
+    assert_eq!(
+        s.base.extra_suites,
+        vec![src(
+            "http://deb.debian.org/debian",
+            "bookworm-backports",
+            &["main"]
+        )]
+    );
+    assert_eq!(s.base.sources().len(), 2);
+    assert_eq!(
+        s.app,
+        Some(App {
+            source: AppSource::Url {
+                url: "https://example.org/releases/app-1.2.3.tar.gz".into(),
+                // Normalised to lowercase.
+                sha256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+            },
+            dest: "/srv/app".into(),
+        })
+    );
+    assert_eq!(
+        s.env.get("NODE_ENV").map(String::as_str),
+        Some("production")
+    );
+    assert_eq!(s.health.path, "/healthz");
+    assert_eq!(s.health.interval, Duration::from_millis(500));
+    assert_eq!(s.health.timeout, Duration::from_secs(150));
+    assert_eq!(s.track.registries, strings(&["npm", "pypi"]));
+    // [track] present without `apt`: the default apt tracking, on the https mirror.
+    assert_eq!(
+        s.track.apt,
+        vec![
+            src(
+                "https://deb.debian.org/debian-security",
+                "bookworm-security",
+                &["main", "contrib"]
+            ),
+            src(
+                "https://deb.debian.org/debian",
+                "bookworm-updates",
+                &["main", "contrib"]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn scripts_from_files_and_app_dir() {
+    let s = load_valid("script-file");
+    let app_dir = fs::canonicalize(valid_dir().join("app")).expect("fixture app dir");
+    assert_eq!(
+        s.app,
+        Some(App {
+            source: AppSource::Dir(app_dir),
+            dest: "/opt/app".into()
+        })
+    );
+    assert_eq!(s.scripts.build.as_deref(), Some("set -eu\necho building\n"));
+    assert_eq!(s.scripts.boot.as_deref(), Some("mkdir -p /var/lib/web"));
+    assert_eq!(
+        s.scripts.run.as_deref(),
+        Some("exec python3 -m http.server 8000\n")
+    );
+    assert_eq!(
+        s.data,
+        Some(Data {
+            path: "/var/lib/web".into()
+        })
+    );
+    assert_eq!(s.base.mirror, "https://mirror.example.org/debian-archive");
+    // The base mirror does not end in /debian: security comes from deb.debian.org.
+    assert_eq!(
+        s.track.apt,
+        vec![
+            src(
+                "http://deb.debian.org/debian-security",
+                "bookworm-security",
+                &["main"]
+            ),
+            src(
+                "https://mirror.example.org/debian-archive",
+                "bookworm-updates",
+                &["main"]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn explicit_empty_apt_tracking() {
+    let s = load_valid("no-tracking");
+    assert!(s.track.apt.is_empty());
+}
+
+#[test]
+fn load_all_sorted() {
+    let (stacks, diags) = load_all(&valid_dir());
+    assert!(diags.is_empty(), "{diags:#?}");
+    let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["minimal", "no-tracking", "script-file", "url-app"]);
+}
+
+#[test]
+fn load_all_reports_invalid_and_skips_others() {
+    let dir = fixtures().join("mixed");
+    let (stacks, diags) = load_all(&dir);
+    let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+    // README.md and the hidden .editor-backup.toml are not loaded.
+    assert_eq!(names, ["alpha", "zeta"]);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert_eq!(diags[0].file, dir.join("stacks/broken.toml"));
+    assert_eq!((diags[0].line, diags[0].col), (2, 8));
+    assert_eq!(diags[0].message, "port 0 is out of range (1-65535)");
+}
+
+#[test]
+fn load_all_without_stacks_dir() {
+    let (stacks, diags) = load_all(&fixtures().join("no-such-config-dir"));
+    assert!(stacks.is_empty());
+    assert!(diags.is_empty());
+}
+
+#[test]
+fn load_named_variants() {
+    let dir = valid_dir();
+    assert_eq!(
+        load_named(&dir, "url-app").map(|s| s.name),
+        Ok("url-app".to_string())
+    );
+
+    let d = load_named(&dir, "nope").expect_err("unknown");
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].line, d[0].col), (1, 1));
+    assert_eq!(d[0].message, "unknown stack `nope`");
+    assert_eq!(
+        d[0].hint.as_deref(),
+        Some("available stacks: minimal, no-tracking, script-file, url-app")
+    );
+
+    // Not a stack name: never used as a path.
+    let d = load_named(&dir, "../valid/stacks/minimal").expect_err("not a name");
+    assert_eq!(d[0].message, "unknown stack `../valid/stacks/minimal`");
+
+    let d = load_named(&fixtures().join("no-such-config-dir"), "web").expect_err("no stacks");
+    let hint = d[0].hint.as_deref().unwrap_or("");
+    assert!(hint.starts_with("no stacks are defined yet"), "{hint}");
+
+    // Errors of the named file are passed through.
+    let d = load_named(&fixtures().join("mixed"), "broken").expect_err("invalid");
+    assert_eq!(d[0].message, "port 0 is out of range (1-65535)");
+}
+
+#[test]
+fn unreadable_file() {
+    let dir = invalid_dir();
+    let path = dir.join("does-not-exist.toml");
+    let d = load_file(&path, &dir).expect_err("missing file");
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].line, d[0].col), (1, 1));
+    assert!(
+        d[0].message.starts_with("cannot read stack file: "),
+        "{}",
+        d[0].message
+    );
+    assert_eq!(d[0].file, path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invalid files: one fixture per error.
+// ---------------------------------------------------------------------------------------------
+
+const PACKAGE_RULE: &str = "(Debian Policy §5.6.1: lowercase letters, digits, '+', '-', '.'; \
+                            at least 2 characters; starting with a letter or digit)";
+
+macro_rules! invalid_exact {
+    ($test:ident, $file:literal, $line:literal, $col:literal, $message:expr) => {
+        #[test]
+        fn $test() {
+            assert_single($file, $line, $col, &$message);
+        }
+    };
+}
+
+macro_rules! invalid_contains {
+    ($test:ident, $file:literal, $line:literal, $col:literal, $needle:expr) => {
+        #[test]
+        fn $test() {
+            assert_single_contains($file, $line, $col, &$needle);
+        }
+    };
+}
+
+invalid_exact!(
+    unknown_top_level_key,
+    "unknown-top-key",
+    2,
+    1,
+    "unknown top-level key `colour`"
+);
+invalid_exact!(
+    unknown_base_key,
+    "unknown-base-key",
+    7,
+    1,
+    "unknown key `codename` in [base]"
+);
+invalid_exact!(
+    port_wrong_type,
+    "port-string",
+    2,
+    8,
+    "`port` must be an integer, got string"
+);
+invalid_exact!(
+    port_out_of_range,
+    "port-range",
+    2,
+    8,
+    "port 70000 is out of range (1-65535)"
+);
+invalid_exact!(missing_base, "missing-base", 1, 1, "missing table [base]");
+invalid_exact!(
+    missing_suite,
+    "missing-suite",
+    3,
+    1,
+    "missing field `suite` in [base]"
+);
+invalid_exact!(missing_name, "missing-name", 1, 1, "missing field `name`");
+invalid_exact!(
+    unknown_distro,
+    "unknown-distro",
+    4,
+    10,
+    "unknown distro `ubuntu`"
+);
+invalid_exact!(
+    package_uppercase,
+    "package-uppercase",
+    2,
+    21,
+    format!("invalid Debian package name `Python3` {PACKAGE_RULE}")
+);
+invalid_exact!(
+    package_one_char,
+    "package-one-char",
+    2,
+    13,
+    format!("invalid Debian package name `x` {PACKAGE_RULE}")
+);
+invalid_exact!(
+    package_duplicate,
+    "package-duplicate",
+    2,
+    27,
+    "duplicate package `curl` (already listed at 2:13)"
+);
+invalid_exact!(
+    sha256_wrong_length,
+    "sha256-length",
+    10,
+    10,
+    "sha256 must be 64 hexadecimal characters, got 12"
+);
+invalid_exact!(
+    sha256_not_hex,
+    "sha256-nonhex",
+    10,
+    10,
+    "sha256 contains the non-hexadecimal character `z`"
+);
+invalid_exact!(
+    url_without_sha256,
+    "url-without-sha256",
+    9,
+    7,
+    "`url` in [app] needs a `sha256` checksum"
+);
+invalid_exact!(
+    sha256_without_url,
+    "sha256-without-url",
+    10,
+    10,
+    "`sha256` without `url` in [app]"
+);
+invalid_exact!(
+    path_and_url,
+    "path-and-url",
+    10,
+    7,
+    "`path` and `url` are mutually exclusive in [app]"
+);
+invalid_exact!(
+    app_dest_relative,
+    "app-dest-relative",
+    10,
+    8,
+    "app dest `opt/app` must be an absolute path"
+);
+invalid_exact!(
+    name_mismatch,
+    "name-mismatch",
+    1,
+    8,
+    "stack name `something-else` does not match the file name `name-mismatch.toml`"
+);
+invalid_exact!(
+    bad_stack_name,
+    "bad_name",
+    1,
+    8,
+    "invalid stack name `bad_name`"
+);
+invalid_contains!(
+    bad_health_duration,
+    "health-duration",
+    10,
+    12,
+    "invalid duration `fast` for `interval` in [health]: "
+);
+invalid_exact!(
+    health_path_relative,
+    "health-path-relative",
+    9,
+    8,
+    "health path `up` must start with '/'"
+);
+invalid_exact!(
+    env_key_is_secret,
+    "env-secret",
+    11,
+    1,
+    "`API_TOKEN` is listed in `secrets` and must not have a value in [env]"
+);
+invalid_exact!(
+    env_bad_key,
+    "env-bad-key",
+    9,
+    1,
+    "invalid environment variable name `greeting` in [env]"
+);
+invalid_exact!(
+    env_wrong_type,
+    "env-wrong-type",
+    9,
+    11,
+    "`WORKERS` in [env] must be a string, got integer"
+);
+invalid_exact!(
+    secret_bad_name,
+    "secret-bad-name",
+    2,
+    12,
+    "invalid secret name `api-token`"
+);
+invalid_exact!(
+    data_relative,
+    "data-relative",
+    9,
+    8,
+    "data path `var/lib/data` must be an absolute path"
+);
+invalid_exact!(
+    toml_syntax_error,
+    "syntax-error",
+    3,
+    6,
+    "TOML syntax error: unclosed table, expected `]`"
+);
+invalid_exact!(
+    unknown_variant,
+    "unknown-variant",
+    7,
+    11,
+    "unknown mmdebstrap variant `tiny`"
+);
+invalid_exact!(
+    unknown_registry,
+    "unknown-registry",
+    9,
+    23,
+    "unknown registry `cpan`"
+);
+invalid_exact!(
+    mirror_not_url,
+    "mirror-not-url",
+    6,
+    10,
+    "mirror `deb.debian.org/debian` is not an http:// or https:// URL"
+);
+invalid_exact!(
+    extra_suite_missing_suite,
+    "extra-suite-missing-suite",
+    7,
+    17,
+    "missing field `suite` in base.extra_suites[0]"
+);
+invalid_exact!(
+    base_not_table,
+    "base-not-table",
+    2,
+    8,
+    "`base` must be a table, got string"
+);
+invalid_contains!(
+    script_file_missing,
+    "script-file-missing",
+    9,
+    16,
+    "script file `scripts/missing.sh` cannot be read: "
+);
+invalid_exact!(
+    script_wrong_type,
+    "script-wrong-type",
+    9,
+    7,
+    "`run` in [scripts] must be a string (the script) or a table `{ file = \"...\" }`, got integer"
+);
+invalid_exact!(
+    track_apt_unknown_key,
+    "track-apt-unknown-key",
+    9,
+    79,
+    "unknown key `component` in track.apt[0]"
+);
+
+#[test]
+fn app_path_missing() {
+    let resolved = fs::canonicalize(fixtures()).expect("fixtures").join("nope");
+    let message = format!(
+        "app path `../nope` does not exist (resolved to {})",
+        resolved.display()
+    );
+    assert_single("app-path-missing", 9, 8, &message);
+}
+
+#[test]
+fn app_path_not_a_directory() {
+    let resolved = fs::canonicalize(invalid_dir().join("files/not-a-dir.txt")).expect("fixture");
+    let message = format!(
+        "app path `files/not-a-dir.txt` is not a directory (resolved to {})",
+        resolved.display()
+    );
+    assert_single("app-path-not-dir", 9, 8, &message);
+}
+
+#[test]
+fn unknown_key_hints() {
+    let d = invalid("unknown-base-key");
+    assert_eq!(
+        d[0].hint.as_deref(),
+        Some("expected one of: distro, suite, mirror, components, variant, extra_suites")
+    );
+    let d = invalid("track-apt-unknown-key");
+    assert_eq!(
+        d[0].hint.as_deref(),
+        Some("did you mean `components`? expected one of: mirror, suite, components")
+    );
+    let d = invalid("unknown-distro");
+    assert_eq!(d[0].hint.as_deref(), Some("supported distros: debian"));
+}
+
+#[test]
+fn multiple_errors_are_all_reported() {
+    let d = invalid("multiple-errors");
+    let got: Vec<(usize, usize, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.message.as_str()))
+        .collect();
+    let curl = format!("invalid Debian package name `Curl` {PACKAGE_RULE}");
+    let x = format!("invalid Debian package name `x` {PACKAGE_RULE}");
+    assert_eq!(got.len(), 6, "{d:#?}");
+    assert_eq!(got[0], (2, 13, curl.as_str()));
+    assert_eq!(got[1], (2, 21, x.as_str()));
+    assert_eq!(got[2], (3, 8, "port 0 is out of range (1-65535)"));
+    assert_eq!(got[3], (5, 1, "missing field `suite` in [base]"));
+    assert_eq!(got[4], (6, 10, "unknown distro `ubuntu`"));
+    assert_eq!((got[5].0, got[5].1), (10, 11));
+    assert!(got[5]
+        .2
+        .starts_with("invalid duration `soon` for `timeout` in [health]"));
+}
+
+#[test]
+fn every_invalid_fixture_is_rejected_with_hints() {
+    let mut count = 0;
+    for entry in fs::read_dir(invalid_dir()).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("utf-8 name");
+            invalid(stem);
+            count += 1;
+        }
+    }
+    assert!(count >= 18, "only {count} invalid fixtures");
+}
+
+#[test]
+fn display_format() {
+    let d = invalid("port-range");
+    let path = invalid_dir().join("port-range.toml");
+    let text = d[0].to_string();
+    assert_eq!(
+        text,
+        format!(
+            "{}:2:8: port 70000 is out of range (1-65535)\n  hint: use a TCP port between 1 and 65535, e.g. `port = 8080`",
+            path.display()
+        )
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory inputs.
+// ---------------------------------------------------------------------------------------------
+
+fn parse_mem(name: &str, text: &str) -> Result<drover::stack::Stack, Vec<Diagnostic>> {
+    parse_stack(
+        &PathBuf::from(format!("{name}.toml")),
+        text,
+        Path::new("/nonexistent"),
+    )
+}
+
+const BASE: &str = "[base]\ndistro = \"debian\"\nsuite = \"bookworm\"\n\
+                    mirror = \"http://deb.debian.org/debian\"\n";
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    let text = format!("name = \"u\"\nhealth = {{ path = \"/é\", interval = \"nope\" }}\n{BASE}");
+    let d = parse_mem("u", &text).expect_err("bad duration");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!((d[0].line, d[0].col), (2, 36));
+}
+
+#[test]
+fn wrong_types_everywhere() {
+    let text =
+        format!("name = 1\npackages = \"curl\"\nsecrets = [1]\nenv = []\n{BASE}components = []\n");
+    let d = parse_mem("w", &text).expect_err("wrong types");
+    let got: Vec<(usize, usize, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.col, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, 8, "`name` must be a string, got integer"),
+            (2, 12, "`packages` must be an array, got string"),
+            (3, 12, "`secrets[0]` must be a string, got integer"),
+            (4, 7, "`env` must be a table, got array"),
+            (9, 14, "`components` in [base] must not be empty"),
+        ]
+    );
+}
+
+#[test]
+fn no_panic_on_truncated_or_odd_input() {
+    let hello = fs::read_to_string(manifest_dir().join("config/stacks/hello.toml")).expect("demo");
+    let config = manifest_dir().join("config");
+    let file = PathBuf::from("hello.toml");
+    for (i, _) in hello.char_indices() {
+        let _ = parse_stack(&file, &hello[..i], &config);
+    }
+    for odd in [
+        "",
+        "\u{feff}",
+        "[[base]]\n",
+        "base = { distro = \"debian\", suite = 1, mirror = [] }",
+        "port = 0x10000\n",
+        "port = -1\n",
+        "port = 1.5\n",
+        "port = 9223372036854775807\n",
+        "packages = [[\"a\"]]\n",
+        "[app]\nsha256 = \"é\"\n",
+        "[track]\napt = [1, { suite = \"x\" }]\nregistries = \"npm\"\n",
+        "[scripts]\nrun = { path = 1 }\n",
+        "health.interval = \"\"\n",
+    ] {
+        let d = parse_stack(&file, odd, &config).expect_err(odd);
+        assert!(!d.is_empty());
+        for diag in d {
+            assert!(diag.line >= 1 && diag.col >= 1, "{diag}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// drover.toml.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn config_default_valid_and_unknown_key() {
+    use drover::config::{load, parse, Config};
+
+    assert_eq!(
+        load(&fixtures().join("no-such-drover.toml")),
+        Ok(Config::default())
+    );
+    assert_eq!(
+        load(&manifest_dir().join("config/drover.toml")),
+        Ok(Config { keep_images: 3 })
+    );
+    assert_eq!(
+        parse(Path::new("d.toml"), "[images]\nkeep = 7\n"),
+        Ok(Config { keep_images: 7 })
+    );
+
+    let d = parse(Path::new("d.toml"), "[images]\nkeep = 2\nmax = 9\n").expect_err("unknown key");
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].line, d[0].col), (3, 1));
+    assert_eq!(d[0].message, "unknown key `max` in [images]");
+    assert_eq!(d[0].hint.as_deref(), Some("expected one of: keep"));
+}
