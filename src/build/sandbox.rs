@@ -137,8 +137,14 @@ pub fn run_logged(mut cmd: Command, log: &mut BuildLog<'_>) -> Result<ExitStatus
         readers.push(spawn_reader(err, Stream::Stderr, tx.clone()));
     }
     drop(tx);
-    for (stream, line) in rx {
-        log.line(stream, &line);
+    // Lines go to the store at least every FLUSH_AGE, also when the child goes quiet, so
+    // another process (`drover logs`, the TUI) sees the latest line.
+    loop {
+        match rx.recv_timeout(FLUSH_AGE) {
+            Ok((stream, line)) => log.line(stream, &line),
+            Err(mpsc::RecvTimeoutError::Timeout) => log.flush(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     for r in readers {
         let _ = r.join();

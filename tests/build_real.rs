@@ -1,0 +1,303 @@
+//! The real thing: builds the demo stack against the live Debian mirror with mmdebstrap,
+//! then checks the image with skopeo and umoci, the manifest against `dpkg-query` run
+//! inside the unpacked image, the base cache on an app change, a failing build script and
+//! a killed build. Needs root, network to the Debian mirror, and `.ci/setup`'s packages.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_drover");
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Env {
+    fn config(&self) -> PathBuf {
+        self.root.join("config")
+    }
+    fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+    fn drover(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(self.config())
+            .arg("--state")
+            .arg(self.state())
+            .args(args)
+            .output()
+            .expect("run drover")
+    }
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.drover(args);
+        assert!(
+            out.status.success(),
+            "drover {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// A temp tree shaped like the repository: config/ (demo + test stacks) and assets/demo.
+fn setup() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&repo.join("config"), &root.join("config"));
+    copy_dir(
+        &repo.join("assets/demo/hello"),
+        &root.join("assets/demo/hello"),
+    );
+    // Same base inputs as the demo, so they reuse its cached base.
+    let base = r#"
+packages = ["python3-minimal", "ca-certificates"]
+[base]
+distro = "debian"
+suite = "bookworm"
+mirror = "http://deb.debian.org/debian"
+components = ["main"]
+variant = "apt"
+"#;
+    std::fs::write(
+        root.join("config/stacks/broken.toml"),
+        format!(
+            "name = \"broken\"\n{base}\n[scripts]\nbuild = \"\"\"\necho step one done\necho about to fail >&2\nexit 1\n\"\"\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("config/stacks/slow.toml"),
+        format!("name = \"slow\"\n{base}\n[scripts]\nbuild = \"\"\"\necho sleeping now\nsleep 300\n\"\"\"\n"),
+    )
+    .unwrap();
+    Env { _tmp: tmp, root }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run .ci/setup)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn demo_stack_builds_from_the_live_mirror() {
+    let env = setup();
+
+    // 1. Cold build.
+    let t0 = Instant::now();
+    let first = env.json(&["build", "hello", "--json"]);
+    let cold = t0.elapsed();
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(first["base_cached"], false);
+    assert!(first["error"].is_null());
+    let digest = first["image_digest"].as_str().unwrap().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    let image = first["image_path"].as_str().unwrap().to_string();
+    assert!(Path::new(&image).is_file());
+
+    // 2. skopeo reads it: digest, labels, entrypoint, port.
+    let inspect: Value = serde_json::from_str(&run_ok(
+        Command::new("skopeo").args(["inspect", &format!("oci-archive:{image}")]),
+    ))
+    .unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
+    assert_eq!(inspect["Labels"]["io.drover.stack"], "hello");
+    assert_eq!(
+        inspect["Labels"]["io.drover.build-id"],
+        first["build_id"].to_string()
+    );
+    assert_eq!(inspect["Labels"]["io.drover.base-key"], first["base_key"]);
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2);
+    let config: Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        &format!("oci-archive:{image}"),
+    ])))
+    .unwrap();
+    assert_eq!(config["config"]["Entrypoint"][0], "/etc/drover/entrypoint");
+    assert!(config["config"]["ExposedPorts"]["8080/tcp"].is_object());
+    assert_eq!(config["config"]["WorkingDir"], "/opt/app");
+    let env_list: Vec<&str> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env_list.contains(&"GREETING=hello"));
+    assert!(
+        !env_list.iter().any(|e| e.starts_with("HELLO_TOKEN")),
+        "secrets never baked"
+    );
+
+    // 3. Unpack with umoci (applies our whiteouts) and compare dpkg-query with the manifest.
+    let oci_dir = env.root.join("oci");
+    let rootfs = env.root.join("rootfs");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        &format!("oci-archive:{image}"),
+        &format!("oci:{}:hello", oci_dir.display()),
+    ]));
+    run_ok(Command::new("umoci").args([
+        "raw",
+        "unpack",
+        "--image",
+        &format!("{}:hello", oci_dir.display()),
+        rootfs.to_str().unwrap(),
+    ]));
+    let dpkg = run_ok(Command::new("chroot").arg(&rootfs).args([
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n",
+    ]));
+    let from_dpkg: BTreeSet<(String, String, String)> = dpkg
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0] == "installed").then(|| (f[1].to_string(), f[2].to_string(), f[3].to_string()))
+        })
+        .collect();
+    let manifest = env.json(&["manifest", "hello", "--format", "json"]);
+    let entries = manifest.as_array().unwrap();
+    let from_drover: BTreeSet<(String, String, String)> = entries
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["version"].as_str().unwrap().to_string(),
+                c["arch"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        from_dpkg.len() > 50,
+        "dpkg lists {} packages",
+        from_dpkg.len()
+    );
+    assert_eq!(from_drover, from_dpkg);
+    for c in entries {
+        assert!(!c["source"].as_str().unwrap().is_empty(), "{c}");
+        assert!(!c["source_version"].as_str().unwrap().is_empty(), "{c}");
+        assert_eq!(c["suite"], "bookworm", "{c}");
+        assert_eq!(c["origin"], "http://deb.debian.org/debian", "{c}");
+    }
+    assert!(entries.iter().any(|c| c["name"] == "python3-minimal"));
+    // The app and the lifecycle files are in the image; the build script ran inside it.
+    assert!(rootfs.join("opt/app/server.py").is_file());
+    assert!(rootfs.join("etc/drover/entrypoint").is_file());
+    assert!(rootfs.join("etc/drover/run").is_file());
+    assert!(
+        rootfs.join("opt/app/__pycache__").is_dir(),
+        "build script output missing"
+    );
+
+    // 4. An app change reuses the base.
+    std::fs::write(env.root.join("assets/demo/hello/VERSION"), "1.0.1\n").unwrap();
+    let t1 = Instant::now();
+    let second = env.json(&["build", "hello", "--json"]);
+    let warm = t1.elapsed();
+    eprintln!("cold build {cold:?}, warm build {warm:?}");
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(second["base_cached"], true);
+    assert_eq!(second["base_key"], first["base_key"]);
+    assert_ne!(second["image_digest"], first["image_digest"]);
+    let inspect2: Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        &format!("oci-archive:{}", second["image_path"].as_str().unwrap()),
+    ])))
+    .unwrap();
+    assert_eq!(
+        inspect2["Layers"][0], inspect["Layers"][0],
+        "base layer blob reused"
+    );
+    assert_ne!(inspect2["Layers"][1], inspect["Layers"][1]);
+
+    // 5. A failing build script: exit 1, step and last lines shown, no image, log kept.
+    let out = env.drover(&["build", "broken"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("failed at step app"), "{stderr}");
+    assert!(stderr.contains("about to fail"), "{stderr}");
+    let builds = env.json(&["builds", "broken", "--json"]);
+    let b = &builds[0];
+    assert_eq!(b["status"], "failed");
+    assert_eq!(b["failed_step"], "app");
+    assert!(b["image_path"].is_null() && b["image_digest"].is_null());
+    let id = b["id"].as_i64().unwrap();
+    assert!(!env
+        .state()
+        .join(format!("images/broken/{id}.oci.tar"))
+        .exists());
+    assert!(!env.state().join(format!("builds/{id}")).exists());
+    let logs = env.json(&["logs", "broken", "--build", &id.to_string(), "--json"]);
+    assert!(logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["line"] == "step one done" && l["stream"] == "stdout"));
+    let out = env.drover(&["manifest", "broken", "--build", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // 6. A killed build is marked interrupted at the next start, its files removed.
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(env.config())
+        .arg("--state")
+        .arg(env.state())
+        .args(["build", "slow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let logs = env.drover(&["logs", "slow", "--json"]);
+        if logs.status.success() && String::from_utf8_lossy(&logs.stdout).contains("sleeping now") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow build never started its script"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let builds = env.json(&["builds", "slow", "--json"]);
+    assert_eq!(builds[0]["status"], "interrupted", "{builds}");
+    let id = builds[0]["id"].as_i64().unwrap();
+    assert!(!env.state().join(format!("builds/{id}")).exists());
+    assert!(!env
+        .state()
+        .join(format!("images/slow/{id}.oci.tar"))
+        .exists());
+}
