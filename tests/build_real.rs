@@ -268,6 +268,13 @@ fn demo_stack_builds_from_the_live_mirror() {
     assert_eq!(out.status.code(), Some(1));
 
     // 6. A killed build is marked interrupted at the next start, its files removed.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(env.config())
@@ -277,6 +284,7 @@ fn demo_stack_builds_from_the_live_mirror() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -290,8 +298,8 @@ fn demo_stack_builds_from_the_live_mirror() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let builds = env.json(&["builds", "slow", "--json"]);
     assert_eq!(builds[0]["status"], "interrupted", "{builds}");
     let id = builds[0]["id"].as_i64().unwrap();

@@ -125,7 +125,7 @@ fn no_dpkg_database_is_a_clear_error() {
 
 fn mknod_whiteout(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o000, 0) };
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) };
     assert_eq!(
         rc,
         0,

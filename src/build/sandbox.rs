@@ -213,7 +213,9 @@ pub fn private_mounts(
                 }
             }
             let opts = format!(
-                "lowerdir={},upperdir={},workdir={}",
+                // redirect_dir/metacopy off: the upper dir must hold every change as a
+                // whole file, or the app layer written from it would be incomplete.
+                "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
                 lower.display(),
                 upper.display(),
                 work.display()

@@ -370,7 +370,7 @@ fn parse_arch(s: &str) -> Result<(Arch, Option<String>)> {
         None => (s, None),
     };
     let good = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_alphanumeric());
-    if !good(arch) || !variant.as_deref().map_or(true, good) {
+    if !good(arch) || !variant.as_deref().is_none_or(good) {
         bail!("architecture {s:?} is not a Go GOARCH name (e.g. amd64, arm64)");
     }
     Ok((Arch::from(arch), variant))
