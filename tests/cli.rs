@@ -1,0 +1,111 @@
+//! The CLI's contracts that need no network: exit codes, diagnostics format, JSON shapes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_drover");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn drover(state: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(repo().join("config"))
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn validate_the_demo_config_succeeds() {
+    let st = tempfile::tempdir().unwrap();
+    let out = drover(st.path(), &["validate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok  "));
+}
+
+#[test]
+fn validate_a_broken_file_prints_file_line_col_and_exits_2() {
+    let st = tempfile::tempdir().unwrap();
+    let file = repo().join("tests/fixtures/stacks/invalid/multiple-errors.toml");
+    let out = drover(st.path(), &["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let prefix = format!("{}:", file.display());
+    let located: Vec<&str> = err.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert!(located.len() >= 5, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:2:13: invalid Debian package name `Curl`",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("  hint: "), "{err}");
+    // Nothing was written: validate does not create the state dir's database.
+    assert!(!st.path().join("drover.db").exists());
+}
+
+#[test]
+fn validate_json_reports_locations() {
+    let st = tempfile::tempdir().unwrap();
+    let file = repo().join("tests/fixtures/stacks/invalid/port-range.toml");
+    let out = drover(st.path(), &["--json", "validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["ok"], false);
+    assert!(v[0]["errors"][0]["line"].as_u64().unwrap() > 0);
+    assert!(v[0]["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("out of range"));
+}
+
+#[test]
+fn unknown_stack_is_bad_input_listing_the_known_ones() {
+    let st = tempfile::tempdir().unwrap();
+    let out = drover(st.path(), &["build", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown stack `nope`"), "{err}");
+    assert!(err.contains("hello"), "{err}");
+}
+
+#[test]
+fn stacks_and_builds_json_on_an_empty_state() {
+    let st = tempfile::tempdir().unwrap();
+    let out = drover(st.path(), &["stacks", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["name"], "hello");
+    assert_eq!(v[0]["suite"], "bookworm");
+    assert!(v[0]["last_build"].is_null());
+    let out = drover(st.path(), &["builds", "hello", "--json"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+#[test]
+fn manifest_of_a_never_built_stack_fails_with_a_hint() {
+    let st = tempfile::tempdir().unwrap();
+    let out = drover(st.path(), &["manifest", "hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drover build hello"));
+    let out = drover(st.path(), &["logs", "hello", "--build", "42"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_arguments_exit_2_and_help_exits_0() {
+    let st = tempfile::tempdir().unwrap();
+    assert_eq!(drover(st.path(), &["frobnicate"]).status.code(), Some(2));
+    assert_eq!(drover(st.path(), &["--help"]).status.code(), Some(0));
+}
