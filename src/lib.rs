@@ -4,11 +4,12 @@
 //! Module map (see `DESIGN.md`): [`stack`] definitions, [`config`] global settings,
 //! [`paths`] the config and state directories, [`store`] SQLite, [`build`] the pipeline,
 //! base cache, sandbox and OCI writer, [`manifest`] the components manifest, [`jobs`] typed
-//! progress events.
+//! progress events, [`deploy`] the local target (agent, router, instances, releases).
 
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod jobs;
 pub mod manifest;
 pub mod paths;

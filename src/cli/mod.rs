@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::paths::Paths;
 
 mod build;
+mod deploy;
 mod output;
 mod query;
 
@@ -128,6 +129,50 @@ pub enum Command {
         #[arg(long)]
         keep: Option<usize>,
     },
+    /// Deploy a build blue-green behind the stack's route (starts the agent if needed).
+    Deploy {
+        /// Stack name.
+        stack: String,
+        /// Build id (default: the newest succeeded build).
+        #[arg(long)]
+        build: Option<i64>,
+        /// Instances of the new release (default: as many as now, else 1).
+        #[arg(long)]
+        replicas: Option<usize>,
+        /// Seconds the new instances get to become healthy.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Seconds old instances get to finish in-flight requests.
+        #[arg(long, default_value_t = 30)]
+        grace: u64,
+    },
+    /// Redeploy the previous (or a named) release through the same health-checked path.
+    Rollback {
+        /// Stack name.
+        stack: String,
+        /// Release number to go back to (default: the previous one).
+        #[arg(long)]
+        to: Option<i64>,
+        /// Seconds the instances get to become healthy.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Seconds old instances get to finish in-flight requests.
+        #[arg(long, default_value_t = 30)]
+        grace: u64,
+    },
+    /// A stack's releases, newest first.
+    Releases {
+        /// Stack name.
+        stack: String,
+    },
+    /// Routes, live releases and instances with health (starts the agent if needed).
+    Status,
+    /// Run the agent (router + instance supervisor) in the foreground, or manage it.
+    Agent {
+        /// `status` or `stop`; none runs the agent.
+        #[command(subcommand)]
+        command: Option<deploy::AgentCommand>,
+    },
 }
 
 /// Run the CLI with the process arguments; returns the exit code.
@@ -176,6 +221,39 @@ pub fn run(cli: Cli) -> CliResult {
             query::manifest(&paths, &stack, build, format, summary)
         }
         Command::Prune { keep } => query::prune(&paths, keep, json),
+        Command::Deploy {
+            stack,
+            build,
+            replicas,
+            timeout,
+            grace,
+        } => {
+            let a = deploy::DeployArgs {
+                build,
+                replicas,
+                to: None,
+                timeout: Some(timeout),
+                grace: Some(grace),
+            };
+            deploy::deploy(&paths, &stack, false, a, json)
+        }
+        Command::Rollback {
+            stack,
+            to,
+            timeout,
+            grace,
+        } => {
+            let a = deploy::DeployArgs {
+                to,
+                timeout: Some(timeout),
+                grace: Some(grace),
+                ..Default::default()
+            };
+            deploy::deploy(&paths, &stack, true, a, json)
+        }
+        Command::Releases { stack } => deploy::releases(&paths, &stack, json),
+        Command::Status => deploy::status(&paths, json),
+        Command::Agent { command } => deploy::agent(&paths, command, json),
     }
 }
 

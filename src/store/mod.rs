@@ -1,6 +1,7 @@
 //! The SQLite store (rusqlite, bundled): versioned migrations, WAL and a busy timeout so a
 //! CLI and a TUI can share one database. One module per aggregate: [`builds`] (builds and
-//! their log lines), [`manifests`] (components manifest entries), [`audit`].
+//! their log lines), [`manifests`] (components manifest entries), [`audit`], [`deploys`] (releases,
+//! routes, instance events, verifications).
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use rusqlite::Connection;
 
 pub mod audit;
 pub mod builds;
+pub mod deploys;
 pub mod manifests;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -59,6 +61,43 @@ const MIGRATIONS: &[&str] = &[
         action  TEXT NOT NULL,
         stack   TEXT,
         detail  TEXT NOT NULL
+    );
+    "#,
+    // 2: deploy (issue #5): releases (the desired state is the `live` release per stack),
+    // stable route ports, instance events and build verifications.
+    r#"
+    CREATE TABLE releases (
+        stack         TEXT NOT NULL,
+        release       INTEGER NOT NULL,
+        build_id      INTEGER NOT NULL,
+        image_digest  TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('deploying','live','superseded','failed')),
+        replicas      INTEGER NOT NULL,
+        created_at    TEXT NOT NULL,
+        finished_at   TEXT,
+        by            TEXT NOT NULL,
+        rollback_of   INTEGER,
+        error         TEXT,
+        PRIMARY KEY (stack, release)
+    );
+    CREATE TABLE routes (
+        stack  TEXT PRIMARY KEY,
+        port   INTEGER NOT NULL
+    );
+    CREATE TABLE instance_events (
+        id        INTEGER PRIMARY KEY,
+        at        TEXT NOT NULL,
+        stack     TEXT NOT NULL,
+        release   INTEGER NOT NULL,
+        instance  TEXT NOT NULL,
+        event     TEXT NOT NULL,
+        detail    TEXT NOT NULL
+    );
+    CREATE TABLE verifications (
+        build_id  INTEGER PRIMARY KEY,
+        status    TEXT NOT NULL CHECK (status IN ('verified','verify-failed')),
+        at        TEXT NOT NULL,
+        detail    TEXT NOT NULL
     );
     "#,
 ];

@@ -1,0 +1,323 @@
+//! Deploy commands: `deploy`, `rollback`, `releases`, `status`, `agent [status|stop]`.
+//! They talk to the agent over its Unix socket (starting it when needed); `releases`
+//! reads the store directly.
+
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::output::{age, print_json, short_digest, table};
+use super::{CliError, CliResult};
+use crate::deploy::api::{self, AgentStatus, DeployReport, DeployRequest};
+use crate::paths::Paths;
+use crate::store::Store;
+
+/// `drover agent` subcommands.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum AgentCommand {
+    /// Whether the agent runs, with its PID and routes.
+    Status,
+    /// Stop the agent (its instances stop with it; `deploy` or `status` restarts it and
+    /// restores every live release).
+    Stop,
+}
+
+/// Options of `deploy` and `rollback`.
+#[derive(Debug, Clone, Default)]
+pub struct DeployArgs {
+    /// Build to deploy.
+    pub build: Option<i64>,
+    /// Instances wanted.
+    pub replicas: Option<usize>,
+    /// Release to roll back to (`rollback` only).
+    pub to: Option<i64>,
+    /// Seconds to wait for health.
+    pub timeout: Option<u64>,
+    /// Seconds of drain grace.
+    pub grace: Option<u64>,
+}
+
+fn agent_error(e: api::ApiError) -> CliError {
+    if matches!(e.status, 400 | 404 | 409) {
+        CliError::input(e.message)
+    } else {
+        CliError::failed(e.message)
+    }
+}
+
+fn ensure(paths: &Paths) -> Result<(), CliError> {
+    if crate::deploy::ensure_agent(paths)? && super::interactive() {
+        eprintln!("started the drover agent");
+    }
+    Ok(())
+}
+
+fn call(
+    paths: &Paths,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, CliError> {
+    api::call(&api::socket_path(&paths.state), method, path, body, None)?.map_err(agent_error)
+}
+
+/// `drover deploy STACK` / `drover rollback STACK`.
+pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: bool) -> CliResult {
+    super::build::load_stack(paths, stack)?;
+    ensure(paths)?;
+    let req = DeployRequest {
+        stack: stack.to_string(),
+        build: a.build,
+        replicas: a.replicas,
+        rollback,
+        to: a.to,
+        timeout_secs: a.timeout,
+        grace_secs: a.grace,
+        by: crate::store::audit::current_user(),
+    };
+    if !json {
+        eprintln!(
+            "{} {stack}…",
+            if rollback {
+                "rolling back"
+            } else {
+                "deploying"
+            }
+        );
+    }
+    let t = Instant::now();
+    let v = call(
+        paths,
+        "POST",
+        "/v1/deploy",
+        Some(&serde_json::to_value(&req).unwrap()),
+    )?;
+    if json {
+        return print_json(&v);
+    }
+    let r: DeployReport = serde_json::from_value(v).map_err(|e| CliError::failed(e.to_string()))?;
+    println!(
+        "{stack}: release {} (build {}, {}) is live on port {} with {} instance(s){}",
+        r.release,
+        r.build_id,
+        short_digest(&r.image_digest),
+        r.route_port,
+        r.instances.len(),
+        r.rollback_of
+            .map(|n| format!(", rolled back to release {n}'s build"))
+            .unwrap_or_default()
+    );
+    println!(
+        "route switched in {:.2} ms; previous release {} drained in {:.0} ms; total {:.1} s",
+        r.switch_ms,
+        r.previous_release
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into()),
+        r.drain_ms,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `drover releases STACK`.
+pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
+    super::build::load_stack(paths, stack)?;
+    paths.ensure_state()?;
+    let store = Store::open(&paths.database())?;
+    let rows = store.releases(stack)?;
+    if json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "release": r.release,
+                    "build_id": r.build_id,
+                    "image_digest": r.image_digest,
+                    "status": r.status,
+                    "created_at": r.created_at,
+                    "by": r.by,
+                    "replicas": r.replicas,
+                    "rollback_of": r.rollback_of,
+                    "error": r.error,
+                })
+            })
+            .collect();
+        return print_json(&v);
+    }
+    if rows.is_empty() {
+        println!("{stack} has no releases yet: run `drover deploy {stack}`");
+        return Ok(());
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.release.to_string(),
+                r.status.clone(),
+                r.build_id.to_string(),
+                short_digest(&r.image_digest),
+                age(&r.created_at),
+                r.by.clone(),
+                r.rollback_of
+                    .map(|n| format!("rollback to {n}"))
+                    .or_else(|| r.error.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["RELEASE", "STATUS", "BUILD", "IMAGE", "CREATED", "BY", "NOTE"],
+            &cells
+        )
+    );
+    Ok(())
+}
+
+/// `drover status`: starts the agent if needed (which restores every live release).
+pub fn status(paths: &Paths, json: bool) -> CliResult {
+    ensure(paths)?;
+    let v = call(paths, "GET", "/v1/status", None)?;
+    if json {
+        return print_json(&v["stacks"]);
+    }
+    let s: AgentStatus = serde_json::from_value(v).map_err(|e| CliError::failed(e.to_string()))?;
+    print_status(&s);
+    Ok(())
+}
+
+fn print_status(s: &AgentStatus) {
+    if s.stacks.is_empty() {
+        println!("nothing deployed yet: run `drover deploy STACK`");
+    }
+    for st in &s.stacks {
+        println!(
+            "{}: route :{}  live release {}  {} of {} instance(s) healthy{}",
+            st.stack,
+            st.route_port,
+            st.live_release
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
+            st.instances
+                .iter()
+                .filter(|i| i.healthy && Some(i.release) == st.live_release)
+                .count(),
+            st.replicas,
+            st.deploying
+                .as_ref()
+                .map(|d| format!("  ({d})"))
+                .unwrap_or_default()
+        );
+        let cells: Vec<Vec<String>> = st
+            .instances
+            .iter()
+            .map(|i| {
+                vec![
+                    i.id.clone(),
+                    i.release.to_string(),
+                    i.state.clone(),
+                    i.pid.map(|p| p.to_string()).unwrap_or_default(),
+                    i.port.to_string(),
+                    i.in_flight.to_string(),
+                    i.last_check.clone(),
+                ]
+            })
+            .collect();
+        if !cells.is_empty() {
+            print!(
+                "{}",
+                table(
+                    &[
+                        "  INSTANCE",
+                        "RELEASE",
+                        "STATE",
+                        "PID",
+                        "PORT",
+                        "IN-FLIGHT",
+                        "LAST CHECK"
+                    ],
+                    &cells
+                        .into_iter()
+                        .map(|mut c| {
+                            c[0] = format!("  {}", c[0]);
+                            c
+                        })
+                        .collect::<Vec<_>>()
+                )
+            );
+        }
+    }
+}
+
+/// `drover agent`, `drover agent status`, `drover agent stop`.
+pub fn agent(paths: &Paths, cmd: Option<AgentCommand>, json: bool) -> CliResult {
+    let sock = api::socket_path(&paths.state);
+    match cmd {
+        None => Ok(crate::deploy::agent::run(paths.clone())?),
+        Some(AgentCommand::Status) => {
+            match api::call(
+                &sock,
+                "GET",
+                "/v1/status",
+                None,
+                Some(Duration::from_secs(5)),
+            ) {
+                Ok(Ok(v)) => {
+                    if json {
+                        return print_json(
+                            &json!({"running": true, "pid": v["pid"], "started_at": v["started_at"], "socket": sock}),
+                        );
+                    }
+                    let s: AgentStatus =
+                        serde_json::from_value(v).map_err(|e| CliError::failed(e.to_string()))?;
+                    println!(
+                        "agent running: pid {}, started {}, socket {}",
+                        s.pid,
+                        s.started_at,
+                        sock.display()
+                    );
+                    print_status(&s);
+                    Ok(())
+                }
+                _ => {
+                    if json {
+                        print_json(&json!({"running": false, "socket": sock}))?;
+                    } else {
+                        println!("agent not running (no answer on {})", sock.display());
+                    }
+                    Err(CliError::failed(""))
+                }
+            }
+        }
+        Some(AgentCommand::Stop) => {
+            let pid = std::fs::read_to_string(paths.state.join("agent.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            match api::call(
+                &sock,
+                "POST",
+                "/v1/stop",
+                None,
+                Some(Duration::from_secs(5)),
+            ) {
+                Ok(Ok(_)) => {}
+                _ => {
+                    println!("agent not running");
+                    return Ok(());
+                }
+            }
+            // Wait for the process to be gone (its instances stop with it).
+            let deadline = Instant::now() + Duration::from_secs(15);
+            if let Some(pid) = pid {
+                // SAFETY: kill with signal 0 only probes for existence.
+                while Instant::now() < deadline && unsafe { libc::kill(pid, 0) } == 0 {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            println!("agent stopped");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The agent's HTTP/JSON API on its Unix socket (`STATE/agent.sock`), and a small
+//! blocking client for the CLI.
+//!
+//! Endpoints: `GET /v1/status` → [`AgentStatus`]; `POST /v1/deploy` with a
+//! [`DeployRequest`] → [`DeployReport`]; `POST /v1/stop` → `{"stopping": true}`. Errors
+//! are `{"error": "…"}` with status 400 (bad input), 404 (unknown stack, build or
+//! release), 409 (a deploy of that stack is running), 422 (the release failed its checks)
+//! or 500.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/deploy`: deploy a build, or roll back to an earlier release.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// Stack name.
+    pub stack: String,
+    /// Build to deploy (default: the stack's newest succeeded build). Ignored for a rollback.
+    pub build: Option<i64>,
+    /// Instances wanted (default: the live release's count, else 1).
+    pub replicas: Option<usize>,
+    /// Roll back instead of deploying a build.
+    #[serde(default)]
+    pub rollback: bool,
+    /// For a rollback: the release to go back to (default: the previous one).
+    pub to: Option<i64>,
+    /// Seconds the new instances get to become healthy (default 30).
+    pub timeout_secs: Option<u64>,
+    /// Seconds old instances get to finish in-flight requests (default 30).
+    pub grace_secs: Option<u64>,
+    /// The operator (recorded with the release and in the audit log).
+    pub by: String,
+}
+
+/// The result of a successful deploy or rollback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployReport {
+    /// Stack name.
+    pub stack: String,
+    /// The new live release.
+    pub release: i64,
+    /// Its build.
+    pub build_id: i64,
+    /// Its image digest.
+    pub image_digest: String,
+    /// The release it replaced (null for a first deploy).
+    pub previous_release: Option<i64>,
+    /// For a rollback: the release whose build was redeployed.
+    pub rollback_of: Option<i64>,
+    /// The route port.
+    pub route_port: u16,
+    /// Instance ids now behind the route.
+    pub instances: Vec<String>,
+    /// Time to switch the route once the new instances were healthy, in milliseconds.
+    pub switch_ms: f64,
+    /// Time the old instances took to drain, in milliseconds.
+    pub drain_ms: f64,
+    /// Whole deploy wall time, in milliseconds.
+    pub total_ms: f64,
+}
+
+/// One instance in [`StackStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// Instance id (`STACK-rRELEASE-N`).
+    pub id: String,
+    /// Release it runs.
+    pub release: i64,
+    /// PID of its bubblewrap process on the host.
+    pub pid: Option<u32>,
+    /// Loopback port it listens on.
+    pub port: u16,
+    /// `starting` (no passed check yet), `healthy`, `unhealthy`, `exited`, `stopping`.
+    pub state: String,
+    /// Whether the router sends it requests.
+    pub healthy: bool,
+    /// The last health check (status and body, or the error).
+    pub last_check: String,
+    /// Requests in flight.
+    pub in_flight: usize,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+}
+
+/// One stack in [`AgentStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackStatus {
+    /// Stack name.
+    pub stack: String,
+    /// The stable route port.
+    pub route_port: u16,
+    /// The live release (null before the first deploy finished).
+    pub live_release: Option<i64>,
+    /// Its build.
+    pub build_id: Option<i64>,
+    /// Its image digest.
+    pub image_digest: Option<String>,
+    /// Instances wanted.
+    pub replicas: usize,
+    /// The running deploy, if any: `"deploy by USER since TIME"`.
+    pub deploying: Option<String>,
+    /// Instances of the live release and of a deploy in progress.
+    pub instances: Vec<InstanceStatus>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// The agent's PID.
+    pub pid: u32,
+    /// When it started, RFC 3339 UTC.
+    pub started_at: String,
+    /// Every stack with a route, by name.
+    pub stacks: Vec<StackStatus>,
+}
+
+/// An API error as the CLI sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// The message.
+    pub message: String,
+}
+
+/// `STATE/agent.sock`.
+pub fn socket_path(state: &Path) -> std::path::PathBuf {
+    state.join("agent.sock")
+}
+
+/// One request to the agent on `socket`. `Ok(Err(..))` is an error answer from the agent;
+/// `Err(..)` means the agent could not be reached.
+pub fn call(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    timeout: Option<Duration>,
+) -> Result<std::result::Result<serde_json::Value, ApiError>> {
+    let mut s = UnixStream::connect(socket)
+        .with_context(|| format!("cannot connect to the agent at {}", socket.display()))?;
+    s.set_read_timeout(timeout)?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: drover-agent\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)
+        .context("the agent closed the connection without an answer")?;
+    let text = String::from_utf8_lossy(&buf);
+    let Some((head, rest)) = text.split_once("\r\n\r\n") else {
+        bail!("the agent sent a malformed answer");
+    };
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("the agent sent a malformed status line")?;
+    let json: serde_json::Value = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        serde_json::from_str(&dechunk(rest)).context("the agent sent malformed JSON")?
+    } else {
+        serde_json::from_str(rest).context("the agent sent malformed JSON")?
+    };
+    if (200..300).contains(&status) {
+        Ok(Ok(json))
+    } else {
+        let message = json["error"]
+            .as_str()
+            .unwrap_or("the agent failed without a message")
+            .to_string();
+        Ok(Err(ApiError { status, message }))
+    }
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,410 @@
+//! The blue-green deploy state machine, independent of how instances run:
+//!
+//! verify (start one instance, wait until healthy) → start the other N−1 → wait until all
+//! are healthy (deploy timeout) → switch the route in one step → drain the old instances
+//! (until their in-flight requests end, at most the grace) → stop them.
+//!
+//! If a new instance exits or never becomes healthy before the timeout, every new instance
+//! is stopped, the route is never switched, and the error carries the last health check.
+//! The agent implements [`Runtime`] with real bubblewrap instances; unit tests use a
+//! scripted one.
+
+use std::time::{Duration, Instant};
+
+/// What a [`Runtime`] reports about one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Its health check passed.
+    Healthy,
+    /// Not healthy yet; the last check's outcome (status and body, or the error).
+    Pending(String),
+    /// The instance exited; its exit status.
+    Exited(String),
+}
+
+/// The effects the state machine needs. All calls are quick and non-blocking.
+pub trait Runtime {
+    /// A handle on one started instance.
+    type Instance: Clone;
+    /// Start the `index`th instance (0-based) of the new release.
+    fn start(&self, index: usize) -> anyhow::Result<Self::Instance>;
+    /// Current health of an instance.
+    fn check(&self, i: &Self::Instance) -> Check;
+    /// Verification finished (the first instance was healthy, or not), with detail.
+    fn verified(&self, ok: bool, detail: &str);
+    /// Switch the route to `new` in one step; returns the instances it replaced.
+    fn switch(&self, new: &[Self::Instance]) -> Vec<Self::Instance>;
+    /// Requests in flight on an instance.
+    fn in_flight(&self, i: &Self::Instance) -> usize;
+    /// Stop an instance (asynchronously; returns at once).
+    fn stop(&self, i: &Self::Instance);
+}
+
+/// Timing of a deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Instances of the new release (at least 1).
+    pub replicas: usize,
+    /// How long new instances get to become healthy (default 30 s).
+    pub healthy_timeout: Duration,
+    /// How long old instances get to finish in-flight requests (default 30 s).
+    pub drain_grace: Duration,
+    /// Polling period.
+    pub poll: Duration,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            replicas: 1,
+            healthy_timeout: Duration::from_secs(30),
+            drain_grace: Duration::from_secs(30),
+            poll: Duration::from_millis(25),
+        }
+    }
+}
+
+/// A successful deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome<I> {
+    /// The new instances (now behind the route).
+    pub instances: Vec<I>,
+    /// How many old instances were drained and stopped.
+    pub stopped: usize,
+    /// From "all new instances healthy" to "route switched".
+    pub switch_time: Duration,
+    /// From the switch until the old instances had no request in flight (or the grace).
+    pub drain_time: Duration,
+    /// False when the grace ran out with requests still in flight.
+    pub drained_cleanly: bool,
+}
+
+/// Why a deploy failed. The old release keeps serving in every case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeployError {
+    /// An instance could not be started at all.
+    #[error("cannot start instance {index}: {message}")]
+    Start {
+        /// Which instance.
+        index: usize,
+        /// The error.
+        message: String,
+    },
+    /// The first instance did not pass verification.
+    #[error("verification failed: the first instance never became healthy within {timeout:?}; last health check: {last}")]
+    VerifyFailed {
+        /// The timeout.
+        timeout: Duration,
+        /// The last check (status and body).
+        last: String,
+    },
+    /// A new instance did not become healthy in time.
+    #[error("the new release never became healthy within {timeout:?}; last health check: {last}")]
+    NeverHealthy {
+        /// The timeout.
+        timeout: Duration,
+        /// The last check (status and body).
+        last: String,
+    },
+    /// A new instance exited before the switch.
+    #[error("instance {index} of the new release exited before becoming healthy ({status})")]
+    Crashed {
+        /// Which instance.
+        index: usize,
+        /// Exit status.
+        status: String,
+    },
+}
+
+async fn wait_healthy<R: Runtime + Sync>(
+    rt: &R,
+    instances: &[R::Instance],
+    first_index: usize,
+    deadline: Instant,
+    poll: Duration,
+) -> Result<(), (bool, DeployError)> {
+    loop {
+        let mut all = true;
+        let mut last = String::from("no check yet");
+        for (k, i) in instances.iter().enumerate() {
+            match rt.check(i) {
+                Check::Healthy => {}
+                Check::Pending(l) => {
+                    all = false;
+                    last = l;
+                }
+                Check::Exited(status) => {
+                    return Err((
+                        false,
+                        DeployError::Crashed {
+                            index: first_index + k,
+                            status,
+                        },
+                    ))
+                }
+            }
+        }
+        if all {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err((
+                true,
+                DeployError::NeverHealthy {
+                    timeout: Duration::ZERO,
+                    last,
+                },
+            ));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Run one deploy with `plan` against `rt`. On error every new instance has been stopped
+/// and the route was not touched.
+pub async fn deploy<R: Runtime + Sync>(
+    rt: &R,
+    plan: Plan,
+) -> Result<Outcome<R::Instance>, DeployError> {
+    let started = Instant::now();
+    let deadline = started + plan.healthy_timeout;
+    let mut new: Vec<R::Instance> = Vec::new();
+    let fail = |new: &[R::Instance], e: DeployError| {
+        for i in new {
+            rt.stop(i);
+        }
+        Err(e)
+    };
+    // 1. verify: one instance must become healthy.
+    match rt.start(0) {
+        Ok(i) => new.push(i),
+        Err(e) => {
+            let e = DeployError::Start {
+                index: 0,
+                message: format!("{e:#}"),
+            };
+            rt.verified(false, &e.to_string());
+            return Err(e);
+        }
+    }
+    if let Err((timed_out, e)) = wait_healthy(rt, &new, 0, deadline, plan.poll).await {
+        let e = match (timed_out, e) {
+            (true, DeployError::NeverHealthy { last, .. }) => DeployError::VerifyFailed {
+                timeout: plan.healthy_timeout,
+                last,
+            },
+            (_, e) => e,
+        };
+        rt.verified(false, &e.to_string());
+        return fail(&new, e);
+    }
+    rt.verified(true, "the first instance passed its health check");
+    // 2. the other instances.
+    for index in 1..plan.replicas.max(1) {
+        match rt.start(index) {
+            Ok(i) => new.push(i),
+            Err(e) => {
+                return fail(
+                    &new,
+                    DeployError::Start {
+                        index,
+                        message: format!("{e:#}"),
+                    },
+                )
+            }
+        }
+    }
+    if let Err((_, e)) = wait_healthy(rt, &new, 0, deadline, plan.poll).await {
+        let e = match e {
+            DeployError::NeverHealthy { last, .. } => DeployError::NeverHealthy {
+                timeout: plan.healthy_timeout,
+                last,
+            },
+            e => e,
+        };
+        return fail(&new, e);
+    }
+    // 3. switch in one step.
+    let t = Instant::now();
+    let old = rt.switch(&new);
+    let switch_time = t.elapsed();
+    // 4. drain, then stop.
+    let t = Instant::now();
+    let drain_deadline = t + plan.drain_grace;
+    let drained_cleanly = loop {
+        if old.iter().all(|i| rt.in_flight(i) == 0) {
+            break true;
+        }
+        if Instant::now() >= drain_deadline {
+            break false;
+        }
+        tokio::time::sleep(plan.poll).await;
+    };
+    let drain_time = t.elapsed();
+    for i in &old {
+        rt.stop(i);
+    }
+    Ok(Outcome {
+        instances: new,
+        stopped: old.len(),
+        switch_time,
+        drain_time,
+        drained_cleanly,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A scripted runtime: instance `i` becomes healthy after `healthy_after[i]` checks
+    /// (None: never), or exits after `crash_after[i]` checks.
+    #[derive(Default)]
+    struct Script {
+        healthy_after: Vec<Option<usize>>,
+        crash_after: Vec<Option<usize>>,
+        checks: Mutex<Vec<usize>>,
+        stopped: Mutex<Vec<String>>,
+        switched: Mutex<Vec<Vec<String>>>,
+        verified: Mutex<Option<bool>>,
+        old: Vec<String>,
+        old_in_flight: Mutex<usize>,
+    }
+
+    impl Runtime for Script {
+        type Instance = String;
+        fn start(&self, index: usize) -> anyhow::Result<String> {
+            self.checks.lock().unwrap().push(0);
+            Ok(format!("new{index}"))
+        }
+        fn check(&self, i: &String) -> Check {
+            let k: usize = i[3..].parse().unwrap();
+            let mut checks = self.checks.lock().unwrap();
+            checks[k] += 1;
+            if let Some(Some(c)) = self.crash_after.get(k) {
+                if checks[k] > *c {
+                    return Check::Exited("killed by signal 9".into());
+                }
+            }
+            match self.healthy_after[k] {
+                Some(h) if checks[k] > h => Check::Healthy,
+                _ => Check::Pending("HTTP 503, body \"booting\"".into()),
+            }
+        }
+        fn verified(&self, ok: bool, _: &str) {
+            *self.verified.lock().unwrap() = Some(ok);
+        }
+        fn switch(&self, new: &[String]) -> Vec<String> {
+            self.switched.lock().unwrap().push(new.to_vec());
+            self.old.clone()
+        }
+        fn in_flight(&self, i: &String) -> usize {
+            if i.starts_with("old") {
+                let mut n = self.old_in_flight.lock().unwrap();
+                let v = *n;
+                *n = n.saturating_sub(1);
+                v
+            } else {
+                0
+            }
+        }
+        fn stop(&self, i: &String) {
+            self.stopped.lock().unwrap().push(i.clone());
+        }
+    }
+
+    fn plan(replicas: usize) -> Plan {
+        Plan {
+            replicas,
+            healthy_timeout: Duration::from_millis(300),
+            drain_grace: Duration::from_millis(200),
+            poll: Duration::from_millis(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn healthy_release_switches_once_then_drains_and_stops_the_old() {
+        let s = Script {
+            healthy_after: vec![Some(2), Some(0), Some(3)],
+            old: vec!["old0".into(), "old1".into()],
+            old_in_flight: Mutex::new(3),
+            ..Default::default()
+        };
+        let out = deploy(&s, plan(3)).await.unwrap();
+        assert_eq!(out.instances, vec!["new0", "new1", "new2"]);
+        assert_eq!(*s.switched.lock().unwrap(), vec![out.instances.clone()]);
+        assert_eq!(*s.verified.lock().unwrap(), Some(true));
+        assert_eq!(*s.stopped.lock().unwrap(), vec!["old0", "old1"]);
+        assert_eq!(out.stopped, 2);
+        assert!(out.drained_cleanly);
+        assert!(out.switch_time < Duration::from_millis(10));
+    }
+
+    #[tokio::test]
+    async fn never_healthy_fails_with_the_last_check_and_keeps_the_old_release() {
+        let s = Script {
+            healthy_after: vec![None],
+            old: vec!["old0".into()],
+            ..Default::default()
+        };
+        let err = deploy(&s, plan(2)).await.unwrap_err();
+        assert!(matches!(err, DeployError::VerifyFailed { .. }), "{err}");
+        assert!(err.to_string().contains("HTTP 503"), "{err}");
+        assert!(
+            s.switched.lock().unwrap().is_empty(),
+            "route never switched"
+        );
+        assert_eq!(*s.stopped.lock().unwrap(), vec!["new0"], "old not stopped");
+        assert_eq!(*s.verified.lock().unwrap(), Some(false));
+
+        // Verified, but the second instance never becomes healthy.
+        let s = Script {
+            healthy_after: vec![Some(0), None],
+            ..Default::default()
+        };
+        let err = deploy(&s, plan(2)).await.unwrap_err();
+        assert!(matches!(err, DeployError::NeverHealthy { .. }), "{err}");
+        assert!(s.switched.lock().unwrap().is_empty());
+        assert_eq!(*s.stopped.lock().unwrap(), vec!["new0", "new1"]);
+    }
+
+    #[tokio::test]
+    async fn a_crash_mid_deploy_fails_fast_without_switching() {
+        let s = Script {
+            healthy_after: vec![Some(0), None],
+            crash_after: vec![None, Some(1)],
+            old: vec!["old0".into()],
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let err = deploy(&s, plan(2)).await.unwrap_err();
+        assert_eq!(
+            err,
+            DeployError::Crashed {
+                index: 1,
+                status: "killed by signal 9".into()
+            }
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "did not wait for the timeout"
+        );
+        assert!(s.switched.lock().unwrap().is_empty());
+        assert_eq!(*s.stopped.lock().unwrap(), vec!["new0", "new1"]);
+    }
+
+    #[tokio::test]
+    async fn drain_timeout_stops_the_old_instances_anyway() {
+        let s = Script {
+            healthy_after: vec![Some(0)],
+            old: vec!["old0".into()],
+            old_in_flight: Mutex::new(usize::MAX),
+            ..Default::default()
+        };
+        let out = deploy(&s, plan(1)).await.unwrap();
+        assert!(!out.drained_cleanly);
+        assert!(out.drain_time >= Duration::from_millis(200));
+        assert_eq!(*s.stopped.lock().unwrap(), vec!["old0"]);
+    }
+}

@@ -1,0 +1,103 @@
+//! The local target (issue #5): releases of a stack run as sandboxed instances on this
+//! machine behind a stable route, deployed blue-green and rolled back through the same
+//! health-checked path.
+//!
+//! - [`unpack`]: an image archive becomes a read-only root filesystem, once per digest.
+//! - [`instance`]: one instance under bubblewrap; the central log; health checks.
+//! - [`secrets`]: secret values from the operator's 0600 file or the agent's environment.
+//! - [`route`]: the route table, swapped atomically; in-flight counting for drains.
+//! - [`proxy`]: the router (hyper 1 reverse proxy) on the route port.
+//! - [`machine`]: the deploy state machine (verify → start → healthy → switch → drain → stop).
+//! - [`agent`]: `drover agent`, the long-running router and supervisor, and its restore.
+//! - [`api`]: the agent's HTTP/JSON API on `STATE/agent.sock` and the CLI's client.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::paths::Paths;
+
+pub mod agent;
+pub mod api;
+pub mod instance;
+pub mod machine;
+pub mod proxy;
+pub mod route;
+pub mod secrets;
+pub mod unpack;
+
+/// Whether an agent answers on `STATE/agent.sock`.
+pub fn agent_running(state: &Path) -> bool {
+    api::call(
+        &api::socket_path(state),
+        "GET",
+        "/v1/status",
+        None,
+        Some(Duration::from_secs(5)),
+    )
+    .map(|r| r.is_ok())
+    .unwrap_or(false)
+}
+
+/// Start `drover agent` detached (its own session, output to `STATE/logs/agent.log`) unless
+/// one answers already, and wait up to 15 s for its socket. Returns whether it was started.
+///
+/// Errors: the agent binary cannot be run, or it did not come up (the message points at
+/// its log).
+pub fn ensure_agent(paths: &Paths) -> Result<bool> {
+    if agent_running(&paths.state) {
+        return Ok(false);
+    }
+    paths.ensure_state()?;
+    let logs = paths.state.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let log_path = logs.join("agent.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("cannot find the drover binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--config")
+        .arg(&paths.config)
+        .arg("--state")
+        .arg(&paths.state)
+        .arg("agent")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the agent must outlive this CLI's session.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the agent")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if agent_running(&paths.state) {
+            // Reap it in the background if it ever exits while we still run.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            return Ok(true);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "the agent exited at start ({status}); see {}",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!(
+        "the agent did not answer on {} within 15 s; see {}",
+        api::socket_path(&paths.state).display(),
+        log_path.display()
+    )
+}

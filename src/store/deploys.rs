@@ -1,0 +1,306 @@
+//! Releases, route ports, instance events and build verifications (issue #5).
+//!
+//! The agent's desired state is the `live` release of each stack (with its replica count):
+//! a restarted agent reads [`Store::live_releases`] and brings every route and instance
+//! back.
+
+use anyhow::{Context, Result};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{now_rfc3339, Store};
+
+/// One row of `releases` (the `releases --json` shape, plus details).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseRecord {
+    /// Stack name.
+    pub stack: String,
+    /// Release number, from 1, per stack.
+    pub release: i64,
+    /// The build deployed.
+    pub build_id: i64,
+    /// `sha256:…` image digest of that build.
+    pub image_digest: String,
+    /// `deploying` → `live` | `failed`; a live release becomes `superseded` when the next
+    /// one goes live.
+    pub status: String,
+    /// Instances wanted.
+    pub replicas: i64,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC, when the deploy finished (either way).
+    pub finished_at: Option<String>,
+    /// The operator who deployed it.
+    pub by: String,
+    /// For a rollback: the release number whose build was redeployed.
+    pub rollback_of: Option<i64>,
+    /// Why a failed release failed.
+    pub error: Option<String>,
+}
+
+const COLUMNS: &str = "stack, release, build_id, image_digest, status, replicas, created_at, \
+                       finished_at, by, rollback_of, error";
+
+fn record(r: &Row<'_>) -> rusqlite::Result<ReleaseRecord> {
+    Ok(ReleaseRecord {
+        stack: r.get(0)?,
+        release: r.get(1)?,
+        build_id: r.get(2)?,
+        image_digest: r.get(3)?,
+        status: r.get(4)?,
+        replicas: r.get(5)?,
+        created_at: r.get(6)?,
+        finished_at: r.get(7)?,
+        by: r.get(8)?,
+        rollback_of: r.get(9)?,
+        error: r.get(10)?,
+    })
+}
+
+/// One instance event (`started`, `healthy`, `exited`, `unhealthy`, `replaced`, `stopped`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceEvent {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// Stack name.
+    pub stack: String,
+    /// Release number.
+    pub release: i64,
+    /// Instance id, e.g. `hello-3-a1`.
+    pub instance: String,
+    /// Event word.
+    pub event: String,
+    /// Free text (exit status, health-check status and body).
+    pub detail: String,
+}
+
+impl Store {
+    /// Insert a `deploying` release of `build_id` for `stack`, numbered one above the
+    /// stack's highest release. Returns the new number.
+    pub fn create_release(
+        &mut self,
+        stack: &str,
+        build_id: i64,
+        image_digest: &str,
+        replicas: i64,
+        by: &str,
+        rollback_of: Option<i64>,
+    ) -> Result<i64> {
+        let tx = self.conn_mut().transaction()?;
+        let next: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(release), 0) + 1 FROM releases WHERE stack = ?1",
+            [stack],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO releases (stack, release, build_id, image_digest, status, replicas, \
+             created_at, by, rollback_of) VALUES (?1, ?2, ?3, ?4, 'deploying', ?5, ?6, ?7, ?8)",
+            params![
+                stack,
+                next,
+                build_id,
+                image_digest,
+                replicas,
+                now_rfc3339(),
+                by,
+                rollback_of
+            ],
+        )?;
+        tx.commit()?;
+        Ok(next)
+    }
+
+    /// Make `release` the live one of `stack` in one transaction: the previous live release
+    /// becomes `superseded`.
+    pub fn mark_release_live(&mut self, stack: &str, release: i64) -> Result<()> {
+        let tx = self.conn_mut().transaction()?;
+        tx.execute(
+            "UPDATE releases SET status = 'superseded' WHERE stack = ?1 AND status = 'live'",
+            [stack],
+        )?;
+        tx.execute(
+            "UPDATE releases SET status = 'live', finished_at = ?3 WHERE stack = ?1 AND release = ?2",
+            params![stack, release, now_rfc3339()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Mark a deploying release `failed` with its error.
+    pub fn mark_release_failed(&self, stack: &str, release: i64, error: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE releases SET status = 'failed', finished_at = ?3, error = ?4 \
+             WHERE stack = ?1 AND release = ?2",
+            params![stack, release, now_rfc3339(), error],
+        )?;
+        Ok(())
+    }
+
+    /// Releases left `deploying` by an agent that died are marked failed. Returns how many.
+    pub fn fail_unfinished_releases(&self) -> Result<usize> {
+        Ok(self.conn().execute(
+            "UPDATE releases SET status = 'failed', finished_at = ?1, \
+             error = 'interrupted: the agent stopped during the deploy' WHERE status = 'deploying'",
+            [now_rfc3339()],
+        )?)
+    }
+
+    /// A stack's releases, newest first.
+    pub fn releases(&self, stack: &str) -> Result<Vec<ReleaseRecord>> {
+        let mut st = self.conn().prepare(&format!(
+            "SELECT {COLUMNS} FROM releases WHERE stack = ?1 ORDER BY release DESC"
+        ))?;
+        let rows = st
+            .query_map([stack], record)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// One release.
+    pub fn release(&self, stack: &str, release: i64) -> Result<Option<ReleaseRecord>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM releases WHERE stack = ?1 AND release = ?2"),
+                params![stack, release],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// The live release of every stack: the agent's desired state.
+    pub fn live_releases(&self) -> Result<Vec<ReleaseRecord>> {
+        let mut st = self.conn().prepare(&format!(
+            "SELECT {COLUMNS} FROM releases WHERE status = 'live' ORDER BY stack"
+        ))?;
+        let rows = st
+            .query_map([], record)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The remembered route port of `stack`.
+    pub fn route_port(&self, stack: &str) -> Result<Option<u16>> {
+        let p: Option<i64> = self
+            .conn()
+            .query_row("SELECT port FROM routes WHERE stack = ?1", [stack], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(p.map(|p| p as u16))
+    }
+
+    /// Remember `port` as the route port of `stack`.
+    pub fn set_route_port(&self, stack: &str, port: u16) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO routes (stack, port) VALUES (?1, ?2) \
+             ON CONFLICT (stack) DO UPDATE SET port = excluded.port",
+            params![stack, port as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Record an instance event.
+    pub fn instance_event(
+        &self,
+        stack: &str,
+        release: i64,
+        instance: &str,
+        event: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO instance_events (at, stack, release, instance, event, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![now_rfc3339(), stack, release, instance, event, detail],
+            )
+            .context("cannot record an instance event")?;
+        Ok(())
+    }
+
+    /// The newest `limit` instance events of `stack`, newest first.
+    pub fn instance_events(&self, stack: &str, limit: i64) -> Result<Vec<InstanceEvent>> {
+        let mut st = self.conn().prepare(
+            "SELECT at, stack, release, instance, event, detail FROM instance_events \
+             WHERE stack = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![stack, limit], |r| {
+                Ok(InstanceEvent {
+                    at: r.get(0)?,
+                    stack: r.get(1)?,
+                    release: r.get(2)?,
+                    instance: r.get(3)?,
+                    event: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Store the verification result of a build (`verified` or `verify-failed`) with its
+    /// detail (health-check outcome and the instance's log tail).
+    pub fn set_verification(&self, build_id: i64, verified: bool, detail: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO verifications (build_id, status, at, detail) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (build_id) DO UPDATE SET status = excluded.status, at = excluded.at, \
+             detail = excluded.detail",
+            params![
+                build_id,
+                if verified {
+                    "verified"
+                } else {
+                    "verify-failed"
+                },
+                now_rfc3339(),
+                detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The verification status of a build (`verified`, `verify-failed`), if it was verified.
+    pub fn verification(&self, build_id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT status FROM verifications WHERE build_id = ?1",
+                [build_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_are_numbered_per_stack_and_one_is_live() {
+        let mut s = Store::open_in_memory().unwrap();
+        let r1 = s.create_release("a", 1, "sha256:1", 1, "op", None).unwrap();
+        let r2 = s.create_release("a", 2, "sha256:2", 2, "op", None).unwrap();
+        let b1 = s.create_release("b", 3, "sha256:3", 1, "op", None).unwrap();
+        assert_eq!((r1, r2, b1), (1, 2, 1));
+        s.mark_release_live("a", 1).unwrap();
+        s.mark_release_live("a", 2).unwrap();
+        let rel = s.releases("a").unwrap();
+        assert_eq!(rel[0].status, "live");
+        assert_eq!(rel[1].status, "superseded");
+        s.mark_release_failed("b", 1, "never healthy").unwrap();
+        let live = s.live_releases().unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!((live[0].stack.as_str(), live[0].release), ("a", 2));
+        assert_eq!(
+            s.release("b", 1).unwrap().unwrap().error.as_deref(),
+            Some("never healthy")
+        );
+        s.set_route_port("a", 8080).unwrap();
+        s.set_route_port("a", 8081).unwrap();
+        assert_eq!(s.route_port("a").unwrap(), Some(8081));
+        assert_eq!(s.route_port("b").unwrap(), None);
+    }
+}
