@@ -70,7 +70,7 @@ fn setup() -> Env {
     );
     // Same base inputs as the demo, so they reuse its cached base.
     let base = r#"
-packages = ["python3-minimal", "ca-certificates"]
+packages = ["python3-minimal", "libpython3-stdlib", "ca-certificates"]
 [base]
 distro = "debian"
 suite = "bookworm"

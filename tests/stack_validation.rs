@@ -99,7 +99,10 @@ fn demo_stack_parses() {
 
     assert_eq!(s.name, "hello");
     assert_eq!(s.description, "Demo greeting service on python3-minimal");
-    assert_eq!(s.packages, strings(&["python3-minimal", "ca-certificates"]));
+    assert_eq!(
+        s.packages,
+        strings(&["python3-minimal", "libpython3-stdlib", "ca-certificates"])
+    );
     assert_eq!(s.port, Some(8080));
     assert_eq!(s.secrets, strings(&["HELLO_TOKEN"]));
     assert_eq!(s.file, path);

@@ -105,7 +105,9 @@ pub struct InstanceSpec {
     pub port: u16,
 }
 
-/// The bubblewrap arguments for `spec` (everything after `bwrap`), secrets included.
+/// The bubblewrap options for `spec`, secrets included. They go through `--args 3`; the
+/// command (`-- /etc/drover/entrypoint`) follows on the real command line (bubblewrap takes
+/// only options from `--args`).
 pub fn bwrap_args(spec: &InstanceSpec) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
@@ -144,7 +146,6 @@ pub fn bwrap_args(spec: &InstanceSpec) -> Vec<String> {
         push(&["--setenv", k, v]);
     }
     push(&["--chdir", &spec.image.working_dir]);
-    push(&["--", ENTRYPOINT]);
     a
 }
 
@@ -189,7 +190,7 @@ pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<tokio::process::Child
     let rf = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(r) };
     written.context("cannot write bubblewrap's arguments")?;
     let mut cmd = std::process::Command::new("bwrap");
-    cmd.args(["--args", "3"])
+    cmd.args(["--args", "3", "--", ENTRYPOINT])
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -344,7 +345,7 @@ mod tests {
             "--setenv A 2",
             "--setenv PORT 4000",
             "--setenv TOKEN v",
-            "--chdir /opt/app -- /etc/drover/entrypoint",
+            "--chdir /opt/app",
         ] {
             assert!(a.contains(f), "missing {f:?} in {a}");
         }
