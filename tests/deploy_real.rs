@@ -1,0 +1,479 @@
+//! The local target for real: builds the demo stack once (live Debian mirror), then
+//! deploys it behind its route with the agent and bubblewrap instances, and checks, in
+//! order: `GET /` through the route; the sandbox (read-only root, writable data volume,
+//! secrets present but never logged or stored); a zero-downtime deploy of a changed app
+//! and a zero-downtime rollback under a bounded load generator on loopback; a release
+//! whose `/up` never answers 200 (fails with the check's status and body, the old release
+//! keeps serving); the per-stack deploy lock; `kill -9` of an instance (replaced) and of
+//! the agent (a new one restores the route and instances). Needs root, bubblewrap and
+//! network to the Debian mirror (`.ci/setup`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_drover");
+const SECRET: &str = "tok-5f3a9c1e-never-in-logs";
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    bin: PathBuf,
+}
+
+impl Env {
+    fn config(&self) -> PathBuf {
+        self.root.join("config")
+    }
+    fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--config")
+            .arg(self.config())
+            .arg("--state")
+            .arg(self.state())
+            .args(args)
+            .env_remove("HELLO_TOKEN");
+        c
+    }
+    fn drover(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run drover")
+    }
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.drover(args);
+        assert!(
+            out.status.success(),
+            "drover {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+    fn agent_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.state().join("agent.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+    }
+    fn stack_status(&self) -> Value {
+        let s = self.json(&["status", "--json"]);
+        s.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stack"] == "hello")
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.drover(&["agent", "stop"]);
+        if let Some(pid) = self.agent_pid() {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// A temp tree shaped like the repository, with a boot script that probes the sandbox
+/// and the secret from inside the instance, and the operator's 0600 secrets file.
+fn setup() -> Env {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&repo.join("config"), &root.join("config"));
+    copy_dir(
+        &repo.join("assets/demo/hello"),
+        &root.join("assets/demo/hello"),
+    );
+    let stack = root.join("config/stacks/hello.toml");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    let boot = r#"boot = """
+set -eu
+if touch /probe-root 2>/dev/null; then echo ROOT_WRITABLE; else echo ROOT_READONLY; fi
+mkdir -p /var/lib/hello
+echo "$DROVER_INSTANCE" >> /var/lib/hello/boots
+echo "boots so far: $(wc -l < /var/lib/hello/boots)"
+if [ -n "${HELLO_TOKEN:-}" ]; then echo TOKEN_PRESENT; fi
+"""
+"#;
+    let start = text
+        .find("boot = \"\"\"")
+        .expect("boot script in hello.toml");
+    let end = start + 10 + text[start + 10..].find("\"\"\"").unwrap() + 4;
+    let text = format!("{}{boot}{}", &text[..start], &text[end..]);
+    std::fs::write(&stack, text).unwrap();
+    let secrets = root.join("config/secrets/hello.env");
+    std::fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    std::fs::write(&secrets, format!("HELLO_TOKEN={SECRET}\n")).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A private copy of the binary (the agent runs it for minutes; `DROVER_TEST_BIN`
+    // overrides it when several worktrees share one target directory).
+    let bin = root.join("drover");
+    std::fs::copy(
+        std::env::var_os("DROVER_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(BIN)),
+        &bin,
+    )
+    .unwrap();
+    Env {
+        _tmp: tmp,
+        root,
+        bin,
+    }
+}
+
+/// One `GET path` on 127.0.0.1:port (new connection): status and body.
+fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// What a load run saw.
+#[derive(Debug, Default)]
+struct Load {
+    ok: usize,
+    failed: Vec<String>,
+    /// The `vX.Y.Z` of each successful response, in order, per thread.
+    versions: Vec<Vec<String>>,
+}
+
+/// A bounded load generator: `threads` threads doing sequential `GET /` on loopback until
+/// `stop` is set, at most `max_per_thread` requests each and at most 120 s.
+fn load(
+    port: u16,
+    threads: usize,
+    max_per_thread: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Load> {
+    std::thread::spawn(move || {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    let mut out = (0usize, Vec::new(), Vec::new());
+                    for _ in 0..max_per_thread {
+                        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                            break;
+                        }
+                        match get(port, "/") {
+                            Ok((200, body)) => {
+                                out.0 += 1;
+                                let v = body.split_whitespace().last().unwrap_or("").to_string();
+                                out.2.push(v);
+                            }
+                            Ok((s, body)) => out.1.push(format!("HTTP {s}: {body}")),
+                            Err(e) => out.1.push(e.to_string()),
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut l = Load::default();
+        for h in hs {
+            let (ok, failed, versions) = h.join().unwrap();
+            l.ok += ok;
+            l.failed.extend(failed);
+            l.versions.push(versions);
+        }
+        l
+    })
+}
+
+/// Run `f` (a deploy or rollback) under load; return its JSON, the load seen and the wall
+/// time of `f`.
+fn under_load(env: &Env, port: u16, args: &[&str]) -> (Value, Load, Duration) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = load(port, 2, 20_000, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let out = env.drover(args);
+    let wall = t.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let l = h.join().unwrap();
+    assert!(
+        out.status.success(),
+        "drover {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (serde_json::from_slice(&out.stdout).unwrap(), l, wall)
+}
+
+/// Each thread saw `from` first, then only `to` after its first `to`.
+fn assert_switch(l: &Load, from: &str, to: &str) {
+    assert!(l.failed.is_empty(), "failed requests: {:?}", l.failed);
+    for v in &l.versions {
+        let first_new = v
+            .iter()
+            .position(|x| x == to)
+            .expect("never saw the new version");
+        assert!(
+            first_new > 0 && v[0] == from,
+            "did not start on {from}: {:?}",
+            &v[..3.min(v.len())]
+        );
+        assert!(
+            v[first_new..].iter().all(|x| x == to),
+            "an old response came after the switch"
+        );
+        assert!(v.iter().all(|x| x == from || x == to));
+    }
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn healthy_live(s: &Value) -> Vec<Value> {
+    s["instances"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|i| i["healthy"] == true && i["release"] == s["live_release"])
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
+    let env = setup();
+    let app = env.root.join("assets/demo/hello");
+
+    // Build v1 (cold) and deploy it.
+    std::fs::write(app.join("VERSION"), "1.0.0\n").unwrap();
+    let b1 = env.json(&["build", "hello", "--json"]);
+    assert_eq!(b1["status"], "succeeded", "{b1}");
+    let r1 = env.json(&["deploy", "hello", "--json"]);
+    assert_eq!(r1["release"], 1, "{r1}");
+    assert_eq!(r1["build_id"], b1["build_id"]);
+    let port = r1["route_port"].as_u64().unwrap() as u16;
+    let (status, body) = get(port, "/").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, "hello from drover demo v1.0.0\n");
+    let s = env.stack_status();
+    assert_eq!(s["live_release"], 1, "{s}");
+    assert_eq!(s["route_port"], port);
+    assert_eq!(healthy_live(&s).len(), 1, "{s}");
+    assert_eq!(s["image_digest"], b1["image_digest"]);
+
+    // The sandbox, seen from inside the instance.
+    let log_path = env.state().join("logs/hello.log");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("ROOT_READONLY"), "{log}");
+    assert!(!log.contains("ROOT_WRITABLE"));
+    assert!(
+        log.contains("TOKEN_PRESENT"),
+        "the secret reached the instance"
+    );
+    let boots = env.state().join("data/hello/boots");
+    let first_instance = r1["instances"][0].as_str().unwrap().to_string();
+    assert!(std::fs::read_to_string(&boots)
+        .unwrap()
+        .contains(&first_instance));
+    assert!(!env
+        .state()
+        .join("rootfs")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("rootfs/probe-root").exists()));
+
+    // A changed app, deployed under load: no failed request, v1 then only v2.
+    std::fs::write(app.join("VERSION"), "2.0.0\n").unwrap();
+    let b2 = env.json(&["build", "hello", "--json"]);
+    assert_eq!(b2["status"], "succeeded");
+    let (r2, l, wall) = under_load(&env, port, &["deploy", "hello", "--json"]);
+    assert_eq!(r2["release"], 2);
+    assert_eq!(r2["previous_release"], 1);
+    assert_switch(&l, "v1.0.0", "v2.0.0");
+    let switch_ms = r2["switch_ms"].as_f64().unwrap();
+    println!(
+        "deploy under load: {} requests, 0 failed; route switch {switch_ms:.3} ms after the new \
+         instance was healthy; deploy wall time {wall:?}",
+        l.ok
+    );
+    assert!(switch_ms < 10.0, "route switch took {switch_ms} ms");
+    // The data volume survived into the new release.
+    let b = std::fs::read_to_string(&boots).unwrap();
+    assert!(
+        b.contains(&first_instance) && b.contains("hello-r2-"),
+        "{b}"
+    );
+
+    // Rollback under load: back to v1, no failed request.
+    let (r3, l, wall) = under_load(&env, port, &["rollback", "hello", "--json"]);
+    assert_eq!(r3["release"], 3);
+    assert_eq!(r3["rollback_of"], 1);
+    assert_eq!(r3["build_id"], b1["build_id"]);
+    assert_switch(&l, "v2.0.0", "v1.0.0");
+    println!(
+        "rollback under load: {} requests, 0 failed; rollback wall time {wall:?} (route switch {:.3} ms)",
+        l.ok,
+        r3["switch_ms"].as_f64().unwrap()
+    );
+    assert!(wall < Duration::from_secs(5), "rollback took {wall:?}");
+
+    // A release whose /up never answers 200: the deploy fails with the check's status and
+    // body, and v1 keeps serving. A second deploy meanwhile hits the deploy lock.
+    let server = std::fs::read_to_string(app.join("server.py")).unwrap();
+    let broken = server.replace(
+        "        if self.path == \"/up\":\n            body = b\"ok\\n\"",
+        "        if self.path == \"/up\":\n            self.send_response(500)\n            self.send_header(\"Content-Length\", \"12\")\n            self.end_headers()\n            self.wfile.write(b\"db not ready\")\n            return",
+    );
+    assert_ne!(broken, server, "server.py changed shape; update this test");
+    std::fs::write(app.join("server.py"), &broken).unwrap();
+    std::fs::write(app.join("VERSION"), "3.0.0-broken\n").unwrap();
+    let b3 = env.json(&["build", "hello", "--json"]);
+    assert_eq!(b3["status"], "succeeded");
+    let first = env
+        .cmd(&["deploy", "hello", "--timeout", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the deploy to hold the lock", 20, || {
+        env.stack_status()["deploying"].is_string()
+    });
+    let second = env.drover(&["deploy", "hello"]);
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another deploy of hello is running (deploy by"),
+        "{err}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HTTP 500") && err.contains("db not ready"),
+        "{err}"
+    );
+    assert!(err.contains("release 3 keeps serving"), "{err}");
+    assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v1.0.0\n");
+    let rel = env.json(&["releases", "hello", "--json"]);
+    let statuses: Vec<(i64, String)> = rel
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            for k in [
+                "release",
+                "build_id",
+                "image_digest",
+                "status",
+                "created_at",
+                "by",
+            ] {
+                assert!(!r[k].is_null(), "{k} missing in {r}");
+            }
+            (
+                r["release"].as_i64().unwrap(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (4, "failed".to_string()),
+            (3, "live".to_string()),
+            (2, "superseded".to_string()),
+            (1, "superseded".to_string())
+        ]
+    );
+    std::fs::write(app.join("server.py"), &server).unwrap();
+
+    // kill -9 of an instance: replaced, and the route serves again.
+    let s = env.stack_status();
+    let victim = healthy_live(&s)[0].clone();
+    let pid = victim["pid"].as_i64().unwrap() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    wait_for("a replacement instance", 30, || {
+        let s = env.stack_status();
+        healthy_live(&s).iter().any(|i| i["id"] != victim["id"])
+    });
+    assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v1.0.0\n");
+
+    // kill -9 of the agent: `drover status` starts a new one, which restores the route
+    // (same port) and the instances of the live release from the store.
+    let agent = env.agent_pid().unwrap();
+    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
+    wait_for("the old agent to die", 10, || unsafe {
+        libc::kill(agent, 0) != 0
+    });
+    let t = Instant::now();
+    wait_for("the restored route", 30, || {
+        let s = env.stack_status();
+        s["live_release"] == 3 && healthy_live(&s).len() == 1
+    });
+    println!(
+        "agent restore: serving again {:?} after the restart",
+        t.elapsed()
+    );
+    assert_ne!(env.agent_pid(), Some(agent));
+    assert_eq!(env.stack_status()["route_port"], port);
+    assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v1.0.0\n");
+
+    // Secrets never in a log line or the store.
+    for f in [
+        log_path,
+        env.state().join("logs/agent.log"),
+        env.state().join("drover.db"),
+        env.state().join("drover.db-wal"),
+    ] {
+        if let Ok(bytes) = std::fs::read(&f) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(SECRET),
+                "the secret leaked into {}",
+                f.display()
+            );
+        }
+    }
+}
