@@ -138,6 +138,7 @@ fn demo_stack_parses() {
         s.scripts.run.as_deref(),
         Some("exec python3 /opt/app/server.py")
     );
+    assert!(s.scripts.test.as_deref().unwrap().contains("TARGET_URL"));
 
     let env: BTreeMap<String, String> = [("GREETING".to_string(), "hello".to_string())].into();
     assert_eq!(s.env, env);

@@ -793,9 +793,21 @@ impl Agent {
             });
         let state = self.paths.state.clone();
         let mounts: Vec<String> = stack.data.iter().map(|d| d.path.clone()).collect();
+        let name = stack.name.clone();
         tokio::task::spawn_blocking(move || {
             let m: Vec<&str> = mounts.iter().map(String::as_str).collect();
-            unpack::unpack(&state, &archive, &digest, &m)
+            let t = Instant::now();
+            let fresh = !unpack::rootfs_root(&state)
+                .join(digest.trim_start_matches("sha256:"))
+                .exists();
+            let r = unpack::unpack(&state, &archive, &digest, &m);
+            if fresh && r.is_ok() {
+                eprintln!(
+                    "drover agent: unpacked {name} image {digest} in {:?}",
+                    t.elapsed()
+                );
+            }
+            r
         })
         .await
         .map_err(|e| internal(e.into()))?
@@ -1000,6 +1012,28 @@ impl machine::Runtime for LocalRuntime {
         } else {
             Check::Pending(st.last_check.clone())
         }
+    }
+
+    fn run_test(&self, i: &Arc<Instance>) -> Option<machine::TestFuture<'_>> {
+        let script = self.template.stack.scripts.test.clone()?;
+        let spec = InstanceSpec {
+            id: i.id.clone(),
+            image: self.template.image.clone(),
+            data: None,
+            env: self
+                .template
+                .stack
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            secrets: Vec::new(),
+            port: i.port,
+        };
+        let log = self.srt.log.clone();
+        Some(Box::pin(async move {
+            instance::run_test(&spec, &script, &log).await
+        }))
     }
 
     fn verified(&self, ok: bool, detail: &str) {

@@ -243,6 +243,54 @@ pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<tokio::process::Child
     Ok(child)
 }
 
+/// Longest a `test` script may run.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run the stack's `test` script inside the image of `spec` (same sandbox, but no data
+/// volume and no secrets), with `TARGET_URL=http://127.0.0.1:PORT` pointing at the
+/// instance under test. Output goes to `log` as `ID-test`. `Err` holds the exit status and
+/// the last output lines.
+pub async fn run_test(spec: &InstanceSpec, script: &str, log: &LogSink) -> Result<(), String> {
+    let test_spec = InstanceSpec {
+        id: format!("{}-test", spec.id),
+        data: None,
+        secrets: Vec::new(),
+        env: {
+            let mut e = spec.env.clone();
+            e.push((
+                "TARGET_URL".into(),
+                format!("http://127.0.0.1:{}", spec.port),
+            ));
+            e
+        },
+        ..spec.clone()
+    };
+    let mut cmd = tokio::process::Command::new("bwrap");
+    cmd.args(bwrap_args(&test_spec))
+        .args(["--", "/bin/sh", "-c", script])
+        .env_clear()
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = match tokio::time::timeout(TEST_TIMEOUT, cmd.output()).await {
+        Err(_) => return Err(format!("timed out after {TEST_TIMEOUT:?}")),
+        Ok(Err(e)) => return Err(format!("cannot run bwrap: {e}")),
+        Ok(Ok(o)) => o,
+    };
+    let mut lines = Vec::new();
+    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        for l in String::from_utf8_lossy(bytes).lines() {
+            log.line(&test_spec.id, stream, l);
+            lines.push(l.to_string());
+        }
+    }
+    if out.status.success() {
+        Ok(())
+    } else {
+        let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+        Err(format!("{}; output: {tail}", out.status))
+    }
+}
+
 /// The outcome of one health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {

@@ -1,6 +1,6 @@
 //! The blue-green deploy state machine, independent of how instances run:
 //!
-//! verify (start one instance, wait until healthy) → start the other N−1 → wait until all
+//! verify (start one instance, wait until healthy, run the stack's `test` script) → start the other N−1 → wait until all
 //! are healthy (deploy timeout) → switch the route in one step → drain the old instances
 //! (until their in-flight requests end, at most the grace) → stop them.
 //!
@@ -9,7 +9,12 @@
 //! The agent implements [`Runtime`] with real bubblewrap instances; unit tests use a
 //! scripted one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
+
+/// A running `test` script: resolves to `Err(what it printed)` on failure.
+pub type TestFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// What a [`Runtime`] reports about one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +35,9 @@ pub trait Runtime {
     fn start(&self, index: usize) -> anyhow::Result<Self::Instance>;
     /// Current health of an instance.
     fn check(&self, i: &Self::Instance) -> Check;
+    /// The stack's `test` script run against a healthy instance: `None` when the stack has
+    /// none, else a future giving `Err(output)` when it failed.
+    fn run_test(&self, i: &Self::Instance) -> Option<TestFuture<'_>>;
     /// Verification finished (the first instance was healthy, or not), with detail.
     fn verified(&self, ok: bool, detail: &str);
     /// Switch the route to `new` in one step; returns the instances it replaced.
@@ -105,6 +113,12 @@ pub enum DeployError {
         timeout: Duration,
         /// The last check (status and body).
         last: String,
+    },
+    /// The stack's `test` script failed against the first instance.
+    #[error("verification failed: the test script failed: {output}")]
+    TestFailed {
+        /// Its exit status and last output lines.
+        output: String,
     },
     /// A new instance exited before the switch.
     #[error("instance {index} of the new release exited before becoming healthy ({status})")]
@@ -198,7 +212,17 @@ pub async fn deploy<R: Runtime + Sync>(
         rt.verified(false, &e.to_string());
         return fail(&new, e);
     }
-    rt.verified(true, "the first instance passed its health check");
+    if let Some(test) = rt.run_test(&new[0]) {
+        if let Err(output) = test.await {
+            let e = DeployError::TestFailed { output };
+            rt.verified(false, &e.to_string());
+            return fail(&new, e);
+        }
+    }
+    rt.verified(
+        true,
+        "the first instance passed its health check and the test script",
+    );
     // 2. the other instances.
     for index in 1..plan.replicas.max(1) {
         match rt.start(index) {
@@ -270,6 +294,7 @@ mod tests {
         verified: Mutex<Option<bool>>,
         old: Vec<String>,
         old_in_flight: Mutex<usize>,
+        test_fails: Option<bool>,
     }
 
     impl Runtime for Script {
@@ -291,6 +316,17 @@ mod tests {
                 Some(h) if checks[k] > h => Check::Healthy,
                 _ => Check::Pending("HTTP 503, body \"booting\"".into()),
             }
+        }
+        fn run_test(&self, _: &String) -> Option<TestFuture<'_>> {
+            self.test_fails.map(|fails| {
+                Box::pin(async move {
+                    if fails {
+                        Err("exit status: 1: expected hello".to_string())
+                    } else {
+                        Ok(())
+                    }
+                }) as TestFuture<'_>
+            })
         }
         fn verified(&self, ok: bool, _: &str) {
             *self.verified.lock().unwrap() = Some(ok);
@@ -392,6 +428,33 @@ mod tests {
         );
         assert!(s.switched.lock().unwrap().is_empty());
         assert_eq!(*s.stopped.lock().unwrap(), vec!["new0", "new1"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_test_script_fails_verification() {
+        let s = Script {
+            healthy_after: vec![Some(0), Some(0)],
+            old: vec!["old0".into()],
+            test_fails: Some(true),
+            ..Default::default()
+        };
+        let err = deploy(&s, plan(2)).await.unwrap_err();
+        assert!(matches!(err, DeployError::TestFailed { .. }), "{err}");
+        assert!(err.to_string().contains("expected hello"));
+        assert!(s.switched.lock().unwrap().is_empty());
+        assert_eq!(
+            *s.stopped.lock().unwrap(),
+            vec!["new0"],
+            "never started the rest"
+        );
+        assert_eq!(*s.verified.lock().unwrap(), Some(false));
+        let s = Script {
+            healthy_after: vec![Some(0)],
+            test_fails: Some(false),
+            ..Default::default()
+        };
+        deploy(&s, plan(1)).await.unwrap();
+        assert_eq!(*s.verified.lock().unwrap(), Some(true));
     }
 
     #[tokio::test]

@@ -277,30 +277,11 @@ fn remove_any(p: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Apply one layer: first its whiteouts (they only hide lower layers), then its entries.
+/// Apply one layer in one pass. Whiteouts only hide what lower layers hold: `.wh.NAME`
+/// deletes `NAME`; `.wh..wh..opq` empties its directory except for entries this layer
+/// itself already wrote (the marker may come after them in the tar).
 fn apply_layer(path: &Path, gz: bool, root: &Path) -> Result<()> {
-    let mut ar = open_layer(path, gz)?;
-    for e in ar.entries()? {
-        let e = e?;
-        let rel = safe_relative(&e.path()?)?;
-        let Some(name) = rel.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            continue;
-        };
-        if !name.starts_with(".wh.") {
-            continue;
-        }
-        check_no_symlink(root, &rel)?;
-        let parent = root.join(rel.parent().unwrap_or(Path::new("")));
-        if name == ".wh..wh..opq" {
-            if let Ok(rd) = std::fs::read_dir(&parent) {
-                for c in rd.flatten() {
-                    remove_any(&c.path())?;
-                }
-            }
-        } else {
-            remove_any(&parent.join(&name[4..]))?;
-        }
-    }
+    let mut added: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     let mut ar = open_layer(path, gz)?;
     for e in ar.entries()? {
         let mut e = e?;
@@ -308,13 +289,26 @@ fn apply_layer(path: &Path, gz: bool, root: &Path) -> Result<()> {
         if rel.as_os_str().is_empty() {
             continue;
         }
-        if rel
+        check_no_symlink(root, &rel)?;
+        let name = rel
             .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(".wh."))
-        {
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        if name == ".wh..wh..opq" {
+            if let Ok(rd) = std::fs::read_dir(root.join(&parent_rel)) {
+                for c in rd.flatten() {
+                    if !added.contains(&parent_rel.join(c.file_name())) {
+                        remove_any(&c.path())?;
+                    }
+                }
+            }
             continue;
         }
-        check_no_symlink(root, &rel)?;
+        if let Some(target) = name.strip_prefix(".wh.") {
+            remove_any(&root.join(&parent_rel).join(target))?;
+            continue;
+        }
         let dst = root.join(&rel);
         // Anything but a directory over a directory replaces what the lower layer had.
         if let Ok(m) = std::fs::symlink_metadata(&dst) {
@@ -328,6 +322,7 @@ fn apply_layer(path: &Path, gz: bool, root: &Path) -> Result<()> {
         {
             bail!("entry {} was refused as unsafe", rel.display());
         }
+        added.insert(rel);
     }
     Ok(())
 }
@@ -385,6 +380,7 @@ mod tests {
             &l2,
             layer(&[
                 ("etc/.wh.a", Some(b"")),
+                ("opt/z", Some(b"z")),
                 ("opt/.wh..wh..opq", Some(b"")),
                 ("opt/y", Some(b"y")),
             ]),
@@ -396,6 +392,11 @@ mod tests {
         assert_eq!(std::fs::read(root.join("etc/b")).unwrap(), b"b");
         assert!(!root.join("opt/x").exists());
         assert_eq!(std::fs::read(root.join("opt/y")).unwrap(), b"y");
+        assert_eq!(
+            std::fs::read(root.join("opt/z")).unwrap(),
+            b"z",
+            "same-layer entry kept"
+        );
         assert!(!root.join("opt/.wh..wh..opq").exists());
     }
 

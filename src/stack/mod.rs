@@ -124,6 +124,10 @@ pub struct Scripts {
     pub boot: Option<String>,
     /// The service's foreground command.
     pub run: Option<String>,
+    /// Optional check run at deploy time against the first instance of a new release,
+    /// inside the same image (read-only), with `TARGET_URL=http://127.0.0.1:PORT`; exit 0
+    /// passes. A failure fails the deploy.
+    pub test: Option<String>,
 }
 
 /// The `[health]` table.

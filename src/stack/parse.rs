@@ -110,7 +110,7 @@ const BASE_KEYS: &[&str] = &[
 ];
 const SOURCE_KEYS: &[&str] = &["mirror", "suite", "components"];
 const APP_KEYS: &[&str] = &["path", "url", "sha256", "dest"];
-const SCRIPT_KEYS: &[&str] = &["build", "boot", "run"];
+const SCRIPT_KEYS: &[&str] = &["build", "boot", "run", "test"];
 const SCRIPT_FILE_KEYS: &[&str] = &["file"];
 const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout"];
 const DATA_KEYS: &[&str] = &["path"];
@@ -1162,6 +1162,7 @@ fn validate_scripts(chk: &mut Checker<'_>, root: &Tbl<'_, '_>, config_dir: &Path
         match *key {
             "build" => scripts.build = text,
             "boot" => scripts.boot = text,
+            "test" => scripts.test = text,
             _ => scripts.run = text,
         }
     }
