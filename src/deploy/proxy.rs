@@ -6,7 +6,7 @@
 //! delivered (connection refused, or an idempotent request whose connection broke) is
 //! retried on another instance; responses stream back. Each proxied request holds an
 //! [`InFlight`](super::route::InFlight) guard until its response body ends, which is what
-//! draining waits for. `503` when the route has no instance, `502` when the instance
+//! draining waits for. `X-Forwarded-For`/`-Proto` are set. `503` when the route has no instance, `502` when the instance
 //! failed mid-request.
 
 use std::convert::Infallible;
@@ -58,7 +58,7 @@ pub async fn serve(listener: tokio::net::TcpListener, stack: String, table: Shar
         .pool_idle_timeout(Duration::from_secs(5))
         .build_http();
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -70,7 +70,7 @@ pub async fn serve(listener: tokio::net::TcpListener, stack: String, table: Shar
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let (table, client, stack) = (table.clone(), client.clone(), stack.clone());
-                async move { Ok::<_, Infallible>(proxy(req, &stack, &table, &client).await) }
+                async move { Ok::<_, Infallible>(proxy(req, peer, &stack, &table, &client).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -81,6 +81,7 @@ pub async fn serve(listener: tokio::net::TcpListener, stack: String, table: Shar
 
 async fn proxy(
     req: Request<Incoming>,
+    peer: std::net::SocketAddr,
     stack: &str,
     table: &SharedTable,
     client: &HttpClient,
@@ -116,11 +117,17 @@ async fn proxy(
         let mut out = Request::builder()
             .method(parts.method.clone())
             .uri(format!("http://127.0.0.1:{}{pq}", backend.port));
+        let mut forwarded_for = peer.ip().to_string();
         for (k, v) in parts.headers.iter() {
-            if !HOP_BY_HOP.contains(&k.as_str()) {
+            if k == "x-forwarded-for" {
+                forwarded_for = format!("{}, {forwarded_for}", v.to_str().unwrap_or(""));
+            } else if !HOP_BY_HOP.contains(&k.as_str()) && k != "x-forwarded-proto" {
                 out = out.header(k, v);
             }
         }
+        out = out
+            .header("x-forwarded-for", forwarded_for)
+            .header("x-forwarded-proto", "http");
         let out = match out.body(Full::new(body.clone())) {
             Ok(r) => r,
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
@@ -162,4 +169,112 @@ async fn proxy(
             format!("no instance of {stack} release {release} answered ({last_error})")
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::route::{empty_table, Backend, RouteTable};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A tiny HTTP backend answering every request with `name` after `delay`.
+    async fn backend(name: &'static str, delay: Duration) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    tokio::time::sleep(delay).await;
+                    let _ = s
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                                name.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .await;
+                });
+            }
+        });
+        port
+    }
+
+    async fn get(port: u16) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(b"GET /x?y=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+    }
+
+    fn healthy(id: &str, release: i64, port: u16) -> Arc<Backend> {
+        let b = Backend::new(id, release, port);
+        b.set_healthy(true);
+        b
+    }
+
+    #[tokio::test]
+    async fn router_balances_retries_refused_instances_and_switches_atomically() {
+        let table = empty_table();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let route = l.local_addr().unwrap().port();
+        tokio::spawn(serve(l, "s".into(), table.clone()));
+
+        // No live release yet: 503 naming the fix.
+        let (status, body) = get(route).await;
+        assert_eq!(status, 503);
+        assert!(body.contains("drover deploy s"), "{body}");
+
+        // Two healthy instances of release 1, plus one whose port refuses connections.
+        let (a, b) = (
+            backend("a", Duration::ZERO).await,
+            backend("b", Duration::ZERO).await,
+        );
+        let dead = crate::deploy::instance::free_port().unwrap();
+        table.store(Arc::new(RouteTable::new(
+            1,
+            vec![
+                healthy("a", 1, a),
+                healthy("dead", 1, dead),
+                healthy("b", 1, b),
+            ],
+        )));
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let (status, body) = get(route).await;
+            assert_eq!(status, 200, "a refused instance is retried on another");
+            seen.push(body);
+        }
+        assert!(
+            seen.contains(&"a".into()) && seen.contains(&"b".into()),
+            "{seen:?}"
+        );
+
+        // A slow request on release 1 keeps its in-flight guard across the switch.
+        let slow = backend("slow-old", Duration::from_millis(400)).await;
+        let old = healthy("old", 1, slow);
+        table.store(Arc::new(RouteTable::new(1, vec![old.clone()])));
+        let pending = tokio::spawn(get(route));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(old.in_flight(), 1);
+        table.store(Arc::new(RouteTable::new(2, vec![healthy("a", 2, a)])));
+        assert_eq!(
+            get(route).await.1,
+            "a",
+            "new requests go to the new release"
+        );
+        assert_eq!(pending.await.unwrap(), (200, "slow-old".to_string()));
+        assert_eq!(old.in_flight(), 0, "drained");
+    }
 }

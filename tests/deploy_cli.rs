@@ -1,0 +1,98 @@
+//! Deploy commands' contracts that need no image: clear errors and exit codes for bad
+//! input, JSON shapes of an empty history, and the agent's lifecycle (start by `status`,
+//! one agent per state dir, `agent stop`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_drover");
+
+fn bin() -> PathBuf {
+    std::env::var_os("DROVER_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(BIN))
+}
+
+fn drover(state: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+struct StopAgent<'a>(&'a Path);
+impl Drop for StopAgent<'_> {
+    fn drop(&mut self) {
+        let _ = drover(self.0, &["agent", "stop"]);
+    }
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_2() {
+    let st = tempfile::tempdir().unwrap();
+    let _stop = StopAgent(st.path());
+
+    let out = drover(st.path(), &["releases", "hello", "--json"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+
+    let out = drover(st.path(), &["deploy", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+
+    // No build yet: the agent starts and answers with what to do.
+    let out = drover(st.path(), &["deploy", "hello"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hello has no succeeded build: run `drover build hello` first"),
+        "{err}"
+    );
+    let out = drover(st.path(), &["deploy", "hello", "--build", "99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no build 99"));
+    let out = drover(st.path(), &["rollback", "hello"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no live release to roll back from"));
+    let out = drover(st.path(), &["deploy", "hello", "--replicas", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn status_starts_one_agent_and_agent_stop_ends_it() {
+    let st = tempfile::tempdir().unwrap();
+    let _stop = StopAgent(st.path());
+    let out = drover(st.path(), &["agent", "status"]);
+    assert_eq!(out.status.code(), Some(1), "not running yet");
+
+    let out = drover(st.path(), &["status", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.is_array());
+    let out = drover(st.path(), &["agent", "status", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["running"], true);
+    let pid = v["pid"].as_i64().unwrap() as i32;
+
+    // A second agent on the same state dir refuses to start.
+    let out = drover(st.path(), &["agent"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("an agent is already running"));
+
+    let out = drover(st.path(), &["agent", "stop"]);
+    assert!(out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(Instant::now() < deadline, "the agent did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!st.path().join("agent.sock").exists());
+    let out = drover(st.path(), &["agent", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+}
