@@ -143,6 +143,8 @@ pub struct Agent {
     stacks: Mutex<BTreeMap<String, Arc<StackRt>>>,
     started_at: String,
     shutdown: Notify,
+    /// Serialises route creation, so two first deploys of one stack open one route.
+    routes_lock: tokio::sync::Mutex<()>,
 }
 
 /// Run the agent in the foreground until `drover agent stop` (or SIGTERM/SIGINT).
@@ -186,6 +188,7 @@ pub fn run(paths: Paths) -> Result<()> {
         stacks: Mutex::new(BTreeMap::new()),
         started_at: now_rfc3339(),
         shutdown: Notify::new(),
+        routes_lock: tokio::sync::Mutex::new(()),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -344,6 +347,10 @@ impl Agent {
     /// The stack's runtime, creating its route (listening socket) on first use: the port
     /// remembered in the store, else the stack's `port` if free, else any free port.
     async fn stack_rt(&self, stack: &Stack) -> Result<Arc<StackRt>> {
+        if let Some(s) = lock(&self.stacks).get(&stack.name) {
+            return Ok(s.clone());
+        }
+        let _creating = self.routes_lock.lock().await;
         if let Some(s) = lock(&self.stacks).get(&stack.name) {
             return Ok(s.clone());
         }
