@@ -293,6 +293,11 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     let r1 = env.json(&["deploy", "hello", "--json"]);
     assert_eq!(r1["release"], 1, "{r1}");
     assert_eq!(r1["build_id"], b1["build_id"]);
+    assert_eq!(
+        r1["warnings"],
+        serde_json::json!([]),
+        "the secret has a value"
+    );
     let port = r1["route_port"].as_u64().unwrap() as u16;
     let (status, body) = get(port, "/").unwrap();
     assert_eq!(status, 200);

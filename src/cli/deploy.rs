@@ -97,6 +97,9 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
         return print_json(&v);
     }
     let r: DeployReport = serde_json::from_value(v).map_err(|e| CliError::failed(e.to_string()))?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     println!(
         "{stack}: release {} (build {}, {}) is live on port {} with {} instance(s){}",
         r.release,

@@ -428,7 +428,11 @@ impl Agent {
             }
             None => None,
         };
-        let secrets = super::secrets::resolve(&self.paths.config, &srt.name, &t.stack.secrets)?;
+        let resolved = super::secrets::resolve(&self.paths.config, &srt.name, &t.stack.secrets)?;
+        if let Some(w) = resolved.warning(&self.paths.config, &srt.name) {
+            self.event(&srt.name, t.release, &id, "secret-missing", &w);
+        }
+        let secrets = resolved.values;
         let spec = InstanceSpec {
             id: id.clone(),
             image: t.image.clone(),
@@ -700,6 +704,12 @@ impl Agent {
                 format!("--replicas must be 1..=64, not {replicas}"),
             ));
         }
+        let warnings: Vec<String> =
+            super::secrets::resolve(&self.paths.config, &stack.name, &stack.secrets)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}")))?
+                .warning(&self.paths.config, &stack.name)
+                .into_iter()
+                .collect();
         let release = lock(&self.store)
             .create_release(
                 &stack.name,
@@ -755,6 +765,7 @@ impl Agent {
                     switch_ms: out.switch_time.as_secs_f64() * 1e3,
                     drain_ms: out.drain_time.as_secs_f64() * 1e3,
                     total_ms: t0.elapsed().as_secs_f64() * 1e3,
+                    warnings,
                 })
             }
             Err(e) => {

@@ -62,6 +62,9 @@ pub struct DeployReport {
     pub drain_ms: f64,
     /// Whole deploy wall time, in milliseconds.
     pub total_ms: f64,
+    /// Things the operator should fix that did not stop the deploy (missing secrets).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One instance in [`StackStatus`].

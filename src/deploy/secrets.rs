@@ -16,13 +16,37 @@ pub fn secrets_file(config: &Path, stack: &str) -> PathBuf {
     config.join("secrets").join(format!("{stack}.env"))
 }
 
+/// Secret values found for a stack, and the names that have none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// `(NAME, value)` pairs, in the stack's order.
+    pub values: Vec<(String, String)>,
+    /// Names with no value in the file nor the environment.
+    pub missing: Vec<String>,
+}
+
+impl Resolved {
+    /// A warning naming the missing secrets and where to put them (never a value), if any.
+    pub fn warning(&self, config: &Path, stack: &str) -> Option<String> {
+        (!self.missing.is_empty()).then(|| {
+            format!(
+                "stack {stack} declares the secret(s) {} but no value was found; instances \
+                 start without them: add `NAME=value` lines to {} (mode 0600) or set them in \
+                 the agent's environment",
+                self.missing.join(", "),
+                secrets_file(config, stack).display()
+            )
+        })
+    }
+}
+
 /// Resolve every name in `names` for `stack`: the secrets file first, then the process
 /// environment. Errors: the file is readable by group or others (its mode must be 0600 or
-/// stricter), a line is not `KEY=VALUE`, or a name has no value anywhere (the message names
-/// the file to fill in). The error text never holds a value.
-pub fn resolve(config: &Path, stack: &str, names: &[String]) -> Result<Vec<(String, String)>> {
+/// stricter) or a line is not `KEY=VALUE`. Names without a value are listed in
+/// [`Resolved::missing`]. The error text never holds a value.
+pub fn resolve(config: &Path, stack: &str, names: &[String]) -> Result<Resolved> {
     if names.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Resolved::default());
     }
     let file = secrets_file(config, stack);
     let mut from_file = BTreeMap::new();
@@ -61,15 +85,10 @@ pub fn resolve(config: &Path, stack: &str, names: &[String]) -> Result<Vec<(Stri
             None => missing.push(n.as_str()),
         }
     }
-    if !missing.is_empty() {
-        bail!(
-            "stack {stack} needs the secret(s) {} but no value was found: add `NAME=value` \
-             lines to {} (mode 0600) or set them in the agent's environment",
-            missing.join(", "),
-            file.display()
-        );
-    }
-    Ok(out)
+    Ok(Resolved {
+        values: out,
+        missing: missing.into_iter().map(String::from).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -89,12 +108,18 @@ mod tests {
         assert!(!err.contains("s3cr3t"));
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
-            resolve(dir.path(), "s", &names).unwrap(),
+            resolve(dir.path(), "s", &names).unwrap().values,
             vec![("TOKEN".to_string(), "s3cr3t=x".to_string())]
         );
-        let names = vec!["DROVER_TEST_SURELY_UNSET_SECRET".to_string()];
-        let err = resolve(dir.path(), "s", &names).unwrap_err().to_string();
-        assert!(err.contains("DROVER_TEST_SURELY_UNSET_SECRET") && err.contains("s.env"));
+        let names = vec![
+            "TOKEN".into(),
+            "DROVER_TEST_SURELY_UNSET_SECRET".to_string(),
+        ];
+        let r = resolve(dir.path(), "s", &names).unwrap();
+        assert_eq!(r.missing, vec!["DROVER_TEST_SURELY_UNSET_SECRET"]);
+        let w = r.warning(dir.path(), "s").unwrap();
+        assert!(w.contains("DROVER_TEST_SURELY_UNSET_SECRET") && w.contains("s.env"));
+        assert!(!w.contains("s3cr3t"));
         std::fs::write(&f, "garbage line\n").unwrap();
         let err = resolve(dir.path(), "s", &["X".into()])
             .unwrap_err()
