@@ -148,6 +148,8 @@ fn demo_stack_parses() {
             path: "/up".into(),
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
+            healthy_threshold: 1,
+            unhealthy_threshold: 3,
         }
     );
     assert_eq!(
@@ -855,4 +857,27 @@ fn config_default_valid_and_unknown_key() {
     assert_eq!((d[0].line, d[0].col), (3, 1));
     assert_eq!(d[0].message, "unknown key `max` in [images]");
     assert_eq!(d[0].hint.as_deref(), Some("expected one of: keep"));
+}
+
+#[test]
+fn health_thresholds_and_test_script() {
+    let text = format!(
+        "name = \"h\"\nhealth = {{ healthy_threshold = 2, unhealthy_threshold = 5 }}\n\
+         scripts = {{ test = \"exit 0\" }}\n{BASE}"
+    );
+    let s = parse_mem("h", &text).expect("valid");
+    assert_eq!(
+        (s.health.healthy_threshold, s.health.unhealthy_threshold),
+        (2, 5)
+    );
+    assert_eq!(s.scripts.test.as_deref(), Some("exit 0"));
+    let text = format!("name = \"h\"\nhealth = {{ unhealthy_threshold = 0 }}\n{BASE}");
+    let d = parse_mem("h", &text).expect_err("out of range");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(
+        d[0].message
+            .contains("unhealthy_threshold 0 is out of range (1-100)"),
+        "{d:#?}"
+    );
+    assert_eq!(d[0].line, 2);
 }

@@ -3,7 +3,7 @@
 //! One agent per state directory (an exclusive lock on `STATE/agent.lock`; its PID in
 //! `STATE/agent.pid`), serving the API of [`super::api`] on `STATE/agent.sock`. At start it
 //! restores every live release found in the store (route, then instances). Instances that
-//! exit or fail [`UNHEALTHY_THRESHOLD`] consecutive health checks after having been healthy
+//! exit or fail `[health] unhealthy_threshold` consecutive health checks after having been healthy
 //! are replaced with exponential backoff (0.5 s doubling, at most 30 s); every start,
 //! health change, exit and replacement is recorded as an instance event.
 
@@ -31,11 +31,6 @@ use super::unpack::{self, UnpackedImage};
 use crate::paths::Paths;
 use crate::stack::Stack;
 use crate::store::{now_rfc3339, Store};
-
-/// Consecutive failed checks after which a healthy instance is unhealthy (and replaced).
-pub const UNHEALTHY_THRESHOLD: u32 = 3;
-/// Consecutive passed checks after which an instance is healthy.
-pub const HEALTHY_THRESHOLD: u32 = 1;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -957,7 +952,7 @@ async fn health_loop(
         if r.ok() {
             fails = 0;
             passes += 1;
-            if !inst.backend.healthy() && passes >= HEALTHY_THRESHOLD {
+            if !inst.backend.healthy() && passes >= health.healthy_threshold {
                 inst.backend.set_healthy(true);
                 lock(&inst.state).ever_healthy = true;
                 agent.event(&srt.name, inst.release, &inst.id, "healthy", &r.to_string());
@@ -965,7 +960,7 @@ async fn health_loop(
         } else {
             passes = 0;
             fails += 1;
-            if ever && fails == UNHEALTHY_THRESHOLD {
+            if ever && fails == health.unhealthy_threshold {
                 inst.backend.set_healthy(false);
                 agent.event(
                     &srt.name,

@@ -139,6 +139,11 @@ pub struct Health {
     pub interval: Duration,
     /// Probe timeout (default 5 s).
     pub timeout: Duration,
+    /// Consecutive passed checks before an instance takes traffic (default 1).
+    pub healthy_threshold: u32,
+    /// Consecutive failed checks before a healthy instance is unhealthy and replaced
+    /// (default 3).
+    pub unhealthy_threshold: u32,
 }
 
 impl Default for Health {
@@ -147,6 +152,8 @@ impl Default for Health {
             path: "/up".into(),
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
+            healthy_threshold: 1,
+            unhealthy_threshold: 3,
         }
     }
 }

@@ -112,7 +112,13 @@ const SOURCE_KEYS: &[&str] = &["mirror", "suite", "components"];
 const APP_KEYS: &[&str] = &["path", "url", "sha256", "dest"];
 const SCRIPT_KEYS: &[&str] = &["build", "boot", "run", "test"];
 const SCRIPT_FILE_KEYS: &[&str] = &["file"];
-const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout"];
+const HEALTH_KEYS: &[&str] = &[
+    "path",
+    "interval",
+    "timeout",
+    "healthy_threshold",
+    "unhealthy_threshold",
+];
 const DATA_KEYS: &[&str] = &["path"];
 const TRACK_KEYS: &[&str] = &["apt", "registries"];
 
@@ -1262,6 +1268,25 @@ fn validate_health(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Health {
     }
     health.interval = validate_duration(chk, &t, "interval", health.interval);
     health.timeout = validate_duration(chk, &t, "timeout", health.timeout);
+    for key in ["healthy_threshold", "unhealthy_threshold"] {
+        let example = format!("{key} = 3");
+        if let Some((n, span)) = chk.integer(&t, key, &example).present() {
+            match u32::try_from(n) {
+                Ok(n) if (1..=100).contains(&n) => {
+                    if key == "healthy_threshold" {
+                        health.healthy_threshold = n;
+                    } else {
+                        health.unhealthy_threshold = n;
+                    }
+                }
+                _ => chk.error(
+                    &span,
+                    format!("{key} {n} is out of range (1-100)"),
+                    format!("count consecutive health checks, e.g. `{example}`"),
+                ),
+            }
+        }
+    }
     health
 }
 
