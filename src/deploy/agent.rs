@@ -383,6 +383,7 @@ impl Agent {
             );
         }
         lock(&self.store).set_route_port(&stack.name, port)?;
+        let started = lock(&self.store).instances_started(&stack.name)?;
         let rt = Arc::new(StackRt {
             name: stack.name.clone(),
             port,
@@ -393,7 +394,7 @@ impl Agent {
             deploy_lock: tokio::sync::Mutex::new(()),
             holder: Mutex::new(None),
             failures: AtomicU32::new(0),
-            seq: AtomicU64::new(0),
+            seq: AtomicU64::new(started),
         });
         tokio::spawn(super::proxy::serve(
             listener,

@@ -219,6 +219,17 @@ impl Store {
         Ok(())
     }
 
+    /// How many instances of `stack` were ever started (seeds instance numbering, so ids
+    /// stay unique across agent restarts).
+    pub fn instances_started(&self, stack: &str) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM instance_events WHERE stack = ?1 AND event = 'started'",
+            [stack],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// The newest `limit` instance events of `stack`, newest first.
     pub fn instance_events(&self, stack: &str, limit: i64) -> Result<Vec<InstanceEvent>> {
         let mut st = self.conn().prepare(
@@ -302,5 +313,9 @@ mod tests {
         s.set_route_port("a", 8081).unwrap();
         assert_eq!(s.route_port("a").unwrap(), Some(8081));
         assert_eq!(s.route_port("b").unwrap(), None);
+        s.instance_event("a", 2, "a-r2-1", "started", "pid 1").unwrap();
+        s.instance_event("a", 2, "a-r2-1", "exited", "signal 9").unwrap();
+        assert_eq!(s.instances_started("a").unwrap(), 1);
+        assert_eq!(s.instance_events("a", 10).unwrap()[0].event, "exited");
     }
 }
