@@ -313,8 +313,10 @@ mod tests {
         s.set_route_port("a", 8081).unwrap();
         assert_eq!(s.route_port("a").unwrap(), Some(8081));
         assert_eq!(s.route_port("b").unwrap(), None);
-        s.instance_event("a", 2, "a-r2-1", "started", "pid 1").unwrap();
-        s.instance_event("a", 2, "a-r2-1", "exited", "signal 9").unwrap();
+        s.instance_event("a", 2, "a-r2-1", "started", "pid 1")
+            .unwrap();
+        s.instance_event("a", 2, "a-r2-1", "exited", "signal 9")
+            .unwrap();
         assert_eq!(s.instances_started("a").unwrap(), 1);
         assert_eq!(s.instance_events("a", 10).unwrap()[0].event, "exited");
     }
