@@ -32,6 +32,9 @@ use crate::paths::Paths;
 use crate::stack::Stack;
 use crate::store::{now_rfc3339, Store};
 
+/// Previous releases per stack whose images stay unpacked for an immediate rollback.
+pub const KEEP_UNPACKED: i64 = 2;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -535,6 +538,29 @@ impl Agent {
         }
     }
 
+    /// Drop unpacked images no release needs any more (all but the live releases, the
+    /// newest [`KEEP_UNPACKED`] previous ones per stack and anything unpacked in the last
+    /// hour), in the background.
+    fn collect_unpacked(&self) {
+        let keep = match lock(&self.store).digests_to_keep(KEEP_UNPACKED) {
+            Ok(mut k) => {
+                for s in lock(&self.stacks).values() {
+                    let live = lock(&s.live);
+                    k.extend(live.template.as_ref().map(|t| t.image.digest.clone()));
+                }
+                k
+            }
+            Err(_) => return,
+        };
+        let state = self.paths.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = unpack::remove_unused(&state, &keep, Duration::from_secs(3600));
+            if n > 0 {
+                eprintln!("drover agent: removed {n} unpacked image(s) no release needs");
+            }
+        });
+    }
+
     async fn stop_everything(&self) {
         let stacks: Vec<Arc<StackRt>> = lock(&self.stacks).values().cloned().collect();
         let mut all = Vec::new();
@@ -737,6 +763,7 @@ impl Agent {
         match machine::deploy(&rt, plan).await {
             Ok(out) => {
                 srt.failures.store(0, Ordering::SeqCst);
+                self.collect_unpacked();
                 let store = &mut lock(&self.store);
                 store
                     .mark_release_live(&stack.name, release)

@@ -87,6 +87,37 @@ pub fn unpack(
     load(&dir, digest)
 }
 
+/// Remove unpacked images whose digest is not in `keep` and that were not unpacked in the
+/// last `min_age` (a deploy may be about to use a fresh one). Each is unpacked again from
+/// its archive if ever needed. Returns how many were removed.
+pub fn remove_unused(state: &Path, keep: &[String], min_age: std::time::Duration) -> usize {
+    let keep: Vec<&str> = keep
+        .iter()
+        .map(|d| d.trim_start_matches("sha256:"))
+        .collect();
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(rootfs_root(state)) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let old_enough = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= min_age);
+            if name.len() == 64 && !keep.contains(&name.as_str()) && old_enough {
+                // Rename first so a half-removed tree is never taken for an image.
+                let gone = rootfs_root(state).join(format!(".tmp-gc-{name}"));
+                if std::fs::rename(e.path(), &gone).is_ok() {
+                    let _ = std::fs::remove_dir_all(&gone);
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
 /// Remove temporary unpack directories left by a killed process.
 pub fn clean_temp(state: &Path) {
     if let Ok(rd) = std::fs::read_dir(rootfs_root(state)) {

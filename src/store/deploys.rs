@@ -179,6 +179,20 @@ impl Store {
         Ok(rows)
     }
 
+    /// Image digests worth keeping unpacked: every live or deploying release's, plus the
+    /// newest `keep_previous` superseded releases' of each stack (rollback targets).
+    pub fn digests_to_keep(&self, keep_previous: i64) -> Result<Vec<String>> {
+        let mut st = self.conn().prepare(
+            "SELECT DISTINCT image_digest FROM releases r WHERE status IN ('live','deploying') \
+             OR (status = 'superseded' AND (SELECT COUNT(*) FROM releases n WHERE n.stack = r.stack \
+                 AND n.status = 'superseded' AND n.release > r.release) < ?1)",
+        )?;
+        let rows = st
+            .query_map([keep_previous], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
+    }
+
     /// The remembered route port of `stack`.
     pub fn route_port(&self, stack: &str) -> Result<Option<u16>> {
         let p: Option<i64> = self
@@ -290,6 +304,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unused_unpacked_images_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::deploy::unpack::rootfs_root(dir.path());
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        std::fs::create_dir_all(root.join(&a).join("rootfs")).unwrap();
+        std::fs::create_dir_all(root.join(&b).join("rootfs")).unwrap();
+        let keep = [format!("sha256:{a}")];
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(
+            crate::deploy::unpack::remove_unused(dir.path(), &keep, hour),
+            0
+        );
+        assert!(root.join(&b).is_dir(), "a fresh unpack is never removed");
+        let n = crate::deploy::unpack::remove_unused(dir.path(), &keep, Default::default());
+        assert_eq!(n, 1);
+        assert!(root.join(&a).is_dir() && !root.join(&b).exists());
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+    }
+
+    #[test]
     fn releases_are_numbered_per_stack_and_one_is_live() {
         let mut s = Store::open_in_memory().unwrap();
         let r1 = s.create_release("a", 1, "sha256:1", 1, "op", None).unwrap();
@@ -313,6 +347,11 @@ mod tests {
         s.set_route_port("a", 8081).unwrap();
         assert_eq!(s.route_port("a").unwrap(), Some(8081));
         assert_eq!(s.route_port("b").unwrap(), None);
+        // Live and the newest superseded are kept; failed releases are not.
+        let mut keep = s.digests_to_keep(1).unwrap();
+        keep.sort();
+        assert_eq!(keep, vec!["sha256:1".to_string(), "sha256:2".to_string()]);
+        assert_eq!(s.digests_to_keep(0).unwrap(), vec!["sha256:2".to_string()]);
         s.instance_event("a", 2, "a-r2-1", "started", "pid 1")
             .unwrap();
         s.instance_event("a", 2, "a-r2-1", "exited", "signal 9")
