@@ -87,7 +87,7 @@ variant = "apt"
     .unwrap();
     std::fs::write(
         root.join("config/stacks/slow.toml"),
-        format!("name = \"slow\"\n{base}\n[scripts]\nbuild = \"\"\"\necho sleeping now\nsleep 300\n\"\"\"\n"),
+        format!("name = \"slow\"\n{base}\n[scripts]\nbuild = \"\"\"\necho sleeping now\nsleep 297\n\"\"\"\n"),
     )
     .unwrap();
     Env { _tmp: tmp, root }
@@ -308,4 +308,57 @@ fn demo_stack_builds_from_the_live_mirror() {
         .state()
         .join(format!("images/slow/{id}.oci.tar"))
         .exists());
+
+    // 7. Ctrl-C cancels cleanly: the sandboxed script is stopped, the build is `cancelled`.
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(env.config())
+        .arg("--state")
+        .arg(env.state())
+        .args(["build", "slow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let builds = env.json(&["builds", "slow", "--json"]);
+        let running = builds[0]["status"] == "running" && builds[0]["id"].as_i64() != Some(id);
+        let logs = env.drover(&["logs", "slow", "--json"]);
+        if running && String::from_utf8_lossy(&logs.stdout).contains("sleeping now") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second slow build never started its script"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let t = Instant::now();
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) };
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        t.elapsed()
+    );
+    let builds = env.json(&["builds", "slow", "--json"]);
+    assert_eq!(builds[0]["status"], "cancelled", "{builds}");
+    let cid = builds[0]["id"].as_i64().unwrap();
+    assert!(!env.state().join(format!("builds/{cid}")).exists());
+    assert!(!env
+        .state()
+        .join(format!("images/slow/{cid}.oci.tar"))
+        .exists());
+    let out = Command::new("pgrep")
+        .args(["-f", "sleep 297"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the build script survived the cancel"
+    );
 }

@@ -20,7 +20,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE builds (
         id            INTEGER PRIMARY KEY,
         stack         TEXT NOT NULL,
-        status        TEXT NOT NULL CHECK (status IN ('running','succeeded','failed','interrupted')),
+        status        TEXT NOT NULL CHECK (status IN ('running','succeeded','failed','interrupted','cancelled')),
         started_at    TEXT NOT NULL,
         finished_at   TEXT,
         base_key      TEXT,
