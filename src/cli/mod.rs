@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::paths::Paths;
 
 mod build;
+mod export;
 mod output;
+mod push;
 mod query;
 
 /// A CLI failure with its exit code.
@@ -128,6 +130,120 @@ pub enum Command {
         #[arg(long)]
         keep: Option<usize>,
     },
+    /// Push a build's image to a registry (OCI distribution API).
+    Push {
+        /// Stack name.
+        stack: String,
+        /// Build id (default: the newest succeeded build).
+        #[arg(long)]
+        build: Option<i64>,
+        /// Destination `HOST[:PORT]/REPO:TAG`.
+        #[arg(long, value_name = "HOST[:PORT]/REPO:TAG")]
+        to: String,
+        /// Plain HTTP (a local registry without TLS).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Render a build as a Helm chart, Kubernetes manifests, CloudFormation or Terraform.
+    Export {
+        /// Stack name.
+        stack: String,
+        /// What to write.
+        #[arg(long, value_enum)]
+        target: crate::export::Target,
+        /// Output directory (created; replaced only if it is an earlier drover export).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        opts: ExportOpts,
+    },
+    /// Deploy to Kubernetes with Helm, roll back, show history.
+    Helm {
+        /// What to do.
+        #[command(subcommand)]
+        action: HelmAction,
+    },
+}
+
+/// Options of `export` and `helm deploy`.
+#[derive(Debug, clap::Args)]
+pub struct ExportOpts {
+    /// Build id (default: the newest succeeded build).
+    #[arg(long)]
+    pub build: Option<i64>,
+    /// Image repository `HOST[:PORT]/REPO` (default: where the build was last pushed).
+    #[arg(long, value_name = "HOST[:PORT]/REPO")]
+    pub repo: Option<String>,
+    /// Number of instances.
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u32,
+    /// Size of the data volume (Kubernetes quantity).
+    #[arg(long, default_value = "1Gi")]
+    pub data_size: String,
+}
+
+/// Where Helm installs.
+#[derive(Debug, clap::Args)]
+pub struct HelmOpts {
+    /// Release name (default: the stack name).
+    #[arg(long)]
+    pub release: Option<String>,
+    /// Kubernetes namespace.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub kube_context: Option<String>,
+}
+
+/// `drover helm ...`.
+#[derive(Debug, Subcommand)]
+pub enum HelmAction {
+    /// Export the chart and `helm upgrade --install` it (waits; undone on failure).
+    Deploy {
+        /// Stack name.
+        stack: String,
+        #[command(flatten)]
+        opts: ExportOpts,
+        #[command(flatten)]
+        helm: HelmOpts,
+    },
+    /// `helm rollback` the stack's release.
+    Rollback {
+        /// Stack name.
+        stack: String,
+        /// Helm revision to return to (default: the previous one).
+        #[arg(long)]
+        revision: Option<u32>,
+        #[command(flatten)]
+        helm: HelmOpts,
+    },
+    /// Helm actions drover ran on the stack, with Helm's revisions.
+    History {
+        /// Stack name.
+        stack: String,
+    },
+}
+
+impl ExportOpts {
+    fn args(self) -> export::ExportArgs {
+        export::ExportArgs {
+            build: self.build,
+            repo: self.repo,
+            replicas: self.replicas,
+            data_size: self.data_size,
+        }
+    }
+}
+
+impl HelmOpts {
+    fn args(self) -> export::HelmArgs {
+        export::HelmArgs {
+            release: self.release,
+            namespace: self.namespace,
+            kube_context: self.kube_context,
+        }
+    }
 }
 
 /// Run the CLI with the process arguments; returns the exit code.
@@ -176,6 +292,29 @@ pub fn run(cli: Cli) -> CliResult {
             query::manifest(&paths, &stack, build, format, summary)
         }
         Command::Prune { keep } => query::prune(&paths, keep, json),
+        Command::Push {
+            stack,
+            build,
+            to,
+            insecure,
+        } => push::push(&paths, &stack, build, &to, insecure, json),
+        Command::Export {
+            stack,
+            target,
+            out,
+            opts,
+        } => export::export(&paths, &stack, target, &out, &opts.args(), json),
+        Command::Helm { action } => match action {
+            HelmAction::Deploy { stack, opts, helm } => {
+                export::helm_deploy(&paths, &stack, &opts.args(), &helm.args(), json)
+            }
+            HelmAction::Rollback {
+                stack,
+                revision,
+                helm,
+            } => export::helm_rollback(&paths, &stack, revision, &helm.args(), json),
+            HelmAction::History { stack } => export::helm_history(&paths, &stack, json),
+        },
     }
 }
 
