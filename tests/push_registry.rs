@@ -400,3 +400,54 @@ fn unreachable_registry_and_bad_destinations_are_clear() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("other has no succeeded build"));
 }
+
+/// The real path: build the demo stack from the Debian mirror (mmdebstrap, as in
+/// `build_real.rs`), push its image, compare digests, and export it by the pushed reference.
+#[test]
+fn push_the_demo_stacks_built_image() {
+    let reg = Registry::start(None);
+    let state = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .arg("--state")
+            .arg(state.path())
+            .args(args)
+            .env("DOCKER_CONFIG", state.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["build", "hello", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let build: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = build["image_digest"].as_str().unwrap().to_string();
+
+    let to = format!("{}/hello:latest", reg.host());
+    let out = run(&["push", "hello", "--to", &to, "--insecure", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["digest"], digest.as_str());
+    assert_eq!(v["blobs_uploaded"], 3, "config, base layer, app layer: {v}");
+    assert_eq!(skopeo_inspect_digest(&format!("docker://{to}")), digest);
+
+    // The export references exactly the pushed image.
+    let k8s = state.path().join("k8s");
+    let out = run(&[
+        "export",
+        "hello",
+        "--target",
+        "kubernetes",
+        "--out",
+        k8s.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pinned = format!("{}/hello@{digest}", reg.host());
+    assert_eq!(e["image"], pinned.as_str());
+    let d = fs::read_to_string(k8s.join("deployment.yaml")).unwrap();
+    assert!(d.contains(&format!("image: \"{pinned}\"")), "{d}");
+}
