@@ -451,3 +451,56 @@ fn push_the_demo_stacks_built_image() {
     let d = fs::read_to_string(k8s.join("deployment.yaml")).unwrap();
     assert!(d.contains(&format!("image: \"{pinned}\"")), "{d}");
 }
+
+#[test]
+fn broken_archives_are_named_before_any_upload() {
+    use drover::registry::archive::open;
+    let (state, id, digest) = state_with_image();
+    let good = state.path().join(format!("images/demo/{id}.oci.tar"));
+    let img = open(&good).unwrap();
+    assert_eq!(img.digest, digest);
+    assert_eq!(img.layers.len(), 2);
+    assert_eq!(
+        img.media_type,
+        drover::registry::archive::MEDIA_TYPE_MANIFEST
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    // Not a tar at all.
+    let junk = dir.path().join("junk.oci.tar");
+    fs::write(
+        &junk,
+        b"definitely not a tar archive, but long enough to be read as one....",
+    )
+    .unwrap();
+    let e = format!("{:#}", open(&junk).unwrap_err());
+    assert!(e.contains(&junk.display().to_string()), "{e}");
+
+    // A layout whose manifest names a blob that is not there.
+    let bytes = fs::read(&good).unwrap();
+    let mut ar = tar::Archive::new(bytes.as_slice());
+    let mut b = tar::Builder::new(Vec::new());
+    let layer_hex = img.layers[1]
+        .digest
+        .trim_start_matches("sha256:")
+        .to_string();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        if path.ends_with(&layer_hex) {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        b.append_data(&mut h, &path, data.as_slice()).unwrap();
+    }
+    let missing = dir.path().join("missing.oci.tar");
+    fs::write(&missing, b.into_inner().unwrap()).unwrap();
+    let e = format!("{:#}", open(&missing).unwrap_err());
+    assert!(
+        e.contains("layer 1 blob") && e.contains("is missing"),
+        "{e}"
+    );
+    assert!(e.contains(&missing.display().to_string()), "{e}");
+}

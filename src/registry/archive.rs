@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest as _, Sha256};
 
+/// Largest `index.json` or manifest accepted (distribution-spec v1.1 lets registries refuse
+/// manifests over 4 MiB).
+pub const MAX_JSON_BYTES: u64 = 4 << 20;
+
 /// Media type of an OCI image manifest (image-spec v1.1 `manifest.md`).
 pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -88,6 +92,13 @@ pub fn open(path: &Path) -> Result<ArchiveImage> {
             .into_owned();
         let name = name.trim_start_matches("./").to_string();
         if name == "index.json" {
+            if entry.size() > MAX_JSON_BYTES {
+                bail!(
+                    "{}: index.json has {} bytes, more than 4 MiB",
+                    ctx(),
+                    entry.size()
+                );
+            }
             let mut buf = Vec::new();
             entry.read_to_end(&mut buf).with_context(ctx)?;
             index = Some(buf);
@@ -138,6 +149,13 @@ pub fn open(path: &Path) -> Result<ArchiveImage> {
         })
     };
     let mref = locate(&digest, desc["size"].as_u64(), "the manifest")?;
+    if mref.size > MAX_JSON_BYTES {
+        bail!(
+            "{}: the manifest has {} bytes, more than 4 MiB",
+            ctx(),
+            mref.size
+        );
+    }
     let mut manifest = vec![0u8; mref.size as usize];
     let mut f = File::open(path).with_context(ctx)?;
     f.seek(SeekFrom::Start(mref.offset)).with_context(ctx)?;
