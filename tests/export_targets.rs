@@ -523,3 +523,120 @@ fn bad_input_is_reported_without_writing() {
     assert_eq!(v["files"], serde_json::json!(["deployment.yaml"]));
     kubernetes_validate(&[out.join("deployment.yaml")]);
 }
+
+/// Strings from the stack that look like template syntax (Go, HCL) or break quoting stay
+/// data in every target: the chart still renders to the manifests, validators pass.
+#[test]
+fn hostile_strings_stay_data() {
+    let st = state();
+    let cfg = tempfile::tempdir().unwrap();
+    fs::create_dir(cfg.path().join("stacks")).unwrap();
+    let hostile = r#"{{ .Release.Name }} ${var.x} %{ if true }"quoted" 'single' \back"#;
+    fs::write(
+        cfg.path().join("stacks/odd.toml"),
+        format!(
+            "name = \"odd\"\ndescription = {hostile:?}\npackages = []\nport = 8080\n\
+             secrets = [\"API_TOKEN\"]\n\
+             [base]\ndistro = \"debian\"\nsuite = \"bookworm\"\nmirror = \"http://deb.debian.org/debian\"\n\
+             [scripts]\nrun = \"true\"\n\
+             [env]\nODD = {hostile:?}\n\
+             [health]\npath = \"/up?q={{{{x}}}}\"\n\
+             [data]\npath = \"/var/lib/{{{{odd}}}}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut store = Store::open(&st.path().join("drover.db")).unwrap();
+    let id = store.create_build("odd", 1).unwrap();
+    store
+        .finish_build_success(
+            id,
+            &drover::store::builds::Success {
+                image_digest: DIGEST,
+                image_path: "/nonexistent.oci.tar",
+                components: &[],
+            },
+        )
+        .unwrap();
+    let run = |target: &str, out: &Path| {
+        let o = drover_in(
+            cfg.path(),
+            st.path(),
+            &[
+                "export",
+                "odd",
+                "--target",
+                target,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{target}: {}", text(&o));
+    };
+    let (chart, k8s, tf, cfn) = (
+        st.path().join("chart"),
+        st.path().join("k8s"),
+        st.path().join("tf"),
+        st.path().join("cfn"),
+    );
+    run("helm", &chart);
+    run("kubernetes", &k8s);
+    run("terraform", &tf);
+    run("cloudformation", &cfn);
+    python_module("yaml");
+    let rendered = st.path().join("rendered");
+    run_ok(
+        Command::new("python3")
+            .arg(repo().join("tests/support/render_chart.py"))
+            .arg(&chart)
+            .arg(&rendered),
+    );
+    for f in ["deployment.yaml", "service.yaml", "pvc.yaml"] {
+        assert_eq!(
+            fs::read_to_string(rendered.join(f)).unwrap(),
+            fs::read_to_string(k8s.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    kubernetes_validate(&[
+        k8s.join("deployment.yaml"),
+        k8s.join("service.yaml"),
+        k8s.join("pvc.yaml"),
+    ]);
+    // The env value reads back exactly from the manifest and from the cloud-init file.
+    let check = r#"
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+c = d["spec"]["template"]["spec"]["containers"][0]
+env = {e["name"]: e.get("value") for e in c["env"]}
+assert env["ODD"] == sys.argv[2], env
+assert c["readinessProbe"]["httpGet"]["path"] == "/up?q={{x}}", c["readinessProbe"]
+ci = yaml.safe_load(open(sys.argv[3]))
+files = {f["path"]: f["content"] for f in ci["write_files"]}
+assert files["/etc/drover/secret-names"] == "API_TOKEN\n", files
+print("ok")
+"#;
+    let got = run_ok(
+        Command::new("python3")
+            .arg("-c")
+            .arg(check)
+            .arg(k8s.join("deployment.yaml"))
+            .arg(hostile)
+            .arg(tf.join("cloud-init.yaml")),
+    );
+    assert!(got.contains("ok"), "{got}");
+    python_module("hcl2");
+    run_ok(
+        Command::new("python3")
+            .args(["-c", "import hcl2,sys; hcl2.load(open(sys.argv[1]))"])
+            .arg(tf.join("main.tf")),
+    );
+    if on_path("terraform") {
+        run_ok(
+            Command::new("terraform")
+                .arg(format!("-chdir={}", tf.display()))
+                .args(["fmt", "-check"]),
+        );
+    }
+    need("cfn-lint", PIP);
+    run_ok(Command::new("cfn-lint").arg(cfn.join("template.yaml")));
+}

@@ -188,11 +188,14 @@ fn values_tree(input: &ExportInput<'_>) -> serde_json::Value {
         "image": { "reference": input.image_reference() },
         "env": s.env,
     });
+    // Every free-form string the stack supplies goes through values, never into the
+    // chart's template text, so Helm never interprets it.
     if s.port.is_some() {
         v["service"] = json!({ "type": "ClusterIP" });
+        v["health"] = json!({ "path": s.health.path });
     }
-    if s.data.is_some() {
-        v["persistence"] = json!({ "size": input.data_size });
+    if let Some(d) = &s.data {
+        v["persistence"] = json!({ "size": input.data_size, "mountPath": d.path });
     }
     if !s.secrets.is_empty() {
         v["secrets"] = json!({ "name": format!("{}-secrets", s.name) });
