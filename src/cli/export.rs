@@ -11,7 +11,6 @@ use super::{CliError, CliResult};
 use crate::export::{self, helm, ExportInput, Target};
 use crate::paths::Paths;
 use crate::store::builds::{BuildRecord, BuildStatus};
-use crate::store::pushes::NewHelmRelease;
 use crate::store::Store;
 
 /// Options shared by `export` and `helm deploy`.
@@ -50,81 +49,53 @@ fn succeeded_build(store: &Store, stack: &str, id: Option<i64>) -> Result<BuildR
     Ok(b)
 }
 
-/// The repository the image is pulled from, and a note when it is only a local name.
-fn repository(
-    store: &Store,
-    stack: &str,
-    b: &BuildRecord,
-    repo: Option<&str>,
-) -> Result<(String, Option<String>), CliError> {
-    if let Some(r) = repo {
-        let valid = !r.is_empty()
-            && !r.contains('@')
-            && !r.rsplit('/').next().unwrap_or("").contains(':')
-            && r.split('/').all(|c| !c.is_empty());
-        if !valid {
-            return Err(CliError::input(format!(
-                "--repo {r:?} must be HOST[:PORT]/REPO without tag or digest (drover adds @sha256:…)"
-            )));
-        }
-        return Ok((r.to_string(), None));
-    }
-    if let Some(p) = store.latest_push_of_build(b.id)? {
-        let repo = p
-            .reference
-            .rsplit_once(':')
-            .map(|(r, _)| r.to_string())
-            .unwrap_or(p.reference.clone());
-        return Ok((repo, None));
-    }
-    Ok((
-        format!("drover/{stack}"),
-        Some(format!(
-            "note: build {} was never pushed, so the image is referenced as drover/{stack}@…; \
-             push it (`drover push {stack} --to HOST/REPO:TAG`) or pass --repo HOST/REPO",
-            b.id
-        )),
-    ))
+/// A stack, its build and the image repository, checked; the input of every export.
+struct Prepared {
+    stack: crate::stack::Stack,
+    build: BuildRecord,
+    repository: String,
+    note: Option<String>,
+    replicas: u32,
+    data_size: String,
 }
 
-fn render(
+impl Prepared {
+    fn input(&self) -> ExportInput<'_> {
+        ExportInput {
+            stack: &self.stack,
+            build_id: self.build.id,
+            digest: self.build.image_digest.clone().unwrap_or_default(),
+            repository: self.repository.clone(),
+            replicas: self.replicas,
+            data_size: self.data_size.clone(),
+        }
+    }
+}
+
+/// Load and check everything an export needs; bad input is exit 2.
+fn prepare(
     paths: &Paths,
     store: &Store,
     stack_name: &str,
     target: Target,
     args: &ExportArgs,
-) -> Result<
-    (
-        BuildRecord,
-        String,
-        Vec<export::RenderedFile>,
-        Option<String>,
-    ),
-    CliError,
-> {
+) -> Result<(Prepared, Vec<export::RenderedFile>), CliError> {
     let stack = load_stack(paths, stack_name)?;
-    let b = succeeded_build(store, stack_name, args.build)?;
-    let (repo, note) = repository(store, stack_name, &b, args.repo.as_deref())?;
-    let input = ExportInput {
-        stack: &stack,
-        build_id: b.id,
-        digest: b.image_digest.clone().unwrap_or_default(),
-        repository: repo,
+    let build = succeeded_build(store, stack_name, args.build)?;
+    let (repository, note) =
+        export::image_repository(store, stack_name, build.id, args.repo.as_deref())
+            .map_err(|e| CliError::input(format!("{e:#}")))?;
+    let p = Prepared {
+        stack,
+        build,
+        repository,
+        note,
         replicas: args.replicas,
         data_size: args.data_size.clone(),
     };
-    let image = input.image_reference();
-    let files = export::render(target, &input).map_err(|e| CliError::input(format!("{e:#}")))?;
-    Ok((b, image, files, note))
-}
-
-fn marker(stack: &str, target: Target, build_id: i64, image: &str) -> serde_json::Value {
-    serde_json::json!({
-        "target": target.as_str(),
-        "stack": stack,
-        "build_id": build_id,
-        "image": image,
-    })
+    let files =
+        export::render(target, &p.input()).map_err(|e| CliError::input(format!("{e:#}")))?;
+    Ok((p, files))
 }
 
 /// `drover export STACK --target T --out DIR`.
@@ -137,15 +108,18 @@ pub fn export(
     json: bool,
 ) -> CliResult {
     let store = open_store(paths)?;
-    let (b, image, files, note) = render(paths, &store, stack, target, args)?;
-    export::write_dir(out, &files, &marker(stack, target, b.id, &image))
+    let (p, files) = prepare(paths, &store, stack, target, args)?;
+    let input = p.input();
+    let image = input.image_reference();
+    let b = &p.build;
+    export::write_dir(out, &files, &export::marker(target, &input))
         .map_err(|e| CliError::failed(format!("cannot write the export: {e:#}")))?;
     store.audit(
         "export",
         Some(stack),
         &format!("build {} as {} to {}", b.id, target.as_str(), out.display()),
     )?;
-    if let Some(n) = &note {
+    if let Some(n) = &p.note {
         eprintln!("{n}");
     }
     if json {
@@ -225,27 +199,24 @@ pub fn helm_deploy(
     json: bool,
 ) -> CliResult {
     let store = open_store(paths)?;
-    let (b, image, files, note) = render(paths, &store, stack, Target::Helm, args)?;
+    let (p, _files) = prepare(paths, &store, stack, Target::Helm, args)?;
     let d = driver(stack, h)?;
     let chart: PathBuf = paths.state.join("helm").join(stack).join("chart");
-    export::write_dir(&chart, &files, &marker(stack, Target::Helm, b.id, &image))
-        .map_err(|e| CliError::failed(format!("cannot write the chart: {e:#}")))?;
-    if let Some(n) = &note {
+    if let Some(n) = &p.note {
         eprintln!("{n}");
     }
-    let rev = d
-        .upgrade(&chart)
+    let input = p.input();
+    let rev = helm::deploy(&d, &store, &input, &chart)
         .map_err(|e| CliError::failed(format!("helm deploy of {stack} failed: {e:#}")))?;
-    finish(
-        &store,
+    let out = HelmOut {
         stack,
-        "upgrade",
-        &d,
+        action: "upgrade",
+        d: &d,
         rev,
-        Some(b.id),
-        Some(image),
-        json,
-    )
+        build_id: Some(p.build.id),
+        image: Some(input.image_reference()),
+    };
+    out.print(json)
 }
 
 /// `drover helm rollback STACK [--revision N]`.
@@ -259,64 +230,61 @@ pub fn helm_rollback(
     let store = open_store(paths)?;
     load_stack(paths, stack)?;
     let d = driver(stack, h)?;
-    let rev = d
-        .rollback(revision)
+    let rev = helm::rollback(&d, &store, stack, revision)
         .map_err(|e| CliError::failed(format!("helm rollback of {stack} failed: {e:#}")))?;
-    finish(&store, stack, "rollback", &d, rev, None, None, json)
+    let out = HelmOut {
+        stack,
+        action: "rollback",
+        d: &d,
+        rev,
+        build_id: None,
+        image: None,
+    };
+    out.print(json)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    store: &Store,
-    stack: &str,
+/// What `helm deploy|rollback` prints.
+struct HelmOut<'a> {
+    stack: &'a str,
     action: &'static str,
-    d: &helm::Driver,
+    d: &'a helm::Driver,
     rev: helm::Revision,
     build_id: Option<i64>,
     image: Option<String>,
-    json: bool,
-) -> CliResult {
-    store.record_helm_release(&NewHelmRelease {
-        stack,
-        build_id,
-        action,
-        kube_context: &d.target.kube_context,
-        namespace: &d.target.namespace,
-        release: &d.target.release,
-        revision: i64::from(rev.revision),
-        image: image.as_deref(),
-    })?;
-    store.audit(
-        &format!("helm-{action}"),
-        Some(stack),
-        &format!(
-            "release {} in {}/{} now at revision {}",
-            d.target.release, d.target.kube_context, d.target.namespace, rev.revision
-        ),
-    )?;
-    if json {
-        print_json(&HelmJson {
-            stack: stack.to_string(),
-            action,
-            helm: d.version.text.clone(),
-            kube_context: d.target.kube_context.clone(),
-            namespace: d.target.namespace.clone(),
-            release: d.target.release.clone(),
-            revision: rev.revision,
-            status: rev.status,
-            build_id,
-            image,
-        })?;
-    } else {
+}
+
+impl HelmOut<'_> {
+    fn print(self, json: bool) -> CliResult {
+        let t = &self.d.target;
+        if json {
+            return print_json(&HelmJson {
+                stack: self.stack.to_string(),
+                action: self.action,
+                helm: self.d.version.text.clone(),
+                kube_context: t.kube_context.clone(),
+                namespace: t.namespace.clone(),
+                release: t.release.clone(),
+                revision: self.rev.revision,
+                status: self.rev.status,
+                build_id: self.build_id,
+                image: self.image,
+            });
+        }
         println!(
-            "helm {action} of {stack}: release {} in {}/{} is at revision {} ({})",
-            d.target.release, d.target.kube_context, d.target.namespace, rev.revision, rev.status
+            "helm {} of {}: release {} in {}/{} is at revision {} ({})",
+            self.action,
+            self.stack,
+            t.release,
+            t.kube_context,
+            t.namespace,
+            self.rev.revision,
+            self.rev.status
         );
-        if let Some(i) = image {
+        if let Some(i) = self.image {
             println!("image     {i}");
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `drover helm history STACK`: the Helm actions drover ran, with Helm's revisions.

@@ -12,6 +12,10 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::{render, write_dir, ExportInput, Target};
+use crate::store::pushes::NewHelmRelease;
+use crate::store::Store;
+
 /// The installed Helm, as reported by `helm version --short` (e.g. `v3.14.2+gc309b6f`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HelmVersion {
@@ -329,4 +333,80 @@ impl Driver {
             .max_by_key(|r| r.revision)
             .with_context(|| format!("helm has no history for release {}", self.target.release))
     }
+}
+
+/// Export `input` as a Helm chart into `chart_dir` (atomically, see [`write_dir`]), run
+/// `helm upgrade --install` on it, and record Helm's new revision in `store`
+/// (`helm_releases`, plus an audit entry).
+///
+/// # Errors
+/// Rendering or writing the chart fails, helm fails (the release was rolled back by
+/// `--atomic`/`--rollback-on-failure`; nothing is recorded), or the store fails.
+pub fn deploy(
+    driver: &Driver,
+    store: &Store,
+    input: &ExportInput<'_>,
+    chart_dir: &Path,
+) -> Result<Revision> {
+    let files = render(Target::Helm, input)?;
+    write_dir(chart_dir, &files, &super::marker(Target::Helm, input))
+        .context("cannot write the chart")?;
+    let rev = driver.upgrade(chart_dir)?;
+    let image = input.image_reference();
+    record(
+        store,
+        driver,
+        &input.stack.name,
+        "upgrade",
+        &rev,
+        Some(input.build_id),
+        Some(&image),
+    )?;
+    Ok(rev)
+}
+
+/// `helm rollback` the stack's release to `revision` (default: the previous one) and record
+/// the resulting revision in `store`.
+///
+/// # Errors
+/// helm fails (nothing is recorded), or the store fails.
+pub fn rollback(
+    driver: &Driver,
+    store: &Store,
+    stack: &str,
+    revision: Option<u32>,
+) -> Result<Revision> {
+    let rev = driver.rollback(revision)?;
+    record(store, driver, stack, "rollback", &rev, None, None)?;
+    Ok(rev)
+}
+
+fn record(
+    store: &Store,
+    d: &Driver,
+    stack: &str,
+    action: &str,
+    rev: &Revision,
+    build_id: Option<i64>,
+    image: Option<&str>,
+) -> Result<()> {
+    store.record_helm_release(&NewHelmRelease {
+        stack,
+        build_id,
+        action,
+        kube_context: &d.target.kube_context,
+        namespace: &d.target.namespace,
+        release: &d.target.release,
+        revision: i64::from(rev.revision),
+        image,
+    })?;
+    store.audit(
+        &format!("helm-{action}"),
+        Some(stack),
+        &format!(
+            "release {} in {}/{} now at revision {}",
+            d.target.release, d.target.kube_context, d.target.namespace, rev.revision
+        ),
+    )?;
+    Ok(())
 }

@@ -79,6 +79,60 @@ impl ExportInput<'_> {
     }
 }
 
+/// The repository an exported image is pulled from, without tag or digest.
+///
+/// `explicit` (`HOST[:PORT]/REPO`) wins; else the repository of the build's newest push
+/// (table `pushes`); else the local name `drover/STACK`, returned with a note saying how to
+/// get a pullable reference.
+///
+/// # Errors
+/// `explicit` carries a tag or a digest or an empty path component; the store fails.
+pub fn image_repository(
+    store: &crate::store::Store,
+    stack: &str,
+    build_id: i64,
+    explicit: Option<&str>,
+) -> Result<(String, Option<String>)> {
+    if let Some(r) = explicit {
+        let valid = !r.is_empty()
+            && !r.contains('@')
+            && !r.rsplit('/').next().unwrap_or("").contains(':')
+            && r.split('/').all(|c| !c.is_empty());
+        if !valid {
+            bail!(
+                "--repo {r:?} must be HOST[:PORT]/REPO without tag or digest (drover adds @sha256:…)"
+            );
+        }
+        return Ok((r.to_string(), None));
+    }
+    if let Some(p) = store.latest_push_of_build(build_id)? {
+        let repo = p
+            .reference
+            .rsplit_once(':')
+            .map(|(r, _)| r.to_string())
+            .unwrap_or(p.reference.clone());
+        return Ok((repo, None));
+    }
+    Ok((
+        format!("drover/{stack}"),
+        Some(format!(
+            "note: build {build_id} was never pushed, so the image is referenced as \
+             drover/{stack}@…; push it (`drover push {stack} --to HOST/REPO:TAG`) or pass \
+             --repo HOST/REPO"
+        )),
+    ))
+}
+
+/// The [`MARKER`] contents for an export of `input` as `target`.
+pub fn marker(target: Target, input: &ExportInput<'_>) -> serde_json::Value {
+    json!({
+        "target": target.as_str(),
+        "stack": input.stack.name,
+        "build_id": input.build_id,
+        "image": input.image_reference(),
+    })
+}
+
 /// One rendered file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {
