@@ -442,7 +442,12 @@ fn bad_input_is_reported_without_writing() {
     for (args, says) in [
         (vec!["--replicas", "0"], "replicas must be at least 1"),
         (vec!["--data-size", "lots"], "not a Kubernetes quantity"),
-        (vec!["--repo", "host/repo:tag"], "without tag or digest"),
+        (
+            vec!["--repo", "host.example/repo:tag"],
+            "without tag or digest",
+        ),
+        (vec!["--repo", "repo-without-host"], "registry host"),
+        (vec!["--repo", "host.example/${x}"], "repository"),
         (vec!["--build", "42"], "there is no build 42"),
     ] {
         let mut a = vec![

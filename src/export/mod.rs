@@ -94,13 +94,18 @@ pub fn image_repository(
     explicit: Option<&str>,
 ) -> Result<(String, Option<String>)> {
     if let Some(r) = explicit {
-        let valid = !r.is_empty()
-            && !r.contains('@')
-            && !r.rsplit('/').next().unwrap_or("").contains(':')
-            && r.split('/').all(|c| !c.is_empty());
-        if !valid {
+        // Same grammar as a push destination (explicit registry host, distribution-spec
+        // repository path), without the tag.
+        let checked = if r.contains('@') || r.rsplit('/').next().unwrap_or("").contains(':') {
+            Err(anyhow::anyhow!("it carries a tag or digest"))
+        } else {
+            crate::registry::Destination::parse(&format!("{r}:latest")).map(|_| ())
+        };
+        if let Err(e) = checked {
             bail!(
-                "--repo {r:?} must be HOST[:PORT]/REPO without tag or digest (drover adds @sha256:…)"
+                "--repo {r:?} must be HOST[:PORT]/REPO without tag or digest (drover adds \
+                 @sha256:…): {}",
+                format!("{e:#}").replace(&format!("{r}:latest"), r)
             );
         }
         return Ok((r.to_string(), None));
