@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Subcommand;
 use serde::Serialize;
 
 use super::build::load_stack;
@@ -326,4 +327,100 @@ pub fn helm_history(paths: &Paths, stack: &str, json: bool) -> CliResult {
         )
     );
     Ok(())
+}
+
+/// Options of `export` and `helm deploy`.
+#[derive(Debug, clap::Args)]
+pub struct ExportOpts {
+    /// Build id (default: the newest succeeded build).
+    #[arg(long)]
+    pub build: Option<i64>,
+    /// Image repository `HOST[:PORT]/REPO` (default: where the build was last pushed).
+    #[arg(long, value_name = "HOST[:PORT]/REPO")]
+    pub repo: Option<String>,
+    /// Number of instances.
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u32,
+    /// Size of the data volume (Kubernetes quantity).
+    #[arg(long, default_value = "1Gi")]
+    pub data_size: String,
+}
+
+/// Where Helm installs.
+#[derive(Debug, clap::Args)]
+pub struct HelmOpts {
+    /// Release name (default: the stack name).
+    #[arg(long)]
+    pub release: Option<String>,
+    /// Kubernetes namespace.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub kube_context: Option<String>,
+}
+
+/// `drover helm ...`.
+#[derive(Debug, Subcommand)]
+pub enum HelmAction {
+    /// Export the chart and `helm upgrade --install` it (waits; undone on failure).
+    Deploy {
+        /// Stack name.
+        stack: String,
+        #[command(flatten)]
+        opts: ExportOpts,
+        #[command(flatten)]
+        helm: HelmOpts,
+    },
+    /// `helm rollback` the stack's release.
+    Rollback {
+        /// Stack name.
+        stack: String,
+        /// Helm revision to return to (default: the previous one).
+        #[arg(long)]
+        revision: Option<u32>,
+        #[command(flatten)]
+        helm: HelmOpts,
+    },
+    /// Helm actions drover ran on the stack, with Helm's revisions.
+    History {
+        /// Stack name.
+        stack: String,
+    },
+}
+
+impl ExportOpts {
+    pub(super) fn args(self) -> ExportArgs {
+        ExportArgs {
+            build: self.build,
+            repo: self.repo,
+            replicas: self.replicas,
+            data_size: self.data_size,
+        }
+    }
+}
+
+impl HelmOpts {
+    pub(super) fn args(self) -> HelmArgs {
+        HelmArgs {
+            release: self.release,
+            namespace: self.namespace,
+            kube_context: self.kube_context,
+        }
+    }
+}
+
+/// Dispatch `drover helm ...`.
+pub fn helm(paths: &Paths, action: HelmAction, json: bool) -> CliResult {
+    match action {
+        HelmAction::Deploy { stack, opts, helm } => {
+            helm_deploy(paths, &stack, &opts.args(), &helm.args(), json)
+        }
+        HelmAction::Rollback {
+            stack,
+            revision,
+            helm,
+        } => helm_rollback(paths, &stack, revision, &helm.args(), json),
+        HelmAction::History { stack } => helm_history(paths, &stack, json),
+    }
 }
