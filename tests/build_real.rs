@@ -87,7 +87,7 @@ variant = "apt"
     .unwrap();
     std::fs::write(
         root.join("config/stacks/slow.toml"),
-        format!("name = \"slow\"\n{base}\n[scripts]\nbuild = \"\"\"\necho sleeping now\nsleep 300\n\"\"\"\n"),
+        format!("name = \"slow\"\n{base}\n[scripts]\nbuild = \"\"\"\necho sleeping now\nsleep 297\n\"\"\"\n"),
     )
     .unwrap();
     Env { _tmp: tmp, root }
@@ -157,6 +157,30 @@ fn demo_stack_builds_from_the_live_mirror() {
         !env_list.iter().any(|e| e.starts_with("HELLO_TOKEN")),
         "secrets never baked"
     );
+
+    // podman loads the same archive (through Docker's manifest.json / the OCI index) into
+    // a private storage root, and sees our config.
+    let raw: Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{image}"),
+    ])))
+    .unwrap();
+    let config_digest = raw["config"]["digest"].as_str().unwrap().to_string();
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(env.root.join("podman/storage"))
+            .arg("--runroot")
+            .arg(env.root.join("podman/run"))
+            .args(args);
+        run_ok(&mut c)
+    };
+    let loaded = podman(&["load", "-i", &image]);
+    let tag = format!("docker.io/drover/hello:build-{}", first["build_id"]);
+    assert!(loaded.contains(&tag), "{loaded}");
+    let id = podman(&["image", "inspect", &tag, "--format", "{{.Id}}"]);
+    assert_eq!(format!("sha256:{}", id.trim()), config_digest);
 
     // 3. Unpack with umoci (applies our whiteouts) and compare dpkg-query with the manifest.
     let oci_dir = env.root.join("oci");
@@ -308,4 +332,57 @@ fn demo_stack_builds_from_the_live_mirror() {
         .state()
         .join(format!("images/slow/{id}.oci.tar"))
         .exists());
+
+    // 7. Ctrl-C cancels cleanly: the sandboxed script is stopped, the build is `cancelled`.
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(env.config())
+        .arg("--state")
+        .arg(env.state())
+        .args(["build", "slow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let builds = env.json(&["builds", "slow", "--json"]);
+        let running = builds[0]["status"] == "running" && builds[0]["id"].as_i64() != Some(id);
+        let logs = env.drover(&["logs", "slow", "--json"]);
+        if running && String::from_utf8_lossy(&logs.stdout).contains("sleeping now") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second slow build never started its script"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let t = Instant::now();
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGINT) };
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        t.elapsed()
+    );
+    let builds = env.json(&["builds", "slow", "--json"]);
+    assert_eq!(builds[0]["status"], "cancelled", "{builds}");
+    let cid = builds[0]["id"].as_i64().unwrap();
+    assert!(!env.state().join(format!("builds/{cid}")).exists());
+    assert!(!env
+        .state()
+        .join(format!("images/slow/{cid}.oci.tar"))
+        .exists());
+    let out = Command::new("pgrep")
+        .args(["-f", "sleep 297"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the build script survived the cancel"
+    );
 }

@@ -23,7 +23,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::jobs::{BuildEvent, Step};
+use crate::jobs::{BuildEvent, CancelToken, Cancelled, Step};
 use crate::manifest::{self, rootfs::RootView, Component};
 use crate::paths::Paths;
 use crate::stack::Stack;
@@ -49,6 +49,8 @@ pub const IMAGE_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/
 pub struct BuildOptions {
     /// Rebuild the base even when the cache has it (`--refresh-base`).
     pub refresh_base: bool,
+    /// Stops the build when cancelled; the build is then recorded as `cancelled`.
+    pub cancel: CancelToken,
 }
 
 /// The outcome of a build: the `drover build --json` contract.
@@ -58,7 +60,7 @@ pub struct BuildReport {
     pub build_id: i64,
     /// Stack name.
     pub stack: String,
-    /// `succeeded` or `failed`.
+    /// `succeeded`, `failed` or `cancelled`.
     pub status: BuildStatus,
     /// `sha256:…` manifest digest; null when failed.
     pub image_digest: Option<String>,
@@ -115,7 +117,8 @@ pub fn run(
         base_cached: false,
     };
     let outcome = {
-        let mut log = BuildLog::new(&mut store, build_id, observer);
+        let mut log =
+            BuildLog::new(&mut store, build_id, observer).with_cancel(opts.cancel.clone());
         log.event(BuildEvent::Started {
             build_id,
             stack: stack.name.clone(),
@@ -152,7 +155,10 @@ pub fn run(
         }
         Err(e) => {
             let text = format!("{e:#}");
-            store.finish_build_failure(build_id, state.step.as_str(), &text)?;
+            if e.downcast_ref::<Cancelled>().is_some() {
+                report.status = BuildStatus::Cancelled;
+            }
+            store.finish_build_unsuccessful(build_id, report.status, state.step.as_str(), &text)?;
             report.error = Some(text);
             report.failed_step = Some(state.step);
         }
@@ -184,13 +190,15 @@ struct Done {
     packages: usize,
 }
 
-fn begin(log: &mut BuildLog<'_>, state: &mut Progress, step: Step, what: &str) {
+fn begin(log: &mut BuildLog<'_>, state: &mut Progress, step: Step, what: &str) -> Result<()> {
+    log.check_cancel()?;
     state.step = step;
     log.event(BuildEvent::StepStarted {
         build_id: log.build_id(),
         step,
     });
     log.say(&format!("== {}: {what}", step.as_str()));
+    Ok(())
 }
 
 fn steps(
@@ -207,11 +215,11 @@ fn steps(
         state,
         Step::Prepare,
         &format!("stack {} ({})", stack.name, stack.file.display()),
-    );
+    )?;
     let arch = base::host_arch()?;
 
     // 1. Base.
-    begin(log, state, Step::Base, "OS and system packages");
+    begin(log, state, Step::Base, "OS and system packages")?;
     let t = Instant::now();
     let key = base::key(stack, &arch);
     state.base_key = Some(key.clone());
@@ -235,7 +243,7 @@ fn steps(
     ));
 
     // 2. App layer.
-    begin(log, state, Step::App, "app files and build script");
+    begin(log, state, Step::App, "app files and build script")?;
     let t = Instant::now();
     let upper = work.join("upper");
     let overlay_work = work.join("overlay-work");
@@ -298,7 +306,7 @@ fn steps(
     ));
 
     // 3. Manifest.
-    begin(log, state, Step::Manifest, "reading the dpkg database");
+    begin(log, state, Step::Manifest, "reading the dpkg database")?;
     let view = RootView::Overlay {
         lower: base.rootfs.clone(),
         upper: upper.clone(),
@@ -307,7 +315,7 @@ fn steps(
     log.say(&format!("{} installed package(s)", components.len()));
 
     // 4. Image.
-    begin(log, state, Step::Image, "writing the OCI archive");
+    begin(log, state, Step::Image, "writing the OCI archive")?;
     let t = Instant::now();
     let app_layer = oci::write_layer(
         &upper,
@@ -331,7 +339,7 @@ fn steps(
     ));
 
     // 5. Publish.
-    begin(log, state, Step::Publish, "publishing the image");
+    begin(log, state, Step::Publish, "publishing the image")?;
     let dir = paths.images().join(&stack.name);
     std::fs::create_dir_all(&dir)?;
     let final_path = dir.join(format!("{build_id}.oci.tar"));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::jobs::{BuildEvent, Stream};
+use crate::jobs::{BuildEvent, CancelToken, Cancelled, Stream};
 use crate::store::builds::LogLine;
 use crate::store::{now_rfc3339, Store};
 
@@ -24,6 +24,7 @@ pub struct BuildLog<'a> {
     pending: Vec<LogLine>,
     last_flush: Instant,
     observer: &'a mut dyn FnMut(&BuildEvent),
+    cancel: CancelToken,
 }
 
 /// Batch size and age after which buffered log lines are written to the store.
@@ -44,7 +45,22 @@ impl<'a> BuildLog<'a> {
             pending: Vec::new(),
             last_flush: Instant::now(),
             observer,
+            cancel: CancelToken::new(),
         }
+    }
+
+    /// Use `cancel` to stop running children and the pipeline.
+    pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Fail with [`Cancelled`] if the build was cancelled.
+    pub fn check_cancel(&self) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(Cancelled.into());
+        }
+        Ok(())
     }
 
     /// Record one line. Trailing `\r`/`\n` are removed; invalid UTF-8 is replaced.
@@ -111,11 +127,16 @@ impl Drop for BuildLog<'_> {
 }
 
 /// Run `cmd` with stdin closed and stdout/stderr streamed into `log` line by line.
+/// The child leads its own process group, so cancelling the build kills it and everything
+/// it started (apt, dpkg, the sandboxed script).
+///
 /// Returns the exit status. Errors: the program cannot be started (names it and how to
-/// install it).
+/// install it); [`Cancelled`] when the build was cancelled meanwhile.
 pub fn run_logged(mut cmd: Command, log: &mut BuildLog<'_>) -> Result<ExitStatus> {
+    log.check_cancel()?;
     let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(Stdio::null())
+    cmd.process_group(0)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
@@ -139,10 +160,22 @@ pub fn run_logged(mut cmd: Command, log: &mut BuildLog<'_>) -> Result<ExitStatus
     drop(tx);
     // Lines go to the store at least every FLUSH_AGE, also when the child goes quiet, so
     // another process (`drover logs`, the TUI) sees the latest line.
+    let pgid = child.id() as i32;
+    let mut killed = false;
     loop {
-        match rx.recv_timeout(FLUSH_AGE) {
+        if !killed && log.cancel.is_cancelled() {
+            // SAFETY: plain syscall; a negative pid addresses the child's process group.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            killed = true;
+            log.say(&format!("cancelled: stopped `{program}`"));
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
             Ok((stream, line)) => log.line(stream, &line),
-            Err(mpsc::RecvTimeoutError::Timeout) => log.flush(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if log.last_flush.elapsed() >= FLUSH_AGE {
+                    log.flush();
+                }
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
@@ -153,6 +186,9 @@ pub fn run_logged(mut cmd: Command, log: &mut BuildLog<'_>) -> Result<ExitStatus
         .wait()
         .with_context(|| format!("cannot wait for `{program}`"))?;
     log.flush();
+    if killed {
+        return Err(Cancelled.into());
+    }
     Ok(status)
 }
 

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::output::{print_json, short_digest};
 use super::{interactive, CliError, CliResult};
 use crate::build::{self, BuildOptions};
-use crate::jobs::{BuildEvent, Stream};
+use crate::jobs::{BuildEvent, CancelToken, Stream};
 use crate::paths::Paths;
 use crate::store::builds::BuildStatus;
 use crate::store::Store;
@@ -58,7 +58,22 @@ pub fn build(paths: &Paths, name: &str, refresh_base: bool, json: bool) -> CliRe
         },
         _ => {}
     };
-    let report = build::run(paths, &stack, &BuildOptions { refresh_base }, &mut observer)?;
+    let cancel = CancelToken::new();
+    // Ctrl-C / SIGTERM cancel the build cleanly (children stopped, build recorded as
+    // cancelled); a second Ctrl-C exits at once.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.flag());
+        let _ = signal_hook::flag::register(sig, cancel.flag());
+    }
+    let report = build::run(
+        paths,
+        &stack,
+        &BuildOptions {
+            refresh_base,
+            cancel,
+        },
+        &mut observer,
+    )?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -111,9 +126,10 @@ pub fn build(paths: &Paths, name: &str, refresh_base: bool, json: bool) -> CliRe
     let total = store.log_len(report.build_id)?;
     let tail = store.logs(report.build_id, (total - 20).max(0), 20)?;
     let mut msg = format!(
-        "build {} of {} failed at step {}: {}\n--- last {} log lines ---\n",
+        "build {} of {} {} at step {}: {}\n--- last {} log lines ---\n",
         report.build_id,
         report.stack,
+        report.status.as_str(),
         report.failed_step.map(|s| s.as_str()).unwrap_or("?"),
         report.error.as_deref().unwrap_or(""),
         tail.len()

@@ -108,3 +108,42 @@ pub enum BuildEvent {
         succeeded: bool,
     },
 }
+
+/// A cancellation flag shared between a job and whoever may stop it (the TUI's `x`, the
+/// CLI's Ctrl-C handler). Cheap to clone; all clones see the same flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CancelToken {
+    /// A new, not yet cancelled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask the job to stop. Idempotent.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The raw flag, for `signal_hook::flag::register` (a signal sets it).
+    pub fn flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.0.clone()
+    }
+}
+
+/// The error a job returns when it stopped because its [`CancelToken`] was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled by the operator")
+    }
+}
+
+impl std::error::Error for Cancelled {}

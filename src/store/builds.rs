@@ -19,6 +19,8 @@ pub enum BuildStatus {
     Failed,
     /// The process running it was killed; found and marked at the next start.
     Interrupted,
+    /// Stopped on the operator's request (Ctrl-C, or `x` on the job in the TUI).
+    Cancelled,
 }
 
 impl BuildStatus {
@@ -29,6 +31,7 @@ impl BuildStatus {
             BuildStatus::Succeeded => "succeeded",
             BuildStatus::Failed => "failed",
             BuildStatus::Interrupted => "interrupted",
+            BuildStatus::Cancelled => "cancelled",
         }
     }
 
@@ -37,6 +40,7 @@ impl BuildStatus {
             "succeeded" => BuildStatus::Succeeded,
             "failed" => BuildStatus::Failed,
             "interrupted" => BuildStatus::Interrupted,
+            "cancelled" => BuildStatus::Cancelled,
             _ => BuildStatus::Running,
         }
     }
@@ -182,10 +186,21 @@ impl Store {
 
     /// Mark a build failed at `step` with `error`. No image, no manifest.
     pub fn finish_build_failure(&self, id: i64, step: &str, error: &str) -> Result<()> {
+        self.finish_build_unsuccessful(id, BuildStatus::Failed, step, error)
+    }
+
+    /// Mark a build `failed` or `cancelled` at `step` with `error`. No image, no manifest.
+    pub fn finish_build_unsuccessful(
+        &self,
+        id: i64,
+        status: BuildStatus,
+        step: &str,
+        error: &str,
+    ) -> Result<()> {
         self.conn().execute(
-            "UPDATE builds SET status = 'failed', finished_at = ?2, failed_step = ?3, error = ?4 \
+            "UPDATE builds SET status = ?5, finished_at = ?2, failed_step = ?3, error = ?4 \
              WHERE id = ?1",
-            params![id, now_rfc3339(), step, error],
+            params![id, now_rfc3339(), step, error, status.as_str()],
         )?;
         Ok(())
     }

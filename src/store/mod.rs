@@ -1,7 +1,7 @@
 //! The SQLite store (rusqlite, bundled): versioned migrations, WAL and a busy timeout so a
 //! CLI and a TUI can share one database. One module per aggregate: [`builds`] (builds and
-//! their log lines), [`manifests`] (components manifest entries), [`audit`], [`deploys`] (releases,
-//! routes, instance events, verifications).
+//! their log lines), [`manifests`] (components manifest entries), [`audit`], [`deploys`]
+//! (releases, routes, instance events, verifications).
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +13,7 @@ pub mod audit;
 pub mod builds;
 pub mod deploys;
 pub mod manifests;
+pub mod pushes;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit a released migration: append a new one.
@@ -22,7 +23,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE builds (
         id            INTEGER PRIMARY KEY,
         stack         TEXT NOT NULL,
-        status        TEXT NOT NULL CHECK (status IN ('running','succeeded','failed','interrupted')),
+        status        TEXT NOT NULL CHECK (status IN ('running','succeeded','failed','interrupted','cancelled')),
         started_at    TEXT NOT NULL,
         finished_at   TEXT,
         base_key      TEXT,
@@ -63,7 +64,33 @@ const MIGRATIONS: &[&str] = &[
         detail  TEXT NOT NULL
     );
     "#,
-    // 2: deploy (issue #5): releases (the desired state is the `live` release per stack),
+    // 2: image pushes to registries (issue #6).
+    r#"
+    CREATE TABLE pushes (
+        id          INTEGER PRIMARY KEY,
+        build_id    INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        stack       TEXT NOT NULL,
+        reference   TEXT NOT NULL,
+        registry    TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        pushed_at   TEXT NOT NULL
+    );
+    CREATE INDEX pushes_by_stack ON pushes (stack, id);
+    CREATE TABLE helm_releases (
+        id             INTEGER PRIMARY KEY,
+        stack          TEXT NOT NULL,
+        build_id       INTEGER REFERENCES builds (id) ON DELETE SET NULL,
+        action         TEXT NOT NULL CHECK (action IN ('upgrade','rollback')),
+        kube_context   TEXT NOT NULL,
+        namespace      TEXT NOT NULL,
+        release        TEXT NOT NULL,
+        revision       INTEGER NOT NULL,
+        image          TEXT,
+        at             TEXT NOT NULL
+    );
+    CREATE INDEX helm_releases_by_stack ON helm_releases (stack, id);
+    "#,
+    // 3: deploy (issue #5): releases (the desired state is the `live` release per stack),
     // stable route ports, instance events and build verifications.
     r#"
     CREATE TABLE releases (
