@@ -424,6 +424,8 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
             )
         })
         .collect();
+    assert_eq!(rel[0]["verification"], "verify-failed", "{rel}");
+    assert_eq!(rel[1]["verification"], "verified", "{rel}");
     assert_eq!(
         statuses,
         vec![

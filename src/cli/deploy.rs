@@ -130,10 +130,10 @@ pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
     let store = Store::open(&paths.database())?;
     let rows = store.releases(stack)?;
     if json {
-        let v: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| {
-                json!({
+        let mut v: Vec<serde_json::Value> = Vec::new();
+        for r in &rows {
+            let verification = store.verification(r.build_id)?;
+            v.push(json!({
                     "release": r.release,
                     "build_id": r.build_id,
                     "image_digest": r.image_digest,
@@ -143,9 +143,9 @@ pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
                     "replicas": r.replicas,
                     "rollback_of": r.rollback_of,
                     "error": r.error,
-                })
-            })
-            .collect();
+                    "verification": verification,
+            }));
+        }
         return print_json(&v);
     }
     if rows.is_empty() {
