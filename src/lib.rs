@@ -4,7 +4,7 @@
 //! Module map (see `DESIGN.md`): [`stack`] definitions, [`config`] global settings,
 //! [`paths`] the config and state directories, [`store`] SQLite, [`build`] the pipeline,
 //! base cache, sandbox and OCI writer, [`manifest`] the components manifest, [`jobs`] typed
-//! progress events.
+//! progress events, [`text`] display helpers, [`tui`] the operator console.
 
 pub mod build;
 pub mod cli;
@@ -14,3 +14,5 @@ pub mod manifest;
 pub mod paths;
 pub mod stack;
 pub mod store;
+pub mod text;
+pub mod tui;
