@@ -100,6 +100,16 @@ pub fn sync(state: &mut State, store: &Store) -> Result<()> {
             height,
             ..LogView::default()
         };
+        // A running build of this session: its newest lines are in memory already.
+        if let Some(j) = state
+            .jobs
+            .iter()
+            .find(|j| target.is_some() && j.build_id == target)
+        {
+            state.log.tail = j.live.tail.clone();
+            state.log.tail_start = j.live.tail_start;
+            state.log.total = state.log.total.max(j.live.total);
+        }
         state.log.top = state.log.max_top();
     }
     ensure_window(&mut state.log, store)

@@ -31,8 +31,14 @@ pub fn draw(f: &mut Frame, state: &mut State, theme: &Theme) {
     if state.fullscreen {
         draw_log(f, body, state, theme, true);
     } else {
+        // Under 100 columns the stacks list narrows to name and status while a pane on
+        // the right has the focus, so manifest versions fit.
         let left_w = if area.width < 100 {
-            32
+            if state.focus == Focus::Pane {
+                18
+            } else {
+                32
+            }
         } else {
             (area.width * 2 / 5).min(70)
         };
@@ -148,6 +154,7 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
         );
     } else {
         let wide = area.width >= 44;
+        let narrow = area.width < 30;
         let body_h = list_area.height.saturating_sub(1) as usize;
         fit_offset(&mut state.stacks_list, body_h);
         let l = &state.stacks_list;
@@ -178,12 +185,11 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                     .map(|(n, u)| format!("{n} {u}"))
                     .unwrap_or_else(|| "-".into());
                 let rel = s.release.clone().unwrap_or_else(|| "-".into());
-                let mut cells = vec![
-                    Span::raw(s.name.clone()),
-                    Span::styled(st, st_style),
-                    Span::styled(when, theme.dim),
-                    Span::raw(img),
-                ];
+                let mut cells = vec![Span::raw(s.name.clone()), Span::styled(st, st_style)];
+                if !narrow {
+                    cells.push(Span::styled(when, theme.dim));
+                    cells.push(Span::raw(img));
+                }
                 if wide {
                     cells.push(Span::raw(upd));
                     cells.push(Span::raw(rel));
@@ -196,13 +202,12 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                 }
             })
             .collect();
-        let mut widths = vec![
-            Constraint::Min(6),
-            Constraint::Length(9),
-            Constraint::Length(3),
-            Constraint::Length(7),
-        ];
-        let mut header = vec!["STACK", "BUILD", "AGE", "IMAGE"];
+        let mut widths = vec![Constraint::Min(6), Constraint::Length(9)];
+        let mut header = vec!["STACK", "BUILD"];
+        if !narrow {
+            widths.extend([Constraint::Length(3), Constraint::Length(7)]);
+            header.extend(["AGE", "IMAGE"]);
+        }
         if wide {
             widths.push(Constraint::Length(8));
             widths.push(Constraint::Length(6));

@@ -300,6 +300,9 @@ pub struct Job {
     pub state: JobState,
     /// Cancels it.
     pub cancel: CancelToken,
+    /// The newest log lines of its build (only the tail is used), so switching the view
+    /// back to a running build shows every line at once.
+    pub live: LogView,
 }
 
 /// What a confirmation dialog will do on yes.

@@ -139,6 +139,16 @@ fn job(state: &mut State, msg: JobMsg) -> Vec<Effect> {
                     j.build_id = Some(build_id);
                     if state.loaded_stack.as_deref() == Some(j.stack.as_str()) {
                         state.select_build = Some(build_id);
+                        // Show its log from the first line: live lines arrive before the
+                        // reload selects the build.
+                        let (wrap, height) = (state.log.wrap, state.log.height);
+                        state.log = super::state::LogView {
+                            build_id: Some(build_id),
+                            follow: true,
+                            wrap,
+                            height,
+                            ..Default::default()
+                        };
                     }
                     vec![Effect::Reload]
                 }
@@ -153,12 +163,14 @@ fn job(state: &mut State, msg: JobMsg) -> Vec<Effect> {
                     line,
                 } => {
                     j.lines += 1;
-                    if state.log.build_id == Some(build_id) && seq >= 0 {
-                        state.log.push_live(
-                            seq as usize,
-                            stream.as_str(),
-                            crate::text::sanitize_for_terminal(&line),
-                        );
+                    if seq >= 0 {
+                        let text = crate::text::sanitize_for_terminal(&line);
+                        if state.log.build_id == Some(build_id) {
+                            state
+                                .log
+                                .push_live(seq as usize, stream.as_str(), text.clone());
+                        }
+                        j.live.push_live(seq as usize, stream.as_str(), text);
                     }
                     Vec::new()
                 }
@@ -414,6 +426,7 @@ fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
                 finished: None,
                 state: JobState::Running,
                 cancel: cancel.clone(),
+                live: Default::default(),
             });
             state.pane = Pane::Builds;
             state.focus = Focus::Pane;

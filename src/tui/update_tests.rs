@@ -364,6 +364,11 @@ fn build_asks_then_starts_a_job() {
     );
     assert!(matches!(&e[..], [Effect::Reload]));
     assert_eq!(s.select_build, Some(4));
+    assert_eq!(
+        s.log.build_id,
+        Some(4),
+        "the new build's log is shown from line 1"
+    );
     update(
         &mut s,
         Msg::Job(JobMsg::Event {
@@ -447,6 +452,7 @@ fn jobs_list_and_cancel() {
         finished: None,
         state: JobState::Running,
         cancel: Default::default(),
+        live: Default::default(),
     });
     update(
         &mut s,
