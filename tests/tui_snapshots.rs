@@ -299,3 +299,48 @@ fn manifest_row_visible_at_80x24() {
     assert!(text.contains("3.0.15-1~deb12u1"), "{text}");
     assert!(!text.contains("zlib1g"), "{text}");
 }
+
+/// The log is read by window: a long log keeps at most LOG_WINDOW stored lines in memory,
+/// scrolling far loads the lines around the view, and search finds lines in the store.
+#[test]
+fn log_window_and_search_over_the_store() {
+    use drover::tui::state::LOG_WINDOW;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&tmp.path().join("drover.db")).unwrap();
+    let id = store.create_build("hello", 1).unwrap();
+    let lines: Vec<LogLine> = (0..20_000)
+        .map(|n| LogLine {
+            seq: n,
+            ts: T0.into(),
+            stream: "stdout".into(),
+            line: if n == 15_000 {
+                "needle here".into()
+            } else {
+                format!("line {n}")
+            },
+        })
+        .collect();
+    store.append_logs(id, &lines).unwrap();
+    let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    let mut state = State::new("[STATE]".into(), now, Keymap::default());
+    state.log.build_id = Some(id);
+    state.log.total = 20_000;
+    state.log.height = 30;
+    state.log.follow = false;
+    state.log.top = 10_000;
+    data::ensure_window(&mut state.log, &store).unwrap();
+    assert!(state.log.window.len() <= LOG_WINDOW);
+    assert_eq!(state.log.line(10_000), Some(("stdout", "line 10000")));
+    assert_eq!(state.log.line(10_029), Some(("stdout", "line 10029")));
+    assert_eq!(state.log.line(19_999), None, "far lines are not in memory");
+    state.log.top = 19_970;
+    data::ensure_window(&mut state.log, &store).unwrap();
+    assert_eq!(state.log.line(19_999), Some(("stdout", "line 19999")));
+    // Search forward from the top, then backward.
+    data::search(&mut state, &store, "needle", 0, true).unwrap();
+    assert_eq!(state.log.matched, Some(15_000));
+    assert!(state.log.top <= 15_000 && 15_000 < state.log.top + 30);
+    data::search(&mut state, &store, "needle", 14_999, false).unwrap();
+    assert!(state.log.not_found);
+    assert!(state.status.as_deref().unwrap().contains("not found above"));
+}

@@ -78,6 +78,13 @@ impl Drop for TerminalGuard {
 
 /// Open the console on `paths` and run it until the operator quits.
 pub fn run(paths: &Paths) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the console needs a terminal (stdin and stdout); for scripts use a command, \
+             see drover --help"
+        );
+    }
     paths.ensure_state()?;
     let store = Store::open(&paths.database())?;
     crate::build::recover_interrupted(paths, &store)?;
