@@ -14,7 +14,7 @@ use super::state::{
     Focus, InputTarget, JobState, ListState, LogView, ManifestColumn, Overlay, Pane, State,
 };
 use super::theme::Theme;
-use super::update::{completions, in_log, sort_label};
+use super::update::{completions, in_log};
 use crate::store::builds::{BuildRecord, BuildStatus};
 use crate::text::{age_at, short_digest};
 
@@ -576,7 +576,6 @@ fn draw_manifest(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
         mark(ManifestColumn::Suite, "SUITE"),
     ])
     .style(theme.dim);
-    let _ = sort_label;
     // Column widths from the rows on screen (never the whole manifest).
     let mut want = [9usize, 9, 8, 7];
     for &i in l.visible.iter().skip(l.offset).take(body_h) {

@@ -9,7 +9,7 @@ use tui_input::Input;
 
 use super::keymap::Action;
 use super::state::{
-    Confirm, Focus, InputTarget, Job, JobState, ManifestColumn, Overlay, Pane, Pending, State,
+    Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State,
 };
 use crate::jobs::{BuildEvent, CancelToken};
 use crate::store::builds::BuildStatus;
@@ -825,15 +825,5 @@ fn enter(state: &mut State) {
             }
         }
         Pane::Log | Pane::Releases => {}
-    }
-}
-
-/// The sort column name, for the Manifest title.
-pub fn sort_label(c: ManifestColumn) -> &'static str {
-    match c {
-        ManifestColumn::Package => "package",
-        ManifestColumn::Version => "version",
-        ManifestColumn::Source => "source",
-        ManifestColumn::Suite => "suite",
     }
 }
