@@ -8,9 +8,7 @@ use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
 use super::keymap::Action;
-use super::state::{
-    Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State,
-};
+use super::state::{Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State};
 use crate::jobs::{BuildEvent, CancelToken};
 use crate::store::builds::BuildStatus;
 
