@@ -344,3 +344,18 @@ fn log_window_and_search_over_the_store() {
     assert!(state.log.not_found);
     assert!(state.status.as_deref().unwrap().contains("not found above"));
 }
+
+/// Tiny and odd sizes never panic, in every pane and overlay.
+#[test]
+fn tiny_terminals_do_not_panic() {
+    for ks in [
+        "", "2", "3", "4", "5", "2F", "?", ":", "b", "J", "3j\n", "/x",
+    ] {
+        for (w, h) in [(1, 1), (10, 3), (30, 8), (79, 23), (300, 100)] {
+            let mut f = fixture();
+            keys(&mut f.state, ks);
+            let text = screen(&mut f, w, h);
+            assert_eq!(text.lines().count(), h as usize, "{ks:?} at {w}x{h}");
+        }
+    }
+}

@@ -1045,7 +1045,7 @@ fn draw_overlay(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
         }
         Overlay::Jobs { selected } => {
             let n = state.jobs.len() as u16;
-            let r = centered(area, 76, (n + 4).clamp(6, area.height));
+            let r = centered(area, 76, (n + 4).max(6));
             f.render_widget(Clear, r);
             let b = block(Span::styled(" Jobs ", theme.accent), true, theme);
             let inner = b.inner(r);
