@@ -9,9 +9,11 @@
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod jobs;
 pub mod manifest;
 pub mod paths;
+pub mod registry;
 pub mod stack;
 pub mod store;
 pub mod text;

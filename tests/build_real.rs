@@ -158,6 +158,30 @@ fn demo_stack_builds_from_the_live_mirror() {
         "secrets never baked"
     );
 
+    // podman loads the same archive (through Docker's manifest.json / the OCI index) into
+    // a private storage root, and sees our config.
+    let raw: Value = serde_json::from_str(&run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{image}"),
+    ])))
+    .unwrap();
+    let config_digest = raw["config"]["digest"].as_str().unwrap().to_string();
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(env.root.join("podman/storage"))
+            .arg("--runroot")
+            .arg(env.root.join("podman/run"))
+            .args(args);
+        run_ok(&mut c)
+    };
+    let loaded = podman(&["load", "-i", &image]);
+    let tag = format!("docker.io/drover/hello:build-{}", first["build_id"]);
+    assert!(loaded.contains(&tag), "{loaded}");
+    let id = podman(&["image", "inspect", &tag, "--format", "{{.Id}}"]);
+    assert_eq!(format!("sha256:{}", id.trim()), config_digest);
+
     // 3. Unpack with umoci (applies our whiteouts) and compare dpkg-query with the manifest.
     let oci_dir = env.root.join("oci");
     let rootfs = env.root.join("rootfs");

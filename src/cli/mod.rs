@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::paths::Paths;
 
 mod build;
+mod export;
 mod output;
+mod push;
 mod query;
 
 /// A CLI failure with its exit code.
@@ -128,6 +130,39 @@ pub enum Command {
         #[arg(long)]
         keep: Option<usize>,
     },
+    /// Push a build's image to a registry (OCI distribution API).
+    Push {
+        /// Stack name.
+        stack: String,
+        /// Build id (default: the newest succeeded build).
+        #[arg(long)]
+        build: Option<i64>,
+        /// Destination `HOST[:PORT]/REPO:TAG`.
+        #[arg(long, value_name = "HOST[:PORT]/REPO:TAG")]
+        to: String,
+        /// Plain HTTP (a local registry without TLS).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Render a build as a Helm chart, Kubernetes manifests, CloudFormation or Terraform.
+    Export {
+        /// Stack name.
+        stack: String,
+        /// What to write.
+        #[arg(long, value_enum)]
+        target: crate::export::Target,
+        /// Output directory (created; replaced only if it is an earlier drover export).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        opts: export::ExportOpts,
+    },
+    /// Deploy to Kubernetes with Helm, roll back, show history.
+    Helm {
+        /// What to do.
+        #[command(subcommand)]
+        action: export::HelmAction,
+    },
 }
 
 /// Run the CLI with the process arguments; returns the exit code.
@@ -179,6 +214,19 @@ pub fn run(cli: Cli) -> CliResult {
             query::manifest(&paths, &stack, build, format, summary)
         }
         Command::Prune { keep } => query::prune(&paths, keep, json),
+        Command::Push {
+            stack,
+            build,
+            to,
+            insecure,
+        } => push::push(&paths, &stack, build, &to, insecure, json),
+        Command::Export {
+            stack,
+            target,
+            out,
+            opts,
+        } => export::export(&paths, &stack, target, &out, &opts.args(), json),
+        Command::Helm { action } => export::helm(&paths, action, json),
     }
 }
 

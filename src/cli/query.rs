@@ -13,7 +13,7 @@ use crate::stack::{self, Diagnostic};
 use crate::store::builds::{BuildRecord, BuildStatus};
 use crate::store::Store;
 
-fn open_store(paths: &Paths) -> Result<Store, CliError> {
+pub(super) fn open_store(paths: &Paths) -> Result<Store, CliError> {
     paths.ensure_state()?;
     let store = Store::open(&paths.database())?;
     crate::build::recover_interrupted(paths, &store)?;
@@ -256,7 +256,7 @@ fn first_line(s: &str) -> String {
     }
 }
 
-fn pick_build(
+pub(super) fn pick_build(
     store: &Store,
     name: &str,
     id: Option<i64>,

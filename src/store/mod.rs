@@ -11,6 +11,7 @@ use rusqlite::Connection;
 pub mod audit;
 pub mod builds;
 pub mod manifests;
+pub mod pushes;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit a released migration: append a new one.
@@ -60,6 +61,32 @@ const MIGRATIONS: &[&str] = &[
         stack   TEXT,
         detail  TEXT NOT NULL
     );
+    "#,
+    // 2: image pushes to registries (issue #6).
+    r#"
+    CREATE TABLE pushes (
+        id          INTEGER PRIMARY KEY,
+        build_id    INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        stack       TEXT NOT NULL,
+        reference   TEXT NOT NULL,
+        registry    TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        pushed_at   TEXT NOT NULL
+    );
+    CREATE INDEX pushes_by_stack ON pushes (stack, id);
+    CREATE TABLE helm_releases (
+        id             INTEGER PRIMARY KEY,
+        stack          TEXT NOT NULL,
+        build_id       INTEGER REFERENCES builds (id) ON DELETE SET NULL,
+        action         TEXT NOT NULL CHECK (action IN ('upgrade','rollback')),
+        kube_context   TEXT NOT NULL,
+        namespace      TEXT NOT NULL,
+        release        TEXT NOT NULL,
+        revision       INTEGER NOT NULL,
+        image          TEXT,
+        at             TEXT NOT NULL
+    );
+    CREATE INDEX helm_releases_by_stack ON helm_releases (stack, id);
     "#,
 ];
 

@@ -1,0 +1,176 @@
+//! The app layer's inputs without mmdebstrap: an app fetched by URL (served on 127.0.0.1 by
+//! the test) and checked against its sha256, archives that try to escape, and the
+//! lifecycle scripts.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use drover::build::app::{install_scripts, stage_app};
+use drover::stack::parse::parse_stack;
+use sha2::{Digest, Sha256};
+
+/// Serve `body` with `status` to every request on a free loopback port, for `hits`
+/// requests, from a thread. Returns the base URL.
+fn serve(body: Vec<u8>, status: u16, hits: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(hits) {
+            let mut s = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn tarball(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    for (path, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        // Write the name bytes directly so a hostile `../` path reaches the reader.
+        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+fn stack_toml(url: &str, sha: &str) -> String {
+    format!(
+        r##"name = "web"
+[base]
+distro = "debian"
+suite = "bookworm"
+mirror = "http://deb.debian.org/debian"
+[app]
+url = "{url}"
+sha256 = "{sha}"
+dest = "/srv/web"
+[scripts]
+boot = "echo booting"
+run = "#!/bin/bash\nexec sleep infinity"
+"##
+    )
+}
+
+fn dirs() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper, work) = (
+        t.path().join("lower"),
+        t.path().join("upper"),
+        t.path().join("work"),
+    );
+    for d in [&lower, &upper, &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::create_dir_all(lower.join("srv")).unwrap();
+    std::fs::set_permissions(lower.join("srv"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::create_dir_all(lower.join("etc")).unwrap();
+    (t, lower, upper, work)
+}
+
+fn stack(url: &str, sha: &str) -> drover::stack::Stack {
+    let cfg = tempfile::tempdir().unwrap();
+    let file = cfg.path().join("stacks/web.toml");
+    parse_stack(&file, &stack_toml(url, sha), cfg.path()).unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+#[test]
+fn a_url_app_is_downloaded_checked_and_unpacked() {
+    let body = tarball(&[
+        ("bin/server", b"#!/bin/sh\necho hi\n"),
+        ("README", b"read me"),
+    ]);
+    let sha = hex::encode(Sha256::digest(&body));
+    let url = format!("{}/web-1.0.tar.gz", serve(body, 200, 1));
+    let s = stack(&url, &sha);
+    let (_t, lower, upper, work) = dirs();
+    let n = stage_app(&s, &lower, &upper, &work).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(
+        std::fs::read(upper.join("srv/web/README")).unwrap(),
+        b"read me"
+    );
+    // Parent directories copied into the upper dir keep the base's metadata.
+    let mode = std::fs::metadata(upper.join("srv"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o750);
+}
+
+#[test]
+fn a_checksum_mismatch_names_both_digests() {
+    let body = tarball(&[("a", b"x")]);
+    let wrong = "0".repeat(64);
+    let url = format!("{}/app.tar.gz", serve(body.clone(), 200, 1));
+    let s = stack(&url, &wrong);
+    let (_t, lower, upper, work) = dirs();
+    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    assert!(err.contains("sha256 mismatch"), "{err}");
+    assert!(err.contains(&wrong), "{err}");
+    assert!(err.contains(&hex::encode(Sha256::digest(&body))), "{err}");
+    assert!(err.contains("[app].sha256"), "{err}");
+}
+
+#[test]
+fn an_http_error_names_the_url_and_status() {
+    let url = format!("{}/missing.tar.gz", serve(b"nope".to_vec(), 404, 1));
+    let s = stack(&url, &"a".repeat(64));
+    let (_t, lower, upper, work) = dirs();
+    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    assert!(err.contains(&url) && err.contains("404"), "{err}");
+}
+
+#[test]
+fn an_archive_escaping_the_app_dir_is_refused() {
+    let body = tarball(&[("../../etc/evil", b"x")]);
+    let sha = hex::encode(Sha256::digest(&body));
+    let url = format!("{}/evil.tar.gz", serve(body, 200, 1));
+    let s = stack(&url, &sha);
+    let (t, lower, upper, work) = dirs();
+    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    assert!(err.contains("outside the app directory"), "{err}");
+    assert!(!upper.join("etc/evil").exists() && !t.path().join("etc/evil").exists());
+}
+
+#[test]
+fn lifecycle_scripts_are_installed_executable_with_a_shebang() {
+    let s = stack("http://127.0.0.1:9/x.tar.gz", &"a".repeat(64));
+    let (_t, lower, upper, _work) = dirs();
+    install_scripts(&s, &lower, &upper).unwrap();
+    let dir = upper.join("etc/drover");
+    for f in ["entrypoint", "boot", "run"] {
+        let m = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
+        assert_eq!(m & 0o777, 0o755, "{f}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("boot")).unwrap(),
+        "#!/bin/sh\necho booting\n"
+    );
+    assert!(std::fs::read_to_string(dir.join("run"))
+        .unwrap()
+        .starts_with("#!/bin/bash\n"));
+    let entry = std::fs::read_to_string(dir.join("entrypoint")).unwrap();
+    assert!(entry.contains("/etc/drover/boot") && entry.contains("exec /etc/drover/run"));
+    assert!(Path::new(&dir).join("entrypoint").is_file());
+}
