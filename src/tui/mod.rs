@@ -6,7 +6,7 @@
 //! The terminal is restored (main screen, cooked mode, cursor) on quit, on error and on a
 //! panic of the UI thread; a panic in a background job is reported in the UI.
 
-use std::io::Stdout;
+use std::io::{BufWriter, Stdout};
 use std::panic;
 use std::sync::OnceLock;
 use std::thread::ThreadId;
@@ -122,7 +122,9 @@ pub fn run(paths: &Paths) -> Result<()> {
         enable_raw_mode().context("cannot switch the terminal to raw mode (is it a terminal?)")?;
         let _guard = TerminalGuard;
         execute!(std::io::stdout(), EnterAlternateScreen)?;
-        let backend = CrosstermBackend::new(std::io::stdout());
+        // One large buffer, flushed once per frame: the terminal gets each frame in one
+        // write instead of stdout's 1 KiB pieces (no half-drawn frames on slow links).
+        let backend = CrosstermBackend::new(BufWriter::with_capacity(1 << 18, std::io::stdout()));
         let mut terminal = Terminal::new(backend)?;
         terminal.clear()?;
         rt.block_on(app(&mut terminal, paths, store, keymap, theme, problems))
@@ -134,7 +136,7 @@ pub fn run(paths: &Paths) -> Result<()> {
 }
 
 async fn app(
-    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    terminal: &mut Terminal<CrosstermBackend<BufWriter<Stdout>>>,
     paths: &Paths,
     store: Store,
     keymap: keymap::Keymap,
