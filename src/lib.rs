@@ -4,7 +4,8 @@
 //! Module map (see `DESIGN.md`): [`stack`] definitions, [`config`] global settings,
 //! [`paths`] the config and state directories, [`store`] SQLite, [`build`] the pipeline,
 //! base cache, sandbox and OCI writer, [`manifest`] the components manifest, [`jobs`] typed
-//! progress events, [`deploy`] the local target (agent, router, instances, releases).
+//! progress events, [`deploy`] the local target (agent, router, instances, releases),
+//! [`text`] display helpers, [`tui`] the operator console.
 
 pub mod build;
 pub mod cli;
@@ -17,3 +18,5 @@ pub mod paths;
 pub mod registry;
 pub mod stack;
 pub mod store;
+pub mod text;
+pub mod tui;

@@ -109,3 +109,12 @@ fn bad_arguments_exit_2_and_help_exits_0() {
     assert_eq!(drover(st.path(), &["frobnicate"]).status.code(), Some(2));
     assert_eq!(drover(st.path(), &["--help"]).status.code(), Some(0));
 }
+
+#[test]
+fn no_command_without_a_terminal_explains_and_exits_1() {
+    let st = tempfile::tempdir().unwrap();
+    let out = drover(st.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the console needs a terminal"), "{err}");
+}

@@ -66,9 +66,9 @@ pub struct Cli {
     /// Machine-readable JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The command.
+    /// The command; none opens the interactive console (TUI).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Output format of `manifest`.
@@ -237,7 +237,10 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> CliResult {
     let paths = Paths::resolve(cli.config.clone(), cli.state.clone())?;
     let json = cli.json;
-    match cli.command {
+    let Some(command) = cli.command else {
+        return crate::tui::run(&paths).map_err(CliError::from);
+    };
+    match command {
         Command::Stacks => query::stacks(&paths, json),
         Command::Validate { files } => query::validate(&paths, &files, json),
         Command::Build {

@@ -29,26 +29,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `sha256:0123456789ab…` → `0123456789ab` (12 hex digits), as container tools show ids.
-pub fn short_digest(d: &str) -> String {
-    d.trim_start_matches("sha256:").chars().take(12).collect()
-}
-
-/// Age of an RFC 3339 time relative to now: `42s`, `5m`, `3h`, `2d`.
-pub fn age(rfc3339: &str) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
-        return "?".into();
-    };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
-        .num_seconds()
-        .max(0);
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
-}
+pub use crate::text::{age, short_digest};
 
 /// Print JSON to stdout.
 pub fn print_json<T: serde::Serialize>(v: &T) -> Result<(), super::CliError> {

@@ -334,4 +334,26 @@ impl Store {
             |r| r.get(0),
         )?)
     }
+
+    /// The first log line of a build containing `needle` (case-sensitive) at or after
+    /// `from` (`forward`) or at or before it (backward); its `seq`, or `None`.
+    pub fn find_log(
+        &self,
+        build_id: i64,
+        from: i64,
+        needle: &str,
+        forward: bool,
+    ) -> Result<Option<i64>> {
+        let sql = if forward {
+            "SELECT seq FROM build_logs WHERE build_id = ?1 AND seq >= ?2 \
+             AND instr(line, ?3) > 0 ORDER BY seq LIMIT 1"
+        } else {
+            "SELECT seq FROM build_logs WHERE build_id = ?1 AND seq <= ?2 \
+             AND instr(line, ?3) > 0 ORDER BY seq DESC LIMIT 1"
+        };
+        Ok(self
+            .conn()
+            .query_row(sql, params![build_id, from, needle], |r| r.get(0))
+            .optional()?)
+    }
 }

@@ -1,0 +1,114 @@
+//! Small text helpers shared by the front ends (CLI tables, TUI panes): short digests,
+//! ages, and sanitising untrusted output (build logs) for a terminal.
+
+use chrono::{DateTime, Utc};
+
+/// `sha256:0123456789ab…` → `0123456789ab` (12 hex digits), as container tools show ids.
+pub fn short_digest(d: &str) -> String {
+    d.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// Age of an RFC 3339 time relative to now: `42s`, `5m`, `3h`, `2d`.
+pub fn age(rfc3339: &str) -> String {
+    age_at(rfc3339, Utc::now())
+}
+
+/// Age of an RFC 3339 time relative to `now` (`?` when the time does not parse).
+pub fn age_at(rfc3339: &str, now: DateTime<Utc>) -> String {
+    let Ok(t) = DateTime::parse_from_rfc3339(rfc3339) else {
+        return "?".into();
+    };
+    let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// Make untrusted output safe to lay out in a terminal cell grid: ANSI escape sequences
+/// (CSI `ESC [ … final`, OSC `ESC ] … BEL|ST`, and two-byte `ESC x`) are removed, a tab
+/// becomes spaces up to the next multiple of 8, a carriage return keeps only the text
+/// after it (what a terminal would show), and every other control character becomes `?`.
+pub fn sanitize_for_terminal(s: &str) -> String {
+    // A carriage return inside a line (progress bars) overwrites: keep the last segment.
+    let s = match s.rfind('\r') {
+        Some(i) if i + 1 < s.len() => &s[i + 1..],
+        Some(_) => s.trim_end_matches('\r'),
+        None => s,
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut col = 0usize;
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\u{1b}' => match it.next() {
+                Some('[') => {
+                    // CSI: parameters and intermediates, then one final byte 0x40..=0x7e.
+                    for c in it.by_ref() {
+                        if ('\u{40}'..='\u{7e}').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') | Some('P') | Some('_') | Some('^') => {
+                    // OSC/DCS/APC/PM: until BEL or ST (ESC \).
+                    while let Some(c) = it.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' && it.peek() == Some(&'\\') {
+                            it.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\t' => {
+                let n = 8 - col % 8;
+                out.extend(std::iter::repeat_n(' ', n));
+                col += n;
+            }
+            c if c.is_control() => {
+                out.push('?');
+                col += 1;
+            }
+            c => {
+                out.push(c);
+                col += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ansi_and_controls() {
+        assert_eq!(
+            sanitize_for_terminal("\u{1b}[1;31mred\u{1b}[0m ok"),
+            "red ok"
+        );
+        assert_eq!(sanitize_for_terminal("\u{1b}]0;title\u{7}x\u{8}y"), "x?y");
+        assert_eq!(sanitize_for_terminal("a\tb"), "a       b");
+        assert_eq!(sanitize_for_terminal("10%\r50%\r100%"), "100%");
+        assert_eq!(sanitize_for_terminal("\u{1b}"), "");
+    }
+
+    #[test]
+    fn ages() {
+        let now = DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(age_at("2026-01-01T23:59:30Z", now), "30s");
+        assert_eq!(age_at("2026-01-01T22:00:00Z", now), "2h");
+        assert_eq!(age_at("2025-12-30T00:00:00Z", now), "3d");
+        assert_eq!(age_at("garbage", now), "?");
+        assert_eq!(short_digest("sha256:0123456789abcdef"), "0123456789ab");
+    }
+}

@@ -1,0 +1,170 @@
+//! Filling [`State`] from the store and the stack files, with the same library calls the
+//! CLI uses (`stack::load_all`, `Store::latest_build`, `Store::builds`, `Store::manifest`,
+//! `Store::logs`). Reads are small, indexed queries; the log is read by window only.
+
+use anyhow::Result;
+
+use super::state::{LogView, StackRow, State, LOG_WINDOW};
+use crate::paths::Paths;
+use crate::store::Store;
+
+/// Stacks with their newest build, and the stack-file problems as text.
+pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<String>)> {
+    let (stacks, diags) = crate::stack::load_all(&paths.config);
+    let mut rows = Vec::with_capacity(stacks.len());
+    for s in stacks {
+        rows.push(StackRow {
+            last_build: store.latest_build(&s.name)?,
+            name: s.name,
+            description: s.description,
+            updates: None,
+            release: None,
+        });
+    }
+    Ok((rows, diags.iter().map(|d| d.to_string()).collect()))
+}
+
+/// Reload stacks, and the builds and manifest of the selected stack.
+pub fn reload(
+    state: &mut State,
+    paths: &Paths,
+    store: &Store,
+    extra_problems: &[String],
+) -> Result<()> {
+    let (rows, mut problems) = load_stacks(paths, store)?;
+    problems.extend(extra_problems.iter().cloned());
+    state.problems = problems;
+    state.set_stacks(rows);
+    reload_stack(state, store)
+}
+
+/// Load the builds and manifest of the selected stack.
+pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
+    let Some(name) = state.selected_stack().map(str::to_string) else {
+        state.loaded_stack = None;
+        state.set_builds(Vec::new());
+        state.set_manifest(None, Vec::new());
+        return Ok(());
+    };
+    if state.loaded_stack.as_deref() != Some(name.as_str()) {
+        state.builds_list.selected = 0;
+        state.builds_list.offset = 0;
+        state.manifest_list.filter.clear();
+        state.manifest_build = None;
+    }
+    state.set_builds(store.builds(&name)?);
+    if let Some(id) = state.select_build {
+        if let Some(p) = state
+            .builds_list
+            .visible
+            .iter()
+            .position(|i| state.builds[*i].id == id)
+        {
+            state.builds_list.selected = p;
+            state.select_build = None;
+        }
+    }
+    let latest = store.latest_succeeded(&name)?.map(|b| b.id);
+    if latest != state.manifest_build || state.loaded_stack.as_deref() != Some(name.as_str()) {
+        let rows = match latest {
+            Some(id) => store.manifest(id)?,
+            None => Vec::new(),
+        };
+        state.set_manifest(latest, rows);
+    }
+    state.loaded_stack = Some(name);
+    if let Some(id) = state.log.build_id {
+        state.log.total = state.log.total.max(store.log_len(id)?.max(0) as usize);
+    }
+    Ok(())
+}
+
+/// Make the state consistent with the selection: the selected stack's data is loaded, the
+/// log view shows the selected build, and the visible log lines are in memory.
+pub fn sync(state: &mut State, store: &Store) -> Result<()> {
+    if state.selected_stack() != state.loaded_stack.as_deref() {
+        reload_stack(state, store)?;
+    }
+    let target = state.log_target();
+    if target != state.log.build_id {
+        let wrap = state.log.wrap;
+        let height = state.log.height;
+        state.log = LogView {
+            build_id: target,
+            total: match target {
+                Some(id) => store.log_len(id)?.max(0) as usize,
+                None => 0,
+            },
+            follow: true,
+            wrap,
+            height,
+            ..LogView::default()
+        };
+        // A running build of this session: its newest lines are in memory already.
+        if let Some(j) = state
+            .jobs
+            .iter()
+            .find(|j| target.is_some() && j.build_id == target)
+        {
+            state.log.tail = j.live.tail.clone();
+            state.log.tail_start = j.live.tail_start;
+            state.log.total = state.log.total.max(j.live.total);
+        }
+        state.log.top = state.log.max_top();
+    }
+    ensure_window(&mut state.log, store)
+}
+
+/// Load the stored lines around the visible ones when they are not in memory.
+pub fn ensure_window(log: &mut LogView, store: &Store) -> Result<()> {
+    let Some(id) = log.build_id else {
+        return Ok(());
+    };
+    let h = log.height.max(1);
+    let top = if log.follow { log.max_top() } else { log.top };
+    if log.covers(top, top + h) {
+        return Ok(());
+    }
+    // Centre a window of LOG_WINDOW lines on the visible ones.
+    let from = top.saturating_sub((LOG_WINDOW - h.min(LOG_WINDOW)) / 2);
+    let rows = store.logs(id, from as i64, LOG_WINDOW as i64)?;
+    log.window_start = from;
+    log.window = rows
+        .into_iter()
+        .map(|l| (l.stream, crate::text::sanitize_for_terminal(&l.line)))
+        .collect();
+    log.total = log.total.max(from + log.window.len());
+    Ok(())
+}
+
+/// Find `needle` in the viewed log and scroll to it.
+pub fn search(
+    state: &mut State,
+    store: &Store,
+    needle: &str,
+    from: usize,
+    forward: bool,
+) -> Result<()> {
+    let Some(id) = state.log.build_id else {
+        return Ok(());
+    };
+    match store.find_log(id, from as i64, needle, forward)? {
+        Some(seq) => {
+            let seq = seq.max(0) as usize;
+            let l = &mut state.log;
+            l.matched = Some(seq);
+            l.not_found = false;
+            l.follow = false;
+            l.top = seq.saturating_sub(l.height / 3).min(l.max_top());
+            state.status = Some(format!("`{needle}` at line {}", seq + 1));
+        }
+        None => {
+            state.log.not_found = true;
+            state.status = Some(format!(
+                "`{needle}` not found {}",
+                if forward { "below" } else { "above" }
+            ));
+        }
+    }
+    Ok(())
+}

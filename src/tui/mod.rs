@@ -1,0 +1,255 @@
+//! The operator console (`drover` without a command): stacks on the left; Builds (with the
+//! log), Log, Manifest, Updates and Releases on the right; background builds with live
+//! logs. Pure state ([`state`]) changed by [`update::update`] on keys and job events, drawn
+//! by [`render::draw`]; the loop here does the I/O (terminal, store, jobs).
+//!
+//! The terminal is restored (main screen, cooked mode, cursor) on quit, on error and on a
+//! panic of the UI thread; a panic in a background job is reported in the UI.
+
+use std::io::{BufWriter, Stdout};
+use std::panic;
+use std::sync::OnceLock;
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossterm::event::{Event, EventStream};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use futures_util::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+
+use crate::paths::Paths;
+use crate::store::Store;
+
+pub mod data;
+pub mod jobs;
+pub mod keymap;
+pub mod render;
+pub mod state;
+pub mod theme;
+pub mod update;
+
+#[cfg(test)]
+mod update_tests;
+
+use state::State;
+use update::{Effect, Msg};
+
+/// At most this many frames per second.
+pub const FRAME: Duration = Duration::from_millis(16);
+
+static UI_THREAD: OnceLock<ThreadId> = OnceLock::new();
+
+/// Directory of `keymap.toml` and `theme.toml`: `$XDG_CONFIG_HOME/drover`
+/// (`~/.config/drover`).
+pub fn user_config_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| std::path::PathBuf::from(h).join(".config"))
+        })
+        .map(|d| d.join("drover"))
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// Restores the terminal when dropped (normal return, `?` errors, unwinding).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Open the console on `paths` and run it until the operator quits.
+pub fn run(paths: &Paths) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the console needs a terminal (stdin and stdout); for scripts use a command, \
+             see drover --help"
+        );
+    }
+    paths.ensure_state()?;
+    let store = Store::open(&paths.database())?;
+    crate::build::recover_interrupted(paths, &store)?;
+
+    let depth = theme::ColorDepth::detect();
+    let mut problems = Vec::new();
+    let (keymap, theme) = match user_config_dir() {
+        Some(dir) => {
+            let (k, e1) = keymap::Keymap::load(&dir);
+            let (t, e2) = theme::Theme::load(&dir, depth);
+            problems.extend(e1);
+            problems.extend(e2);
+            (k, t)
+        }
+        None => (keymap::Keymap::default(), theme::Theme::new(depth)),
+    };
+
+    let _ = UI_THREAD.set(std::thread::current().id());
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if Some(std::thread::current().id()) == UI_THREAD.get().copied() {
+            restore_terminal();
+            eprintln!("drover: the console crashed: {info}");
+        }
+        // Other threads (jobs): the job's JoinError carries the message to the UI; printing
+        // here would scribble over the screen.
+    }));
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = {
+        enable_raw_mode().context("cannot switch the terminal to raw mode (is it a terminal?)")?;
+        let _guard = TerminalGuard;
+        execute!(std::io::stdout(), EnterAlternateScreen)?;
+        // One large buffer, flushed once per frame: the terminal gets each frame in one
+        // write instead of stdout's 1 KiB pieces (no half-drawn frames on slow links).
+        let backend = CrosstermBackend::new(BufWriter::with_capacity(1 << 18, std::io::stdout()));
+        let mut terminal = Terminal::new(backend)?;
+        terminal.clear()?;
+        rt.block_on(app(&mut terminal, paths, store, keymap, theme, problems))
+    };
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let _ = panic::take_hook();
+    panic::set_hook(previous);
+    result
+}
+
+async fn app(
+    terminal: &mut Terminal<CrosstermBackend<BufWriter<Stdout>>>,
+    paths: &Paths,
+    store: Store,
+    keymap: keymap::Keymap,
+    theme: theme::Theme,
+    problems: Vec<String>,
+) -> Result<()> {
+    let mut state = State::new(
+        paths.state.display().to_string(),
+        chrono::Utc::now(),
+        keymap,
+    );
+    if let Some(p) = problems.first() {
+        state.status = Some(p.clone());
+    }
+    data::reload(&mut state, paths, &store, &problems)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut events = EventStream::new();
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    let mut ticks = 0u64;
+    loop {
+        if state.quit {
+            break;
+        }
+        if dirty && last_draw.elapsed() >= FRAME {
+            data::sync(&mut state, &store)?;
+            terminal.draw(|f| render::draw(f, &mut state, &theme))?;
+            // The draw may have changed the visible range (height, follow): fill and redraw.
+            if !state
+                .log
+                .covers(state.log.top, state.log.top + state.log.height)
+            {
+                data::ensure_window(&mut state.log, &store)?;
+                terminal.draw(|f| render::draw(f, &mut state, &theme))?;
+            }
+            dirty = false;
+            last_draw = Instant::now();
+        }
+        let next_frame = tokio::time::Instant::from_std(last_draw + FRAME);
+        let effects: Vec<Effect> = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) => {
+                    dirty = true;
+                    update::update(&mut state, Msg::Key(k))
+                }
+                Some(Ok(Event::Resize(..))) => {
+                    dirty = true;
+                    Vec::new()
+                }
+                Some(Ok(_)) => Vec::new(),
+                Some(Err(e)) => return Err(e).context("cannot read the terminal"),
+                None => break,
+            },
+            Some(m) = rx.recv() => {
+                dirty = true;
+                let mut effects = update::update(&mut state, Msg::Job(m));
+                // Drain what is already queued: one frame for a burst of log lines.
+                for _ in 0..50_000 {
+                    match rx.try_recv() {
+                        Ok(m) => effects.extend(update::update(&mut state, Msg::Job(m))),
+                        Err(_) => break,
+                    }
+                }
+                effects
+            },
+            _ = clock.tick() => {
+                dirty = true;
+                ticks += 1;
+                let mut e = update::update(&mut state, Msg::Tick(chrono::Utc::now()));
+                // Pick up builds made elsewhere (the CLI) now and then.
+                if ticks.is_multiple_of(5) {
+                    e.push(Effect::Reload);
+                }
+                e
+            },
+            _ = tokio::time::sleep_until(next_frame), if dirty => Vec::new(),
+        };
+        let mut reloaded = false;
+        for e in effects {
+            match e {
+                Effect::StartBuild { job, stack, cancel } => {
+                    jobs::spawn_build(paths.clone(), stack, job, cancel, tx.clone())
+                }
+                Effect::Reload if !reloaded => {
+                    reloaded = true;
+                    if let Err(e) = data::reload(&mut state, paths, &store, &problems) {
+                        state.status = Some(format!("cannot read the store: {e:#}"));
+                    }
+                }
+                Effect::Reload => {}
+                Effect::SearchLog {
+                    needle,
+                    from,
+                    forward,
+                } => {
+                    if let Err(e) = data::search(&mut state, &store, &needle, from, forward) {
+                        state.status = Some(format!("search failed: {e:#}"));
+                    }
+                }
+            }
+        }
+    }
+    // Jobs were cancelled on quit (after confirmation); give builds a moment to record it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.running_jobs() > 0 && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            Ok(Some(m)) => {
+                update::update(&mut state, Msg::Job(m));
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}

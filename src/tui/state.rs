@@ -1,0 +1,599 @@
+//! Everything the console shows, as plain data. No I/O: the app loop fills it from the
+//! store and from job events, [`super::update`] changes it on keys, [`super::render`]
+//! draws it.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use tui_input::Input;
+
+use super::keymap::Keymap;
+use crate::jobs::{CancelToken, Step};
+use crate::manifest::Component;
+use crate::store::builds::BuildRecord;
+
+/// The panes on the right, in tab order (`1`–`5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    /// Build history with the log of the selected build below it.
+    Builds,
+    /// The log of the selected (or running) build, full pane.
+    Log,
+    /// The components manifest of the newest succeeded build.
+    Manifest,
+    /// Pending updates (filled by the updates feature).
+    Updates,
+    /// Releases (filled by the deploy feature).
+    Releases,
+}
+
+impl Pane {
+    /// All panes in order.
+    pub const ALL: [Pane; 5] = [
+        Pane::Builds,
+        Pane::Log,
+        Pane::Manifest,
+        Pane::Updates,
+        Pane::Releases,
+    ];
+
+    /// Title shown in the tab bar.
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Builds => "Builds",
+            Pane::Log => "Log",
+            Pane::Manifest => "Manifest",
+            Pane::Updates => "Updates",
+            Pane::Releases => "Releases",
+        }
+    }
+
+    /// Position in [`Pane::ALL`].
+    pub fn index(self) -> usize {
+        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// Which side has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    /// The stacks list on the left.
+    Stacks,
+    /// The selected pane on the right.
+    Pane,
+}
+
+/// A row of the Stacks list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackRow {
+    /// Stack name.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// Newest build, any status.
+    pub last_build: Option<BuildRecord>,
+    /// Pending updates: count and highest urgency (`None` until update tracking exists).
+    pub updates: Option<(usize, String)>,
+    /// Deployed release (`None` until deploys exist).
+    pub release: Option<String>,
+}
+
+/// A row of the Updates pane (filled by the updates feature, issue #4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateRow {
+    /// Source package the binary packages come from.
+    pub source: String,
+    /// Binary packages affected.
+    pub packages: Vec<String>,
+    /// Installed version.
+    pub from: String,
+    /// Candidate version.
+    pub to: String,
+    /// CVE identifiers fixed by the candidate.
+    pub cves: Vec<String>,
+    /// Highest urgency (`low`, `medium`, `high`, `critical`, …).
+    pub urgency: String,
+}
+
+/// A row of the Releases pane (filled by the deploy feature, issue #5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseRow {
+    /// Release number.
+    pub number: i64,
+    /// Image digest.
+    pub image: String,
+    /// Target (`local`, …).
+    pub target: String,
+    /// When it was deployed (RFC 3339).
+    pub deployed_at: String,
+    /// `live`, `previous`, `failed`, …
+    pub status: String,
+}
+
+/// Manifest columns, for sorting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestColumn {
+    /// Package name.
+    Package,
+    /// Version.
+    Version,
+    /// Source package.
+    Source,
+    /// Suite.
+    Suite,
+}
+
+impl ManifestColumn {
+    /// The next column (the `s` key).
+    pub fn next(self) -> ManifestColumn {
+        match self {
+            ManifestColumn::Package => ManifestColumn::Version,
+            ManifestColumn::Version => ManifestColumn::Source,
+            ManifestColumn::Source => ManifestColumn::Suite,
+            ManifestColumn::Suite => ManifestColumn::Package,
+        }
+    }
+}
+
+/// A selectable list: selection, scroll offset and a filter, over indices into the data.
+#[derive(Debug, Clone, Default)]
+pub struct ListState {
+    /// Index into `visible`.
+    pub selected: usize,
+    /// First row drawn (kept by the renderer so the selection stays in view).
+    pub offset: usize,
+    /// The filter text (empty: everything).
+    pub filter: String,
+    /// Indices of the data rows that pass the filter, in display order.
+    pub visible: Vec<usize>,
+}
+
+impl ListState {
+    /// The data index of the selected row.
+    pub fn current(&self) -> Option<usize> {
+        self.visible.get(self.selected).copied()
+    }
+
+    /// Move by `delta` rows, clamped.
+    pub fn step(&mut self, delta: isize) {
+        if self.visible.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        let max = self.visible.len() - 1;
+        self.selected = (self.selected as isize + delta).clamp(0, max as isize) as usize;
+    }
+
+    /// Jump to the first or last row.
+    pub fn jump(&mut self, last: bool) {
+        self.selected = if last {
+            self.visible.len().saturating_sub(1)
+        } else {
+            0
+        };
+    }
+
+    /// Recompute `visible` from a row-matching predicate, keeping the selected data row
+    /// when it is still visible.
+    pub fn refilter(&mut self, order: impl Iterator<Item = usize>, keep: impl Fn(usize) -> bool) {
+        let cur = self.current();
+        self.visible = order.filter(|i| keep(*i)).collect();
+        self.selected = cur
+            .and_then(|c| self.visible.iter().position(|i| *i == c))
+            .unwrap_or(0)
+            .min(self.visible.len().saturating_sub(1));
+    }
+}
+
+/// Capacity of the in-memory window of stored log lines.
+pub const LOG_WINDOW: usize = 2000;
+/// Capacity of the live tail kept from job events.
+pub const LOG_TAIL: usize = 2000;
+
+/// The log being viewed: a window of stored lines plus the live tail; only these are in
+/// memory, whatever the log's length.
+#[derive(Debug, Clone, Default)]
+pub struct LogView {
+    /// The build whose log this is.
+    pub build_id: Option<i64>,
+    /// Lines known to exist (store count, or the newest live `seq` + 1).
+    pub total: usize,
+    /// `seq` of `window[0]`.
+    pub window_start: usize,
+    /// Sanitised stored lines `window_start..window_start + window.len()`, with stream.
+    pub window: VecDeque<(String, String)>,
+    /// `seq` of `tail[0]`.
+    pub tail_start: usize,
+    /// Sanitised live lines from job events (contiguous).
+    pub tail: VecDeque<(String, String)>,
+    /// First line shown.
+    pub top: usize,
+    /// Stick to the end as lines arrive.
+    pub follow: bool,
+    /// Wrap long lines instead of cutting them.
+    pub wrap: bool,
+    /// The current search text.
+    pub search: Option<String>,
+    /// The line of the current match.
+    pub matched: Option<usize>,
+    /// Rows of the last drawn log area (for paging and follow).
+    pub height: usize,
+    /// A search found nothing (shown in the status line).
+    pub not_found: bool,
+}
+
+impl LogView {
+    /// A line by `seq`, if in memory: `(stream, text)`.
+    pub fn line(&self, seq: usize) -> Option<(&str, &str)> {
+        if seq >= self.tail_start && seq < self.tail_start + self.tail.len() {
+            let (s, l) = &self.tail[seq - self.tail_start];
+            return Some((s, l));
+        }
+        if seq >= self.window_start && seq < self.window_start + self.window.len() {
+            let (s, l) = &self.window[seq - self.window_start];
+            return Some((s, l));
+        }
+        None
+    }
+
+    /// Whether lines `from..to` are all in memory.
+    pub fn covers(&self, from: usize, to: usize) -> bool {
+        (from..to.min(self.total)).all(|s| self.line(s).is_some())
+    }
+
+    /// Largest useful `top`.
+    pub fn max_top(&self) -> usize {
+        self.total.saturating_sub(self.height.max(1))
+    }
+
+    /// Append a live line with its `seq`.
+    pub fn push_live(&mut self, seq: usize, stream: &str, line: String) {
+        if self.tail.is_empty() || seq != self.tail_start + self.tail.len() {
+            self.tail.clear();
+            self.tail_start = seq;
+        }
+        self.tail.push_back((stream.to_string(), line));
+        if self.tail.len() > LOG_TAIL {
+            self.tail.pop_front();
+            self.tail_start += 1;
+        }
+        self.total = self.total.max(seq + 1);
+        if self.follow {
+            self.top = self.max_top();
+        }
+    }
+}
+
+/// State of a background job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobState {
+    /// Still working.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Finished unsuccessfully (message).
+    Failed(String),
+    /// Stopped on request.
+    Cancelled,
+}
+
+/// A background job (a build today; checks and deploys later).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Job number in this session.
+    pub id: u64,
+    /// `build`, …
+    pub kind: String,
+    /// The stack it works on.
+    pub stack: String,
+    /// The build id once known.
+    pub build_id: Option<i64>,
+    /// Current step.
+    pub step: Option<Step>,
+    /// Log lines seen.
+    pub lines: u64,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// When it ended.
+    pub finished: Option<DateTime<Utc>>,
+    /// Outcome.
+    pub state: JobState,
+    /// Cancels it.
+    pub cancel: CancelToken,
+    /// The newest log lines of its build (only the tail is used), so switching the view
+    /// back to a running build shows every line at once.
+    pub live: LogView,
+}
+
+/// What a confirmation dialog will do on yes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    /// Start a build of this stack.
+    Build(String),
+    /// Cancel this job.
+    CancelJob(u64),
+    /// Quit although jobs are running (they are cancelled).
+    Quit,
+}
+
+/// A question with what will happen.
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    /// Title (`Build hello?`).
+    pub title: String,
+    /// What happens, line by line.
+    pub body: Vec<String>,
+    /// The action on yes.
+    pub pending: Pending,
+}
+
+/// Which text field is open in the footer line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputTarget {
+    /// Filter the stacks list.
+    Stacks,
+    /// Filter the builds list.
+    Builds,
+    /// Filter the manifest.
+    Manifest,
+    /// Search the log.
+    LogSearch,
+}
+
+/// An overlay on top of the panes; keys go to it first.
+#[derive(Debug, Clone)]
+pub enum Overlay {
+    /// `?`: every binding, filterable.
+    Help {
+        /// Filter text.
+        input: Input,
+        /// First row shown.
+        scroll: usize,
+    },
+    /// `:`: commands with completion.
+    Palette {
+        /// The command line.
+        input: Input,
+        /// Selected completion.
+        selected: usize,
+    },
+    /// A yes/no question.
+    Confirm(Confirm),
+    /// `J`: background jobs.
+    Jobs {
+        /// Selected job row.
+        selected: usize,
+    },
+    /// `enter` on a manifest row (and other details): a titled text.
+    Detail {
+        /// Title.
+        title: String,
+        /// Lines.
+        lines: Vec<String>,
+    },
+}
+
+/// The whole console state.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// State directory shown in the header.
+    pub state_dir: String,
+    /// The clock (set by the loop every second; fixed in tests).
+    pub now: DateTime<Utc>,
+    /// Key bindings.
+    pub keymap: Keymap,
+    /// Stacks.
+    pub stacks: Vec<StackRow>,
+    /// Stacks list selection/filter.
+    pub stacks_list: ListState,
+    /// Problems loading stack files, config files, the store.
+    pub problems: Vec<String>,
+    /// Builds of the selected stack, newest first.
+    pub builds: Vec<BuildRecord>,
+    /// Builds list selection/filter.
+    pub builds_list: ListState,
+    /// The stack whose builds/manifest are loaded.
+    pub loaded_stack: Option<String>,
+    /// Build the manifest comes from.
+    pub manifest_build: Option<i64>,
+    /// Manifest of the selected stack's newest succeeded build.
+    pub manifest: Vec<Component>,
+    /// Manifest selection/filter.
+    pub manifest_list: ListState,
+    /// Manifest sort column.
+    pub manifest_sort: ManifestColumn,
+    /// Manifest sort descending.
+    pub manifest_desc: bool,
+    /// Pending updates of the selected stack (empty until issue #4).
+    pub updates: Vec<UpdateRow>,
+    /// Updates selection.
+    pub updates_list: ListState,
+    /// Releases of the selected stack (empty until issue #5).
+    pub releases: Vec<ReleaseRow>,
+    /// Releases selection.
+    pub releases_list: ListState,
+    /// The log on screen.
+    pub log: LogView,
+    /// The right-hand pane.
+    pub pane: Pane,
+    /// Left or right.
+    pub focus: Focus,
+    /// Log fills the screen.
+    pub fullscreen: bool,
+    /// Open overlay.
+    pub overlay: Option<Overlay>,
+    /// Open footer text field.
+    pub input: Option<(InputTarget, Input)>,
+    /// Background jobs, oldest first.
+    pub jobs: Vec<Job>,
+    /// Next job number.
+    pub next_job: u64,
+    /// One-line message in the footer (`not available yet`, errors).
+    pub status: Option<String>,
+    /// Set when the app should exit.
+    pub quit: bool,
+    /// Select this build once the builds list is reloaded (a build just started).
+    pub select_build: Option<i64>,
+    /// Rows of the last drawn list (for paging).
+    pub list_height: usize,
+}
+
+impl State {
+    /// An empty console for `state_dir` at `now`.
+    pub fn new(state_dir: String, now: DateTime<Utc>, keymap: Keymap) -> State {
+        State {
+            state_dir,
+            now,
+            keymap,
+            stacks: Vec::new(),
+            stacks_list: ListState::default(),
+            problems: Vec::new(),
+            builds: Vec::new(),
+            builds_list: ListState::default(),
+            loaded_stack: None,
+            manifest_build: None,
+            manifest: Vec::new(),
+            manifest_list: ListState::default(),
+            manifest_sort: ManifestColumn::Package,
+            manifest_desc: false,
+            updates: Vec::new(),
+            updates_list: ListState::default(),
+            releases: Vec::new(),
+            releases_list: ListState::default(),
+            log: LogView {
+                follow: true,
+                ..LogView::default()
+            },
+            pane: Pane::Builds,
+            focus: Focus::Stacks,
+            fullscreen: false,
+            overlay: None,
+            input: None,
+            jobs: Vec::new(),
+            next_job: 1,
+            status: None,
+            quit: false,
+            select_build: None,
+            list_height: 10,
+        }
+    }
+
+    /// The selected stack's name.
+    pub fn selected_stack(&self) -> Option<&str> {
+        self.stacks_list
+            .current()
+            .and_then(|i| self.stacks.get(i))
+            .map(|s| s.name.as_str())
+    }
+
+    /// The selected build.
+    pub fn selected_build(&self) -> Option<&BuildRecord> {
+        self.builds_list.current().and_then(|i| self.builds.get(i))
+    }
+
+    /// Jobs still running.
+    pub fn running_jobs(&self) -> usize {
+        self.jobs
+            .iter()
+            .filter(|j| j.state == JobState::Running)
+            .count()
+    }
+
+    /// Replace the stacks (keeps the selection by name and reapplies the filter).
+    pub fn set_stacks(&mut self, rows: Vec<StackRow>) {
+        let cur = self.selected_stack().map(str::to_string);
+        self.stacks = rows;
+        let f = self.stacks_list.filter.to_lowercase();
+        let stacks = &self.stacks;
+        self.stacks_list.visible = Vec::new();
+        self.stacks_list.refilter(0..stacks.len(), |i| {
+            stacks[i].name.to_lowercase().contains(&f)
+        });
+        if let Some(c) = cur {
+            if let Some(p) = self
+                .stacks_list
+                .visible
+                .iter()
+                .position(|i| self.stacks[*i].name == c)
+            {
+                self.stacks_list.selected = p;
+            }
+        }
+    }
+
+    /// Replace the builds (keeps the selected build id).
+    pub fn set_builds(&mut self, builds: Vec<BuildRecord>) {
+        let cur = self.selected_build().map(|b| b.id);
+        self.builds = builds;
+        self.refilter_builds();
+        if let Some(c) = cur {
+            if let Some(p) = self
+                .builds_list
+                .visible
+                .iter()
+                .position(|i| self.builds[*i].id == c)
+            {
+                self.builds_list.selected = p;
+            }
+        }
+    }
+
+    /// Replace the manifest.
+    pub fn set_manifest(&mut self, build: Option<i64>, rows: Vec<Component>) {
+        self.manifest_build = build;
+        self.manifest = rows;
+        self.manifest_list.selected = 0;
+        self.refilter_manifest();
+    }
+
+    /// Reapply the builds filter (matches id, status, digest, step, error).
+    pub fn refilter_builds(&mut self) {
+        let f = self.builds_list.filter.to_lowercase();
+        let b = &self.builds;
+        self.builds_list.refilter(0..b.len(), |i| {
+            f.is_empty()
+                || format!(
+                    "#{} {} {} {} {}",
+                    b[i].id,
+                    b[i].status.as_str(),
+                    b[i].image_digest.as_deref().unwrap_or(""),
+                    b[i].failed_step.as_deref().unwrap_or(""),
+                    b[i].error.as_deref().unwrap_or("")
+                )
+                .to_lowercase()
+                .contains(&f)
+        });
+    }
+
+    /// Reapply the manifest sort and filter (matches package, version, source, suite).
+    pub fn refilter_manifest(&mut self) {
+        let f = self.manifest_list.filter.to_lowercase();
+        let m = &self.manifest;
+        let mut order: Vec<usize> = (0..m.len()).collect();
+        let key = |c: &Component| -> (String, String) {
+            match self.manifest_sort {
+                ManifestColumn::Package => (c.name.clone(), c.arch.clone()),
+                ManifestColumn::Version => (c.version.clone(), c.name.clone()),
+                ManifestColumn::Source => (c.source.clone(), c.name.clone()),
+                ManifestColumn::Suite => (c.suite.clone(), c.name.clone()),
+            }
+        };
+        order.sort_by_cached_key(|i| key(&m[*i]));
+        if self.manifest_desc {
+            order.reverse();
+        }
+        self.manifest_list.refilter(order.into_iter(), |i| {
+            let c = &m[i];
+            f.is_empty()
+                || c.name.to_lowercase().contains(&f)
+                || c.version.to_lowercase().contains(&f)
+                || c.source.to_lowercase().contains(&f)
+                || c.suite.to_lowercase().contains(&f)
+        });
+    }
+
+    /// The build whose log the Builds/Log panes show: the selected one.
+    pub fn log_target(&self) -> Option<i64> {
+        self.selected_build().map(|b| b.id)
+    }
+}

@@ -1,0 +1,592 @@
+//! Pure tests of `update`: key → state change, for every key of the console.
+
+use chrono::TimeZone;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::keymap::Keymap;
+use super::state::*;
+use super::update::{update, Effect, JobMsg, Msg};
+use crate::jobs::{BuildEvent, Step, Stream};
+use crate::manifest::Component;
+use crate::store::builds::{BuildRecord, BuildStatus};
+
+fn key(c: char) -> Msg {
+    let m = if c.is_ascii_uppercase() {
+        KeyModifiers::SHIFT
+    } else {
+        KeyModifiers::NONE
+    };
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), m))
+}
+
+fn code(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+fn build(id: i64, status: BuildStatus) -> BuildRecord {
+    BuildRecord {
+        id,
+        stack: "hello".into(),
+        status,
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: Some("2026-01-01T00:01:00Z".into()),
+        base_key: None,
+        base_cached: None,
+        image_digest: Some(format!("sha256:{id:064}")),
+        image_path: None,
+        failed_step: None,
+        error: None,
+    }
+}
+
+fn comp(name: &str, version: &str, source: &str, suite: &str) -> Component {
+    Component {
+        name: name.into(),
+        version: version.into(),
+        arch: "amd64".into(),
+        source: source.into(),
+        source_version: version.into(),
+        suite: suite.into(),
+        origin: "http://deb.debian.org/debian".into(),
+        installed_size_kib: Some(10),
+    }
+}
+
+/// Two stacks, three builds of `hello`, a manifest, a 100-line log in memory.
+fn state() -> State {
+    let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 1, 0, 0).unwrap();
+    let mut s = State::new("/state".into(), now, Keymap::default());
+    s.set_stacks(vec![
+        StackRow {
+            name: "hello".into(),
+            description: "demo".into(),
+            last_build: Some(build(3, BuildStatus::Succeeded)),
+            updates: None,
+            release: None,
+        },
+        StackRow {
+            name: "web".into(),
+            description: "web".into(),
+            last_build: None,
+            updates: None,
+            release: None,
+        },
+    ]);
+    s.loaded_stack = Some("hello".into());
+    s.set_builds(vec![
+        build(3, BuildStatus::Succeeded),
+        build(2, BuildStatus::Failed),
+        build(1, BuildStatus::Succeeded),
+    ]);
+    s.set_manifest(
+        Some(3),
+        vec![
+            comp("zlib1g", "1:1.2.13", "zlib", "bookworm"),
+            comp("libssl3", "3.0.15-1", "openssl", "bookworm"),
+            comp("bash", "5.2.15", "bash", "bookworm-updates"),
+        ],
+    );
+    s.log.build_id = Some(3);
+    s.log.total = 100;
+    s.log.height = 10;
+    s.log.window = (0..100)
+        .map(|i| ("stdout".into(), format!("line {i}")))
+        .collect();
+    s.log.follow = false;
+    s
+}
+
+#[test]
+fn navigation_keys() {
+    let mut s = state();
+    assert_eq!(s.focus, Focus::Stacks);
+    update(&mut s, key('j'));
+    assert_eq!(s.selected_stack(), Some("web"));
+    update(&mut s, code(KeyCode::Up));
+    assert_eq!(s.selected_stack(), Some("hello"));
+    update(&mut s, code(KeyCode::Down));
+    update(&mut s, key('k'));
+    assert_eq!(s.selected_stack(), Some("hello"));
+    update(&mut s, key('G'));
+    assert_eq!(s.selected_stack(), Some("web"));
+    update(&mut s, key('g'));
+    assert_eq!(s.selected_stack(), Some("hello"));
+    // enter focuses the pane; j moves the builds selection.
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.focus, Focus::Pane);
+    assert_eq!(s.pane, Pane::Builds);
+    update(&mut s, key('j'));
+    assert_eq!(s.selected_build().map(|b| b.id), Some(2));
+    update(&mut s, code(KeyCode::PageDown));
+    assert_eq!(s.selected_build().map(|b| b.id), Some(1));
+    update(&mut s, code(KeyCode::PageUp));
+    assert_eq!(s.selected_build().map(|b| b.id), Some(3));
+    // h / l switch sides.
+    update(&mut s, key('h'));
+    assert_eq!(s.focus, Focus::Stacks);
+    update(&mut s, key('l'));
+    assert_eq!(s.focus, Focus::Pane);
+}
+
+#[test]
+fn panes_by_number_and_tab() {
+    let mut s = state();
+    for (c, p) in [
+        ('1', Pane::Builds),
+        ('2', Pane::Log),
+        ('3', Pane::Manifest),
+        ('4', Pane::Updates),
+        ('5', Pane::Releases),
+    ] {
+        update(&mut s, key(c));
+        assert_eq!(s.pane, p);
+        assert_eq!(s.focus, Focus::Pane);
+    }
+    update(&mut s, code(KeyCode::Tab));
+    assert_eq!(s.pane, Pane::Builds, "tab wraps around");
+    update(&mut s, code(KeyCode::BackTab));
+    assert_eq!(s.pane, Pane::Releases);
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::SHIFT)),
+    );
+    assert_eq!(s.pane, Pane::Updates);
+    // From the stacks list, tab first moves focus to the pane.
+    s.focus = Focus::Stacks;
+    update(&mut s, code(KeyCode::Tab));
+    assert_eq!((s.focus, s.pane), (Focus::Pane, Pane::Updates));
+}
+
+#[test]
+fn esc_and_q_go_back_then_quit() {
+    for back in [code(KeyCode::Esc), key('q')] {
+        let mut s = state();
+        update(&mut s, key('2'));
+        update(&mut s, key('F'));
+        assert!(s.fullscreen);
+        update(&mut s, back.clone());
+        assert!(!s.fullscreen);
+        update(&mut s, back.clone());
+        assert_eq!(s.focus, Focus::Stacks);
+        assert!(!s.quit);
+        update(&mut s, back.clone());
+        assert!(s.quit);
+    }
+}
+
+#[test]
+fn filter_lists() {
+    let mut s = state();
+    update(&mut s, key('3'));
+    update(&mut s, key('/'));
+    for c in "libssl".chars() {
+        update(&mut s, key(c));
+    }
+    assert_eq!(s.manifest_list.visible.len(), 1);
+    assert_eq!(
+        s.manifest[s.manifest_list.current().unwrap()].name,
+        "libssl3"
+    );
+    update(&mut s, code(KeyCode::Enter));
+    assert!(s.input.is_none());
+    assert_eq!(s.manifest_list.filter, "libssl");
+    // '/' again and esc clears.
+    update(&mut s, key('/'));
+    update(&mut s, code(KeyCode::Esc));
+    assert_eq!(s.manifest_list.visible.len(), 3);
+    // q inside a text field is text, not quit.
+    s.focus = Focus::Stacks;
+    update(&mut s, key('/'));
+    update(&mut s, key('q'));
+    assert!(!s.quit);
+    assert_eq!(s.stacks_list.filter, "q");
+    assert!(s.stacks_list.visible.is_empty());
+    update(&mut s, code(KeyCode::Backspace));
+    update(&mut s, key('w'));
+    assert_eq!(s.selected_stack(), Some("web"));
+    // Builds filter.
+    update(&mut s, code(KeyCode::Esc));
+    update(&mut s, key('1'));
+    update(&mut s, key('/'));
+    for c in "failed".chars() {
+        update(&mut s, key(c));
+    }
+    assert_eq!(s.builds_list.visible.len(), 1);
+}
+
+#[test]
+fn manifest_sort_and_details() {
+    let mut s = state();
+    update(&mut s, key('3'));
+    let names = |s: &State| {
+        s.manifest_list
+            .visible
+            .iter()
+            .map(|i| s.manifest[*i].name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&s), ["bash", "libssl3", "zlib1g"]);
+    update(&mut s, key('S'));
+    assert_eq!(names(&s), ["zlib1g", "libssl3", "bash"]);
+    update(&mut s, key('s'));
+    assert_eq!(s.manifest_sort, ManifestColumn::Version);
+    assert_eq!(names(&s), ["zlib1g", "libssl3", "bash"]);
+    update(&mut s, key('s'));
+    assert_eq!(s.manifest_sort, ManifestColumn::Source);
+    assert_eq!(names(&s), ["bash", "libssl3", "zlib1g"]);
+    update(&mut s, key('s'));
+    assert_eq!(s.manifest_sort, ManifestColumn::Suite);
+    assert_eq!(names(&s)[2], "bash");
+    update(&mut s, key('g'));
+    update(&mut s, code(KeyCode::Enter));
+    match &s.overlay {
+        Some(Overlay::Detail { lines, .. }) => {
+            assert!(lines.iter().any(|l| l.contains("source")), "{lines:?}")
+        }
+        o => panic!("expected details, got {o:?}"),
+    }
+    update(&mut s, key('q'));
+    assert!(s.overlay.is_none());
+    assert!(!s.quit);
+}
+
+#[test]
+fn log_keys() {
+    let mut s = state();
+    update(&mut s, key('2'));
+    update(&mut s, key('G'));
+    assert!(s.log.follow);
+    assert_eq!(s.log.top, 90);
+    update(&mut s, key('k'));
+    assert!(!s.log.follow);
+    assert_eq!(s.log.top, 89);
+    update(&mut s, key('g'));
+    assert_eq!(s.log.top, 0);
+    update(&mut s, key('j'));
+    assert_eq!(s.log.top, 1);
+    update(&mut s, code(KeyCode::PageDown));
+    assert_eq!(s.log.top, 11);
+    update(&mut s, code(KeyCode::PageUp));
+    assert_eq!(s.log.top, 1);
+    update(&mut s, key('f'));
+    assert!(s.log.follow);
+    assert_eq!(s.log.top, 90);
+    update(&mut s, key('f'));
+    assert!(!s.log.follow);
+    update(&mut s, key('w'));
+    assert!(s.log.wrap);
+    update(&mut s, key('w'));
+    assert!(!s.log.wrap);
+    update(&mut s, key('F'));
+    assert!(s.fullscreen);
+    update(&mut s, key('F'));
+    assert!(!s.fullscreen);
+    // n before any search says so.
+    assert!(update(&mut s, key('n')).is_empty());
+    assert!(s.status.as_deref().unwrap_or("").contains("no search"));
+    // '/' in the log searches.
+    update(&mut s, key('/'));
+    assert!(matches!(s.input, Some((InputTarget::LogSearch, _))));
+    for c in "line 5".chars() {
+        update(&mut s, key(c));
+    }
+    let e = update(&mut s, code(KeyCode::Enter));
+    assert!(
+        matches!(&e[..], [Effect::SearchLog { needle, forward: true, .. }] if needle == "line 5"),
+        "{e:?}"
+    );
+    s.log.matched = Some(5);
+    let e = update(&mut s, key('n'));
+    assert!(
+        matches!(
+            &e[..],
+            [Effect::SearchLog {
+                from: 6,
+                forward: true,
+                ..
+            }]
+        ),
+        "{e:?}"
+    );
+    let e = update(&mut s, key('N'));
+    assert!(
+        matches!(
+            &e[..],
+            [Effect::SearchLog {
+                from: 4,
+                forward: false,
+                ..
+            }]
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn build_asks_then_starts_a_job() {
+    let mut s = state();
+    let e = update(&mut s, key('b'));
+    assert!(e.is_empty());
+    let Some(Overlay::Confirm(c)) = &s.overlay else {
+        panic!("no confirmation")
+    };
+    assert_eq!(c.title, "Build hello?");
+    assert!(
+        c.body
+            .iter()
+            .any(|l| l.contains("image 000000000000 (build #3)")),
+        "{:?}",
+        c.body
+    );
+    // n declines.
+    update(&mut s, key('n'));
+    assert!(s.overlay.is_none() && s.jobs.is_empty());
+    update(&mut s, key('b'));
+    let e = update(&mut s, key('y'));
+    assert!(matches!(&e[..], [Effect::StartBuild { job: 1, stack, .. }] if stack == "hello"));
+    assert_eq!(s.running_jobs(), 1);
+    assert_eq!((s.focus, s.pane), (Focus::Pane, Pane::Builds));
+    // A second build of the same stack is refused while one runs.
+    update(&mut s, key('b'));
+    assert!(s.overlay.is_none());
+    assert!(s.status.as_deref().unwrap().contains("already running"));
+
+    // Events: started selects the new build after the reload; log lines stream in.
+    let e = update(
+        &mut s,
+        Msg::Job(JobMsg::Event {
+            job: 1,
+            event: BuildEvent::Started {
+                build_id: 4,
+                stack: "hello".into(),
+            },
+        }),
+    );
+    assert!(matches!(&e[..], [Effect::Reload]));
+    assert_eq!(s.select_build, Some(4));
+    assert_eq!(
+        s.log.build_id,
+        Some(4),
+        "the new build's log is shown from line 1"
+    );
+    update(
+        &mut s,
+        Msg::Job(JobMsg::Event {
+            job: 1,
+            event: BuildEvent::StepStarted {
+                build_id: 4,
+                step: Step::Base,
+            },
+        }),
+    );
+    s.log = LogView {
+        build_id: Some(4),
+        follow: true,
+        height: 5,
+        ..LogView::default()
+    };
+    for i in 0..20 {
+        update(
+            &mut s,
+            Msg::Job(JobMsg::Event {
+                job: 1,
+                event: BuildEvent::Log {
+                    build_id: 4,
+                    seq: i,
+                    stream: Stream::Stdout,
+                    line: format!("\u{1b}[31mline {i}\u{1b}[0m"),
+                },
+            }),
+        );
+    }
+    assert_eq!(s.log.total, 20);
+    assert_eq!(s.log.top, 15, "follow keeps the end in view");
+    assert_eq!(s.log.line(19), Some(("stdout", "line 19")), "ANSI stripped");
+    assert_eq!(s.jobs[0].lines, 20);
+    assert_eq!(s.jobs[0].step, Some(Step::Base));
+    update(
+        &mut s,
+        Msg::Job(JobMsg::Done {
+            job: 1,
+            outcome: Ok((BuildStatus::Succeeded, None)),
+        }),
+    );
+    assert_eq!(s.jobs[0].state, JobState::Succeeded);
+    assert_eq!(s.running_jobs(), 0);
+}
+
+#[test]
+fn jobs_list_and_cancel() {
+    let mut s = state();
+    update(&mut s, key('b'));
+    update(&mut s, code(KeyCode::Enter));
+    update(&mut s, key('J'));
+    assert!(matches!(s.overlay, Some(Overlay::Jobs { selected: 0 })));
+    update(&mut s, key('x'));
+    assert!(matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.pending == Pending::CancelJob(1)));
+    assert!(!s.jobs[0].cancel.is_cancelled());
+    update(&mut s, key('y'));
+    assert!(s.jobs[0].cancel.is_cancelled());
+    // The job reports back.
+    update(
+        &mut s,
+        Msg::Job(JobMsg::Done {
+            job: 1,
+            outcome: Ok((
+                BuildStatus::Cancelled,
+                Some("cancelled by the operator".into()),
+            )),
+        }),
+    );
+    assert_eq!(s.jobs[0].state, JobState::Cancelled);
+    // A panicked job is reported, not fatal.
+    update(&mut s, key('r'));
+    s.jobs.push(Job {
+        id: 2,
+        kind: "build".into(),
+        stack: "web".into(),
+        build_id: None,
+        step: None,
+        lines: 0,
+        started: s.now,
+        finished: None,
+        state: JobState::Running,
+        cancel: Default::default(),
+        live: Default::default(),
+    });
+    update(
+        &mut s,
+        Msg::Job(JobMsg::Done {
+            job: 2,
+            outcome: Err("the job panicked: boom".into()),
+        }),
+    );
+    assert!(matches!(&s.jobs[1].state, JobState::Failed(e) if e.contains("boom")));
+    assert!(s.status.as_deref().unwrap().contains("boom"));
+    // J closes, esc closes too.
+    update(&mut s, key('J'));
+    update(&mut s, key('J'));
+    assert!(s.overlay.is_none());
+}
+
+#[test]
+fn quitting_with_running_jobs_asks() {
+    let mut s = state();
+    update(&mut s, key('b'));
+    update(&mut s, key('y'));
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert!(!s.quit);
+    assert!(matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.pending == Pending::Quit));
+    update(&mut s, key('q'));
+    assert!(!s.quit && s.overlay.is_none(), "q answers no");
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    update(&mut s, key('y'));
+    assert!(s.quit);
+    assert!(
+        s.jobs[0].cancel.is_cancelled(),
+        "running jobs are cancelled"
+    );
+}
+
+#[test]
+fn not_available_actions() {
+    for (c, what) in [
+        ('u', "check"),
+        ('r', "rebuild"),
+        ('d', "deploy"),
+        ('R', "rollback"),
+    ] {
+        let mut s = state();
+        let e = update(&mut s, key(c));
+        assert!(e.is_empty());
+        let st = s.status.clone().unwrap_or_default();
+        assert!(
+            st.contains(what) && st.contains("not available yet"),
+            "{c}: {st}"
+        );
+    }
+}
+
+#[test]
+fn help_overlay_filters() {
+    let mut s = state();
+    update(&mut s, key('?'));
+    assert!(matches!(s.overlay, Some(Overlay::Help { .. })));
+    for c in "wrap".chars() {
+        update(&mut s, key(c));
+    }
+    match &s.overlay {
+        Some(Overlay::Help { input, .. }) => assert_eq!(input.value(), "wrap"),
+        o => panic!("{o:?}"),
+    }
+    update(&mut s, code(KeyCode::Esc));
+    assert!(s.overlay.is_none());
+    update(&mut s, key('?'));
+    update(&mut s, key('q'));
+    assert!(s.overlay.is_none() && !s.quit);
+}
+
+#[test]
+fn palette_completes_and_runs() {
+    let mut s = state();
+    update(&mut s, key(':'));
+    for c in "ma".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Tab));
+    match &s.overlay {
+        Some(Overlay::Palette { input, .. }) => assert_eq!(input.value(), "manifest"),
+        o => panic!("{o:?}"),
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.pane, Pane::Manifest);
+    assert!(s.overlay.is_none());
+    // `build web` selects the stack and asks.
+    update(&mut s, key(':'));
+    for c in "build web".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.selected_stack(), Some("web"));
+    assert!(
+        matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.pending == Pending::Build("web".into()))
+    );
+    update(&mut s, code(KeyCode::Esc));
+    // deploy: not available yet.
+    update(&mut s, key(':'));
+    for c in "deploy".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert!(s.status.as_deref().unwrap().contains("not available yet"));
+    // unknown command.
+    update(&mut s, key(':'));
+    for c in "zzz".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert!(s.status.as_deref().unwrap().contains("unknown command"));
+    // quit.
+    update(&mut s, key(':'));
+    for c in "quit".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert!(s.quit);
+}
+
+#[test]
+fn enter_on_a_build_opens_its_log() {
+    let mut s = state();
+    update(&mut s, key('1'));
+    update(&mut s, key('j'));
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.pane, Pane::Log);
+    assert_eq!(s.log_target(), Some(2));
+}

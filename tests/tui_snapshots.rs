@@ -1,0 +1,361 @@
+//! Snapshots (ratatui `TestBackend`) of every pane and overlay at 80×24 and 120×40, from a
+//! store seeded with the store API (no network). Times are fixed and the state directory
+//! is shown as `[STATE]`.
+
+use std::path::Path;
+
+use chrono::TimeZone;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use drover::manifest::Component;
+use drover::paths::Paths;
+use drover::store::builds::{LogLine, Success};
+use drover::store::Store;
+use drover::tui::keymap::Keymap;
+use drover::tui::state::State;
+use drover::tui::theme::{ColorDepth, Theme};
+use drover::tui::update::{update, Msg};
+use drover::tui::{data, render};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const T0: &str = "2026-01-01T10:00:00Z";
+
+fn comp(name: &str, version: &str, source: &str, suite: &str) -> Component {
+    Component {
+        name: name.into(),
+        version: version.into(),
+        arch: "amd64".into(),
+        source: source.into(),
+        source_version: version.into(),
+        suite: suite.into(),
+        origin: "http://deb.debian.org/debian".into(),
+        installed_size_kib: Some(1234),
+    }
+}
+
+fn seed(store: &mut Store) {
+    // #1 succeeded, #2 failed, #3 succeeded (newest).
+    for (i, ok) in [(1, true), (2, false), (3, true)] {
+        let id = store.create_build("hello", 1).unwrap();
+        assert_eq!(id, i);
+        store.set_build_base(id, &"ab".repeat(32), i != 1).unwrap();
+        let lines: Vec<LogLine> = (0..60)
+            .map(|n| LogLine {
+                seq: n,
+                ts: T0.into(),
+                stream: if n % 10 == 0 { "drover" } else { "stdout" }.into(),
+                line: if n == 7 {
+                    "\u{1b}[1;32mcolour\u{1b}[0m and a\ttab and a bell\u{7} and a very long line that goes on and on past the edge of any reasonable terminal width to test cutting and wrapping".into()
+                } else {
+                    format!("build {i} step output line {n}")
+                },
+            })
+            .collect();
+        store.append_logs(id, &lines).unwrap();
+        if ok {
+            let comps = vec![
+                comp("bash", "5.2.15-2+b7", "bash", "bookworm"),
+                comp("ca-certificates", "20230311", "ca-certificates", "bookworm"),
+                comp("libssl3", "3.0.15-1~deb12u1", "openssl", "bookworm"),
+                comp("openssl", "3.0.15-1~deb12u1", "openssl", "bookworm"),
+                comp(
+                    "python3-minimal",
+                    "3.11.2-1+b1",
+                    "python3-defaults",
+                    "bookworm",
+                ),
+                comp("zlib1g", "1:1.2.13.dfsg-1", "zlib", "bookworm-updates"),
+                comp("local-tool", "1.0", "local-tool", ""),
+            ];
+            let digest = format!("sha256:{}", format!("{i}").repeat(64));
+            store
+                .finish_build_success(
+                    id,
+                    &Success {
+                        image_digest: &digest,
+                        image_path: "/state/images/hello/1.oci.tar",
+                        components: &comps,
+                    },
+                )
+                .unwrap();
+        } else {
+            store
+                .finish_build_failure(id, "app", "build script exited with status 1")
+                .unwrap();
+        }
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    store: Store,
+    state: State,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let paths = Paths {
+        config: repo.join("config"),
+        state: tmp.path().to_path_buf(),
+    };
+    let mut store = Store::open(&paths.database()).unwrap();
+    seed(&mut store);
+    let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    let mut state = State::new("[STATE]".into(), now, Keymap::default());
+    data::reload(&mut state, &paths, &store, &[]).unwrap();
+    normalise(&mut state);
+    data::sync(&mut state, &store).unwrap();
+    Fixture {
+        _tmp: tmp,
+        store,
+        state,
+    }
+}
+
+/// Fixed times instead of the store's wall clock.
+fn normalise(state: &mut State) {
+    for b in state.builds.iter_mut().chain(
+        state
+            .stacks
+            .iter_mut()
+            .filter_map(|s| s.last_build.as_mut()),
+    ) {
+        b.started_at = T0.into();
+        b.finished_at = Some("2026-01-01T10:01:05Z".into());
+    }
+}
+
+fn keys(state: &mut State, ks: &str) {
+    for c in ks.chars() {
+        let code = match c {
+            '\n' => KeyCode::Enter,
+            '\t' => KeyCode::Tab,
+            '\u{1b}' => KeyCode::Esc,
+            c => KeyCode::Char(c),
+        };
+        let m = if c.is_ascii_uppercase() {
+            KeyModifiers::SHIFT
+        } else {
+            KeyModifiers::NONE
+        };
+        update(state, Msg::Key(KeyEvent::new(code, m)));
+    }
+}
+
+fn screen(f: &mut Fixture, w: u16, h: u16) -> String {
+    let theme = Theme::new(ColorDepth::None);
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    // Draw, load what became visible, draw again (as the app loop does).
+    term.draw(|fr| render::draw(fr, &mut f.state, &theme))
+        .unwrap();
+    data::sync(&mut f.state, &f.store).unwrap();
+    data::ensure_window(&mut f.state.log, &f.store).unwrap();
+    normalise(&mut f.state);
+    term.draw(|fr| render::draw(fr, &mut f.state, &theme))
+        .unwrap();
+    term.backend().to_string()
+}
+
+fn check(name: &str, ks: &str) {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut f = fixture();
+        keys(&mut f.state, ks);
+        let text = screen(&mut f, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+    }
+}
+
+#[test]
+fn stacks_and_builds() {
+    check("builds", "");
+}
+
+#[test]
+fn builds_focused_second_selected() {
+    check("builds_selected", "\nj");
+}
+
+#[test]
+fn log_pane() {
+    check("log", "2");
+}
+
+#[test]
+fn log_wrapped_from_top() {
+    check("log_wrap_top", "2gw");
+}
+
+#[test]
+fn log_fullscreen() {
+    check("log_fullscreen", "2F");
+}
+
+#[test]
+fn manifest_pane() {
+    check("manifest", "3");
+}
+
+#[test]
+fn manifest_filtered_libssl() {
+    check("manifest_filter", "3/libssl\n");
+}
+
+#[test]
+fn manifest_sorted_by_suite_desc() {
+    check("manifest_sort", "3sssS");
+}
+
+#[test]
+fn manifest_detail() {
+    check("manifest_detail", "3j\n");
+}
+
+#[test]
+fn updates_empty() {
+    check("updates", "4");
+}
+
+#[test]
+fn releases_empty() {
+    check("releases", "5");
+}
+
+#[test]
+fn help_overlay() {
+    check("help", "?");
+}
+
+#[test]
+fn help_overlay_filtered() {
+    check("help_filter", "?log");
+}
+
+#[test]
+fn palette() {
+    check("palette", ":b");
+}
+
+#[test]
+fn confirm_build() {
+    check("confirm_build", "b");
+}
+
+#[test]
+fn jobs_overlay_empty() {
+    check("jobs_empty", "J");
+}
+
+#[test]
+fn jobs_overlay_with_a_job() {
+    check("jobs", "byJ");
+}
+
+#[test]
+fn filter_input_open() {
+    check("filter_input", "/hel");
+}
+
+#[test]
+fn not_available_message() {
+    check("not_available", "d");
+}
+
+#[test]
+fn no_stacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        config: tmp.path().join("config"),
+        state: tmp.path().join("state"),
+    };
+    paths.ensure_state().unwrap();
+    let store = Store::open(&paths.database()).unwrap();
+    let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    let mut state = State::new("[STATE]".into(), now, Keymap::default());
+    data::reload(
+        &mut state,
+        &paths,
+        &store,
+        &["keymap.toml: unknown action `bogus`".into()],
+    )
+    .unwrap();
+    let mut f = Fixture {
+        _tmp: tmp,
+        store,
+        state,
+    };
+    let text = screen(&mut f, 80, 24);
+    let text = text.replace(&f._tmp.path().display().to_string(), "[TMP]");
+    insta::assert_snapshot!("no_stacks_80x24", text);
+}
+
+/// A screen at 80×24 must hold the panes' key content.
+#[test]
+fn manifest_row_visible_at_80x24() {
+    let mut f = fixture();
+    keys(&mut f.state, "3/libssl\n");
+    let text = screen(&mut f, 80, 24);
+    assert!(text.contains("libssl3"), "{text}");
+    assert!(text.contains("3.0.15-1~deb12u1"), "{text}");
+    assert!(!text.contains("zlib1g"), "{text}");
+}
+
+/// The log is read by window: a long log keeps at most LOG_WINDOW stored lines in memory,
+/// scrolling far loads the lines around the view, and search finds lines in the store.
+#[test]
+fn log_window_and_search_over_the_store() {
+    use drover::tui::state::LOG_WINDOW;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&tmp.path().join("drover.db")).unwrap();
+    let id = store.create_build("hello", 1).unwrap();
+    let lines: Vec<LogLine> = (0..20_000)
+        .map(|n| LogLine {
+            seq: n,
+            ts: T0.into(),
+            stream: "stdout".into(),
+            line: if n == 15_000 {
+                "needle here".into()
+            } else {
+                format!("line {n}")
+            },
+        })
+        .collect();
+    store.append_logs(id, &lines).unwrap();
+    let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    let mut state = State::new("[STATE]".into(), now, Keymap::default());
+    state.log.build_id = Some(id);
+    state.log.total = 20_000;
+    state.log.height = 30;
+    state.log.follow = false;
+    state.log.top = 10_000;
+    data::ensure_window(&mut state.log, &store).unwrap();
+    assert!(state.log.window.len() <= LOG_WINDOW);
+    assert_eq!(state.log.line(10_000), Some(("stdout", "line 10000")));
+    assert_eq!(state.log.line(10_029), Some(("stdout", "line 10029")));
+    assert_eq!(state.log.line(19_999), None, "far lines are not in memory");
+    state.log.top = 19_970;
+    data::ensure_window(&mut state.log, &store).unwrap();
+    assert_eq!(state.log.line(19_999), Some(("stdout", "line 19999")));
+    // Search forward from the top, then backward.
+    data::search(&mut state, &store, "needle", 0, true).unwrap();
+    assert_eq!(state.log.matched, Some(15_000));
+    assert!(state.log.top <= 15_000 && 15_000 < state.log.top + 30);
+    data::search(&mut state, &store, "needle", 14_999, false).unwrap();
+    assert!(state.log.not_found);
+    assert!(state.status.as_deref().unwrap().contains("not found above"));
+}
+
+/// Tiny and odd sizes never panic, in every pane and overlay.
+#[test]
+fn tiny_terminals_do_not_panic() {
+    for ks in [
+        "", "2", "3", "4", "5", "2F", "?", ":", "b", "J", "3j\n", "/x",
+    ] {
+        for (w, h) in [(1, 1), (10, 3), (30, 8), (79, 23), (300, 100)] {
+            let mut f = fixture();
+            keys(&mut f.state, ks);
+            let text = screen(&mut f, w, h);
+            assert_eq!(text.lines().count(), h as usize, "{ks:?} at {w}x{h}");
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! End-to-end: the console in a real terminal (tmux). Builds the demo stack once with the
+//! real pipeline (cold build: 30-70 s from the live Debian mirror), then drives `drover`
+//! through keys: Manifest filter, a build streaming live while `j`/`k` move the selection,
+//! a resize mid-build, cancelling a build with `J`/`x`, quitting cleanly; and `NO_COLOR`.
+//! Needs root, network to the Debian mirror, and `.ci/setup`'s packages (tmux).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The binary under test; `DROVER_TEST_BIN` overrides it (a private copy when several
+/// worktrees share one target directory).
+fn bin() -> String {
+    std::env::var("DROVER_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_drover").into())
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    socket: String,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+impl Env {
+    fn config(&self) -> PathBuf {
+        self.root.join("config")
+    }
+    fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+    fn drover(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--config")
+            .arg(self.config())
+            .arg("--state")
+            .arg(self.state())
+            .args(args)
+            .output()
+            .expect("run drover")
+    }
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux (run .ci/setup)");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    /// Start drover in a new session `name` of `w`×`h`; after it exits the pane prints its
+    /// exit code and the terminal mode, then stays open.
+    fn start(&self, name: &str, w: u16, h: u16, env: &str) {
+        let cmd = format!(
+            "{env} {} --config {} --state {}; echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; sleep 600",
+            bin(),
+            self.config().display(),
+            self.state().display()
+        );
+        self.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+            "-e",
+            "XDG_CONFIG_HOME=/nonexistent",
+            &cmd,
+        ]);
+        let _ = self.tmux(&["set-option", "-g", "escape-time", "0"]);
+    }
+    fn keys(&self, name: &str, keys: &[&str]) {
+        for k in keys {
+            self.tmux(&["send-keys", "-t", name, k]);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+    fn screen(&self, name: &str) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", name])
+    }
+    fn screen_escapes(&self, name: &str) -> String {
+        self.tmux(&["capture-pane", "-p", "-e", "-t", name])
+    }
+    fn wait_for(&self, name: &str, what: &str, pred: impl Fn(&str) -> bool, secs: u64) -> String {
+        let t0 = Instant::now();
+        loop {
+            let s = self.screen(name);
+            if pred(&s) {
+                return s;
+            }
+            if t0.elapsed() > Duration::from_secs(secs) {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+fn setup() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&repo.join("config"), &root.join("config"));
+    copy_dir(
+        &repo.join("assets/demo/hello"),
+        &root.join("assets/demo/hello"),
+    );
+    // Same base inputs as the demo (reuses its cached base); a build script that prints a
+    // line every 50 ms for a few seconds, so the log visibly streams.
+    let base = r#"
+packages = ["python3-minimal", "ca-certificates"]
+[base]
+distro = "debian"
+suite = "bookworm"
+mirror = "http://deb.debian.org/debian"
+components = ["main"]
+variant = "apt"
+"#;
+    std::fs::write(
+        root.join("config/stacks/ticker.toml"),
+        format!(
+            "name = \"ticker\"\n{base}\n[scripts]\nbuild = \"\"\"\nfor i in $(seq 1 160); do echo \"tick $i\"; sleep 0.05; done\n\"\"\"\n"
+        ),
+    )
+    .unwrap();
+    Env {
+        _tmp: tmp,
+        root,
+        socket: format!("drover-test-{}", std::process::id()),
+    }
+}
+
+/// The `N` of the Log title `| a-b of N`.
+fn log_total(screen: &str) -> Option<usize> {
+    let i = screen.find(" of ")?;
+    screen[i + 4..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// SGR colour parameters (30-38, 40-48, 90-97, 100-107) in captured escapes.
+fn colour_escapes(s: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("\u{1b}[") {
+        rest = &rest[i + 2..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .unwrap_or(rest.len());
+        let params = &rest[..end];
+        if rest[end..].starts_with('m') {
+            for p in params.split(';') {
+                if let Ok(n) = p.parse::<u32>() {
+                    if matches!(n, 30..=38 | 40..=48 | 90..=97 | 100..=107) {
+                        found.push(format!("ESC[{params}m"));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn console_end_to_end() {
+    let env = setup();
+    let out = env.drover(&["build", "hello", "--json"]);
+    assert!(
+        out.status.success(),
+        "demo build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env.drover(&["build", "ticker", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // --- 80x24: Manifest, filter libssl.
+    let s = "main";
+    env.start(s, 80, 24, "");
+    env.wait_for(
+        s,
+        "the stacks",
+        |t| t.contains("hello") && t.contains("ticker"),
+        20,
+    );
+    env.keys(s, &["3"]);
+    env.wait_for(
+        s,
+        "the manifest",
+        |t| t.contains("PACKAGE") && t.contains("adduser"),
+        10,
+    );
+    env.keys(s, &["/", "libssl", "Enter"]);
+    let t = env.wait_for(s, "libssl3", |t| t.contains("libssl3"), 10);
+    assert!(
+        !t.contains("ca-certificates "),
+        "the filter hides other rows:\n{t}"
+    );
+    assert!(t.contains("/libssl"), "the title shows the filter:\n{t}");
+
+    // --- Build ticker from the console: confirm, the log streams, j/k still move.
+    env.keys(s, &["h", "j", "1", "b"]);
+    let t = env.wait_for(s, "the confirmation", |t| t.contains("Build ticker?"), 10);
+    assert!(t.contains("from   image"), "{t}");
+    env.keys(s, &["y"]);
+    env.wait_for(s, "the running build", |t| t.contains("Log #3 running"), 30);
+    let first = env
+        .wait_for(s, "ticks", |t| t.contains("tick "), 30)
+        .clone();
+    let n0 = log_total(&first).unwrap_or(0);
+    // j selects the older build (its log shows), k comes back to the running one.
+    env.keys(s, &["j"]);
+    env.wait_for(
+        s,
+        "build #2 selected",
+        |t| t.contains("Log #2 succeeded"),
+        5,
+    );
+    env.keys(s, &["k"]);
+    env.wait_for(
+        s,
+        "build #3 selected again",
+        |t| t.contains("Log #3 running"),
+        5,
+    );
+    // Resize mid-build: nothing breaks, the log keeps growing.
+    env.tmux(&["resize-window", "-t", s, "-x", "200", "-y", "60"]);
+    let t = env.wait_for(
+        s,
+        "more lines at 200x60",
+        |t| {
+            t.contains("Log #3")
+                && log_total(t).unwrap_or(0) > n0
+                && t.lines().count() >= 60
+                && t.lines().any(|l| l.chars().count() > 150)
+        },
+        30,
+    );
+    assert!(!t.contains("..."), "no missing log lines:\n{t}");
+    env.wait_for(
+        s,
+        "the build to succeed",
+        |t| t.contains("Log #3 succeeded"),
+        120,
+    );
+    env.tmux(&["resize-window", "-t", s, "-x", "80", "-y", "24"]);
+
+    // --- Cancel a build with J / x.
+    env.keys(s, &["b", "y"]);
+    env.wait_for(
+        s,
+        "build #4",
+        |t| t.contains("Log #4 running") && t.contains("tick "),
+        60,
+    );
+    env.keys(s, &["J"]);
+    env.wait_for(
+        s,
+        "the jobs list",
+        |t| t.contains("JOB") && t.contains("running"),
+        5,
+    );
+    env.keys(s, &["x"]);
+    env.wait_for(s, "the cancel question", |t| t.contains("Cancel job 2?"), 5);
+    env.keys(s, &["y"]);
+    env.wait_for(s, "the cancelled job", |t| t.contains("cancelled"), 60);
+    env.keys(s, &["Escape"]);
+    let out = env.drover(&["builds", "ticker", "--json"]);
+    let builds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let b4 = builds
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == 4)
+        .expect("build 4");
+    assert_eq!(b4["status"], "cancelled", "{b4}");
+    assert!(b4["image_path"].is_null(), "{b4}");
+    assert!(!env.state().join("images/ticker/4.oci.tar").exists());
+
+    // --- Quit with q from the pane: back, then quit; the terminal is restored.
+    env.keys(s, &["q", "q"]);
+    let t = env.wait_for(s, "the exit", |t| t.contains("EXITED"), 15);
+    assert!(t.contains("EXITED 0"), "{t}");
+    assert!(
+        t.lines().any(|l| l == "icanon"),
+        "cooked mode restored:\n{t}"
+    );
+    assert!(!t.contains("Stacks"), "no console left on the screen:\n{t}");
+    assert_eq!(
+        env.tmux(&["display", "-p", "-t", s, "#{alternate_on}"])
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        env.tmux(&["display", "-p", "-t", s, "#{cursor_flag}"])
+            .trim(),
+        "1"
+    );
+
+    // --- Colours: present by default, absent with NO_COLOR.
+    env.start("colour", 100, 30, "");
+    env.wait_for("colour", "the console", |t| t.contains("ticker"), 20);
+    assert!(!colour_escapes(&env.screen_escapes("colour")).is_empty());
+    env.start("plain", 100, 30, "NO_COLOR=1");
+    env.wait_for("plain", "the console", |t| t.contains("ticker"), 20);
+    let e = env.screen_escapes("plain");
+    assert_eq!(colour_escapes(&e), Vec::<String>::new(), "{e:?}");
+    assert!(
+        e.contains("\u{1b}[7m") || e.contains(";7m") || e.contains("[1;7"),
+        "selection in reverse video: {e:?}"
+    );
+}
