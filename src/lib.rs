@@ -4,13 +4,15 @@
 //! Module map (see `DESIGN.md`): [`stack`] definitions, [`config`] global settings,
 //! [`paths`] the config and state directories, [`store`] SQLite, [`build`] the pipeline,
 //! base cache, sandbox and OCI writer, [`manifest`] the components manifest, [`jobs`] typed
-//! progress events.
+//! progress events, [`debian`] apt repositories, [`updates`] pending updates and CVEs.
 
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod debian;
 pub mod jobs;
 pub mod manifest;
 pub mod paths;
 pub mod stack;
 pub mod store;
+pub mod updates;

@@ -13,6 +13,7 @@ use crate::paths::Paths;
 mod build;
 mod output;
 mod query;
+mod updates;
 
 /// A CLI failure with its exit code.
 #[derive(Debug)]
@@ -122,6 +123,15 @@ pub enum Command {
         #[arg(long)]
         summary: bool,
     },
+    /// Pending updates of a stack's newest build (all stacks when none given), with the CVEs
+    /// they fix, riskiest first.
+    Updates {
+        /// Stack name.
+        stack: Option<String>,
+        /// Fetch the tracked repositories anew (conditional requests) instead of the cache.
+        #[arg(long)]
+        refresh: bool,
+    },
     /// Delete old images, keeping the newest N per stack (default: drover.toml's images.keep).
     Prune {
         /// How many images to keep per stack.
@@ -176,6 +186,9 @@ pub fn run(cli: Cli) -> CliResult {
             query::manifest(&paths, &stack, build, format, summary)
         }
         Command::Prune { keep } => query::prune(&paths, keep, json),
+        Command::Updates { stack, refresh } => {
+            updates::updates(&paths, stack.as_deref(), refresh, json)
+        }
     }
 }
 

@@ -1,0 +1,194 @@
+//! Packages indexes (Debian Repository Format, "Packages Indices"): decompressed and parsed
+//! with `deb822-fast` into an index keyed by (package, architecture).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use deb822_fast::borrowed::iter_paragraphs_borrowed;
+use debversion::Version;
+
+/// The newest version of one binary package in one suite.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Version (Debian Policy §5.6.12).
+    pub version: String,
+    /// The parsed version, for ordering.
+    pub parsed: Version,
+    /// Source package name (`Source:` field, else the binary's name).
+    pub source: String,
+    /// Source version (`Source: name (version)`, else the binary version).
+    pub source_version: String,
+    /// Suite (codename as configured, e.g. `bookworm-security`).
+    pub suite: String,
+    /// Mirror URL.
+    pub mirror: String,
+    /// Repository family (the Release file's `Origin`, e.g. `Debian`).
+    pub family: String,
+    /// Path of the .deb relative to the mirror (`Filename:`).
+    pub filename: String,
+    /// Size of the .deb in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the .deb.
+    pub sha256: String,
+}
+
+/// Candidates by (package, architecture): at most one per suite (the highest version of
+/// that suite), in the order the suites were added.
+#[derive(Debug, Default)]
+pub struct PackageIndex {
+    map: HashMap<String, Vec<(String, Candidate)>>,
+}
+
+/// Where the entries of one Packages index come from.
+#[derive(Debug, Clone)]
+pub struct IndexOrigin<'a> {
+    /// Mirror URL.
+    pub mirror: &'a str,
+    /// Suite.
+    pub suite: &'a str,
+    /// Repository family (Release `Origin`).
+    pub family: &'a str,
+}
+
+/// Decompress a Packages index by its file name: `.xz` (liblzma), `.gz` (flate2), or plain.
+///
+/// Errors: corrupt compressed data (`name` is named in the message).
+pub fn decompress(name: &str, bytes: &[u8]) -> Result<String> {
+    let mut out = Vec::with_capacity(bytes.len() * 6);
+    if name.ends_with(".xz") {
+        liblzma::read::XzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .with_context(|| format!("corrupt xz data in {name}"))?;
+    } else if name.ends_with(".gz") {
+        flate2::read::MultiGzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .with_context(|| format!("corrupt gzip data in {name}"))?;
+    } else {
+        out.extend_from_slice(bytes);
+    }
+    Ok(match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// Split `Source: name (version)` into its parts; `binary`/`version` fill in what is absent.
+pub fn split_source(field: Option<&str>, binary: &str, version: &str) -> (String, String) {
+    match field.map(str::trim) {
+        None | Some("") => (binary.to_string(), version.to_string()),
+        Some(s) => match s.split_once('(') {
+            Some((name, rest)) => (
+                name.trim().to_string(),
+                rest.trim_end_matches(')').trim().to_string(),
+            ),
+            None => (s.to_string(), version.to_string()),
+        },
+    }
+}
+
+impl PackageIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add every paragraph of a (decompressed) Packages index. Paragraphs without
+    /// `Package`, `Version` or `Architecture`, or with a version that is not a Debian
+    /// version, are skipped (apt ignores them too). Returns how many entries were read.
+    ///
+    /// Errors: a paragraph that is not deb822 (its number and the repository are named).
+    pub fn add_packages(&mut self, text: &str, from: &IndexOrigin<'_>) -> Result<usize> {
+        let mut n = 0;
+        for (i, p) in iter_paragraphs_borrowed(text).enumerate() {
+            let p = p.map_err(|e| {
+                anyhow::anyhow!(
+                    "malformed paragraph {} of the Packages index of {} {}: {e}",
+                    i + 1,
+                    from.mirror,
+                    from.suite
+                )
+            })?;
+            let (Some(name), Some(version), Some(arch)) = (
+                p.get_single("Package"),
+                p.get_single("Version"),
+                p.get_single("Architecture"),
+            ) else {
+                continue;
+            };
+            let (name, version, arch) = (name.trim(), version.trim(), arch.trim());
+            n += 1;
+            let slot = self.map.entry(name.to_string()).or_default();
+            let existing = slot
+                .iter()
+                .position(|(a, c)| a == arch && c.suite == from.suite && c.mirror == from.mirror);
+            if let Some(i) = existing {
+                if slot[i].1.version == version {
+                    continue;
+                }
+            }
+            let Ok(parsed) = Version::from_str(version) else {
+                continue;
+            };
+            if let Some(i) = existing {
+                if slot[i].1.parsed >= parsed {
+                    continue;
+                }
+            }
+            let (source, source_version) = split_source(p.get_single("Source"), name, version);
+            let cand = Candidate {
+                version: version.to_string(),
+                parsed,
+                source,
+                source_version,
+                suite: from.suite.to_string(),
+                mirror: from.mirror.to_string(),
+                family: from.family.to_string(),
+                filename: p
+                    .get_single("Filename")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+                size: p
+                    .get_single("Size")
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0),
+                sha256: p
+                    .get_single("SHA256")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase(),
+            };
+            match existing {
+                Some(i) => slot[i] = (arch.to_string(), cand),
+                None => slot.push((arch.to_string(), cand)),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Every suite's candidate for (package, arch).
+    pub fn candidates<'s>(
+        &'s self,
+        package: &str,
+        arch: &'s str,
+    ) -> impl Iterator<Item = &'s Candidate> + 's {
+        self.map
+            .get(package)
+            .into_iter()
+            .flatten()
+            .filter(move |(a, _)| a == arch)
+            .map(|(_, c)| c)
+    }
+
+    /// Number of (package, arch, suite) entries.
+    pub fn len(&self) -> usize {
+        self.map.values().map(Vec::len).sum()
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
