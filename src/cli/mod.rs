@@ -95,6 +95,10 @@ pub enum Command {
         /// Rebuild the base layer even if it is cached.
         #[arg(long)]
         refresh_base: bool,
+        /// Build with the tracked suites added to the base's sources, so pending updates
+        /// get installed (a different base key).
+        #[arg(long)]
+        apply_updates: bool,
     },
     /// List a stack's builds, newest first.
     Builds {
@@ -173,7 +177,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Build {
             stack,
             refresh_base,
-        } => build::build(&paths, &stack, refresh_base, json),
+            apply_updates,
+        } => build::build(&paths, &stack, refresh_base, apply_updates, json),
         Command::Builds { stack } => query::builds(&paths, &stack, json),
         Command::Logs { stack, build } => query::logs(&paths, &stack, build, json),
         Command::Manifest {

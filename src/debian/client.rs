@@ -86,6 +86,9 @@ pub struct SyncedRepo {
     pub waived: Option<String>,
     /// Set when a refresh failed and the previous good cached index is used instead.
     pub refresh_error: Option<String>,
+    /// Set when the cached copy was present but rejected (modified on disk, expired) and
+    /// fetched again: why.
+    pub cache_rejected: Option<String>,
     /// Whether the server answered `304 Not Modified`.
     pub not_modified: bool,
     /// RFC 3339 time the index was last confirmed current with the server.
@@ -278,6 +281,7 @@ impl RepoClient {
             dir,
             waived,
             refresh_error: None,
+            cache_rejected: None,
             not_modified: false,
             checked_at: meta.checked_at,
         })
@@ -299,8 +303,15 @@ impl RepoClient {
                 return Ok(c);
             }
         }
+        let rejected = match &cached {
+            Err(e) if self.repo_dir(repo).join("InRelease").exists() => Some(format!("{e:#}")),
+            _ => None,
+        };
         match self.fetch(repo, archs, cached.as_ref().ok()) {
-            Ok(s) => Ok(s),
+            Ok(mut s) => {
+                s.cache_rejected = rejected;
+                Ok(s)
+            }
             Err(e) => match cached {
                 Ok(mut c) => {
                     c.refresh_error = Some(format!("{e:#}"));
@@ -444,6 +455,7 @@ impl RepoClient {
             dir,
             waived,
             refresh_error: None,
+            cache_rejected: None,
             not_modified: false,
             checked_at: now,
         })

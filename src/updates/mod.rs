@@ -212,6 +212,23 @@ pub fn tracked_repos(stack: &Stack) -> Vec<TrackedRepo> {
         .collect()
 }
 
+/// For `build --apply-updates`: add the stack's tracked apt suites to its base's extra
+/// suites (once each), so the build installs the candidates. The base key covers the
+/// sources, so this base is cached apart from the plain one. Tracked repositories with
+/// their own `signed_by` keyring are added too; mmdebstrap then needs that key in apt's
+/// trusted keys of the host.
+pub fn add_tracked_suites(stack: &mut Stack) {
+    let existing = stack.base.sources();
+    for s in &stack.track.apt {
+        if !existing
+            .iter()
+            .any(|e| e.mirror == s.mirror && e.suite == s.suite)
+        {
+            stack.base.extra_suites.push(s.clone());
+        }
+    }
+}
+
 /// Check a stack's newest succeeded build: sync the tracked repositories (and the base's
 /// Release files, for the family of each installed package), find the pending updates,
 /// layer the CVEs, store the result with its time and return it.
@@ -301,6 +318,12 @@ fn note_problems(s: &SyncedRepo, warnings: &mut Vec<String>, errors: &mut Vec<St
             } else {
                 &s.checked_at
             }
+        ));
+    }
+    if let Some(why) = &s.cache_rejected {
+        warnings.push(format!(
+            "the cached index of {} was rejected and fetched again: {why}",
+            s.repo.name()
         ));
     }
     if let Some(why) = &s.waived {
