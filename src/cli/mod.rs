@@ -76,6 +76,10 @@ pub enum Format {
     Table,
     /// A JSON array (the documented contract).
     Json,
+    /// CycloneDX 1.6 JSON SBOM (with the CVEs of pending updates as vulnerabilities).
+    Cyclonedx,
+    /// SPDX 2.3 JSON SBOM.
+    Spdx,
 }
 
 /// The commands.
@@ -187,7 +191,13 @@ pub fn run(cli: Cli) -> CliResult {
             format,
             summary,
         } => {
-            let format = if json { Format::Json } else { format };
+            let format = match format {
+                Format::Cyclonedx | Format::Spdx => {
+                    return updates::sbom(&paths, &stack, build, format)
+                }
+                _ if json => Format::Json,
+                f => f,
+            };
             query::manifest(&paths, &stack, build, format, summary)
         }
         Command::Prune { keep } => query::prune(&paths, keep, json),

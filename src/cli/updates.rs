@@ -126,3 +126,62 @@ pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) ->
         Err(CliError::failed(errors.join("\n")))
     }
 }
+
+/// `manifest STACK --format cyclonedx|spdx`: the SBOM of a build (default: the newest
+/// succeeded one) on stdout.
+pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format) -> CliResult {
+    use crate::manifest::sbom::{cyclonedx, spdx, SbomSubject};
+    use crate::store::builds::BuildStatus;
+    let stack = load_stack(paths, name)?;
+    paths.ensure_state()?;
+    let store = Store::open(&paths.database())?;
+    let b = match build {
+        Some(id) => store
+            .build(id)?
+            .filter(|b| b.stack == name)
+            .ok_or_else(|| {
+                CliError::input(format!(
+                    "stack {name} has no build {id}; see `drover builds {name}`"
+                ))
+            })?,
+        None => store.latest_succeeded(name)?.ok_or_else(|| {
+            CliError::failed(format!(
+                "stack {name} has no succeeded build; run `drover build {name}`"
+            ))
+        })?,
+    };
+    if b.status != BuildStatus::Succeeded {
+        return Err(CliError::failed(format!(
+            "build {} is {}, it has no manifest",
+            b.id,
+            b.status.as_str()
+        )));
+    }
+    let comps = store.manifest(b.id)?;
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let subject = SbomSubject {
+        stack: name,
+        build_id: b.id,
+        image_digest: b.image_digest.as_deref(),
+        suite: &stack.base.suite,
+        created: &created,
+    };
+    let doc = if format == super::Format::Spdx {
+        spdx(&subject, &comps)
+    } else {
+        // The CVEs of the newest check, for the packages this build really holds.
+        let pending = store
+            .latest_update_check(name)?
+            .map(|(_, u)| u)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| {
+                comps
+                    .iter()
+                    .any(|c| c.name == u.package && c.arch == u.arch && c.version == u.installed)
+            })
+            .collect::<Vec<_>>();
+        cyclonedx(&subject, &comps, &pending)
+    };
+    print_json(&doc)
+}
