@@ -408,7 +408,10 @@ fn expired_release_and_missing_signature_are_refused() {
 
 /// A .deb (deb(5)) with `files` in data.tar.xz: (path, Some(contents)) for files,
 /// (path, None) with `link` for symlinks. Paths are written raw (so `..` is possible).
-fn deb(files: &[(&str, Option<&[u8]>, Option<&str>)]) -> Vec<u8> {
+/// One data.tar entry: path, file contents, symlink target.
+type Entry<'a> = (&'a str, Option<&'a [u8]>, Option<&'a str>);
+
+fn deb(files: &[Entry<'_>]) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     for (path, data, link) in files {
         let mut h = tar::Header::new_gnu();
