@@ -66,6 +66,24 @@ fn state(dir: &Path) {
         dates: vec![],
         deb: None,
     };
+    let lang = |eco: &str, name: &str, version: &str, location: &str| {
+        drover::manifest::lang::LangPackage {
+            ecosystem: eco.into(),
+            name: name.into(),
+            version: version.into(),
+            location: location.into(),
+        }
+    };
+    store
+        .put_language_packages(
+            id,
+            &[
+                lang("pypi", "Flask_Login", "0.6.3", "/opt/app/venv/lib/python3.11/site-packages/Flask_Login-0.6.3.dist-info/METADATA"),
+                lang("npm", "@types/node", "20.1.0", "/opt/app/node_modules/@types/node/package.json"),
+                lang("cargo", "serde", "1.0.200", "/opt/app/Cargo.lock"),
+            ],
+        )
+        .unwrap();
     store
         .record_update_check("hello", id, "2026-11-29T00:00:00.000Z", &[update], &[])
         .unwrap();
@@ -117,7 +135,7 @@ fn cyclonedx_passes_the_strict_validator() {
 
     assert_eq!(bom["specVersion"], "1.6");
     let comps = bom["components"].as_array().unwrap();
-    assert_eq!(comps.len(), 6, "OS + 5 packages");
+    assert_eq!(comps.len(), 9, "OS + 5 Debian + 3 language packages");
     assert!(comps
         .iter()
         .any(|c| c["type"] == "operating-system" && c["name"] == "debian" && c["version"] == "12"));
@@ -135,6 +153,9 @@ fn cyclonedx_passes_the_strict_validator() {
         ),
         "{purls:?}"
     );
+    assert!(purls.contains(&"pkg:pypi/flask-login@0.6.3"), "{purls:?}");
+    assert!(purls.contains(&"pkg:npm/%40types/node@20.1.0"), "{purls:?}");
+    assert!(purls.contains(&"pkg:cargo/serde@1.0.200"), "{purls:?}");
     let vulns = bom["vulnerabilities"].as_array().unwrap();
     let ids: Vec<&str> = vulns.iter().map(|v| v["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec!["CVE-2026-0001", "CVE-2026-0002"]);
@@ -165,11 +186,15 @@ fn spdx_passes_pyspdxtools() {
     );
     assert_eq!(doc["spdxVersion"], "SPDX-2.3");
     let pkgs = doc["packages"].as_array().unwrap();
-    assert_eq!(pkgs.len(), 7, "image + OS + 5 packages");
+    assert_eq!(
+        pkgs.len(),
+        10,
+        "image + OS + 5 Debian + 3 language packages"
+    );
     assert!(pkgs
         .iter()
         .any(|p| p["primaryPackagePurpose"] == "OPERATING-SYSTEM"));
-    assert_eq!(doc["relationships"].as_array().unwrap().len(), 7);
+    assert_eq!(doc["relationships"].as_array().unwrap().len(), 10);
 
     // The validator really rejects a broken document (so the check above can fail).
     let broken = tmp.path().join("broken.spdx.json");

@@ -158,6 +158,7 @@ pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format
         )));
     }
     let comps = store.manifest(b.id)?;
+    let lang = store.language_packages(b.id)?;
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let subject = SbomSubject {
         stack: name,
@@ -167,7 +168,7 @@ pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format
         created: &created,
     };
     let doc = if format == super::Format::Spdx {
-        spdx(&subject, &comps)
+        spdx(&subject, &comps, &lang)
     } else {
         // The CVEs of the newest check, for the packages this build really holds.
         let pending = store
@@ -181,7 +182,7 @@ pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format
                     .any(|c| c.name == u.package && c.arch == u.arch && c.version == u.installed)
             })
             .collect::<Vec<_>>();
-        cyclonedx(&subject, &comps, &pending)
+        cyclonedx(&subject, &comps, &lang, &pending)
     };
     print_json(&doc)
 }

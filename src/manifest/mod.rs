@@ -4,11 +4,12 @@
 //! maps each installed (name, version, arch) to the apt source it came from using the apt
 //! lists left in the build tree, and [`rootfs`] reads a root filesystem that is either a
 //! plain directory or an overlayfs lower+upper pair (without mounting it), and [`sbom`]
-//! exports it as CycloneDX or SPDX JSON.
+//! exports it as CycloneDX or SPDX JSON; [`lang`] catalogs language packages.
 
 use serde::{Deserialize, Serialize};
 
 pub mod dpkg;
+pub mod lang;
 pub mod origin;
 pub mod rootfs;
 pub mod sbom;

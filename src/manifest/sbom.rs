@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::lang::LangPackage;
 use super::Component;
 use crate::updates::PendingUpdate;
 
@@ -86,10 +87,12 @@ fn uuid_from(seed: &str) -> String {
 
 /// CycloneDX 1.6 JSON: the image as `metadata.component` (type `container`), the OS
 /// (`operating-system`) and every package (`library`, with its purl); the CVEs of `pending`
-/// updates as `vulnerabilities`, each affecting the installed packages it names.
+/// updates as `vulnerabilities`, each affecting the installed packages it names; language
+/// packages (`lang`) as `library` components with their purls.
 pub fn cyclonedx(
     subject: &SbomSubject<'_>,
     comps: &[Component],
+    lang: &[LangPackage],
     pending: &[PendingUpdate],
 ) -> Value {
     let release = debian_release(subject.suite);
@@ -119,6 +122,21 @@ pub fn cyclonedx(
             "version": c.version,
             "purl": p,
             "properties": props,
+        }));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for l in lang {
+        let p = l.purl();
+        if !seen.insert(p.clone()) {
+            continue;
+        }
+        components.push(json!({
+            "type": "library",
+            "bom-ref": p,
+            "name": l.name,
+            "version": l.version,
+            "purl": p,
+            "properties": [{"name": "drover:location", "value": l.location}],
         }));
     }
     let mut vulns: BTreeMap<String, Vec<&PendingUpdate>> = BTreeMap::new();
@@ -187,8 +205,8 @@ pub fn cyclonedx(
 }
 
 /// SPDX 2.3 JSON: a document describing the image package, which `CONTAINS` the OS and
-/// every Debian package (with its purl as an external reference).
-pub fn spdx(subject: &SbomSubject<'_>, comps: &[Component]) -> Value {
+/// every Debian and language package (with its purl as an external reference).
+pub fn spdx(subject: &SbomSubject<'_>, comps: &[Component], lang: &[LangPackage]) -> Value {
     let release = debian_release(subject.suite);
     let mut packages = vec![
         json!({
@@ -245,6 +263,27 @@ pub fn spdx(subject: &SbomSubject<'_>, comps: &[Component]) -> Value {
                 "referenceCategory": "PACKAGE-MANAGER",
                 "referenceType": "purl",
                 "referenceLocator": purl(c, subject.suite),
+            }],
+        }));
+        relationships.push(json!({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
+    }
+    for (i, l) in lang.iter().enumerate() {
+        let id = format!("SPDXRef-Lang-{i}");
+        packages.push(json!({
+            "SPDXID": id,
+            "name": l.name,
+            "versionInfo": l.version,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "sourceInfo": format!("found at {}", l.location),
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "primaryPackagePurpose": "LIBRARY",
+            "externalRefs": [{
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": l.purl(),
             }],
         }));
         relationships.push(json!({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS", "relatedSpdxElement": id}));

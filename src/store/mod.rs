@@ -11,6 +11,7 @@ use rusqlite::Connection;
 
 pub mod audit;
 pub mod builds;
+pub mod lang;
 pub mod manifests;
 pub mod updates;
 
@@ -63,8 +64,8 @@ const MIGRATIONS: &[&str] = &[
         detail  TEXT NOT NULL
     );
     "#,
-    // 2 (issue #4): update checks with their time, their pending updates, and parsed
-    // changelogs cached per (source package, version).
+    // 2 (issue #4): update checks with their time, their pending updates, language packages
+    // per build, and parsed changelogs cached per (source package, version).
     r#"
     CREATE TABLE update_checks (
         id          INTEGER PRIMARY KEY,
@@ -89,6 +90,14 @@ const MIGRATIONS: &[&str] = &[
         urgency           TEXT,
         UNIQUE (check_id, package, arch)
     );
+    CREATE TABLE language_packages (
+        build_id   INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        ecosystem  TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        location   TEXT NOT NULL,
+        PRIMARY KEY (build_id, ecosystem, name, version, location)
+    ) WITHOUT ROWID;
     CREATE TABLE changelogs (
         source      TEXT NOT NULL,
         version     TEXT NOT NULL,
