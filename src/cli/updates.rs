@@ -84,10 +84,10 @@ pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) ->
                         u.suite.clone(),
                         u.source.clone(),
                         u.urgency.clone().unwrap_or_else(|| "?".into()),
-                        if u.cves.is_empty() {
-                            "-".into()
-                        } else {
-                            u.cves.join(" ")
+                        match u.cves.len() {
+                            0 => "-".into(),
+                            n if n <= 3 => u.cves.join(" "),
+                            n => format!("{} (+{} more)", u.cves[..3].join(" "), n - 3),
                         },
                         u.advisories.join(" "),
                     ]
