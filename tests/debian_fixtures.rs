@@ -264,7 +264,7 @@ fn signed_repository_is_indexed_by_package_and_architecture() {
         (lib[0].source.as_str(), lib[0].source_version.as_str()),
         ("foo", "1.0-1")
     );
-    assert_eq!(lib[0].family, "Test");
+    assert_eq!(&*lib[0].family, "Test");
     let data: Vec<_> = index.candidates("foo-data", "all").collect();
     assert_eq!(data.len(), 1);
     assert_eq!(

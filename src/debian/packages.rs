@@ -1,31 +1,30 @@
 //! Packages indexes (Debian Repository Format, "Packages Indices"): decompressed and parsed
 //! with `deb822-fast` into an index keyed by (package, architecture).
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use deb822_fast::borrowed::iter_paragraphs_borrowed;
 use debversion::Version;
+use rustc_hash::FxHashMap;
 
 /// The newest version of one binary package in one suite.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    /// Version (Debian Policy §5.6.12).
+    /// Version (Debian Policy §5.6.12); parsed only when compared (see [`Candidate::parsed`]).
     pub version: String,
-    /// The parsed version, for ordering.
-    pub parsed: Version,
     /// Source package name (`Source:` field, else the binary's name).
     pub source: String,
     /// Source version (`Source: name (version)`, else the binary version).
     pub source_version: String,
-    /// Suite (codename as configured, e.g. `bookworm-security`).
-    pub suite: String,
+    /// Suite (codename as configured, e.g. `bookworm-security`); shared by the index's entries.
+    pub suite: Arc<str>,
     /// Mirror URL.
-    pub mirror: String,
+    pub mirror: Arc<str>,
     /// Repository family (the Release file's `Origin`, e.g. `Debian`).
-    pub family: String,
+    pub family: Arc<str>,
     /// Path of the .deb relative to the mirror (`Filename:`).
     pub filename: String,
     /// Size of the .deb in bytes.
@@ -34,11 +33,19 @@ pub struct Candidate {
     pub sha256: String,
 }
 
+impl Candidate {
+    /// The version parsed for ordering; `None` when it is not a valid Debian version.
+    pub fn parsed(&self) -> Option<Version> {
+        Version::from_str(&self.version).ok()
+    }
+}
+
 /// Candidates by (package, architecture): at most one per suite (the highest version of
-/// that suite), in the order the suites were added.
+/// that suite), in the order the suites were added. Keyed by package name with a fast
+/// non-cryptographic hash (the keys come from verified indexes).
 #[derive(Debug, Default)]
 pub struct PackageIndex {
-    map: HashMap<String, Vec<(String, Candidate)>>,
+    map: FxHashMap<String, Vec<(Arc<str>, Candidate)>>,
 }
 
 /// Where the entries of one Packages index come from.
@@ -100,6 +107,10 @@ impl PackageIndex {
     ///
     /// Errors: a paragraph that is not deb822 (its number and the repository are named).
     pub fn add_packages(&mut self, text: &str, from: &IndexOrigin<'_>) -> Result<usize> {
+        let suite: Arc<str> = from.suite.into();
+        let mirror: Arc<str> = from.mirror.into();
+        let family: Arc<str> = from.family.into();
+        let mut archs: Vec<Arc<str>> = Vec::new();
         let mut n = 0;
         for (i, p) in iter_paragraphs_borrowed(text).enumerate() {
             let p = p.map_err(|e| {
@@ -122,29 +133,24 @@ impl PackageIndex {
             let slot = self.map.entry(name.to_string()).or_default();
             let existing = slot
                 .iter()
-                .position(|(a, c)| a == arch && c.suite == from.suite && c.mirror == from.mirror);
+                .position(|(a, c)| &**a == arch && c.suite == suite && c.mirror == mirror);
             if let Some(i) = existing {
-                if slot[i].1.version == version {
+                // Several versions in one suite (rare): keep the highest valid one.
+                let (Ok(new), old) = (Version::from_str(version), slot[i].1.parsed()) else {
                     continue;
-                }
-            }
-            let Ok(parsed) = Version::from_str(version) else {
-                continue;
-            };
-            if let Some(i) = existing {
-                if slot[i].1.parsed >= parsed {
+                };
+                if old.is_some_and(|o| o >= new) {
                     continue;
                 }
             }
             let (source, source_version) = split_source(p.get_single("Source"), name, version);
             let cand = Candidate {
                 version: version.to_string(),
-                parsed,
                 source,
                 source_version,
-                suite: from.suite.to_string(),
-                mirror: from.mirror.to_string(),
-                family: from.family.to_string(),
+                suite: suite.clone(),
+                mirror: mirror.clone(),
+                family: family.clone(),
                 filename: p
                     .get_single("Filename")
                     .unwrap_or_default()
@@ -161,8 +167,18 @@ impl PackageIndex {
                     .to_ascii_lowercase(),
             };
             match existing {
-                Some(i) => slot[i] = (arch.to_string(), cand),
-                None => slot.push((arch.to_string(), cand)),
+                Some(i) => slot[i].1 = cand,
+                None => {
+                    let a = match archs.iter().find(|a| &***a == arch) {
+                        Some(a) => a.clone(),
+                        None => {
+                            let a: Arc<str> = arch.into();
+                            archs.push(a.clone());
+                            a
+                        }
+                    };
+                    slot.push((a, cand));
+                }
             }
         }
         Ok(n)
@@ -178,7 +194,7 @@ impl PackageIndex {
             .get(package)
             .into_iter()
             .flatten()
-            .filter(move |(a, _)| a == arch)
+            .filter(move |(a, _)| &**a == arch)
             .map(|(_, c)| c)
     }
 

@@ -83,14 +83,24 @@ pub fn find_pending(
     checked_at: &str,
 ) -> Vec<PendingUpdate> {
     let mut out = Vec::new();
+    // Manifests hold few origins: remember the last lookup.
+    let mut last: Option<(&str, Option<&str>)> = None;
     for c in manifest {
-        let Some(family) = families.get(&c.origin) else {
+        let family = match last {
+            Some((o, f)) if o == c.origin => f,
+            _ => {
+                let f = families.get(&c.origin).map(String::as_str);
+                last = Some((&c.origin, f));
+                f
+            }
+        };
+        let Some(family) = family else {
             continue;
         };
-        let mut best: Option<&Candidate> = None;
+        let mut best: Option<(Version, &Candidate)> = None;
         let mut installed: Option<Version> = None;
         for cand in index.candidates(&c.name, &c.arch) {
-            if &cand.family != family || cand.version == c.version {
+            if cand.version == c.version || &*cand.family != family {
                 continue;
             }
             if installed.is_none() {
@@ -99,18 +109,21 @@ pub fn find_pending(
                     Err(_) => break,
                 }
             }
+            let Some(cv) = cand.parsed() else {
+                continue;
+            };
             let inst = installed.as_ref().expect("set above");
-            if cand.parsed > *inst && best.is_none_or(|b| cand.parsed > b.parsed) {
-                best = Some(cand);
+            if cv > *inst && best.as_ref().is_none_or(|(bv, _)| cv > *bv) {
+                best = Some((cv, cand));
             }
         }
-        if let Some(b) = best {
+        if let Some((_, b)) = best {
             out.push(PendingUpdate {
                 package: c.name.clone(),
                 arch: c.arch.clone(),
                 installed: c.version.clone(),
                 candidate: b.version.clone(),
-                suite: b.suite.clone(),
+                suite: b.suite.to_string(),
                 source: c.source.clone(),
                 source_installed: c.source_version.clone(),
                 source_candidate: b.source_version.clone(),
@@ -120,7 +133,7 @@ pub fn find_pending(
                 advisories: Vec::new(),
                 dates: Vec::new(),
                 deb: Some(DebRef {
-                    mirror: b.mirror.clone(),
+                    mirror: b.mirror.to_string(),
                     filename: b.filename.clone(),
                     size: b.size,
                     sha256: b.sha256.clone(),
