@@ -58,6 +58,21 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    /// drover's regex-free splitter accepts and splits exactly like `debversion`.
+    #[test]
+    fn fast_split_equals_debversion(v in "[0-9a-c:.+~-]{1,10}") {
+        let ours = drover::debian::packages::parse_version(&v);
+        let theirs = Version::from_str(&v).ok();
+        prop_assert_eq!(
+            ours.as_ref().map(|o| (o.epoch, o.upstream_version.clone(), o.debian_revision.clone())),
+            theirs.as_ref().map(|t| (t.epoch, t.upstream_version.clone(), t.debian_revision.clone())),
+            "{}", v
+        );
+    }
+}
+
 #[test]
 fn known_orderings_hold() {
     for (a, b) in [

@@ -2,7 +2,6 @@
 //! with `deb822-fast` into an index keyed by (package, architecture).
 
 use std::io::Read;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -36,8 +35,47 @@ pub struct Candidate {
 impl Candidate {
     /// The version parsed for ordering; `None` when it is not a valid Debian version.
     pub fn parsed(&self) -> Option<Version> {
-        Version::from_str(&self.version).ok()
+        parse_version(&self.version)
     }
+}
+
+/// Split a Debian version into epoch, upstream version and revision (Debian Policy
+/// §5.6.12: `[epoch:]upstream_version[-debian_revision]`, the revision after the last
+/// hyphen) without a regular expression; accepts exactly what `debversion`'s
+/// `Version::from_str` accepts (checked by a property test), several times faster.
+pub fn parse_version(s: &str) -> Option<Version> {
+    fn upstream_ok(u: &str) -> bool {
+        !u.is_empty()
+            && u.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".+:~-".contains(&b))
+    }
+    /// `upstream[-revision]`, the revision after the last hyphen when that leaves a
+    /// non-empty upstream.
+    fn split(rest: &str) -> Option<(&str, Option<&str>)> {
+        if let Some((u, r)) = rest.rsplit_once('-') {
+            if !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+.~".contains(&b))
+                && upstream_ok(u)
+            {
+                return Some((u, Some(r)));
+            }
+        }
+        upstream_ok(rest).then_some((rest, None))
+    }
+    let with_epoch = s
+        .split_once(':')
+        .filter(|(e, _)| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|(e, r)| split(r).map(|p| (e, p)));
+    let (epoch, (upstream, revision)) = match with_epoch {
+        Some((e, p)) => (Some(e.parse().ok()?), p),
+        None => (None, split(s)?),
+    };
+    Some(Version {
+        epoch,
+        upstream_version: upstream.to_string(),
+        debian_revision: revision.map(str::to_string),
+    })
 }
 
 /// Candidates by (package, architecture): at most one per suite (the highest version of
@@ -121,11 +159,24 @@ impl PackageIndex {
                     from.suite
                 )
             })?;
-            let (Some(name), Some(version), Some(arch)) = (
-                p.get_single("Package"),
-                p.get_single("Version"),
-                p.get_single("Architecture"),
-            ) else {
+            // One pass over the fields (a Packages paragraph has ~20) instead of a lookup
+            // per field.
+            let (mut name, mut version, mut arch) = (None, None, None);
+            let (mut source, mut filename, mut size, mut sha256) = (None, None, None, None);
+            for f in p.iter() {
+                let slot = match f.name() {
+                    n if n.eq_ignore_ascii_case("Package") => &mut name,
+                    n if n.eq_ignore_ascii_case("Version") => &mut version,
+                    n if n.eq_ignore_ascii_case("Architecture") => &mut arch,
+                    n if n.eq_ignore_ascii_case("Source") => &mut source,
+                    n if n.eq_ignore_ascii_case("Filename") => &mut filename,
+                    n if n.eq_ignore_ascii_case("Size") => &mut size,
+                    n if n.eq_ignore_ascii_case("SHA256") => &mut sha256,
+                    _ => continue,
+                };
+                *slot = f.as_single_line();
+            }
+            let (Some(name), Some(version), Some(arch)) = (name, version, arch) else {
                 continue;
             };
             let (name, version, arch) = (name.trim(), version.trim(), arch.trim());
@@ -136,14 +187,14 @@ impl PackageIndex {
                 .position(|(a, c)| &**a == arch && c.suite == suite && c.mirror == mirror);
             if let Some(i) = existing {
                 // Several versions in one suite (rare): keep the highest valid one.
-                let (Ok(new), old) = (Version::from_str(version), slot[i].1.parsed()) else {
+                let (Some(new), old) = (parse_version(version), slot[i].1.parsed()) else {
                     continue;
                 };
                 if old.is_some_and(|o| o >= new) {
                     continue;
                 }
             }
-            let (source, source_version) = split_source(p.get_single("Source"), name, version);
+            let (source, source_version) = split_source(source, name, version);
             let cand = Candidate {
                 version: version.to_string(),
                 source,

@@ -5,14 +5,13 @@
 //! per (source package, version).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use anyhow::{bail, Result};
-use debversion::Version;
 
 use super::{urgency_rank, PendingUpdate};
 use crate::debian::changelog::{self, Entry};
 use crate::debian::deb::{changelog_from_deb, DocChangelog};
+use crate::debian::packages::parse_version;
 use crate::debian::{PackageIndex, RepoClient};
 use crate::store::Store;
 
@@ -22,16 +21,12 @@ pub fn entries_between<'e>(
     installed: &str,
     candidate: &str,
 ) -> Vec<&'e Entry> {
-    let (Ok(lo), Ok(hi)) = (Version::from_str(installed), Version::from_str(candidate)) else {
+    let (Some(lo), Some(hi)) = (parse_version(installed), parse_version(candidate)) else {
         return Vec::new();
     };
     entries
         .iter()
-        .filter(|e| {
-            Version::from_str(&e.version)
-                .map(|v| v > lo && v <= hi)
-                .unwrap_or(false)
-        })
+        .filter(|e| parse_version(&e.version).is_some_and(|v| v > lo && v <= hi))
         .collect()
 }
 

@@ -8,12 +8,12 @@
 //! repository (or to a `local` one).
 
 use std::collections::{BTreeSet, HashMap};
-use std::str::FromStr;
 
 use anyhow::{Context, Result};
 use debversion::Version;
 use serde::{Deserialize, Serialize};
 
+use crate::debian::packages::parse_version;
 use crate::debian::{Candidate, PackageIndex, RepoClient, SyncedRepo, TrackedRepo};
 use crate::manifest::Component;
 use crate::paths::Paths;
@@ -104,9 +104,9 @@ pub fn find_pending(
                 continue;
             }
             if installed.is_none() {
-                match Version::from_str(&c.version) {
-                    Ok(v) => installed = Some(v),
-                    Err(_) => break,
+                match parse_version(&c.version) {
+                    Some(v) => installed = Some(v),
+                    None => break,
                 }
             }
             let Some(cv) = cand.parsed() else {
