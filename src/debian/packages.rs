@@ -83,7 +83,9 @@ pub fn parse_version(s: &str) -> Option<Version> {
 /// non-cryptographic hash (the keys come from verified indexes).
 #[derive(Debug, Default)]
 pub struct PackageIndex {
-    map: FxHashMap<String, Vec<(Arc<str>, Candidate)>>,
+    map: FxHashMap<String, Vec<(u16, Candidate)>>,
+    /// Architecture names; entries refer to them by position (fewer memory loads per lookup).
+    archs: Vec<String>,
 }
 
 /// Where the entries of one Packages index come from.
@@ -148,7 +150,6 @@ impl PackageIndex {
         let suite: Arc<str> = from.suite.into();
         let mirror: Arc<str> = from.mirror.into();
         let family: Arc<str> = from.family.into();
-        let mut archs: Vec<Arc<str>> = Vec::new();
         let mut n = 0;
         for (i, p) in iter_paragraphs_borrowed(text).enumerate() {
             let p = p.map_err(|e| {
@@ -182,9 +183,9 @@ impl PackageIndex {
             let (name, version, arch) = (name.trim(), version.trim(), arch.trim());
             n += 1;
             let slot = self.map.entry(name.to_string()).or_default();
-            let existing = slot
-                .iter()
-                .position(|(a, c)| &**a == arch && c.suite == suite && c.mirror == mirror);
+            let existing = slot.iter().position(|(a, c)| {
+                self.archs[*a as usize] == arch && c.suite == suite && c.mirror == mirror
+            });
             if let Some(i) = existing {
                 // Several versions in one suite (rare): keep the highest valid one.
                 let (Some(new), old) = (parse_version(version), slot[i].1.parsed()) else {
@@ -202,32 +203,23 @@ impl PackageIndex {
                 suite: suite.clone(),
                 mirror: mirror.clone(),
                 family: family.clone(),
-                filename: p
-                    .get_single("Filename")
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string(),
-                size: p
-                    .get_single("Size")
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(0),
-                sha256: p
-                    .get_single("SHA256")
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase(),
+                filename: filename.unwrap_or_default().trim().to_string(),
+                size: size.and_then(|s| s.trim().parse().ok()).unwrap_or(0),
+                sha256: sha256.unwrap_or_default().trim().to_ascii_lowercase(),
             };
             match existing {
                 Some(i) => slot[i].1 = cand,
                 None => {
-                    let a = match archs.iter().find(|a| &***a == arch) {
-                        Some(a) => a.clone(),
+                    let a = match self.archs.iter().position(|a| a == arch) {
+                        Some(a) => a,
                         None => {
-                            let a: Arc<str> = arch.into();
-                            archs.push(a.clone());
-                            a
+                            self.archs.push(arch.to_string());
+                            self.archs.len() - 1
                         }
                     };
+                    let a = u16::try_from(a).map_err(|_| {
+                        anyhow::anyhow!("more than 65535 architectures in the Packages indexes")
+                    })?;
                     slot.push((a, cand));
                 }
             }
@@ -241,11 +233,10 @@ impl PackageIndex {
         package: &str,
         arch: &'s str,
     ) -> impl Iterator<Item = &'s Candidate> + 's {
-        self.map
-            .get(package)
+        let id = self.archs.iter().position(|a| a == arch);
+        id.and_then(|id| self.map.get(package).map(|v| (id, v)))
             .into_iter()
-            .flatten()
-            .filter(move |(a, _)| &**a == arch)
+            .flat_map(|(id, v)| v.iter().filter(move |(a, _)| *a as usize == id))
             .map(|(_, c)| c)
     }
 
