@@ -658,3 +658,53 @@ fn pending_updates_carry_the_cves_of_their_changelog() {
         "{w:?}"
     );
 }
+
+#[test]
+fn pipelined_parse_equals_whole_file_parse_across_blocks() {
+    use drover::debian::packages::{decompress, IndexOrigin, PackageIndex};
+    // ~6 MiB of paragraphs, so paragraphs straddle the 1 MiB decompression blocks.
+    let mut text = String::new();
+    for i in 0..30_000 {
+        text += &format!(
+            "Package: pkg{i}\nVersion: 1.{i}-1\nArchitecture: {}\nSource: src{} (1.{i}-1)\n\
+             Filename: pool/p{i}.deb\nSize: {i}\nSHA256: {}\nDescription: d\n long text {i}\n\n",
+            if i % 3 == 0 { "all" } else { "amd64" },
+            i / 2,
+            "ab".repeat(32)
+        );
+    }
+    let origin = IndexOrigin {
+        mirror: "http://m",
+        suite: "s",
+        family: "F",
+    };
+    let data = xz(text.as_bytes());
+    let mut piped = PackageIndex::new();
+    assert_eq!(
+        piped.add_compressed("Packages.xz", &data, &origin).unwrap(),
+        30_000
+    );
+    let mut whole = PackageIndex::new();
+    let plain = decompress("Packages.xz", &data).unwrap();
+    assert_eq!(whole.add_packages(&plain, &origin).unwrap(), 30_000);
+    assert_eq!(piped.len(), whole.len());
+    for i in [0, 1, 12_345, 29_999] {
+        let arch = if i % 3 == 0 { "all" } else { "amd64" };
+        let a: Vec<_> = piped.candidates(&format!("pkg{i}"), arch).collect();
+        assert_eq!(a.len(), 1, "pkg{i}");
+        assert_eq!(a[0].version, format!("1.{i}-1"));
+        assert_eq!(a[0].source, format!("src{}", i / 2));
+        assert_eq!(a[0].size, i as u64);
+    }
+    // Corrupt data is an error naming the file.
+    let mut bad = data.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    let e = format!(
+        "{:#}",
+        PackageIndex::new()
+            .add_compressed("Packages.xz", &bad, &origin)
+            .unwrap_err()
+    );
+    assert!(e.contains("Packages.xz"), "{e}");
+}

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::packages::{decompress, IndexOrigin, PackageIndex};
+use super::packages::{IndexOrigin, PackageIndex};
 use super::release::Release;
 use super::signature::{verify_inrelease, Keyring, Verified, DEBIAN_ARCHIVE_KEYRING};
 use crate::manifest::origin::uri_to_filename;
@@ -486,16 +486,17 @@ impl RepoClient {
                         s.repo.name()
                     );
                 }
-                let text = decompress(&path, &data)
+                index
+                    .add_compressed(
+                        &path,
+                        &data,
+                        &IndexOrigin {
+                            mirror: &s.repo.source.mirror,
+                            suite: &s.repo.source.suite,
+                            family: s.release.family(),
+                        },
+                    )
                     .with_context(|| format!("index {path} of {}", s.repo.name()))?;
-                index.add_packages(
-                    &text,
-                    &IndexOrigin {
-                        mirror: &s.repo.source.mirror,
-                        suite: &s.repo.source.suite,
-                        family: s.release.family(),
-                    },
-                )?;
             }
         }
         Ok(index)
