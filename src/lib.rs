@@ -5,11 +5,13 @@
 //! [`paths`] the config and state directories, [`store`] SQLite, [`build`] the pipeline,
 //! base cache, sandbox and OCI writer, [`manifest`] the components manifest, [`jobs`] typed
 //! progress events, [`deploy`] the local target (agent, router, instances, releases),
-//! [`text`] display helpers, [`tui`] the operator console.
+//! [`text`] display helpers, [`tui`] the operator console, [`debian`] apt repositories,
+//! [`updates`] pending updates and CVEs.
 
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod debian;
 pub mod deploy;
 pub mod export;
 pub mod jobs;
@@ -20,3 +22,4 @@ pub mod stack;
 pub mod store;
 pub mod text;
 pub mod tui;
+pub mod updates;

@@ -698,7 +698,10 @@ fn unknown_key_hints() {
     let d = invalid("track-apt-unknown-key");
     assert_eq!(
         d[0].hint.as_deref(),
-        Some("did you mean `components`? expected one of: mirror, suite, components")
+        Some(
+            "did you mean `components`? expected one of: mirror, suite, components, trusted, \
+             signed_by"
+        )
     );
     let d = invalid("unknown-distro");
     assert_eq!(d[0].hint.as_deref(), Some("supported distros: debian"));

@@ -313,6 +313,12 @@ fn steps(
     };
     let components: Vec<Component> = manifest::capture(&view, &stack.base.sources())?;
     log.say(&format!("{} installed package(s)", components.len()));
+    let app_dest = stack.app.as_ref().map(|a| a.dest.as_str());
+    let (lang_packages, lang_warnings) = manifest::lang::scan(&view, app_dest);
+    for w in &lang_warnings {
+        log.say(&format!("language packages: {w}"));
+    }
+    log.say(&format!("{} language package(s)", lang_packages.len()));
 
     // 4. Image.
     begin(log, state, Step::Image, "writing the OCI archive")?;
@@ -357,6 +363,9 @@ fn steps(
     if let Err(e) = stored {
         let _ = std::fs::remove_file(&final_path);
         return Err(e.context("cannot record the finished build"));
+    }
+    if let Err(e) = log.store().put_language_packages(build_id, &lang_packages) {
+        log.say(&format!("cannot record the language packages: {e:#}"));
     }
     log.say(&format!("published {path_text}"));
     Ok(Done {

@@ -27,8 +27,17 @@ pub(super) fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stac
 }
 
 /// Build `name`; print progress, then the result (or `--json` report).
-pub fn build(paths: &Paths, name: &str, refresh_base: bool, json: bool) -> CliResult {
-    let stack = load_stack(paths, name)?;
+pub fn build(
+    paths: &Paths,
+    name: &str,
+    refresh_base: bool,
+    apply_updates: bool,
+    json: bool,
+) -> CliResult {
+    let mut stack = load_stack(paths, name)?;
+    if apply_updates {
+        crate::updates::add_tracked_suites(&mut stack);
+    }
     let tty = interactive();
     let bar = if tty {
         let b = ProgressBar::new_spinner();

@@ -16,6 +16,7 @@ mod export;
 mod output;
 mod push;
 mod query;
+mod updates;
 
 /// A CLI failure with its exit code.
 #[derive(Debug)]
@@ -78,6 +79,10 @@ pub enum Format {
     Table,
     /// A JSON array (the documented contract).
     Json,
+    /// CycloneDX 1.6 JSON SBOM (with the CVEs of pending updates as vulnerabilities).
+    Cyclonedx,
+    /// SPDX 2.3 JSON SBOM.
+    Spdx,
 }
 
 /// The commands.
@@ -97,6 +102,10 @@ pub enum Command {
         /// Rebuild the base layer even if it is cached.
         #[arg(long)]
         refresh_base: bool,
+        /// Build with the tracked suites added to the base's sources, so pending updates
+        /// get installed (a different base key).
+        #[arg(long)]
+        apply_updates: bool,
     },
     /// List a stack's builds, newest first.
     Builds {
@@ -124,6 +133,15 @@ pub enum Command {
         /// Only the summary: counts per suite and origin.
         #[arg(long)]
         summary: bool,
+    },
+    /// Pending updates of a stack's newest build (all stacks when none given), with the CVEs
+    /// they fix, riskiest first.
+    Updates {
+        /// Stack name.
+        stack: Option<String>,
+        /// Fetch the tracked repositories anew (conditional requests) instead of the cache.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Delete old images, keeping the newest N per stack (default: drover.toml's images.keep).
     Prune {
@@ -246,7 +264,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Build {
             stack,
             refresh_base,
-        } => build::build(&paths, &stack, refresh_base, json),
+            apply_updates,
+        } => build::build(&paths, &stack, refresh_base, apply_updates, json),
         Command::Builds { stack } => query::builds(&paths, &stack, json),
         Command::Logs { stack, build } => query::logs(&paths, &stack, build, json),
         Command::Manifest {
@@ -255,7 +274,13 @@ pub fn run(cli: Cli) -> CliResult {
             format,
             summary,
         } => {
-            let format = if json { Format::Json } else { format };
+            let format = match format {
+                Format::Cyclonedx | Format::Spdx => {
+                    return updates::sbom(&paths, &stack, build, format)
+                }
+                _ if json => Format::Json,
+                f => f,
+            };
             query::manifest(&paths, &stack, build, format, summary)
         }
         Command::Prune { keep } => query::prune(&paths, keep, json),
@@ -305,6 +330,9 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Releases { stack } => deploy::releases(&paths, &stack, json),
         Command::Status => deploy::status(&paths, json),
         Command::Agent { command } => deploy::agent(&paths, command, json),
+        Command::Updates { stack, refresh } => {
+            updates::updates(&paths, stack.as_deref(), refresh, json)
+        }
     }
 }
 

@@ -3,13 +3,16 @@
 //! [`dpkg`] reads the dpkg database (`var/lib/dpkg/status` and `status.d/`), [`origin`]
 //! maps each installed (name, version, arch) to the apt source it came from using the apt
 //! lists left in the build tree, and [`rootfs`] reads a root filesystem that is either a
-//! plain directory or an overlayfs lower+upper pair (without mounting it).
+//! plain directory or an overlayfs lower+upper pair (without mounting it), and [`sbom`]
+//! exports it as CycloneDX or SPDX JSON; [`lang`] catalogs language packages.
 
 use serde::{Deserialize, Serialize};
 
 pub mod dpkg;
+pub mod lang;
 pub mod origin;
 pub mod rootfs;
+pub mod sbom;
 
 /// One Debian binary package in an image (the `manifest --format json` shape).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -171,6 +171,19 @@ pub struct Track {
     /// apt suites to watch. Default: `SUITE-security` (on the security mirror) and
     /// `SUITE-updates` (on the base mirror).
     pub apt: Vec<AptSource>,
+    /// How each entry of `apt` is trusted, same order and length as `apt`.
+    pub trust: Vec<RepoTrust>,
     /// Language registries to watch (`pypi`, `npm`, `crates`).
     pub registries: Vec<String>,
+}
+
+/// How a tracked apt repository's `InRelease` is verified (apt's `Trusted` / `Signed-By`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RepoTrust {
+    /// `trusted = true`: accept the repository without a valid signature (warned about
+    /// on every use). Default `false`.
+    pub trusted: bool,
+    /// `signed_by = "FILE"`: the keyring that signs this repository (absolute path), instead
+    /// of the Debian archive keyring.
+    pub signed_by: Option<PathBuf>,
 }

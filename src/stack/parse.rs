@@ -16,7 +16,9 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::{App, AppSource, AptSource, Base, Data, Distro, Health, Scripts, Stack, Track};
+use super::{
+    App, AppSource, AptSource, Base, Data, Distro, Health, RepoTrust, Scripts, Stack, Track,
+};
 
 /// One problem found in a stack file, located by 1-based line and column (in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,7 @@ const BASE_KEYS: &[&str] = &[
     "extra_suites",
 ];
 const SOURCE_KEYS: &[&str] = &["mirror", "suite", "components"];
+const TRACK_SOURCE_KEYS: &[&str] = &["mirror", "suite", "components", "trusted", "signed_by"];
 const APP_KEYS: &[&str] = &["path", "url", "sha256", "dest"];
 const SCRIPT_KEYS: &[&str] = &["build", "boot", "run", "test"];
 const SCRIPT_FILE_KEYS: &[&str] = &["file"];
@@ -349,6 +352,20 @@ impl<'s> Checker<'s> {
             DeValue::String(s) => Field::Present(s.to_string(), v.span()),
             _ => {
                 self.wrong_type(&format!("`{key}`{}", t.in_()), v, "a string", example);
+                Field::Invalid
+            }
+        }
+    }
+
+    /// A boolean value.
+    pub(crate) fn boolean(&mut self, t: &Tbl<'_, '_>, key: &str, example: &str) -> Field<bool> {
+        let Some(v) = t.get(key) else {
+            return Field::Absent;
+        };
+        match v.get_ref() {
+            DeValue::Boolean(b) => Field::Present(*b, v.span()),
+            _ => {
+                self.wrong_type(&format!("`{key}`{}", t.in_()), v, "a boolean", example);
                 Field::Invalid
             }
         }
@@ -647,7 +664,7 @@ fn validate_stack(
     let env = validate_env(chk, root, &secrets);
     let health = validate_health(chk, root);
     let data = validate_data(chk, root);
-    let track = validate_track(chk, root, base.as_ref());
+    let track = validate_track(chk, root, base.as_ref(), config_dir);
 
     let (Some(name), Some(base), Some(track)) = (name, base, track) else {
         return None;
@@ -846,6 +863,15 @@ fn validate_source(
     suite_example: &str,
 ) -> Option<AptSource> {
     chk.check_keys(t, SOURCE_KEYS);
+    validate_source_fields(chk, t, suite_example)
+}
+
+/// The `mirror`, `suite` and `components` of a source table (keys already checked).
+fn validate_source_fields(
+    chk: &mut Checker<'_>,
+    t: &Tbl<'_, '_>,
+    suite_example: &str,
+) -> Option<AptSource> {
     let mirror = validate_mirror(chk, t);
     let suite = validate_suite(chk, t, suite_example);
     let components = validate_components(chk, t);
@@ -1332,7 +1358,43 @@ fn default_track_apt(base: &Base) -> Vec<AptSource> {
     ]
 }
 
-fn validate_track(chk: &mut Checker<'_>, root: &Tbl<'_, '_>, base: Option<&Base>) -> Option<Track> {
+/// One `[track].apt` entry: a source plus the optional `trusted` (waive the signature check)
+/// and `signed_by` (keyring file, relative to the config dir; default: the Debian archive
+/// keyring) keys, like apt's `Trusted` and `Signed-By` options.
+fn validate_tracked_source(
+    chk: &mut Checker<'_>,
+    t: &Tbl<'_, '_>,
+    config_dir: &Path,
+) -> Option<(AptSource, RepoTrust)> {
+    chk.check_keys(t, TRACK_SOURCE_KEYS);
+    let source = validate_source_fields(chk, t, "suite = \"bookworm-security\"");
+    let trusted = match chk.boolean(t, "trusted", "trusted = true") {
+        Field::Present(b, _) => b,
+        Field::Absent => false,
+        Field::Invalid => return None,
+    };
+    let signed_by = match chk.string(t, "signed_by", "signed_by = \"keys/vendor.gpg\"") {
+        Field::Present(p, span) if p.trim().is_empty() => {
+            chk.error(
+                &span,
+                "`signed_by` is empty",
+                "give a keyring file (binary or ASCII-armoured OpenPGP keys), relative to the config directory",
+            );
+            return None;
+        }
+        Field::Present(p, _) => Some(resolve(config_dir, &p)),
+        Field::Absent => None,
+        Field::Invalid => return None,
+    };
+    Some((source?, RepoTrust { trusted, signed_by }))
+}
+
+fn validate_track(
+    chk: &mut Checker<'_>,
+    root: &Tbl<'_, '_>,
+    base: Option<&Base>,
+    config_dir: &Path,
+) -> Option<Track> {
     let t = match chk.table(root, "track", "[track]", "[track]") {
         Field::Present(t, _) => Some(t),
         Field::Absent => None,
@@ -1350,7 +1412,7 @@ fn validate_track(chk: &mut Checker<'_>, root: &Tbl<'_, '_>, base: Option<&Base>
             Field::Present(tables, _) => {
                 let sources: Vec<_> = tables
                     .iter()
-                    .map(|s| validate_source(chk, s, "suite = \"bookworm-security\""))
+                    .map(|s| validate_tracked_source(chk, s, config_dir))
                     .collect();
                 Some(sources.into_iter().collect::<Option<Vec<_>>>()?)
             }
@@ -1378,11 +1440,19 @@ fn validate_track(chk: &mut Checker<'_>, root: &Tbl<'_, '_>, base: Option<&Base>
             }
         }
     }
-    let apt = match apt {
-        Some(apt) => apt,
-        None => default_track_apt(base?),
+    let (apt, trust) = match apt {
+        Some(apt) => apt.into_iter().unzip(),
+        None => {
+            let apt = default_track_apt(base?);
+            let trust = vec![RepoTrust::default(); apt.len()];
+            (apt, trust)
+        }
     };
-    Some(Track { apt, registries })
+    Some(Track {
+        apt,
+        trust,
+        registries,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! The SQLite store (rusqlite, bundled): versioned migrations, WAL and a busy timeout so a
 //! CLI and a TUI can share one database. One module per aggregate: [`builds`] (builds and
 //! their log lines), [`manifests`] (components manifest entries), [`audit`], [`deploys`]
-//! (releases, routes, instance events, verifications).
+//! (releases, routes, instance events, verifications), [`updates`] (update checks, pending
+//! updates, cached changelogs), [`lang`] (language packages), [`pushes`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,8 +13,10 @@ use rusqlite::Connection;
 pub mod audit;
 pub mod builds;
 pub mod deploys;
+pub mod lang;
 pub mod manifests;
 pub mod pushes;
+pub mod updates;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit a released migration: append a new one.
@@ -126,6 +129,48 @@ const MIGRATIONS: &[&str] = &[
         at        TEXT NOT NULL,
         detail    TEXT NOT NULL
     );
+    "#,
+    // 4 (issue #4): update checks with their time, their pending updates, language packages
+    // per build, and parsed changelogs cached per (source package, version).
+    r#"
+    CREATE TABLE update_checks (
+        id          INTEGER PRIMARY KEY,
+        stack       TEXT NOT NULL,
+        build_id    INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        checked_at  TEXT NOT NULL,
+        pending     INTEGER NOT NULL,
+        warnings    TEXT NOT NULL
+    );
+    CREATE INDEX update_checks_by_stack ON update_checks (stack, id);
+    CREATE TABLE pending_updates (
+        check_id          INTEGER NOT NULL REFERENCES update_checks (id) ON DELETE CASCADE,
+        package           TEXT NOT NULL,
+        arch              TEXT NOT NULL,
+        installed         TEXT NOT NULL,
+        candidate         TEXT NOT NULL,
+        suite             TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        source_installed  TEXT NOT NULL,
+        source_candidate  TEXT NOT NULL,
+        cves              TEXT NOT NULL,
+        urgency           TEXT,
+        UNIQUE (check_id, package, arch)
+    );
+    CREATE TABLE language_packages (
+        build_id   INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        ecosystem  TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        version    TEXT NOT NULL,
+        location   TEXT NOT NULL,
+        PRIMARY KEY (build_id, ecosystem, name, version, location)
+    ) WITHOUT ROWID;
+    CREATE TABLE changelogs (
+        source      TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        fetched_at  TEXT NOT NULL,
+        entries     TEXT NOT NULL,
+        PRIMARY KEY (source, version)
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -1,0 +1,188 @@
+//! `drover updates [STACK] [--refresh]`: pending updates of a stack's newest build, with the
+//! CVEs they fix, riskiest first.
+
+use std::collections::BTreeMap;
+
+use super::build::load_stack;
+use super::output::{print_json, table};
+use super::{CliError, CliResult};
+use crate::paths::Paths;
+use crate::store::Store;
+use crate::updates::{check_stack, CheckOptions, CheckReport};
+
+/// Check one stack (or every stack with a succeeded build) and print the result. JSON: for
+/// one stack an array of `PendingUpdate`s; for all stacks an object `{STACK: [...]}`.
+/// Refresh failures (the previous good index was used) are printed as errors after the
+/// result and make the exit code 1.
+pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) -> CliResult {
+    paths.ensure_state()?;
+    let store = Store::open(&paths.database())?;
+    crate::build::recover_interrupted(paths, &store)?;
+    let stacks = match stack {
+        Some(name) => vec![load_stack(paths, name)?],
+        None => {
+            let (all, _) = crate::stack::load_all(&paths.config);
+            let mut with_builds = Vec::new();
+            for s in all {
+                if store.latest_succeeded(&s.name)?.is_some() {
+                    with_builds.push(s);
+                }
+            }
+            with_builds
+        }
+    };
+    let opts = CheckOptions {
+        refresh,
+        cves: true,
+    };
+    let mut reports: Vec<CheckReport> = Vec::new();
+    for s in &stacks {
+        reports.push(check_stack(paths, &store, s, opts)?);
+    }
+    for r in &reports {
+        for w in &r.warnings {
+            eprintln!("warning: {}: {w}", r.stack);
+        }
+    }
+    if json {
+        if stack.is_some() {
+            print_json(&reports.first().map(|r| &r.updates))?;
+        } else {
+            let by_stack: BTreeMap<&str, _> = reports
+                .iter()
+                .map(|r| (r.stack.as_str(), &r.updates))
+                .collect();
+            print_json(&by_stack)?;
+        }
+    } else {
+        if reports.is_empty() {
+            println!("no stack has a succeeded build to check; run `drover build STACK` first");
+        }
+        for r in &reports {
+            let sources: std::collections::BTreeSet<&str> =
+                r.updates.iter().map(|u| u.source.as_str()).collect();
+            println!(
+                "{}: build #{}, {} pending updates from {} source packages (checked {})",
+                r.stack,
+                r.build_id,
+                r.updates.len(),
+                sources.len(),
+                r.checked_at
+            );
+            if r.updates.is_empty() {
+                continue;
+            }
+            let rows: Vec<Vec<String>> = r
+                .updates
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.package.clone(),
+                        u.arch.clone(),
+                        u.installed.clone(),
+                        u.candidate.clone(),
+                        u.suite.clone(),
+                        u.source.clone(),
+                        u.urgency.clone().unwrap_or_else(|| "?".into()),
+                        match u.cves.len() {
+                            0 => "-".into(),
+                            n if n <= 3 => u.cves.join(" "),
+                            n => format!("{} (+{} more)", u.cves[..3].join(" "), n - 3),
+                        },
+                        u.advisories.join(" "),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(
+                    &[
+                        "PACKAGE",
+                        "ARCH",
+                        "INSTALLED",
+                        "CANDIDATE",
+                        "SUITE",
+                        "SOURCE",
+                        "URGENCY",
+                        "CVES",
+                        "ADVISORIES"
+                    ],
+                    &rows
+                )
+            );
+        }
+    }
+    let errors: Vec<String> = reports
+        .iter()
+        .flat_map(|r| {
+            r.refresh_errors
+                .iter()
+                .map(move |e| format!("error: {}: {e}", r.stack))
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failed(errors.join("\n")))
+    }
+}
+
+/// `manifest STACK --format cyclonedx|spdx`: the SBOM of a build (default: the newest
+/// succeeded one) on stdout.
+pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format) -> CliResult {
+    use crate::manifest::sbom::{cyclonedx, spdx, SbomSubject};
+    use crate::store::builds::BuildStatus;
+    let stack = load_stack(paths, name)?;
+    paths.ensure_state()?;
+    let store = Store::open(&paths.database())?;
+    let b = match build {
+        Some(id) => store
+            .build(id)?
+            .filter(|b| b.stack == name)
+            .ok_or_else(|| {
+                CliError::input(format!(
+                    "stack {name} has no build {id}; see `drover builds {name}`"
+                ))
+            })?,
+        None => store.latest_succeeded(name)?.ok_or_else(|| {
+            CliError::failed(format!(
+                "stack {name} has no succeeded build; run `drover build {name}`"
+            ))
+        })?,
+    };
+    if b.status != BuildStatus::Succeeded {
+        return Err(CliError::failed(format!(
+            "build {} is {}, it has no manifest",
+            b.id,
+            b.status.as_str()
+        )));
+    }
+    let comps = store.manifest(b.id)?;
+    let lang = store.language_packages(b.id)?;
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let subject = SbomSubject {
+        stack: name,
+        build_id: b.id,
+        image_digest: b.image_digest.as_deref(),
+        suite: &stack.base.suite,
+        created: &created,
+    };
+    let doc = if format == super::Format::Spdx {
+        spdx(&subject, &comps, &lang)
+    } else {
+        // The CVEs of the newest check, for the packages this build really holds.
+        let pending = store
+            .latest_update_check(name)?
+            .map(|(_, u)| u)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| {
+                comps
+                    .iter()
+                    .any(|c| c.name == u.package && c.arch == u.arch && c.version == u.installed)
+            })
+            .collect::<Vec<_>>();
+        cyclonedx(&subject, &comps, &lang, &pending)
+    };
+    print_json(&doc)
+}

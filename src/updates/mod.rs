@@ -1,0 +1,348 @@
+//! Pending updates: each components-manifest entry compared with the candidates of the
+//! stack's tracked suites, by Debian version ordering (Debian Policy §5.6.12, via the
+//! `debversion` crate), then the CVEs each update fixes layered on top ([`cves`]).
+//!
+//! A pending update is a strictly newer candidate from a tracked suite whose repository
+//! belongs to the same family (Release `Origin`, e.g. `Debian`) as the repository the
+//! package was installed from: Debian data is never applied to a package from another
+//! repository (or to a `local` one).
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::{Context, Result};
+use debversion::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::debian::packages::parse_version;
+use crate::debian::{Candidate, PackageIndex, RepoClient, SyncedRepo, TrackedRepo};
+use crate::manifest::Component;
+use crate::paths::Paths;
+use crate::stack::Stack;
+use crate::store::Store;
+
+pub mod cves;
+
+/// One pending update of a binary package (the `updates --json` shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingUpdate {
+    /// Binary package name.
+    pub package: String,
+    /// Architecture (`amd64`, `all`, …).
+    pub arch: String,
+    /// Installed version.
+    pub installed: String,
+    /// Candidate version (strictly newer than `installed`).
+    pub candidate: String,
+    /// Suite the candidate comes from (e.g. `bookworm-security`).
+    pub suite: String,
+    /// Source package; binaries of one source are fixed by one update.
+    pub source: String,
+    /// Installed source version.
+    pub source_installed: String,
+    /// Candidate source version.
+    pub source_candidate: String,
+    /// CVE ids the changelog entries between the two source versions name, sorted.
+    pub cves: Vec<String>,
+    /// Highest urgency of those entries (`low`, `medium`, `high`, `emergency`, `critical`),
+    /// null when the changelog was not read.
+    pub urgency: Option<String>,
+    /// RFC 3339 UTC time of the check.
+    pub checked_at: String,
+    /// DSA/DLA advisories named by those entries (table output; not in the JSON contract).
+    #[serde(skip)]
+    pub advisories: Vec<String>,
+    /// Dates of those entries, newest first (not in the JSON contract).
+    #[serde(skip)]
+    pub dates: Vec<String>,
+    /// Where the candidate .deb is (not part of the JSON contract).
+    #[serde(skip)]
+    pub deb: Option<DebRef>,
+}
+
+/// Location of a candidate .deb in its repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebRef {
+    /// Mirror URL.
+    pub mirror: String,
+    /// `Filename:` path under the mirror.
+    pub filename: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+}
+
+/// Compare a manifest with an index. `families` maps a mirror URL (as recorded in the
+/// manifest's `origin`) to its repository family; entries whose origin has no family, or
+/// another family than a candidate's, get no update from it. Results are grouped by source
+/// package (sorted by source, then package and arch); `cves`/`urgency` are left empty.
+pub fn find_pending(
+    manifest: &[Component],
+    index: &PackageIndex,
+    families: &HashMap<String, String>,
+    checked_at: &str,
+) -> Vec<PendingUpdate> {
+    let mut out = Vec::new();
+    // Manifests hold few origins: remember the last lookup.
+    let mut last: Option<(&str, Option<&str>)> = None;
+    for c in manifest {
+        let family = match last {
+            Some((o, f)) if o == c.origin => f,
+            _ => {
+                let f = families.get(&c.origin).map(String::as_str);
+                last = Some((&c.origin, f));
+                f
+            }
+        };
+        let Some(family) = family else {
+            continue;
+        };
+        let mut best: Option<(Version, &Candidate)> = None;
+        let mut installed: Option<Version> = None;
+        for cand in index.candidates(&c.name, &c.arch) {
+            if cand.version == c.version || &*cand.family != family {
+                continue;
+            }
+            if installed.is_none() {
+                match parse_version(&c.version) {
+                    Some(v) => installed = Some(v),
+                    None => break,
+                }
+            }
+            let Some(cv) = cand.parsed() else {
+                continue;
+            };
+            let inst = installed.as_ref().expect("set above");
+            if cv > *inst && best.as_ref().is_none_or(|(bv, _)| cv > *bv) {
+                best = Some((cv, cand));
+            }
+        }
+        if let Some((_, b)) = best {
+            out.push(PendingUpdate {
+                package: c.name.clone(),
+                arch: c.arch.clone(),
+                installed: c.version.clone(),
+                candidate: b.version.clone(),
+                suite: b.suite.to_string(),
+                source: c.source.clone(),
+                source_installed: c.source_version.clone(),
+                source_candidate: b.source_version.clone(),
+                cves: Vec::new(),
+                urgency: None,
+                checked_at: checked_at.to_string(),
+                advisories: Vec::new(),
+                dates: Vec::new(),
+                deb: Some(DebRef {
+                    mirror: b.mirror.to_string(),
+                    filename: b.filename.clone(),
+                    size: b.size,
+                    sha256: b.sha256.clone(),
+                }),
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.source, &a.package, &a.arch).cmp(&(&b.source, &b.package, &b.arch)));
+    out
+}
+
+/// Rank of an urgency (Debian Policy §5.6.17): unknown < low < medium < high < emergency
+/// < critical.
+pub fn urgency_rank(u: Option<&str>) -> u8 {
+    match u.map(|s| s.to_ascii_lowercase()) {
+        Some(s) if s == "critical" => 5,
+        Some(s) if s == "emergency" => 4,
+        Some(s) if s == "high" => 3,
+        Some(s) if s == "medium" => 2,
+        Some(s) if s == "low" => 1,
+        _ => 0,
+    }
+}
+
+/// Sort by risk: highest urgency first, then most CVEs, then source and package name
+/// (binaries of one source stay together since they share urgency and CVEs).
+pub fn sort_by_risk(updates: &mut [PendingUpdate]) {
+    updates.sort_by(|a, b| {
+        urgency_rank(b.urgency.as_deref())
+            .cmp(&urgency_rank(a.urgency.as_deref()))
+            .then(b.cves.len().cmp(&a.cves.len()))
+            .then((&a.source, &a.package, &a.arch).cmp(&(&b.source, &b.package, &b.arch)))
+    });
+}
+
+/// The result of checking one stack.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// Stack name.
+    pub stack: String,
+    /// The build whose manifest was checked.
+    pub build_id: i64,
+    /// RFC 3339 UTC time of the check.
+    pub checked_at: String,
+    /// Pending updates, riskiest first.
+    pub updates: Vec<PendingUpdate>,
+    /// Problems that did not stop the check (a waived signature, an unreadable changelog);
+    /// each names its repository or package.
+    pub warnings: Vec<String>,
+    /// Refreshes that failed, so the previous good cached index was used; each names the
+    /// repository. The CLI reports them as errors (exit 1) after printing the result.
+    pub refresh_errors: Vec<String>,
+}
+
+/// Options of [`check_stack`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Fetch the repositories anew (conditional requests) instead of using the cache.
+    pub refresh: bool,
+    /// Read candidate changelogs for CVEs (downloads the candidate .debs).
+    pub cves: bool,
+}
+
+/// Debian architecture of this machine (`amd64`, `arm64`, …).
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "i386",
+        "arm" => "armhf",
+        "powerpc64" => "ppc64el",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+/// The tracked repositories of a stack (`[track].apt` with their trust settings).
+pub fn tracked_repos(stack: &Stack) -> Vec<TrackedRepo> {
+    stack
+        .track
+        .apt
+        .iter()
+        .enumerate()
+        .map(|(i, s)| TrackedRepo {
+            source: s.clone(),
+            trust: stack.track.trust.get(i).cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// For `build --apply-updates`: add the stack's tracked apt suites to its base's extra
+/// suites (once each), so the build installs the candidates. The base key covers the
+/// sources, so this base is cached apart from the plain one. Tracked repositories with
+/// their own `signed_by` keyring are added too; mmdebstrap then needs that key in apt's
+/// trusted keys of the host.
+pub fn add_tracked_suites(stack: &mut Stack) {
+    let existing = stack.base.sources();
+    for s in &stack.track.apt {
+        if !existing
+            .iter()
+            .any(|e| e.mirror == s.mirror && e.suite == s.suite)
+        {
+            stack.base.extra_suites.push(s.clone());
+        }
+    }
+}
+
+/// Check a stack's newest succeeded build: sync the tracked repositories (and the base's
+/// Release files, for the family of each installed package), find the pending updates,
+/// layer the CVEs, store the result with its time and return it.
+///
+/// Errors: no succeeded build, or a tracked repository that cannot be used at all (no good
+/// cached copy and the fetch failed); the message names the repository.
+pub fn check_stack(
+    paths: &Paths,
+    store: &Store,
+    stack: &Stack,
+    opts: CheckOptions,
+) -> Result<CheckReport> {
+    let build = store.latest_succeeded(&stack.name)?.with_context(|| {
+        format!(
+            "stack {} has no succeeded build to check; run `drover build {}` first",
+            stack.name, stack.name
+        )
+    })?;
+    let manifest = store.manifest(build.id)?;
+    let client = RepoClient::new(&paths.state.join("repos"))?;
+    let mut archs: Vec<String> = manifest
+        .iter()
+        .map(|c| c.arch.clone())
+        .filter(|a| a != "all")
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if archs.is_empty() {
+        archs.push(host_arch().to_string());
+    }
+    let mut warnings = Vec::new();
+    let mut refresh_errors = Vec::new();
+    let mut synced: Vec<SyncedRepo> = Vec::new();
+    for repo in tracked_repos(stack) {
+        let s = client.sync(&repo, &archs, opts.refresh)?;
+        note_problems(&s, &mut warnings, &mut refresh_errors);
+        synced.push(s);
+    }
+    let mut families: HashMap<String, String> = HashMap::new();
+    for s in &synced {
+        families.insert(s.repo.source.mirror.clone(), s.release.family().to_string());
+    }
+    // The base's own suites: only their Release files, for the family of what came from them.
+    for src in stack.base.sources() {
+        if families.contains_key(&src.mirror) {
+            continue;
+        }
+        let repo = TrackedRepo::new(src);
+        match client.sync(&repo, &[], opts.refresh) {
+            Ok(s) => {
+                note_problems(&s, &mut warnings, &mut refresh_errors);
+                families.insert(s.repo.source.mirror.clone(), s.release.family().to_string());
+            }
+            Err(e) => warnings.push(format!(
+                "{e:#}; packages from {} get no updates in this check",
+                repo.name()
+            )),
+        }
+    }
+    let index = client.load_index(&synced, &archs)?;
+    let checked_at = crate::store::now_rfc3339();
+    let mut updates = find_pending(&manifest, &index, &families, &checked_at);
+    if opts.cves {
+        cves::layer(&client, store, &index, &mut updates, &mut warnings);
+    }
+    sort_by_risk(&mut updates);
+    let mut problems = refresh_errors.clone();
+    problems.extend(warnings.iter().cloned());
+    store.record_update_check(&stack.name, build.id, &checked_at, &updates, &problems)?;
+    Ok(CheckReport {
+        stack: stack.name.clone(),
+        build_id: build.id,
+        checked_at,
+        updates,
+        warnings,
+        refresh_errors,
+    })
+}
+
+fn note_problems(s: &SyncedRepo, warnings: &mut Vec<String>, errors: &mut Vec<String>) {
+    if let Some(e) = &s.refresh_error {
+        errors.push(format!(
+            "refreshing {} failed: {e}; using the previous good index (checked {})",
+            s.repo.name(),
+            if s.checked_at.is_empty() {
+                "earlier"
+            } else {
+                &s.checked_at
+            }
+        ));
+    }
+    if let Some(why) = &s.cache_rejected {
+        warnings.push(format!(
+            "the cached index of {} was rejected and fetched again: {why}",
+            s.repo.name()
+        ));
+    }
+    if let Some(why) = &s.waived {
+        warnings.push(format!(
+            "SIGNATURE CHECK WAIVED for {} (trusted = true): {why}",
+            s.repo.name()
+        ));
+    }
+}

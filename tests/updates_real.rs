@@ -1,0 +1,257 @@
+//! The real thing for issue #4: build the demo stack from the live mirror (its base comes
+//! from `bookworm` only, while it tracks `bookworm-security` and `bookworm-updates`), run
+//! `drover updates hello --refresh --json`, and compare with `apt list --upgradable` run
+//! inside the same rootfs (unpacked with skopeo + umoci, the tracked suites added to its
+//! sources, run under bubblewrap): the same (package, candidate) set. Needs root, network to
+//! the Debian mirror, and `.ci/setup`'s packages.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_drover");
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    bin: PathBuf,
+}
+
+impl Env {
+    fn drover(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .arg("--config")
+            .arg(self.root.join("config"))
+            .arg("--state")
+            .arg(self.root.join("state"))
+            .args(args)
+            .output()
+            .expect("run drover")
+    }
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.drover(args);
+        assert!(
+            out.status.success(),
+            "drover {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+fn setup() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&repo.join("config"), &root.join("config"));
+    copy_dir(
+        &repo.join("assets/demo/hello"),
+        &root.join("assets/demo/hello"),
+    );
+    // A private copy of the binary: the test runs for minutes, and a shared cargo target
+    // directory may be rebuilt meanwhile.
+    let bin = root.join("drover");
+    std::fs::copy(BIN, &bin).unwrap();
+    Env {
+        _tmp: tmp,
+        root,
+        bin,
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run .ci/setup)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Unpack an OCI archive into `dir/rootfs`.
+fn unpack(image: &str, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let oci = dir.join("oci");
+    let rootfs = dir.join("rootfs");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("oci-archive:{image}"),
+        &format!("oci:{}:img", oci.display()),
+    ]));
+    run_ok(Command::new("umoci").args([
+        "raw",
+        "unpack",
+        "--image",
+        &format!("{}:img", oci.display()),
+        rootfs.to_str().unwrap(),
+    ]));
+    rootfs
+}
+
+/// apt's own answer: `apt list --upgradable` inside `rootfs` with the tracked suites added.
+fn apt_upgradable(rootfs: &Path) -> BTreeSet<(String, String)> {
+    std::fs::write(
+        rootfs.join("etc/apt/sources.list.d/drover-tracked.list"),
+        "deb http://deb.debian.org/debian-security bookworm-security main\n\
+         deb http://deb.debian.org/debian bookworm-updates main\n",
+    )
+    .unwrap();
+    std::fs::copy("/etc/resolv.conf", rootfs.join("etc/resolv.conf")).unwrap();
+    let out = run_ok(Command::new("bwrap").arg("--bind").arg(rootfs).args([
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/tmp",
+        "--unshare-pid",
+        "sh",
+        "-c",
+        "apt-get -q update >&2 && apt list --upgradable",
+    ]));
+    out.lines()
+        .filter(|l| l.contains("[upgradable from:"))
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next().unwrap().split('/').next().unwrap().to_string();
+            (name, f.next().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn pairs(updates: &Value) -> BTreeSet<(String, String)> {
+    updates
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|u| {
+            (
+                u["package"].as_str().unwrap().to_string(),
+                u["candidate"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pending_updates_equal_apts_answer() {
+    let env = setup();
+    let build = env.json(&["build", "hello", "--json"]);
+    assert_eq!(build["status"], "succeeded", "{build}");
+    let image = build["image_path"].as_str().unwrap().to_string();
+
+    let updates = env.json(&["updates", "hello", "--refresh", "--json"]);
+    let ours = pairs(&updates);
+    let rootfs = unpack(&image, &env.root.join("unpacked"));
+    let apt = apt_upgradable(&rootfs);
+    assert!(
+        !apt.is_empty(),
+        "the demo tracks bookworm-security, so apt should list upgrades"
+    );
+    assert_eq!(ours, apt, "drover vs apt list --upgradable");
+
+    // Every entry has the contract's fields; the changelogs were read (urgency set), and
+    // at least one live security update names CVEs.
+    let keys = [
+        "package",
+        "arch",
+        "installed",
+        "candidate",
+        "suite",
+        "source",
+        "source_installed",
+        "source_candidate",
+        "cves",
+        "urgency",
+        "checked_at",
+    ];
+    for u in updates.as_array().unwrap() {
+        let obj = u.as_object().unwrap();
+        let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
+        got.sort();
+        let mut want = keys.to_vec();
+        want.sort();
+        assert_eq!(got, want, "{u}");
+        assert!(u["urgency"].is_string(), "changelog not read: {u}");
+        assert!(
+            ["bookworm-security", "bookworm-updates"].contains(&u["suite"].as_str().unwrap()),
+            "{u}"
+        );
+        for c in u["cves"].as_array().unwrap() {
+            assert!(c.as_str().unwrap().starts_with("CVE-"), "{u}");
+        }
+    }
+    assert!(
+        updates
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| !u["cves"].as_array().unwrap().is_empty()),
+        "no pending update names a CVE: {updates}"
+    );
+    // Binaries of one source carry the same source data.
+    for a in updates.as_array().unwrap() {
+        for b in updates.as_array().unwrap() {
+            if a["source"] == b["source"] && a["source_candidate"] == b["source_candidate"] {
+                assert_eq!(a["cves"], b["cves"]);
+                assert_eq!(a["urgency"], b["urgency"]);
+            }
+        }
+    }
+
+    // From the cache (no --refresh) the answer is the same, and a second refresh is a
+    // conditional request that changes nothing.
+    let cached = env.json(&["updates", "hello", "--json"]);
+    assert_eq!(pairs(&cached), ours);
+    let again = env.json(&["updates", "hello", "--refresh", "--json"]);
+    assert_eq!(pairs(&again), ours);
+    assert!(env
+        .root
+        .join("state/repos/deb.debian.org_debian-security_dists_bookworm-security/InRelease")
+        .is_file());
+
+    // One rebuild applies them: another base (tracked suites added to its sources), and the
+    // new build's pending list no longer holds any of the applied updates.
+    let applied = env.json(&["build", "hello", "--apply-updates", "--json"]);
+    assert_eq!(applied["status"], "succeeded", "{applied}");
+    assert_ne!(applied["base_key"], build["base_key"]);
+    let manifest = env.json(&["manifest", "hello", "--format", "json"]);
+    for (package, candidate) in &ours {
+        assert!(
+            manifest
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == package.as_str() && c["version"] == candidate.as_str()),
+            "{package} {candidate} not installed by --apply-updates"
+        );
+    }
+    let after = env.json(&["updates", "hello", "--json"]);
+    let still: BTreeSet<_> = pairs(&after).intersection(&ours).cloned().collect();
+    assert!(
+        still.is_empty(),
+        "still pending after --apply-updates: {still:?}"
+    );
+}
