@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::state::{LogView, StackRow, State, LOG_WINDOW};
+use super::state::{LogView, ReleaseRow, StackRow, State, UpdateRow, LOG_WINDOW};
 use crate::paths::Paths;
 use crate::store::Store;
 
@@ -13,15 +13,98 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
     let (stacks, diags) = crate::stack::load_all(&paths.config);
     let mut rows = Vec::with_capacity(stacks.len());
     for s in stacks {
+        let updates = update_rows(store, &s.name)?.map(|rows| {
+            let worst = rows
+                .iter()
+                .map(|r| r.urgency.as_str())
+                .max_by_key(|u| urgency_rank(u))
+                .unwrap_or("")
+                .to_string();
+            (rows.len(), worst)
+        });
+        let release = store
+            .releases(&s.name)?
+            .into_iter()
+            .find(|r| r.status == "live")
+            .map(|r| format!("#{}", r.release));
         rows.push(StackRow {
             last_build: store.latest_build(&s.name)?,
             name: s.name,
             description: s.description,
-            updates: None,
-            release: None,
+            updates,
+            release,
         });
     }
     Ok((rows, diags.iter().map(|d| d.to_string()).collect()))
+}
+
+/// Rank of a Debian changelog urgency (Debian Policy §5.6.17), higher is more urgent.
+pub fn urgency_rank(u: &str) -> u8 {
+    match u {
+        "emergency" | "critical" => 4,
+        "high" => 3,
+        "medium" => 2,
+        "low" => 1,
+        _ => 0,
+    }
+}
+
+/// The newest update check of `stack` as Updates-pane rows, one per source package,
+/// riskiest first (urgency, then CVE count). `None` when the stack was never checked.
+pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>> {
+    let Some((_checked_at, pending)) = store.latest_update_check(stack)? else {
+        return Ok(None);
+    };
+    let mut by_source: std::collections::BTreeMap<String, UpdateRow> = Default::default();
+    for p in pending {
+        let row = by_source
+            .entry(p.source.clone())
+            .or_insert_with(|| UpdateRow {
+                source: p.source.clone(),
+                packages: Vec::new(),
+                from: p.source_installed.clone(),
+                to: p.source_candidate.clone(),
+                cves: Vec::new(),
+                urgency: String::new(),
+            });
+        row.packages.push(p.package.clone());
+        for c in &p.cves {
+            if !row.cves.contains(c) {
+                row.cves.push(c.clone());
+            }
+        }
+        if let Some(u) = &p.urgency {
+            if urgency_rank(u) > urgency_rank(&row.urgency) {
+                row.urgency = u.clone();
+            }
+        }
+    }
+    let mut rows: Vec<UpdateRow> = by_source.into_values().collect();
+    rows.sort_by(|a, b| {
+        (urgency_rank(&b.urgency), b.cves.len(), &a.source).cmp(&(
+            urgency_rank(&a.urgency),
+            a.cves.len(),
+            &b.source,
+        ))
+    });
+    Ok(Some(rows))
+}
+
+/// The releases of `stack` as Releases-pane rows, newest first.
+pub fn release_rows(store: &Store, stack: &str) -> Result<Vec<ReleaseRow>> {
+    let mut rows: Vec<ReleaseRow> = store
+        .releases(stack)?
+        .into_iter()
+        .map(|r| ReleaseRow {
+            number: r.release,
+            image: r.image_digest,
+            target: "local".into(),
+            deployed_at: r.created_at,
+            status: r.status,
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.number));
+    Ok(rows)
 }
 
 /// Reload stacks, and the builds and manifest of the selected stack.
@@ -53,6 +136,8 @@ pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
         state.manifest_build = None;
     }
     state.set_builds(store.builds(&name)?);
+    state.updates = update_rows(store, &name)?.unwrap_or_default();
+    state.releases = release_rows(store, &name)?;
     if let Some(id) = state.select_build {
         if let Some(p) = state
             .builds_list
@@ -167,4 +252,67 @@ pub fn search(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::updates::PendingUpdate;
+
+    fn pending(pkg: &str, src: &str, cves: &[&str], urgency: Option<&str>) -> PendingUpdate {
+        PendingUpdate {
+            package: pkg.into(),
+            arch: "amd64".into(),
+            installed: "1".into(),
+            candidate: "2".into(),
+            suite: "bookworm-security".into(),
+            source: src.into(),
+            source_installed: "1".into(),
+            source_candidate: "2".into(),
+            cves: cves.iter().map(|c| c.to_string()).collect(),
+            urgency: urgency.map(str::to_string),
+            checked_at: "2026-11-29T00:00:00Z".into(),
+            advisories: vec![],
+            dates: vec![],
+            deb: None,
+        }
+    }
+
+    #[test]
+    fn updates_group_by_source_riskiest_first_and_releases_newest_first() {
+        let mut store = Store::open_in_memory().unwrap();
+        let id = store.create_build("hello", 1).unwrap();
+        assert!(update_rows(&store, "hello").unwrap().is_none());
+        store
+            .record_update_check(
+                "hello",
+                id,
+                "2026-11-29T00:00:00Z",
+                &[
+                    pending("tzdata", "tzdata", &[], Some("medium")),
+                    pending("libssl3", "openssl", &["CVE-1", "CVE-2"], Some("high")),
+                    pending("openssl", "openssl", &["CVE-2", "CVE-3"], Some("medium")),
+                    pending("libc6", "glibc", &["CVE-9"], Some("medium")),
+                ],
+                &[],
+            )
+            .unwrap();
+        let rows = update_rows(&store, "hello").unwrap().unwrap();
+        let order: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+        assert_eq!(order, ["openssl", "glibc", "tzdata"]);
+        assert_eq!(rows[0].packages, ["libssl3", "openssl"]);
+        assert_eq!(rows[0].cves, ["CVE-1", "CVE-2", "CVE-3"]);
+        assert_eq!(rows[0].urgency, "high");
+
+        store
+            .create_release("hello", id, "sha256:aa", 1, "op", None)
+            .unwrap();
+        let second = store
+            .create_release("hello", id, "sha256:bb", 1, "op", None)
+            .unwrap();
+        store.mark_release_live("hello", second).unwrap();
+        let rel = release_rows(&store, "hello").unwrap();
+        assert_eq!(rel.iter().map(|r| r.number).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(rel[0].status, "live");
+    }
 }

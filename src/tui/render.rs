@@ -646,12 +646,12 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
             f,
             inner,
             vec![
-                "No pending updates to show yet.".into(),
+                "No pending updates recorded for this stack.".into(),
                 String::new(),
                 format!(
-                    "Update tracking (issue #4) fills this pane: pending updates grouped by \
-                     source package, with CVE count and urgency, riskiest first. It is not \
-                     merged yet, so {} (check) says \"not available\".",
+                    "Run `drover updates STACK --refresh` in a shell: its result shows here, \
+                     grouped by source package with CVE count and urgency, riskiest first. \
+                     Checking from the console ({}) is not wired yet.",
                     state.keymap.first(Action::CheckUpdates)
                 ),
             ],
@@ -721,9 +721,9 @@ fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
                 "No releases yet.".into(),
                 String::new(),
                 format!(
-                    "Deploys (issue #5) fill this pane: numbered releases of this stack with \
-                     image, target and status; {} deploys, {} rolls back. Not merged yet, so \
-                     those keys say \"not available\".",
+                    "Run `drover deploy STACK` in a shell: numbered releases of this stack \
+                     show here with image and status. Deploy ({}) and rollback ({}) from the \
+                     console are not wired yet.",
                     state.keymap.first(Action::Deploy),
                     state.keymap.first(Action::Rollback)
                 ),

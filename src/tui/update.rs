@@ -94,9 +94,18 @@ pub fn completions(text: &str) -> Vec<&'static (&'static str, &'static str, bool
     COMMANDS.iter().filter(|c| c.0.starts_with(word)).collect()
 }
 
-/// What `u`, `r`, `d`, `R` say until their features land.
+/// What `u`, `r`, `d`, `R` say until the console runs them: the CLI command to use meanwhile.
 pub fn not_available(action: &str, issue: u32) -> String {
-    format!("{action}: not available yet (issue #{issue} is adding it)")
+    let cli = if action.contains("rebuild") {
+        "drover build STACK --apply-updates"
+    } else if action.contains("check") || issue == 4 {
+        "drover updates STACK --refresh"
+    } else if action.contains("roll") {
+        "drover rollback STACK"
+    } else {
+        "drover deploy STACK"
+    };
+    format!("{action}: not in the console yet (#{issue}); run `{cli}`")
 }
 
 /// Handle one message.

@@ -496,18 +496,18 @@ fn quitting_with_running_jobs_asks() {
 
 #[test]
 fn not_available_actions() {
-    for (c, what) in [
-        ('u', "check"),
-        ('r', "rebuild"),
-        ('d', "deploy"),
-        ('R', "rollback"),
+    for (c, what, cli) in [
+        ('u', "check", "drover updates STACK --refresh"),
+        ('r', "rebuild", "drover build STACK --apply-updates"),
+        ('d', "deploy", "drover deploy STACK"),
+        ('R', "rollback", "drover rollback STACK"),
     ] {
         let mut s = state();
         let e = update(&mut s, key(c));
         assert!(e.is_empty());
         let st = s.status.clone().unwrap_or_default();
         assert!(
-            st.contains(what) && st.contains("not available yet"),
+            st.contains(what) && st.contains("not in the console yet") && st.contains(cli),
             "{c}: {st}"
         );
     }
@@ -558,13 +558,17 @@ fn palette_completes_and_runs() {
         matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.pending == Pending::Build("web".into()))
     );
     update(&mut s, code(KeyCode::Esc));
-    // deploy: not available yet.
+    // deploy: not in the console yet; the CLI command is named.
     update(&mut s, key(':'));
     for c in "deploy".chars() {
         update(&mut s, key(c));
     }
     update(&mut s, code(KeyCode::Enter));
-    assert!(s.status.as_deref().unwrap().contains("not available yet"));
+    assert!(s
+        .status
+        .as_deref()
+        .unwrap()
+        .contains("run `drover deploy STACK`"));
     // unknown command.
     update(&mut s, key(':'));
     for c in "zzz".chars() {
