@@ -240,6 +240,13 @@ pub fn main() -> i32 {
             };
         }
     };
+    // One-shot commands die quietly on a closed pipe (`drover stacks --json | head`), as Unix
+    // tools do, instead of panicking in println!. The agent and the console keep Rust's
+    // default (SIGPIPE ignored): they write to sockets and a terminal and handle errors.
+    if !matches!(cli.command, None | Some(Command::Agent { .. })) {
+        // SAFETY: setting a signal disposition before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
