@@ -142,6 +142,11 @@ pub enum Command {
         /// Fetch the tracked repositories anew (conditional requests) instead of the cache.
         #[arg(long)]
         refresh: bool,
+        /// Print the language packages (PyPI, npm, crates.io) with newer versions instead
+        /// of the Debian updates (JSON: an array of `ecosystem`, `package`, `installed`,
+        /// `latest`, `location`, `registry`, `checked_at`).
+        #[arg(long)]
+        lang: bool,
     },
     /// Delete old images, keeping the newest N per stack (default: drover.toml's images.keep).
     Prune {
@@ -337,9 +342,11 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Releases { stack } => deploy::releases(&paths, &stack, json),
         Command::Status => deploy::status(&paths, json),
         Command::Agent { command } => deploy::agent(&paths, command, json),
-        Command::Updates { stack, refresh } => {
-            updates::updates(&paths, stack.as_deref(), refresh, json)
-        }
+        Command::Updates {
+            stack,
+            refresh,
+            lang,
+        } => updates::updates(&paths, stack.as_deref(), refresh, lang, json),
     }
 }
 

@@ -12,9 +12,16 @@ use crate::updates::{check_stack, CheckOptions, CheckReport};
 
 /// Check one stack (or every stack with a succeeded build) and print the result. JSON: for
 /// one stack an array of `PendingUpdate`s; for all stacks an object `{STACK: [...]}`.
-/// Refresh failures (the previous good index was used) are printed as errors after the
-/// result and make the exit code 1.
-pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) -> CliResult {
+/// With `lang`, the language packages with newer registry versions instead (same shapes,
+/// with `LangUpdate`s). Refresh failures (the previous good index was used) are printed as
+/// errors after the result and make the exit code 1.
+pub fn updates(
+    paths: &Paths,
+    stack: Option<&str>,
+    refresh: bool,
+    lang: bool,
+    json: bool,
+) -> CliResult {
     paths.ensure_state()?;
     let store = Store::open(&paths.database())?;
     crate::build::recover_interrupted(paths, &store)?;
@@ -44,7 +51,9 @@ pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) ->
             eprintln!("warning: {}: {w}", r.stack);
         }
     }
-    if json {
+    if lang {
+        print_lang(&reports, stack.is_some(), json)?;
+    } else if json {
         if stack.is_some() {
             print_json(&reports.first().map(|r| &r.updates))?;
         } else {
@@ -112,6 +121,17 @@ pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) ->
             );
         }
     }
+    for r in reports
+        .iter()
+        .filter(|r| !lang && !json && !r.lang_updates.is_empty())
+    {
+        println!(
+            "{}: {} language package(s) have newer versions; `drover updates {} --lang` lists them",
+            r.stack,
+            r.lang_updates.len(),
+            r.stack
+        );
+    }
     let errors: Vec<String> = reports
         .iter()
         .flat_map(|r| {
@@ -125,6 +145,56 @@ pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) ->
     } else {
         Err(CliError::failed(errors.join("\n")))
     }
+}
+
+/// `updates --lang`: the language updates of each report, as a table or JSON (one stack:
+/// an array; all stacks: an object keyed by stack).
+fn print_lang(reports: &[CheckReport], one: bool, json: bool) -> CliResult {
+    if json {
+        if one {
+            print_json(&reports.first().map(|r| &r.lang_updates))?;
+        } else {
+            let by_stack: BTreeMap<&str, _> = reports
+                .iter()
+                .map(|r| (r.stack.as_str(), &r.lang_updates))
+                .collect();
+            print_json(&by_stack)?;
+        }
+        return Ok(());
+    }
+    for r in reports {
+        println!(
+            "{}: build #{}, {} language package(s) with newer versions (checked {})",
+            r.stack,
+            r.build_id,
+            r.lang_updates.len(),
+            r.checked_at
+        );
+        if r.lang_updates.is_empty() {
+            continue;
+        }
+        let rows: Vec<Vec<String>> = r
+            .lang_updates
+            .iter()
+            .map(|u| {
+                vec![
+                    u.ecosystem.clone(),
+                    u.package.clone(),
+                    u.installed.clone(),
+                    u.latest.clone(),
+                    u.location.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &["ECOSYSTEM", "PACKAGE", "INSTALLED", "LATEST", "LOCATION"],
+                &rows
+            )
+        );
+    }
+    Ok(())
 }
 
 /// `manifest STACK --format cyclonedx|spdx`: the SBOM of a build (default: the newest

@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use super::Store;
 use crate::manifest::lang::LangPackage;
+use crate::updates::registries::LangUpdate;
 
 impl Store {
     /// Store the language packages of build `build_id` (one transaction).
@@ -41,6 +42,54 @@ impl Store {
                     name: r.get(1)?,
                     version: r.get(2)?,
                     location: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Store the language updates found by update check `check_id` (one transaction).
+    pub fn put_language_updates(&self, check_id: i64, updates: &[LangUpdate]) -> Result<()> {
+        let tx = self.conn().unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO language_updates (check_id, ecosystem, package, \
+                 installed, latest, location, registry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for u in updates {
+                st.execute(rusqlite::params![
+                    check_id,
+                    u.ecosystem,
+                    u.package,
+                    u.installed,
+                    u.latest,
+                    u.location,
+                    u.registry
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The language updates of update check `check_id`, sorted by ecosystem and package;
+    /// `checked_at` is that check's time.
+    pub fn language_updates(&self, check_id: i64) -> Result<Vec<LangUpdate>> {
+        let mut st = self.conn().prepare_cached(
+            "SELECT l.ecosystem, l.package, l.installed, l.latest, l.location, l.registry, \
+             c.checked_at FROM language_updates l JOIN update_checks c ON c.id = l.check_id \
+             WHERE l.check_id = ?1 ORDER BY l.ecosystem, l.package, l.installed",
+        )?;
+        let rows = st
+            .query_map([check_id], |r| {
+                Ok(LangUpdate {
+                    ecosystem: r.get(0)?,
+                    package: r.get(1)?,
+                    installed: r.get(2)?,
+                    latest: r.get(3)?,
+                    location: r.get(4)?,
+                    registry: r.get(5)?,
+                    checked_at: r.get(6)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

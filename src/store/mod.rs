@@ -172,6 +172,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, version)
     ) WITHOUT ROWID;
     "#,
+    // 5 (issue #4): newer versions of language packages, per update check.
+    r#"
+    CREATE TABLE language_updates (
+        check_id   INTEGER NOT NULL REFERENCES update_checks (id) ON DELETE CASCADE,
+        ecosystem  TEXT NOT NULL,
+        package    TEXT NOT NULL,
+        installed  TEXT NOT NULL,
+        latest     TEXT NOT NULL,
+        location   TEXT NOT NULL,
+        registry   TEXT NOT NULL,
+        PRIMARY KEY (check_id, ecosystem, package, installed)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.

@@ -58,6 +58,19 @@ impl Store {
         Ok(id)
     }
 
+    /// Id of the newest update check of `stack` that checked build `build_id`, if any.
+    pub fn latest_check_of_build(&self, stack: &str, build_id: i64) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id FROM update_checks WHERE stack = ?1 AND build_id = ?2 \
+                 ORDER BY id DESC LIMIT 1",
+                rusqlite::params![stack, build_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// The pending updates of the newest check of `stack`, in stored (risk) order, with
     /// that check's time; `None` when the stack was never checked.
     pub fn latest_update_check(&self, stack: &str) -> Result<Option<(String, Vec<PendingUpdate>)>> {

@@ -21,6 +21,7 @@ use crate::stack::Stack;
 use crate::store::Store;
 
 pub mod cves;
+pub mod registries;
 
 /// One pending update of a binary package (the `updates --json` shape).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,6 +187,9 @@ pub struct CheckReport {
     /// Refreshes that failed, so the previous good cached index was used; each names the
     /// repository. The CLI reports them as errors (exit 1) after printing the result.
     pub refresh_errors: Vec<String>,
+    /// Language packages of the build with a newer version in their registry (asked on
+    /// `refresh` or when the build was never checked; otherwise the previous answer).
+    pub lang_updates: Vec<registries::LangUpdate>,
 }
 
 /// Options of [`check_stack`].
@@ -308,9 +312,12 @@ pub fn check_stack(
         cves::layer(&client, store, &index, &mut updates, &mut warnings);
     }
     sort_by_risk(&mut updates);
+    let lang_updates = check_languages(store, stack, build.id, opts, &checked_at, &mut warnings)?;
     let mut problems = refresh_errors.clone();
     problems.extend(warnings.iter().cloned());
-    store.record_update_check(&stack.name, build.id, &checked_at, &updates, &problems)?;
+    let check_id =
+        store.record_update_check(&stack.name, build.id, &checked_at, &updates, &problems)?;
+    store.put_language_updates(check_id, &lang_updates)?;
     Ok(CheckReport {
         stack: stack.name.clone(),
         build_id: build.id,
@@ -318,7 +325,33 @@ pub fn check_stack(
         updates,
         warnings,
         refresh_errors,
+        lang_updates,
     })
+}
+
+/// The language packages of build `build_id` with newer registry versions: asked of the
+/// registries on `opts.refresh` or when no earlier check of this build exists, else the
+/// earlier check's answer (no network).
+fn check_languages(
+    store: &Store,
+    stack: &Stack,
+    build_id: i64,
+    opts: CheckOptions,
+    checked_at: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<registries::LangUpdate>> {
+    let pkgs = store.language_packages(build_id)?;
+    if pkgs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !opts.refresh {
+        if let Some(prev) = store.latest_check_of_build(&stack.name, build_id)? {
+            return store.language_updates(prev);
+        }
+    }
+    let found = registries::check(&registries::Registries::default(), &pkgs, checked_at);
+    warnings.extend(found.warnings);
+    Ok(found.updates)
 }
 
 fn note_problems(s: &SyncedRepo, warnings: &mut Vec<String>, errors: &mut Vec<String>) {
