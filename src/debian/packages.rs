@@ -5,15 +5,17 @@ use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use compact_str::CompactString;
 use deb822_fast::borrowed::iter_paragraphs_borrowed;
 use debversion::Version;
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 /// The newest version of one binary package in one suite.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     /// Version (Debian Policy §5.6.12); parsed only when compared (see [`Candidate::parsed`]).
-    pub version: String,
+    pub version: CompactString,
     /// Source package name (`Source:` field, else the binary's name).
     pub source: String,
     /// Source version (`Source: name (version)`, else the binary version).
@@ -83,7 +85,7 @@ pub fn parse_version(s: &str) -> Option<Version> {
 /// non-cryptographic hash (the keys come from verified indexes).
 #[derive(Debug, Default)]
 pub struct PackageIndex {
-    map: FxHashMap<String, Vec<(u16, Candidate)>>,
+    map: FxHashMap<CompactString, SmallVec<[(u16, Candidate); 1]>>,
     /// Architecture names; entries refer to them by position (fewer memory loads per lookup).
     archs: Vec<String>,
 }
@@ -182,7 +184,7 @@ impl PackageIndex {
             };
             let (name, version, arch) = (name.trim(), version.trim(), arch.trim());
             n += 1;
-            let slot = self.map.entry(name.to_string()).or_default();
+            let slot = self.map.entry(CompactString::from(name)).or_default();
             let existing = slot.iter().position(|(a, c)| {
                 self.archs[*a as usize] == arch && c.suite == suite && c.mirror == mirror
             });
@@ -197,7 +199,7 @@ impl PackageIndex {
             }
             let (source, source_version) = split_source(source, name, version);
             let cand = Candidate {
-                version: version.to_string(),
+                version: CompactString::from(version),
                 source,
                 source_version,
                 suite: suite.clone(),
@@ -308,7 +310,7 @@ impl PackageIndex {
 
     /// Number of (package, arch, suite) entries.
     pub fn len(&self) -> usize {
-        self.map.values().map(Vec::len).sum()
+        self.map.values().map(|v| v.len()).sum()
     }
 
     /// Whether the index is empty.

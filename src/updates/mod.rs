@@ -123,7 +123,7 @@ pub fn find_pending(
                 package: c.name.clone(),
                 arch: c.arch.clone(),
                 installed: c.version.clone(),
-                candidate: b.version.clone(),
+                candidate: b.version.to_string(),
                 suite: b.suite.to_string(),
                 source: c.source.clone(),
                 source_installed: c.source_version.clone(),
