@@ -374,11 +374,24 @@ fn load_named_variants() {
 
     let d = load_named(&dir, "nope").expect_err("unknown");
     assert_eq!(d.len(), 1);
-    assert_eq!((d[0].line, d[0].col), (1, 1));
+    // No position and no made-up file: the stacks directory is named.
+    assert_eq!((d[0].line, d[0].col), (0, 0));
+    assert_eq!(d[0].file, dir.join("stacks"));
     assert_eq!(d[0].message, "unknown stack `nope`");
     assert_eq!(
         d[0].hint.as_deref(),
-        Some("available stacks: minimal, no-tracking, script-file, url-app")
+        Some(
+            format!(
+                "available stacks: minimal, no-tracking, script-file, url-app; or create {} to define it",
+                dir.join("stacks/nope.toml").display()
+            )
+            .as_str()
+        )
+    );
+    assert!(
+        !d[0].to_string().contains(":1:1"),
+        "no position for a missing file: {}",
+        d[0]
     );
 
     // Not a stack name: never used as a path.

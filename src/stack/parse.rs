@@ -50,14 +50,19 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )?;
+        if self.line == 0 {
+            // No position: the problem is the file's (or directory's) absence, not its text.
+            write!(f, "{}: {}", self.file.display(), self.message)?;
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.message
+            )?;
+        }
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -1528,15 +1533,22 @@ pub fn load_named(config_dir: &Path, name: &str) -> Result<Stack, Vec<Diagnostic
         .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
-    let hint = if available.is_empty() {
-        format!("no stacks are defined yet; create {}", path.display())
-    } else {
-        format!("available stacks: {}", available.join(", "))
+    let hint = match (available.is_empty(), is_valid_stack_name(name)) {
+        (true, true) => format!("no stacks are defined yet; create {}", path.display()),
+        (true, false) => format!("no stacks are defined yet in {}", dir.display()),
+        (false, true) => format!(
+            "available stacks: {}; or create {} to define it",
+            available.join(", "),
+            path.display()
+        ),
+        (false, false) => format!("available stacks: {}", available.join(", ")),
     };
-    let file = if is_valid_stack_name(name) { path } else { dir };
-    Err(vec![Diagnostic::whole_file(
-        &file,
-        format!("unknown stack `{name}`"),
-        hint,
-    )])
+    // The stacks directory, without a position: the named file does not exist.
+    Err(vec![Diagnostic {
+        file: dir,
+        line: 0,
+        col: 0,
+        message: format!("unknown stack `{name}`"),
+        hint: Some(hint),
+    }])
 }
