@@ -24,19 +24,7 @@ fn code(c: KeyCode) -> Msg {
 }
 
 fn build(id: i64, status: BuildStatus) -> BuildRecord {
-    BuildRecord {
-        id,
-        stack: "hello".into(),
-        status,
-        started_at: "2026-01-01T00:00:00Z".into(),
-        finished_at: Some("2026-01-01T00:01:00Z".into()),
-        base_key: None,
-        base_cached: None,
-        image_digest: Some(format!("sha256:{id:064}")),
-        image_path: None,
-        failed_step: None,
-        error: None,
-    }
+    BuildRecord::sample(id, status)
 }
 
 fn comp(name: &str, version: &str, source: &str, suite: &str) -> Component {
