@@ -23,9 +23,9 @@ pub enum Pane {
     Log,
     /// The components manifest of the newest succeeded build.
     Manifest,
-    /// Pending updates (filled by the updates feature).
+    /// Pending updates by source package, with a CVE detail view.
     Updates,
-    /// Releases (filled by the deploy feature).
+    /// Releases with the live route and instances.
     Releases,
 }
 
@@ -427,7 +427,7 @@ pub struct State {
     pub manifest_sort: ManifestColumn,
     /// Manifest sort descending.
     pub manifest_desc: bool,
-    /// Pending updates of the selected stack (empty until issue #4).
+    /// Pending updates of the selected stack (its newest check), riskiest first.
     pub updates: Vec<UpdateRow>,
     /// Updates selection.
     pub updates_list: ListState,

@@ -387,7 +387,15 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
                 Some(Action::CancelJob) => {
                     // Newest first on screen.
                     if let Some(j) = state.jobs.iter().rev().nth(selected) {
-                        if j.state == JobState::Running {
+                        if j.state == JobState::Running
+                            && !matches!(j.kind.as_str(), "build" | "rebuild")
+                        {
+                            state.status = Some(format!(
+                                "job {} ({}) cannot be cancelled: it ends by itself (a deploy \
+                                 fails back to the live release)",
+                                j.id, j.kind
+                            ));
+                        } else if j.state == JobState::Running {
                             let c = Confirm {
                                 title: format!("Cancel job {}?", j.id),
                                 body: vec![
@@ -407,8 +415,9 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
                             };
                             state.overlay = Some(Overlay::Confirm(c));
                             return Vec::new();
+                        } else {
+                            state.status = Some(format!("job {} is not running", j.id));
                         }
-                        state.status = Some(format!("job {} is not running", j.id));
                     }
                 }
                 Some(Action::Enter) => {
@@ -653,7 +662,8 @@ fn quit(state: &mut State) -> Vec<Effect> {
         title: "Quit drover?".into(),
         body: vec![
             format!("{n} job(s) still running: they are cancelled"),
-            "(builds are recorded as cancelled and leave no image).".into(),
+            "(builds are recorded as cancelled and leave no image;".into(),
+            "a deploy or rollback goes on in the agent).".into(),
         ],
         pending: Pending::Quit,
     }));

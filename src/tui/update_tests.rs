@@ -779,6 +779,26 @@ fn deploy_job_lines_and_failure_stay_with_the_job() {
         o => panic!("{o:?}"),
     }
     update(&mut s, code(KeyCode::Esc));
+    // A running deploy cannot be cancelled (the agent finishes or fails it).
+    update(&mut s, key('d'));
+    update(&mut s, key('y'));
+    update(&mut s, key('J'));
+    update(&mut s, key('x'));
+    assert!(matches!(s.overlay, Some(Overlay::Jobs { .. })));
+    assert!(
+        s.status
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot be cancelled"),
+        "{:?} {:?}",
+        s.status,
+        s.jobs
+            .iter()
+            .map(|j| (&j.kind, &j.state))
+            .collect::<Vec<_>>()
+    );
+    assert!(!s.jobs[1].cancel.is_cancelled());
+    update(&mut s, code(KeyCode::Esc));
     // A success: the summary.
     update(&mut s, key('d'));
     update(&mut s, key('y'));
