@@ -263,6 +263,11 @@ fn jobs_overlay_with_a_job() {
 }
 
 #[test]
+fn jobs_overlay_with_a_rollback() {
+    check_deployed("jobs_rollback", "5jRyJ");
+}
+
+#[test]
 fn filter_input_open() {
     check("filter_input", "/hel");
 }

@@ -235,8 +235,11 @@ async fn app(
                     agent_poll = AGENT_POLL;
                 }
                 next_agent_poll = tokio::time::Instant::now() + agent_poll;
-                dirty = true;
-                update::update(&mut state, Msg::Agent(a))
+                // Nothing is drawn when nothing changed.
+                let before = state.agent.clone();
+                let e = update::update(&mut state, Msg::Agent(a));
+                dirty |= state.agent != before;
+                e
             },
             _ = tokio::time::sleep_until(next_frame), if dirty => Vec::new(),
         };

@@ -939,7 +939,7 @@ fn hints(state: &State) -> Vec<(String, &'static str)> {
             return vec![
                 (kk(Action::Down, Action::Up), "move"),
                 (k(Action::CancelJob), "cancel job"),
-                ("enter".into(), "open log"),
+                ("enter".into(), "log/details"),
                 (k(Action::Back), "close"),
             ]
         }
@@ -1238,7 +1238,7 @@ fn draw_overlay(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                     rows,
                     [
                         Constraint::Length(3),
-                        Constraint::Length(5),
+                        Constraint::Length(8),
                         Constraint::Length(10),
                         Constraint::Length(5),
                         Constraint::Length(8),
