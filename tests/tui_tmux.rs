@@ -377,6 +377,17 @@ fn console_end_to_end() {
     let out = env.drover(&["releases", "hello", "--json"]);
     let rel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rel[0]["status"], "live", "{rel}");
+    // u checks for updates as a job (no question); its summary ends in the footer and the
+    // Updates pane shows the stored check.
+    env.keys(d, &["4", "u"]);
+    env.wait_for(
+        d,
+        "the update check",
+        |t| t.contains("hello: build #1, ") && t.contains("pending update(s) from"),
+        120,
+    );
+    let out = env.drover(&["updates", "hello", "--json"]);
+    assert!(out.status.success(), "{out:?}");
     env.keys(d, &["q", "q"]);
     env.wait_for(d, "the exit", |t| t.contains("EXITED 0"), 15);
     let out = env.drover(&["agent", "stop"]);
