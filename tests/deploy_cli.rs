@@ -45,7 +45,7 @@ fn bad_input_gets_a_clear_error_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
 
-    // No build yet: the agent starts and answers with what to do.
+    // No build yet: rejected before the agent starts, with what to do.
     let out = drover(st.path(), &["deploy", "hello"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -61,6 +61,35 @@ fn bad_input_gets_a_clear_error_and_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no live release to roll back from"));
     let out = drover(st.path(), &["deploy", "hello", "--replicas", "x"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_deploys_and_rollbacks_fail_fast_without_starting_the_agent() {
+    let st = tempfile::tempdir().unwrap();
+    let _stop = StopAgent(st.path());
+    for (args, want) in [
+        (
+            &["deploy", "hello", "--replicas", "0"][..],
+            "--replicas must be 1..=64, not 0",
+        ),
+        (
+            &["rollback", "hello"][..],
+            "no live release to roll back from",
+        ),
+        (&["rollback", "hello", "--to", "3"][..], "no live release"),
+        (&["deploy", "hello"][..], "hello has no succeeded build"),
+    ] {
+        let t = Instant::now();
+        let out = drover(st.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !st.path().join("agent.sock").exists() && !st.path().join("agent.pid").exists(),
+            "{args:?} started the agent"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{args:?} was slow");
+    }
 }
 
 #[test]

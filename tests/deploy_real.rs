@@ -8,8 +8,10 @@
 //! the agent (a new one restores the route and instances). Needs root, bubblewrap and
 //! network to the Debian mirror (`.ci/setup`).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+#[path = "support/http.rs"]
+mod http;
+use http::get;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,28 +147,6 @@ if [ -n "${HELLO_TOKEN:-}" ]; then echo TOKEN_PRESENT; fi
 }
 
 /// One `GET path` on 127.0.0.1:port (new connection): status and body.
-fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
 /// What a load run saw.
 #[derive(Debug, Default)]
 struct Load {

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use chrono::TimeZone;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use drover::debian::changelog::Entry;
+use drover::deploy::api::{AgentStatus, InstanceStatus, StackStatus};
 use drover::manifest::Component;
 use drover::paths::Paths;
 use drover::store::builds::{LogLine, Success};
@@ -15,6 +17,7 @@ use drover::tui::state::State;
 use drover::tui::theme::{ColorDepth, Theme};
 use drover::tui::update::{update, Msg};
 use drover::tui::{data, render};
+use drover::updates::PendingUpdate;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -124,6 +127,9 @@ fn normalise(state: &mut State) {
         b.started_at = T0.into();
         b.finished_at = Some("2026-01-01T10:01:05Z".into());
     }
+    for r in state.releases.iter_mut() {
+        r.created_at = "2026-01-01T11:00:00Z".into();
+    }
 }
 
 fn keys(state: &mut State, ks: &str) {
@@ -158,6 +164,11 @@ fn screen(f: &mut Fixture, w: u16, h: u16) -> String {
 }
 
 fn check(name: &str, ks: &str) {
+    check_with(fixture, name, ks)
+}
+
+/// Snapshots at 80×24 and 120×40 of a fresh `fixture()` after the keys `ks`.
+fn check_with(fixture: fn() -> Fixture, name: &str, ks: &str) {
     for (w, h) in [(80, 24), (120, 40)] {
         let mut f = fixture();
         keys(&mut f.state, ks);
@@ -252,13 +263,166 @@ fn jobs_overlay_with_a_job() {
 }
 
 #[test]
+fn jobs_overlay_with_a_rollback() {
+    check_deployed("jobs_rollback", "5jRyJ");
+}
+
+#[test]
 fn filter_input_open() {
     check("filter_input", "/hel");
 }
 
+/// The fixture plus two releases (#1 superseded, #2 live, both of build #1), the agent
+/// serving release #2 with one healthy and one starting instance, and an update check of
+/// build #3 with a cached changelog.
+fn deployed_fixture() -> Fixture {
+    let mut f = fixture();
+    let d1 = format!("sha256:{}", "1".repeat(64));
+    for n in 1..=2 {
+        let r = f
+            .store
+            .create_release("hello", 1, &d1, 2, "operator", None)
+            .unwrap();
+        assert_eq!(r, n);
+        f.store.mark_release_live("hello", r).unwrap();
+    }
+    let pending = |pkg: &str| PendingUpdate {
+        package: pkg.into(),
+        arch: "amd64".into(),
+        installed: "3.0.15-1~deb12u1".into(),
+        candidate: "3.0.17-1~deb12u2".into(),
+        suite: "bookworm-security".into(),
+        source: "openssl".into(),
+        source_installed: "3.0.15-1~deb12u1".into(),
+        source_candidate: "3.0.17-1~deb12u2".into(),
+        cves: vec![
+            "CVE-2025-9230".into(),
+            "CVE-2025-9231".into(),
+            "CVE-2025-9232".into(),
+        ],
+        urgency: Some("high".into()),
+        checked_at: T0.into(),
+        advisories: vec![],
+        dates: vec![],
+        deb: None,
+    };
+    f.store
+        .record_update_check(
+            "hello",
+            3,
+            T0,
+            &[pending("libssl3"), pending("openssl")],
+            &[],
+        )
+        .unwrap();
+    let entry = |v: &str, urgency: &str, date: &str, cves: &[&str], adv: &[&str]| Entry {
+        version: v.into(),
+        distributions: "bookworm-security".into(),
+        urgency: urgency.into(),
+        date: date.into(),
+        cves: cves.iter().map(|c| c.to_string()).collect(),
+        advisories: adv.iter().map(|c| c.to_string()).collect(),
+    };
+    f.store
+        .put_changelog(
+            "openssl",
+            "3.0.17-1~deb12u2",
+            &[
+                entry(
+                    "3.0.17-1~deb12u2",
+                    "high",
+                    "Tue, 30 Sep 2025 20:00:00 +0200",
+                    &["CVE-2025-9230", "CVE-2025-9231"],
+                    &["DSA-6015-1"],
+                ),
+                entry("3.0.16-1~deb12u1", "medium", "", &["CVE-2025-9232"], &[]),
+                entry("3.0.15-1~deb12u1", "medium", "", &["CVE-2024-1"], &[]),
+            ],
+        )
+        .unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let paths = Paths {
+        config: repo.join("config"),
+        state: f._tmp.path().to_path_buf(),
+    };
+    data::reload(&mut f.state, &paths, &f.store, &[]).unwrap();
+    normalise(&mut f.state);
+    let inst = |n: u32, state: &str, healthy: bool, check: &str| InstanceStatus {
+        id: format!("hello-r2-{n}"),
+        release: 2,
+        pid: Some(4000 + n),
+        port: 40000 + n as u16,
+        state: state.into(),
+        healthy,
+        last_check: check.into(),
+        in_flight: 0,
+        started_at: T0.into(),
+    };
+    update(
+        &mut f.state,
+        Msg::Agent(Some(AgentStatus {
+            pid: 321,
+            started_at: T0.into(),
+            stacks: vec![StackStatus {
+                stack: "hello".into(),
+                route_port: 8080,
+                live_release: Some(2),
+                build_id: Some(1),
+                image_digest: Some(d1),
+                replicas: 2,
+                deploying: None,
+                instances: vec![
+                    inst(1, "healthy", true, "200 ok"),
+                    inst(2, "starting", false, "connection refused"),
+                ],
+            }],
+        })),
+    );
+    f
+}
+
+fn check_deployed(name: &str, ks: &str) {
+    check_with(deployed_fixture, name, ks)
+}
+
 #[test]
-fn not_available_message() {
-    check("not_available", "d");
+fn releases_with_live_instances() {
+    check_deployed("releases_live", "5");
+}
+
+#[test]
+fn releases_agent_not_running() {
+    let no_agent = || {
+        let mut f = deployed_fixture();
+        update(&mut f.state, Msg::Agent(None));
+        f
+    };
+    check_with(no_agent, "releases_no_agent", "5");
+}
+
+#[test]
+fn confirm_deploy() {
+    check_deployed("confirm_deploy", "d");
+}
+
+#[test]
+fn confirm_rollback_to_selected() {
+    check_deployed("confirm_rollback", "5jR");
+}
+
+#[test]
+fn updates_with_a_check() {
+    check_deployed("updates_checked", "4");
+}
+
+#[test]
+fn update_detail() {
+    check_deployed("update_detail", "4\n");
+}
+
+#[test]
+fn confirm_rebuild() {
+    check_deployed("confirm_rebuild", "r");
 }
 
 #[test]
@@ -276,7 +440,7 @@ fn no_stacks() {
         &mut state,
         &paths,
         &store,
-        &["keymap.toml: unknown action `bogus`".into()],
+        &["keymap.toml: unknown action `bogus`\n  hint: see the keys with ?".into()],
     )
     .unwrap();
     let mut f = Fixture {
@@ -349,10 +513,14 @@ fn log_window_and_search_over_the_store() {
 #[test]
 fn tiny_terminals_do_not_panic() {
     for ks in [
-        "", "2", "3", "4", "5", "2F", "?", ":", "b", "J", "3j\n", "/x",
+        "", "2", "3", "4", "5", "2F", "?", ":", "b", "J", "3j\n", "/x", "d", "R", "r", "4\n",
     ] {
         for (w, h) in [(1, 1), (10, 3), (30, 8), (79, 23), (300, 100)] {
-            let mut f = fixture();
+            let mut f = if ks.len() < 2 {
+                deployed_fixture()
+            } else {
+                fixture()
+            };
             keys(&mut f.state, ks);
             let text = screen(&mut f, w, h);
             assert_eq!(text.lines().count(), h as usize, "{ks:?} at {w}x{h}");

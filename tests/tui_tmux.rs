@@ -1,8 +1,13 @@
 //! End-to-end: the console in a real terminal (tmux). Builds the demo stack once with the
 //! real pipeline (cold build: 30-70 s from the live Debian mirror), then drives `drover`
 //! through keys: Manifest filter, a build streaming live while `j`/`k` move the selection,
-//! a resize mid-build, cancelling a build with `J`/`x`, quitting cleanly; and `NO_COLOR`.
+//! a resize mid-build, cancelling a build with `J`/`x`, quitting cleanly; deploying the
+//! demo with `d` (Releases shows the live release and a healthy instance, the route serves
+//! the greeting; the agent is stopped at the end); and `NO_COLOR`.
 //! Needs root, network to the Debian mirror, and `.ci/setup`'s packages (tmux).
+
+#[path = "support/http.rs"]
+mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,6 +27,8 @@ struct Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        // A deploy started the agent: nothing keeps running after the test.
+        let _ = self.drover(&["agent", "stop"]);
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
@@ -327,6 +334,64 @@ fn console_end_to_end() {
             .trim(),
         "1"
     );
+
+    // --- Deploy hello from the console: confirm from nothing to build #1; the Releases
+    // pane shows the live release and a healthy instance; the route serves the greeting.
+    let d = "deploy";
+    env.start(d, 100, 30, "");
+    env.wait_for(d, "the console", |t| t.contains("ticker"), 20);
+    env.keys(d, &["5"]);
+    env.wait_for(d, "no agent yet", |t| t.contains("agent not running"), 10);
+    env.keys(d, &["d"]);
+    let t = env.wait_for(
+        d,
+        "the deploy question",
+        |t| t.contains("Deploy hello?"),
+        10,
+    );
+    assert!(t.contains("from      nothing deployed"), "{t}");
+    assert!(t.contains("to        build #1, "), "{t}");
+    assert!(t.contains("replicas  1"), "{t}");
+    env.keys(d, &["y"]);
+    let t = env.wait_for(
+        d,
+        "the live release with a healthy instance",
+        |t| t.contains("live #1  1/1 healthy") && t.contains("hello-r1-"),
+        120,
+    );
+    assert!(
+        t.contains(" healthy "),
+        "an instance row in state healthy:\n{t}"
+    );
+    let port: u16 = t
+        .split("route :")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no route port on screen:\n{t}"));
+    let (status, body) = http::get(port, "/").expect("GET / on the route");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello from drover demo v1.0.0\n")
+    );
+    let out = env.drover(&["releases", "hello", "--json"]);
+    let rel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rel[0]["status"], "live", "{rel}");
+    // u checks for updates as a job (no question); its summary ends in the footer and the
+    // Updates pane shows the stored check.
+    env.keys(d, &["4", "u"]);
+    env.wait_for(
+        d,
+        "the update check",
+        |t| t.contains("hello: build #1, ") && t.contains("pending update(s) from"),
+        120,
+    );
+    let out = env.drover(&["updates", "hello", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    env.keys(d, &["q", "q"]);
+    env.wait_for(d, "the exit", |t| t.contains("EXITED 0"), 15);
+    let out = env.drover(&["agent", "stop"]);
+    assert!(out.status.success());
 
     // --- Colours: present by default, absent with NO_COLOR.
     env.start("colour", 100, 30, "");

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::output::{age, print_json, short_digest, table};
 use super::{CliError, CliResult};
-use crate::deploy::api::{self, AgentStatus, DeployReport, DeployRequest};
+use crate::deploy::api::{self, AgentStatus, DeployRequest};
 use crate::paths::Paths;
 use crate::store::Store;
 
@@ -62,10 +62,10 @@ fn call(
     api::call(&api::socket_path(&paths.state), method, path, body, None)?.map_err(agent_error)
 }
 
-/// `drover deploy STACK` / `drover rollback STACK`.
+/// `drover deploy STACK` / `drover rollback STACK`: [`crate::deploy::client::deploy`]
+/// (bad requests fail before the agent starts), then the outcome.
 pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: bool) -> CliResult {
     super::build::load_stack(paths, stack)?;
-    ensure(paths)?;
     let req = DeployRequest {
         stack: stack.to_string(),
         build: a.build,
@@ -76,6 +76,7 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
         grace_secs: a.grace,
         by: crate::store::audit::current_user(),
     };
+    let tty = super::interactive();
     if !json {
         eprintln!(
             "{} {stack}…",
@@ -87,16 +88,21 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
         );
     }
     let t = Instant::now();
-    let v = call(
-        paths,
-        "POST",
-        "/v1/deploy",
-        Some(&serde_json::to_value(&req).unwrap()),
-    )?;
+    let mut progress = |line: &str| {
+        if tty && !json {
+            eprintln!("  {line}");
+        }
+    };
+    let r = crate::deploy::client::deploy(paths, &req, &mut progress).map_err(|e| {
+        if e.input {
+            CliError::input(e.message)
+        } else {
+            CliError::failed(e.message)
+        }
+    })?;
     if json {
-        return print_json(&v);
+        return print_json(&r);
     }
-    let r: DeployReport = serde_json::from_value(v).map_err(|e| CliError::failed(e.to_string()))?;
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }

@@ -623,91 +623,24 @@ impl Agent {
                 live.replicas,
             )
         };
-        // Which build.
-        let (build_id, rollback_of) = if req.rollback {
-            let releases = lock(&self.store).releases(&stack.name).map_err(internal)?;
-            let Some(cur) = current else {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    format!("{} has no live release to roll back from", stack.name),
-                ));
-            };
-            let target = match req.to {
-                Some(n) => {
-                    let r = releases.iter().find(|r| r.release == n).ok_or((
-                        StatusCode::NOT_FOUND,
-                        format!(
-                            "{} has no release {n}; see `drover releases {}`",
-                            stack.name, stack.name
-                        ),
-                    ))?;
-                    if n == cur {
-                        return Err((
-                            StatusCode::BAD_REQUEST,
-                            format!("release {n} is already live"),
-                        ));
-                    }
-                    if r.status == "failed" || r.status == "deploying" {
-                        return Err((
-                            StatusCode::BAD_REQUEST,
-                            format!("release {n} never went live ({}); pick another", r.status),
-                        ));
-                    }
-                    r.clone()
-                }
-                None => releases
-                    .iter()
-                    .find(|r| {
-                        r.release < cur && r.status == "superseded" && r.build_id != current_build
-                    })
-                    .cloned()
-                    .ok_or((
-                        StatusCode::BAD_REQUEST,
-                        format!("{} has no earlier release to roll back to", stack.name),
-                    ))?,
-            };
-            (target.build_id, Some(target.release))
-        } else {
-            let b = match req.build {
-                Some(id) => lock(&self.store).build(id).map_err(internal)?,
-                None => lock(&self.store)
-                    .latest_succeeded(&stack.name)
-                    .map_err(internal)?,
-            };
-            let Some(b) = b else {
-                return Err((
-                    StatusCode::NOT_FOUND,
-                    match req.build {
-                        Some(id) => {
-                            format!("there is no build {id}; see `drover builds {}`", stack.name)
-                        }
-                        None => format!(
-                            "{} has no succeeded build: run `drover build {}` first",
-                            stack.name, stack.name
-                        ),
-                    },
-                ));
-            };
-            if b.stack != stack.name {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "build {} belongs to stack {}, not {}",
-                        b.id, b.stack, stack.name
-                    ),
-                ));
-            }
-            if b.status != crate::store::builds::BuildStatus::Succeeded {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "build {} {}; only succeeded builds deploy",
-                        b.id,
-                        b.status.as_str()
-                    ),
-                ));
-            }
-            (b.id, None)
+        // Which build, as which rollback, with how many replicas: the same decision the
+        // CLI and the console make before they call.
+        let (build_id, rollback_of, replicas) = {
+            let store = lock(&self.store);
+            let releases = store.releases(&stack.name).map_err(internal)?;
+            let wanted = super::plan::request_build(&store, req).map_err(internal)?;
+            let cur = current.map(|release| super::plan::Current {
+                release,
+                build_id: current_build,
+                replicas: current_replicas,
+            });
+            let t = super::plan::resolve(req, &releases, cur, wanted.as_ref()).map_err(
+                |e| match e {
+                    super::plan::Rejection::NotFound(m) => (StatusCode::NOT_FOUND, m),
+                    super::plan::Rejection::BadInput(m) => (StatusCode::BAD_REQUEST, m),
+                },
+            )?;
+            (t.build_id, t.rollback_of, t.replicas)
         };
         let build = lock(&self.store)
             .build(build_id)
@@ -715,17 +648,6 @@ impl Agent {
             .ok_or((StatusCode::NOT_FOUND, format!("build {build_id} is gone")))?;
         let digest = build.image_digest.clone().unwrap_or_default();
         let image = self.unpack_build(stack, &build).await?;
-        let replicas = req.replicas.unwrap_or(if current_replicas > 0 {
-            current_replicas
-        } else {
-            1
-        });
-        if replicas == 0 || replicas > 64 {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                format!("--replicas must be 1..=64, not {replicas}"),
-            ));
-        }
         let warnings: Vec<String> =
             super::secrets::resolve(&self.paths.config, &stack.name, &stack.secrets)
                 .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}")))?

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/deploy`: deploy a build, or roll back to an earlier release.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployRequest {
     /// Stack name.
     pub stack: String,
@@ -68,7 +68,7 @@ pub struct DeployReport {
 }
 
 /// One instance in [`StackStatus`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     /// Instance id (`STACK-rRELEASE-N`).
     pub id: String,
@@ -91,7 +91,7 @@ pub struct InstanceStatus {
 }
 
 /// One stack in [`AgentStatus`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackStatus {
     /// Stack name.
     pub stack: String,
@@ -112,7 +112,7 @@ pub struct StackStatus {
 }
 
 /// `GET /v1/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentStatus {
     /// The agent's PID.
     pub pid: u32,

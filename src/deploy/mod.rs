@@ -22,8 +22,10 @@ use crate::paths::Paths;
 
 pub mod agent;
 pub mod api;
+pub mod client;
 pub mod instance;
 pub mod machine;
+pub mod plan;
 pub mod proxy;
 pub mod route;
 pub mod secrets;

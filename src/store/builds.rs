@@ -86,6 +86,26 @@ pub struct LogLine {
     pub line: String,
 }
 
+#[cfg(test)]
+impl BuildRecord {
+    /// A finished build of stack `hello` for tests, digest derived from `id`.
+    pub(crate) fn sample(id: i64, status: BuildStatus) -> BuildRecord {
+        BuildRecord {
+            id,
+            stack: "hello".into(),
+            status,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: Some("2026-01-01T00:01:00Z".into()),
+            base_key: None,
+            base_cached: None,
+            image_digest: Some(format!("sha256:{id:064}")),
+            image_path: None,
+            failed_step: None,
+            error: None,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, stack, status, started_at, finished_at, base_key, base_cached, \
                        image_digest, image_path, failed_step, error";
 

@@ -38,6 +38,26 @@ pub struct ReleaseRecord {
     pub error: Option<String>,
 }
 
+#[cfg(test)]
+impl ReleaseRecord {
+    /// Release `n` of stack `hello` (build `build`, 2 replicas) for tests.
+    pub(crate) fn sample(n: i64, build: i64, status: &str) -> ReleaseRecord {
+        ReleaseRecord {
+            stack: "hello".into(),
+            release: n,
+            build_id: build,
+            image_digest: format!("sha256:{build:064}"),
+            status: status.into(),
+            replicas: 2,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            by: "op".into(),
+            rollback_of: None,
+            error: None,
+        }
+    }
+}
+
 const COLUMNS: &str = "stack, release, build_id, image_digest, status, replicas, created_at, \
                        finished_at, by, rollback_of, error";
 

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::state::{LogView, ReleaseRow, StackRow, State, UpdateRow, LOG_WINDOW};
+use super::state::{LogView, StackRow, State, UpdateEntry, UpdateRow, LOG_WINDOW};
 use crate::paths::Paths;
 use crate::store::Store;
 
@@ -66,8 +66,13 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
                 to: p.source_candidate.clone(),
                 cves: Vec::new(),
                 urgency: String::new(),
+                suites: Vec::new(),
+                entries: Vec::new(),
             });
         row.packages.push(p.package.clone());
+        if !row.suites.contains(&p.suite) {
+            row.suites.push(p.suite.clone());
+        }
         for c in &p.cves {
             if !row.cves.contains(c) {
                 row.cves.push(c.clone());
@@ -80,6 +85,21 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
         }
     }
     let mut rows: Vec<UpdateRow> = by_source.into_values().collect();
+    // The changelog entries behind the CVEs, when the check cached them.
+    for r in &mut rows {
+        if let Some(entries) = store.cached_changelog(&r.source, &r.to)? {
+            r.entries = crate::updates::cves::entries_between(&entries, &r.from, &r.to)
+                .into_iter()
+                .map(|e| UpdateEntry {
+                    version: e.version.clone(),
+                    urgency: e.urgency.clone(),
+                    date: e.date.clone(),
+                    cves: e.cves.clone(),
+                    advisories: e.advisories.clone(),
+                })
+                .collect();
+        }
+    }
     rows.sort_by(|a, b| {
         (urgency_rank(&b.urgency), b.cves.len(), &a.source).cmp(&(
             urgency_rank(&a.urgency),
@@ -88,23 +108,6 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
         ))
     });
     Ok(Some(rows))
-}
-
-/// The releases of `stack` as Releases-pane rows, newest first.
-pub fn release_rows(store: &Store, stack: &str) -> Result<Vec<ReleaseRow>> {
-    let mut rows: Vec<ReleaseRow> = store
-        .releases(stack)?
-        .into_iter()
-        .map(|r| ReleaseRow {
-            number: r.release,
-            image: r.image_digest,
-            target: "local".into(),
-            deployed_at: r.created_at,
-            status: r.status,
-        })
-        .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.number));
-    Ok(rows)
 }
 
 /// Reload stacks, and the builds and manifest of the selected stack.
@@ -136,8 +139,8 @@ pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
         state.manifest_build = None;
     }
     state.set_builds(store.builds(&name)?);
-    state.updates = update_rows(store, &name)?.unwrap_or_default();
-    state.releases = release_rows(store, &name)?;
+    state.set_updates(update_rows(store, &name)?.unwrap_or_default());
+    state.set_releases(store.releases(&name)?);
     if let Some(id) = state.select_build {
         if let Some(p) = state
             .builds_list
@@ -279,8 +282,8 @@ mod tests {
     }
 
     #[test]
-    fn updates_group_by_source_riskiest_first_and_releases_newest_first() {
-        let mut store = Store::open_in_memory().unwrap();
+    fn updates_group_by_source_riskiest_first_with_their_changelog_entries() {
+        let store = Store::open_in_memory().unwrap();
         let id = store.create_build("hello", 1).unwrap();
         assert!(update_rows(&store, "hello").unwrap().is_none());
         store
@@ -304,15 +307,32 @@ mod tests {
         assert_eq!(rows[0].cves, ["CVE-1", "CVE-2", "CVE-3"]);
         assert_eq!(rows[0].urgency, "high");
 
+        assert!(rows[0].entries.is_empty(), "no changelog cached");
+        // A cached changelog of the candidate: the entries between installed and candidate.
+        let entry = |v: &str, cves: &[&str], adv: &[&str]| crate::debian::changelog::Entry {
+            version: v.into(),
+            distributions: "bookworm-security".into(),
+            urgency: "high".into(),
+            date: format!("date of {v}"),
+            cves: cves.iter().map(|c| c.to_string()).collect(),
+            advisories: adv.iter().map(|c| c.to_string()).collect(),
+        };
         store
-            .create_release("hello", id, "sha256:aa", 1, "op", None)
+            .put_changelog(
+                "openssl",
+                "2",
+                &[
+                    entry("2", &["CVE-1", "CVE-2"], &["DSA-1-1"]),
+                    entry("1.5", &["CVE-3"], &[]),
+                    entry("1", &["CVE-0"], &[]),
+                ],
+            )
             .unwrap();
-        let second = store
-            .create_release("hello", id, "sha256:bb", 1, "op", None)
-            .unwrap();
-        store.mark_release_live("hello", second).unwrap();
-        let rel = release_rows(&store, "hello").unwrap();
-        assert_eq!(rel.iter().map(|r| r.number).collect::<Vec<_>>(), [2, 1]);
-        assert_eq!(rel[0].status, "live");
+        let rows = update_rows(&store, "hello").unwrap().unwrap();
+        let versions: Vec<&str> = rows[0].entries.iter().map(|e| e.version.as_str()).collect();
+        assert_eq!(versions, ["2", "1.5"]);
+        assert_eq!(rows[0].entries[0].advisories, ["DSA-1-1"]);
+        assert_eq!(rows[0].entries[1].date, "date of 1.5");
+        assert_eq!(rows[0].suites, ["bookworm-security"]);
     }
 }

@@ -1,33 +1,48 @@
-//! Background jobs of the console: a build runs `build::run` (synchronous) on tokio's
-//! blocking pool and forwards its [`BuildEvent`](crate::jobs::BuildEvent)s over a channel;
-//! a panic in the job becomes a `Done` message with the panic text (the UI reports it
-//! instead of dying half-drawn).
+//! Background jobs of the console, on tokio's blocking pool, calling the same library code
+//! as the CLI: a build runs `build::run` and forwards its
+//! [`BuildEvent`](crate::jobs::BuildEvent)s over a channel; an update check runs
+//! `updates::check_stack` (`drover updates STACK --refresh`); a deploy or rollback runs
+//! `deploy::client::deploy` (`drover deploy` / `drover rollback`) and forwards its progress
+//! lines. A panic in a job becomes an error message (the UI reports it instead of dying
+//! half-drawn).
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::update::JobMsg;
 use crate::build::{self, BuildOptions};
+use crate::deploy::api::{AgentStatus, DeployRequest};
 use crate::jobs::CancelToken;
 use crate::paths::Paths;
+#[cfg(test)]
 use crate::store::builds::BuildStatus;
+use crate::store::Store;
 
-/// Start a build of `stack` as job `job`; progress and the end arrive on `tx`.
+fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stack, String> {
+    crate::stack::load_named(&paths.config, name).map_err(|diags| {
+        diags
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Start a build of `stack` as job `job` (with `apply_updates`, the stack's tracked suites
+/// are added as for `drover build --apply-updates`); progress and the end arrive on `tx`.
 pub fn spawn_build(
     paths: Paths,
     stack: String,
+    apply_updates: bool,
     job: u64,
     cancel: CancelToken,
     tx: UnboundedSender<JobMsg>,
 ) {
     let events = tx.clone();
     let handle = tokio::task::spawn_blocking(move || {
-        let stack = crate::stack::load_named(&paths.config, &stack).map_err(|diags| {
-            diags
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let mut stack = load_stack(&paths, &stack)?;
+        if apply_updates {
+            crate::updates::add_tracked_suites(&mut stack);
+        }
         let opts = BuildOptions {
             refresh_base: false,
             cancel,
@@ -42,14 +57,96 @@ pub fn spawn_build(
             .map(|r| (r.status, r.error))
             .map_err(|e| format!("{e:#}"))
     });
-    watch(handle, job, tx);
+    watch(handle, tx, move |outcome| JobMsg::Done { job, outcome });
 }
 
-/// Report the end of a job's task on `tx`, turning a panic into an error message.
-pub fn watch(
-    handle: tokio::task::JoinHandle<Result<(BuildStatus, Option<String>), String>>,
-    job: u64,
+/// Check `stack` for updates (refreshing the tracked repositories, layering CVEs) as job
+/// `job`; warnings and refresh errors become lines, the summary the outcome.
+pub fn spawn_check(paths: Paths, stack: String, job: u64, tx: UnboundedSender<JobMsg>) {
+    let lines = tx.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        let stack = load_stack(&paths, &stack)?;
+        let store = Store::open(&paths.database()).map_err(|e| format!("{e:#}"))?;
+        let opts = crate::updates::CheckOptions {
+            refresh: true,
+            cves: true,
+        };
+        let r = crate::updates::check_stack(&paths, &store, &stack, opts)
+            .map_err(|e| format!("{e:#}"))?;
+        for w in &r.warnings {
+            let line = format!("warning: {w}");
+            let _ = lines.send(JobMsg::Line { job, line });
+        }
+        let sources: std::collections::BTreeSet<&str> =
+            r.updates.iter().map(|u| u.source.as_str()).collect();
+        let summary = format!(
+            "{}: build #{}, {} pending update(s) from {} source package(s)",
+            r.stack,
+            r.build_id,
+            r.updates.len(),
+            sources.len()
+        );
+        if r.refresh_errors.is_empty() {
+            Ok(summary)
+        } else {
+            Err(format!(
+                "{summary}, but refreshing failed (the previous index was used): {}",
+                r.refresh_errors.join("; ")
+            ))
+        }
+    });
+    watch(handle, tx, move |outcome| JobMsg::Ended { job, outcome });
+}
+
+/// Deploy or roll back (`req.rollback`) as job `job` through the agent, starting it when
+/// needed; progress lines arrive on `tx`, then the outcome (the release now live, or the
+/// agent's error with the health check's status and body).
+pub fn spawn_deploy(paths: Paths, mut req: DeployRequest, job: u64, tx: UnboundedSender<JobMsg>) {
+    let lines = tx.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        req.by = crate::store::audit::current_user();
+        let mut progress = |line: &str| {
+            let _ = lines.send(JobMsg::Line {
+                job,
+                line: line.to_string(),
+            });
+        };
+        let r =
+            crate::deploy::client::deploy(&paths, &req, &mut progress).map_err(|e| e.message)?;
+        for w in &r.warnings {
+            progress(&format!("warning: {w}"));
+        }
+        Ok(format!(
+            "{}: release #{} (build #{}, {}) is live on port {} with {} instance(s){}",
+            r.stack,
+            r.release,
+            r.build_id,
+            crate::text::short_digest(&r.image_digest),
+            r.route_port,
+            r.instances.len(),
+            r.rollback_of
+                .map(|n| format!(", rolled back to release #{n}'s build"))
+                .unwrap_or_default()
+        ))
+    });
+    watch(handle, tx, move |outcome| JobMsg::Ended { job, outcome });
+}
+
+/// Poll the agent's status without starting it; the answer (`None`: not running) goes to
+/// `tx`. Returns at once; the poll runs on the blocking pool.
+pub fn poll_agent(state_dir: std::path::PathBuf, tx: UnboundedSender<Option<AgentStatus>>) {
+    tokio::task::spawn_blocking(move || {
+        let s = crate::deploy::client::status(&state_dir, std::time::Duration::from_secs(2));
+        let _ = tx.send(s);
+    });
+}
+
+/// Report the end of a job's task on `tx` as `done(outcome)`, turning a panic into an
+/// error message.
+pub fn watch<T: Send + 'static>(
+    handle: tokio::task::JoinHandle<Result<T, String>>,
     tx: UnboundedSender<JobMsg>,
+    done: impl FnOnce(Result<T, String>) -> JobMsg + Send + 'static,
 ) {
     tokio::spawn(async move {
         let outcome = match handle.await {
@@ -59,7 +156,7 @@ pub fn watch(
             }
             Err(e) => Err(format!("the job was stopped: {e}")),
         };
-        let _ = tx.send(JobMsg::Done { job, outcome });
+        let _ = tx.send(done(outcome));
     });
 }
 
@@ -89,7 +186,7 @@ mod tests {
                 tokio::task::spawn_blocking(|| -> Result<(BuildStatus, Option<String>), String> {
                     panic!("boom in a job")
                 });
-            watch(h, 7, tx);
+            watch(h, tx, |outcome| JobMsg::Done { job: 7, outcome });
             match rx.recv().await {
                 Some(JobMsg::Done {
                     job: 7,

@@ -42,6 +42,12 @@ use update::{Effect, Msg};
 /// At most this many frames per second.
 pub const FRAME: Duration = Duration::from_millis(16);
 
+/// How often the agent's status is polled for the Releases pane.
+pub const AGENT_POLL: Duration = Duration::from_secs(2);
+
+/// The poll interval while a job runs (a deploy's instances show as they start).
+pub const AGENT_POLL_FAST: Duration = Duration::from_millis(500);
+
 static UI_THREAD: OnceLock<ThreadId> = OnceLock::new();
 
 /// Directory of `keymap.toml` and `theme.toml`: `$XDG_CONFIG_HOME/drover`
@@ -153,6 +159,10 @@ async fn app(
     }
     data::reload(&mut state, paths, &store, &problems)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (agent_tx, mut agent_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut agent_poll = AGENT_POLL;
+    let mut agent_polling = false;
+    let mut next_agent_poll = tokio::time::Instant::now();
     let mut events = EventStream::new();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
@@ -213,13 +223,44 @@ async fn app(
                 }
                 e
             },
+            _ = tokio::time::sleep_until(next_agent_poll), if !agent_polling => {
+                // The agent's routes and instances, without ever starting it.
+                agent_polling = true;
+                jobs::poll_agent(paths.state.clone(), agent_tx.clone());
+                Vec::new()
+            },
+            Some(a) = agent_rx.recv() => {
+                agent_polling = false;
+                if state.running_jobs() == 0 {
+                    agent_poll = AGENT_POLL;
+                }
+                next_agent_poll = tokio::time::Instant::now() + agent_poll;
+                // Nothing is drawn when nothing changed.
+                let before = state.agent.clone();
+                let e = update::update(&mut state, Msg::Agent(a));
+                dirty |= state.agent != before;
+                e
+            },
             _ = tokio::time::sleep_until(next_frame), if dirty => Vec::new(),
         };
         let mut reloaded = false;
         for e in effects {
             match e {
-                Effect::StartBuild { job, stack, cancel } => {
-                    jobs::spawn_build(paths.clone(), stack, job, cancel, tx.clone())
+                Effect::StartBuild {
+                    job,
+                    stack,
+                    cancel,
+                    apply_updates,
+                } => {
+                    jobs::spawn_build(paths.clone(), stack, apply_updates, job, cancel, tx.clone())
+                }
+                Effect::CheckUpdates { job, stack } => {
+                    jobs::spawn_check(paths.clone(), stack, job, tx.clone())
+                }
+                Effect::Deploy { job, req } => {
+                    jobs::spawn_deploy(paths.clone(), req, job, tx.clone());
+                    // Show the new instances as they start.
+                    agent_poll = AGENT_POLL_FAST;
                 }
                 Effect::Reload if !reloaded => {
                     reloaded = true;

@@ -11,10 +11,12 @@ use unicode_width::UnicodeWidthChar;
 
 use super::keymap::{Action, ACTIONS};
 use super::state::{
-    Focus, InputTarget, JobState, ListState, LogView, ManifestColumn, Overlay, Pane, State,
+    AgentView, Focus, InputTarget, JobState, ListState, LogView, ManifestColumn, Overlay, Pane,
+    State,
 };
 use super::theme::Theme;
 use super::update::{completions, in_log};
+use crate::deploy::api::InstanceStatus;
 use crate::store::builds::{BuildRecord, BuildStatus};
 use crate::text::{age_at, short_digest};
 
@@ -137,7 +139,9 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
     let inner = b.inner(area);
     f.render_widget(b, area);
     let problems: Vec<&String> = state.problems.iter().collect();
-    let prob_h = (problems.len() as u16 * 2).min(inner.height / 2);
+    // Room for each line of each problem, plus one for wrapping.
+    let prob_lines: usize = problems.iter().map(|p| p.lines().count() + 1).sum();
+    let prob_h = (prob_lines as u16).min(inner.height / 2);
     let [list_area, prob_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(prob_h)]).areas(inner);
     if state.stacks.is_empty() {
@@ -222,9 +226,12 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
         );
     }
     if prob_h > 0 {
+        // A diagnostic is several lines (the problem, then the hint): one Line each, so
+        // the newline is not drawn as a replacement character.
         let lines: Vec<Line> = problems
             .iter()
-            .map(|p| Line::styled(crate::text::sanitize_for_terminal(p), theme.error))
+            .flat_map(|p| p.lines())
+            .map(|l| Line::styled(crate::text::sanitize_for_terminal(l), theme.error))
             .collect();
         f.render_widget(
             Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }),
@@ -649,10 +656,11 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
                 "No pending updates recorded for this stack.".into(),
                 String::new(),
                 format!(
-                    "Run `drover updates STACK --refresh` in a shell: its result shows here, \
-                     grouped by source package with CVE count and urgency, riskiest first. \
-                     Checking from the console ({}) is not wired yet.",
-                    state.keymap.first(Action::CheckUpdates)
+                    "Press {} to check (like `drover updates STACK --refresh`): pending \
+                     updates show here grouped by source package with CVE count and urgency, \
+                     riskiest first; {} rebuilds applying them.",
+                    state.keymap.first(Action::CheckUpdates),
+                    state.keymap.first(Action::Rebuild)
                 ),
             ],
             theme,
@@ -702,6 +710,63 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
     );
 }
 
+/// The agent line of the Releases pane and the selected stack's instances (live release
+/// and a deploy in progress), from the polled agent status.
+fn agent_lines(state: &State, theme: &Theme) -> (Line<'static>, Vec<InstanceStatus>) {
+    let stack = state.selected_stack().unwrap_or("");
+    match &state.agent {
+        AgentView::Unknown => (Line::styled("agent: checking…", theme.dim), Vec::new()),
+        AgentView::NotRunning => (
+            Line::styled(
+                format!(
+                    "agent not running ({} deploys and starts it)",
+                    state.keymap.first(Action::Deploy)
+                ),
+                theme.dim,
+            ),
+            Vec::new(),
+        ),
+        AgentView::Running(a) => match a.stacks.iter().find(|s| s.stack == stack) {
+            None => (
+                Line::styled(
+                    format!("agent pid {}: no route for {stack} yet", a.pid),
+                    theme.dim,
+                ),
+                Vec::new(),
+            ),
+            Some(s) => {
+                let healthy = s
+                    .instances
+                    .iter()
+                    .filter(|i| i.healthy && Some(i.release) == s.live_release)
+                    .count();
+                let style = if s.live_release.is_some() && healthy >= s.replicas.max(1) {
+                    theme.ok
+                } else {
+                    theme.warn
+                };
+                let mut spans = vec![
+                    Span::raw(format!("route :{}  ", s.route_port)),
+                    Span::styled(
+                        format!(
+                            "live {}  {healthy}/{} healthy",
+                            s.live_release
+                                .map(|r| format!("#{r}"))
+                                .unwrap_or_else(|| "-".into()),
+                            s.replicas
+                        ),
+                        style,
+                    ),
+                ];
+                if let Some(d) = &s.deploying {
+                    spans.push(Span::styled(format!("  ({d})"), theme.warn));
+                }
+                (Line::from(spans), s.instances.clone())
+            }
+        },
+    }
+}
+
 fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
     let b = block(
         Span::styled(
@@ -713,17 +778,62 @@ fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
     );
     let inner = b.inner(area);
     f.render_widget(b, area);
+    let (agent, instances) = agent_lines(state, theme);
+    let inst_h = if instances.is_empty() {
+        0
+    } else {
+        (instances.len() as u16 + 1).min(inner.height / 3).max(2)
+    };
+    let [agent_area, inst_area, _, list_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(inst_h),
+        Constraint::Length(1),
+        Constraint::Min(1),
+    ])
+    .areas(inner);
+    f.render_widget(Paragraph::new(agent), agent_area);
+    if inst_h > 0 {
+        let rows: Vec<Row> = instances
+            .iter()
+            .map(|i| {
+                let st = if i.healthy { theme.ok } else { theme.warn };
+                Row::new(vec![
+                    Span::raw(i.id.clone()),
+                    Span::raw(format!("#{}", i.release)),
+                    Span::styled(i.state.clone(), st),
+                    Span::raw(format!(":{}", i.port)),
+                    Span::styled(crate::text::sanitize_for_terminal(&i.last_check), theme.dim),
+                ])
+            })
+            .collect();
+        f.render_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(16),
+                    Constraint::Length(4),
+                    Constraint::Length(9),
+                    Constraint::Length(6),
+                    Constraint::Fill(1),
+                ],
+            )
+            .header(
+                Row::new(vec!["INSTANCE", "REL", "STATE", "PORT", "LAST CHECK"]).style(theme.dim),
+            )
+            .column_spacing(1),
+            inst_area,
+        );
+    }
     if state.releases.is_empty() {
         empty_state(
             f,
-            inner,
+            list_area,
             vec![
                 "No releases yet.".into(),
-                String::new(),
                 format!(
-                    "Run `drover deploy STACK` in a shell: numbered releases of this stack \
-                     show here with image and status. Deploy ({}) and rollback ({}) from the \
-                     console are not wired yet.",
+                    "{} deploys the newest succeeded build (or the one selected in Builds); \
+                     {} rolls back. Releases of this stack show here with build, image and \
+                     status.",
                     state.keymap.first(Action::Deploy),
                     state.keymap.first(Action::Rollback)
                 ),
@@ -732,13 +842,14 @@ fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
         );
         return;
     }
-    let body_h = inner.height.saturating_sub(1) as usize;
+    let body_h = list_area.height.saturating_sub(1) as usize;
     if state.releases_list.visible.len() != state.releases.len() {
         state.releases_list.visible = (0..state.releases.len()).collect();
     }
     fit_offset(&mut state.releases_list, body_h);
     let l = &state.releases_list;
     let now = state.now;
+    let wide = list_area.width >= 60;
     let rows: Vec<Row> = l
         .visible
         .iter()
@@ -747,13 +858,34 @@ fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
         .take(body_h)
         .map(|(pos, &i)| {
             let r = &state.releases[i];
-            let row = Row::new(vec![
-                format!("v{}", r.number),
-                short_digest(&r.image),
-                r.target.clone(),
-                age_at(&r.deployed_at, now),
-                r.status.clone(),
-            ]);
+            let st = match r.status.as_str() {
+                "live" => theme.ok,
+                "failed" => theme.error,
+                "deploying" => theme.warn,
+                _ => Style::default(),
+            };
+            let mut cells = vec![
+                Span::raw(format!("#{}", r.release)),
+                Span::raw(format!("#{}", r.build_id)),
+                Span::raw(short_digest(&r.image_digest)),
+                Span::raw(age_at(&r.created_at, now)),
+                Span::styled(r.status.clone(), st),
+            ];
+            if wide {
+                cells.push(Span::raw(r.by.clone()));
+                cells.push(Span::styled(
+                    r.rollback_of
+                        .map(|n| format!("rollback to #{n}"))
+                        .or_else(|| {
+                            r.error.as_deref().map(|e| {
+                                crate::text::sanitize_for_terminal(e.lines().next().unwrap_or(""))
+                            })
+                        })
+                        .unwrap_or_default(),
+                    theme.dim,
+                ));
+            }
+            let row = Row::new(cells);
             if pos == l.selected {
                 row.style(theme.selected)
             } else {
@@ -761,20 +893,23 @@ fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
             }
         })
         .collect();
+    let mut widths = vec![
+        Constraint::Length(4),
+        Constraint::Length(5),
+        Constraint::Length(12),
+        Constraint::Length(4),
+        Constraint::Length(10),
+    ];
+    let mut header = vec!["REL", "BUILD", "IMAGE", "AGE", "STATUS"];
+    if wide {
+        widths.extend([Constraint::Length(8), Constraint::Fill(1)]);
+        header.extend(["BY", "NOTE"]);
+    }
     f.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(6),
-                Constraint::Length(12),
-                Constraint::Fill(1),
-                Constraint::Length(4),
-                Constraint::Fill(1),
-            ],
-        )
-        .header(Row::new(vec!["REL", "IMAGE", "TARGET", "AGE", "STATUS"]).style(theme.dim))
-        .column_spacing(1),
-        inner,
+        Table::new(rows, widths)
+            .header(Row::new(header).style(theme.dim))
+            .column_spacing(1),
+        list_area,
     );
 }
 
@@ -804,7 +939,7 @@ fn hints(state: &State) -> Vec<(String, &'static str)> {
             return vec![
                 (kk(Action::Down, Action::Up), "move"),
                 (k(Action::CancelJob), "cancel job"),
-                ("enter".into(), "open log"),
+                ("enter".into(), "log/details"),
                 (k(Action::Back), "close"),
             ]
         }
@@ -829,6 +964,7 @@ fn hints(state: &State) -> Vec<(String, &'static str)> {
         v.push((kk(Action::Down, Action::Up), "move"));
         v.push((k(Action::Enter), "open"));
         v.push((k(Action::Build), "build"));
+        v.push((k(Action::Deploy), "deploy"));
         v.push((k(Action::Filter), "filter"));
         v.push(("1-5".into(), "panes"));
     } else {
@@ -850,12 +986,15 @@ fn hints(state: &State) -> Vec<(String, &'static str)> {
                 v.push((k(Action::Filter), "filter"));
             }
             Pane::Updates => {
-                v.push((k(Action::CheckUpdates), "check (n/a)"));
-                v.push((k(Action::Rebuild), "rebuild (n/a)"));
+                v.push((kk(Action::Down, Action::Up), "move"));
+                v.push((k(Action::Enter), "CVEs"));
+                v.push((k(Action::CheckUpdates), "check"));
+                v.push((k(Action::Rebuild), "rebuild"));
             }
             Pane::Releases => {
-                v.push((k(Action::Deploy), "deploy (n/a)"));
-                v.push((k(Action::Rollback), "rollback (n/a)"));
+                v.push((kk(Action::Down, Action::Up), "move"));
+                v.push((k(Action::Deploy), "deploy"));
+                v.push((k(Action::Rollback), "rollback"));
             }
         }
         v.push((k(Action::Back), "back"));
@@ -1099,7 +1238,7 @@ fn draw_overlay(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                     rows,
                     [
                         Constraint::Length(3),
-                        Constraint::Length(5),
+                        Constraint::Length(8),
                         Constraint::Length(10),
                         Constraint::Length(5),
                         Constraint::Length(8),

@@ -8,9 +8,11 @@ use chrono::{DateTime, Utc};
 use tui_input::Input;
 
 use super::keymap::Keymap;
+use crate::deploy::api::{AgentStatus, DeployRequest};
 use crate::jobs::{CancelToken, Step};
 use crate::manifest::Component;
 use crate::store::builds::BuildRecord;
+use crate::store::deploys::ReleaseRecord;
 
 /// The panes on the right, in tab order (`1`–`5`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,9 +23,9 @@ pub enum Pane {
     Log,
     /// The components manifest of the newest succeeded build.
     Manifest,
-    /// Pending updates (filled by the updates feature).
+    /// Pending updates by source package, with a CVE detail view.
     Updates,
-    /// Releases (filled by the deploy feature).
+    /// Releases with the live route and instances.
     Releases,
 }
 
@@ -93,21 +95,37 @@ pub struct UpdateRow {
     pub cves: Vec<String>,
     /// Highest urgency (`low`, `medium`, `high`, `critical`, …).
     pub urgency: String,
+    /// Suite(s) the candidates come from.
+    pub suites: Vec<String>,
+    /// The changelog entries between installed and candidate, newest first, when cached.
+    pub entries: Vec<UpdateEntry>,
 }
 
-/// A row of the Releases pane (filled by the deploy feature, issue #5).
+/// One changelog entry of an update (for the detail view).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReleaseRow {
-    /// Release number.
-    pub number: i64,
-    /// Image digest.
-    pub image: String,
-    /// Target (`local`, …).
-    pub target: String,
-    /// When it was deployed (RFC 3339).
-    pub deployed_at: String,
-    /// `live`, `previous`, `failed`, …
-    pub status: String,
+pub struct UpdateEntry {
+    /// Source version of the entry.
+    pub version: String,
+    /// Its urgency.
+    pub urgency: String,
+    /// Its date as written in the changelog.
+    pub date: String,
+    /// CVE ids it names.
+    pub cves: Vec<String>,
+    /// DSA/DLA advisories it names.
+    pub advisories: Vec<String>,
+}
+
+/// What the console knows of the agent (polled on its socket, never started to look).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum AgentView {
+    /// Not polled yet.
+    #[default]
+    Unknown,
+    /// No agent answers on `STATE/agent.sock`.
+    NotRunning,
+    /// The agent's latest status.
+    Running(AgentStatus),
 }
 
 /// Manifest columns, for sorting.
@@ -277,12 +295,12 @@ pub enum JobState {
     Cancelled,
 }
 
-/// A background job (a build today; checks and deploys later).
+/// A background job: a build, an update check, a deploy or a rollback.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Job number in this session.
     pub id: u64,
-    /// `build`, …
+    /// `build`, `rebuild`, `check`, `deploy`, `rollback`.
     pub kind: String,
     /// The stack it works on.
     pub stack: String,
@@ -301,7 +319,8 @@ pub struct Job {
     /// Cancels it.
     pub cancel: CancelToken,
     /// The newest log lines of its build (only the tail is used), so switching the view
-    /// back to a running build shows every line at once.
+    /// back to a running build shows every line at once; for other jobs their progress
+    /// lines and outcome.
     pub live: LogView,
 }
 
@@ -310,6 +329,10 @@ pub struct Job {
 pub enum Pending {
     /// Start a build of this stack.
     Build(String),
+    /// Start a build of this stack applying its pending updates.
+    Rebuild(String),
+    /// Deploy or roll back (`rollback`).
+    Deploy(DeployRequest),
     /// Cancel this job.
     CancelJob(u64),
     /// Quit although jobs are running (they are cancelled).
@@ -404,12 +427,14 @@ pub struct State {
     pub manifest_sort: ManifestColumn,
     /// Manifest sort descending.
     pub manifest_desc: bool,
-    /// Pending updates of the selected stack (empty until issue #4).
+    /// Pending updates of the selected stack (its newest check), riskiest first.
     pub updates: Vec<UpdateRow>,
     /// Updates selection.
     pub updates_list: ListState,
-    /// Releases of the selected stack (empty until issue #5).
-    pub releases: Vec<ReleaseRow>,
+    /// Releases of the selected stack, newest first.
+    pub releases: Vec<ReleaseRecord>,
+    /// The agent's routes and instances.
+    pub agent: AgentView,
     /// Releases selection.
     pub releases_list: ListState,
     /// The log on screen.
@@ -459,6 +484,7 @@ impl State {
             updates: Vec::new(),
             updates_list: ListState::default(),
             releases: Vec::new(),
+            agent: AgentView::Unknown,
             releases_list: ListState::default(),
             log: LogView {
                 follow: true,
@@ -535,6 +561,28 @@ impl State {
             {
                 self.builds_list.selected = p;
             }
+        }
+    }
+
+    /// Replace the pending updates (keeps the selection index, clamped).
+    pub fn set_updates(&mut self, rows: Vec<UpdateRow>) {
+        self.updates = rows;
+        let n = self.updates.len();
+        self.updates_list.refilter(0..n, |_| true);
+    }
+
+    /// Replace the releases (keeps the selected release).
+    pub fn set_releases(&mut self, rows: Vec<ReleaseRecord>) {
+        let cur = self
+            .releases_list
+            .current()
+            .and_then(|i| self.releases.get(i))
+            .map(|r| r.release);
+        self.releases = rows;
+        let n = self.releases.len();
+        self.releases_list.refilter(0..n, |_| true);
+        if let Some(p) = cur.and_then(|c| self.releases.iter().position(|r| r.release == c)) {
+            self.releases_list.selected = p;
         }
     }
 

@@ -8,7 +8,11 @@ use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
 
 use super::keymap::Action;
-use super::state::{Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State};
+use super::state::{
+    AgentView, Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State,
+};
+use crate::deploy::api::{AgentStatus, DeployRequest};
+use crate::deploy::plan::{self, Current};
 use crate::jobs::{BuildEvent, CancelToken};
 use crate::store::builds::BuildStatus;
 
@@ -21,6 +25,8 @@ pub enum Msg {
     Job(JobMsg),
     /// The clock moved.
     Tick(DateTime<Utc>),
+    /// The agent's status was polled: `None` when no agent answers.
+    Agent(Option<AgentStatus>),
 }
 
 /// A message from a background job.
@@ -40,6 +46,20 @@ pub enum JobMsg {
         /// Build status and error text, or why the job could not run.
         outcome: Result<(BuildStatus, Option<String>), String>,
     },
+    /// A progress line of a check, deploy or rollback job.
+    Line {
+        /// Job number.
+        job: u64,
+        /// The line.
+        line: String,
+    },
+    /// A check, deploy or rollback job ended: its summary, or the error.
+    Ended {
+        /// Job number.
+        job: u64,
+        /// Summary on success, the error (possibly several lines) on failure.
+        outcome: Result<String, String>,
+    },
 }
 
 /// Work for the app loop.
@@ -53,6 +73,23 @@ pub enum Effect {
         stack: String,
         /// Cancels it.
         cancel: CancelToken,
+        /// Add the stack's tracked suites so the pending updates are installed
+        /// (`drover build --apply-updates`).
+        apply_updates: bool,
+    },
+    /// Check `stack` for updates (`drover updates STACK --refresh`) as job `job`.
+    CheckUpdates {
+        /// Job number.
+        job: u64,
+        /// Stack name.
+        stack: String,
+    },
+    /// Deploy or roll back (`drover deploy` / `drover rollback`) as job `job`.
+    Deploy {
+        /// Job number.
+        job: u64,
+        /// The request (`by` is filled in by the job).
+        req: DeployRequest,
     },
     /// Reload stacks, builds and the manifest from the store.
     Reload,
@@ -77,14 +114,14 @@ pub const COMMANDS: &[(&str, &str, bool)] = &[
     ("releases", "show the Releases pane", true),
     ("jobs", "list background jobs", true),
     ("help", "show the keys", true),
-    ("check", "check for updates (not available yet)", false),
+    ("check", "check the selected stack for updates", true),
+    ("rebuild", "rebuild applying pending updates", true),
+    ("deploy", "deploy the selected or newest build", true),
     (
-        "rebuild",
-        "rebuild applying updates (not available yet)",
-        false,
+        "rollback",
+        "roll back to the previous (or selected) release",
+        true,
     ),
-    ("deploy", "deploy (not available yet)", false),
-    ("rollback", "roll back (not available yet)", false),
     ("quit", "quit drover", true),
 ];
 
@@ -92,20 +129,6 @@ pub const COMMANDS: &[(&str, &str, bool)] = &[
 pub fn completions(text: &str) -> Vec<&'static (&'static str, &'static str, bool)> {
     let word = text.split_whitespace().next().unwrap_or("");
     COMMANDS.iter().filter(|c| c.0.starts_with(word)).collect()
-}
-
-/// What `u`, `r`, `d`, `R` say until the console runs them: the CLI command to use meanwhile.
-pub fn not_available(action: &str, issue: u32) -> String {
-    let cli = if action.contains("rebuild") {
-        "drover build STACK --apply-updates"
-    } else if action.contains("check") || issue == 4 {
-        "drover updates STACK --refresh"
-    } else if action.contains("roll") {
-        "drover rollback STACK"
-    } else {
-        "drover deploy STACK"
-    };
-    format!("{action}: not in the console yet (#{issue}); run `{cli}`")
 }
 
 /// Handle one message.
@@ -116,6 +139,13 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Job(j) => job(state, j),
+        Msg::Agent(a) => {
+            state.agent = match a {
+                Some(s) => AgentView::Running(s),
+                None => AgentView::NotRunning,
+            };
+            Vec::new()
+        }
         Msg::Key(k) => {
             if k.kind != crossterm::event::KeyEventKind::Press {
                 return Vec::new();
@@ -220,6 +250,52 @@ fn job(state: &mut State, msg: JobMsg) -> Vec<Effect> {
             state.status = Some(crate::text::sanitize_for_terminal(&msg));
             vec![Effect::Reload]
         }
+        JobMsg::Line { job, line } => {
+            if let Some(j) = state.jobs.iter_mut().find(|j| j.id == job) {
+                job_line(j, &line);
+            }
+            Vec::new()
+        }
+        JobMsg::Ended { job, outcome } => {
+            let now = state.now;
+            let Some(j) = state.jobs.iter_mut().find(|j| j.id == job) else {
+                return Vec::new();
+            };
+            j.finished = Some(now);
+            let (st, text) = match outcome {
+                Ok(summary) => (JobState::Succeeded, summary),
+                Err(e) => (
+                    JobState::Failed(e.lines().next().unwrap_or("").to_string()),
+                    format!("{} of {} failed: {e}", j.kind, j.stack),
+                ),
+            };
+            job_line(j, &text);
+            let failed = matches!(st, JobState::Failed(_));
+            j.state = st;
+            // One line in the footer; every line stays with the job (J, enter).
+            let one = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            state.status = Some(crate::text::sanitize_for_terminal(&if failed {
+                format!("{one} (J, enter: details)")
+            } else {
+                one
+            }));
+            vec![Effect::Reload]
+        }
+    }
+}
+
+/// Append `text` (one or more lines) to a non-build job's lines.
+fn job_line(j: &mut Job, text: &str) {
+    for l in text.lines() {
+        let seq = j.lines as usize;
+        j.lines += 1;
+        j.live
+            .push_live(seq, "drover", crate::text::sanitize_for_terminal(l));
     }
 }
 
@@ -311,7 +387,15 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
                 Some(Action::CancelJob) => {
                     // Newest first on screen.
                     if let Some(j) = state.jobs.iter().rev().nth(selected) {
-                        if j.state == JobState::Running {
+                        if j.state == JobState::Running
+                            && !matches!(j.kind.as_str(), "build" | "rebuild")
+                        {
+                            state.status = Some(format!(
+                                "job {} ({}) cannot be cancelled: it ends by itself (a deploy \
+                                 fails back to the live release)",
+                                j.id, j.kind
+                            ));
+                        } else if j.state == JobState::Running {
                             let c = Confirm {
                                 title: format!("Cancel job {}?", j.id),
                                 body: vec![
@@ -331,12 +415,21 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
                             };
                             state.overlay = Some(Overlay::Confirm(c));
                             return Vec::new();
+                        } else {
+                            state.status = Some(format!("job {} is not running", j.id));
                         }
-                        state.status = Some(format!("job {} is not running", j.id));
                     }
                 }
                 Some(Action::Enter) => {
                     if let Some(j) = state.jobs.iter().rev().nth(selected) {
+                        if j.build_id.is_none() {
+                            // A check, deploy or rollback: its progress lines and outcome.
+                            state.overlay = Some(Overlay::Detail {
+                                title: format!("Job {}: {} of {}", j.id, j.kind, j.stack),
+                                lines: j.live.tail.iter().map(|(_, l)| l.clone()).collect(),
+                            });
+                            return Vec::new();
+                        }
                         if let Some(b) = j.build_id {
                             let stack = j.stack.clone();
                             select_stack(state, &stack);
@@ -416,34 +509,58 @@ fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
     }
 }
 
+/// Add a running job of `kind` on `stack`; returns its number and cancel token.
+fn new_job(state: &mut State, kind: &str, stack: &str) -> (u64, CancelToken) {
+    let id = state.next_job;
+    state.next_job += 1;
+    let cancel = CancelToken::new();
+    state.jobs.push(Job {
+        id,
+        kind: kind.into(),
+        stack: stack.into(),
+        build_id: None,
+        step: None,
+        lines: 0,
+        started: state.now,
+        finished: None,
+        state: JobState::Running,
+        cancel: cancel.clone(),
+        live: Default::default(),
+    });
+    (id, cancel)
+}
+
 fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
     match p {
-        Pending::Build(stack) => {
-            let id = state.next_job;
-            state.next_job += 1;
-            let cancel = CancelToken::new();
-            state.jobs.push(Job {
-                id,
-                kind: "build".into(),
-                stack: stack.clone(),
-                build_id: None,
-                step: None,
-                lines: 0,
-                started: state.now,
-                finished: None,
-                state: JobState::Running,
-                cancel: cancel.clone(),
-                live: Default::default(),
-            });
+        Pending::Build(_) | Pending::Rebuild(_) => {
+            let (apply_updates, stack) = match p {
+                Pending::Rebuild(s) => (true, s),
+                Pending::Build(s) => (false, s),
+                _ => unreachable!("matched above"),
+            };
+            let kind = if apply_updates { "rebuild" } else { "build" };
+            let (id, cancel) = new_job(state, kind, &stack);
             state.pane = Pane::Builds;
             state.focus = Focus::Pane;
             state.log.follow = true;
-            state.status = Some(format!("job {id}: building {stack}; J lists jobs"));
+            state.status = Some(format!("job {id}: {kind}ing {stack}; J lists jobs"));
             vec![Effect::StartBuild {
                 job: id,
                 stack,
                 cancel,
+                apply_updates,
             }]
+        }
+        Pending::Deploy(req) => {
+            let kind = if req.rollback { "rollback" } else { "deploy" };
+            let (id, _) = new_job(state, kind, &req.stack);
+            state.pane = Pane::Releases;
+            state.focus = Focus::Pane;
+            state.status = Some(format!(
+                "job {id}: {kind} of {} running; J lists jobs",
+                req.stack
+            ));
+            vec![Effect::Deploy { job: id, req }]
         }
         Pending::CancelJob(id) => {
             if let Some(j) = state.jobs.iter().find(|j| j.id == id) {
@@ -545,7 +662,8 @@ fn quit(state: &mut State) -> Vec<Effect> {
         title: "Quit drover?".into(),
         body: vec![
             format!("{n} job(s) still running: they are cancelled"),
-            "(builds are recorded as cancelled and leave no image).".into(),
+            "(builds are recorded as cancelled and leave no image;".into(),
+            "a deploy or rollback goes on in the agent).".into(),
         ],
         pending: Pending::Quit,
     }));
@@ -661,31 +779,10 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
         }
         Action::Quit => return quit(state),
         Action::Build => {
-            let Some(name) = state.selected_stack().map(str::to_string) else {
-                state.status = Some("no stack selected".into());
+            let Some(name) = idle_stack(state, "build") else {
                 return Vec::new();
             };
-            if let Some(j) = state
-                .jobs
-                .iter()
-                .find(|j| j.stack == name && j.state == JobState::Running)
-            {
-                state.status = Some(format!(
-                    "a build of {name} is already running (job {}); J lists jobs",
-                    j.id
-                ));
-                return Vec::new();
-            }
-            let from = state
-                .stacks
-                .iter()
-                .find(|s| s.name == name)
-                .and_then(|s| s.last_build.as_ref())
-                .map(|b| match &b.image_digest {
-                    Some(d) => format!("image {} (build #{})", crate::text::short_digest(d), b.id),
-                    None => format!("no image (last build #{} {})", b.id, b.status.as_str()),
-                })
-                .unwrap_or_else(|| "no image yet".into());
+            let from = image_of(state, &name);
             state.overlay = Some(Overlay::Confirm(Confirm {
                 title: format!("Build {name}?"),
                 body: vec![
@@ -699,12 +796,10 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
                 pending: Pending::Build(name),
             }));
         }
-        Action::CheckUpdates => state.status = Some(not_available("check for updates", 4)),
-        Action::Rebuild => {
-            state.status = Some(not_available("rebuild applying pending updates", 4))
-        }
-        Action::Deploy => state.status = Some(not_available("deploy", 5)),
-        Action::Rollback => state.status = Some(not_available("rollback", 5)),
+        Action::CheckUpdates => return check_updates(state),
+        Action::Rebuild => rebuild(state),
+        Action::Deploy => deploy(state, false),
+        Action::Rollback => deploy(state, true),
         Action::Follow if log_visible(state) => {
             state.log.follow = !state.log.follow;
             if state.log.follow {
@@ -817,20 +912,261 @@ fn enter(state: &mut State) {
                 .current()
                 .and_then(|i| state.updates.get(i))
             {
-                let mut lines = vec![
-                    format!("source    {}", u.source),
-                    format!("packages  {}", u.packages.join(", ")),
-                    format!("version   {} -> {}", u.from, u.to),
-                    format!("urgency   {}", u.urgency),
-                    String::new(),
-                ];
-                lines.extend(u.cves.iter().cloned());
                 state.overlay = Some(Overlay::Detail {
                     title: format!("Update of {}", u.source),
-                    lines,
+                    lines: update_detail(u),
                 });
             }
         }
         Pane::Log | Pane::Releases => {}
     }
+}
+
+/// The selected stack with no job of its own running, or why not (set as the status).
+fn idle_stack(state: &mut State, what: &str) -> Option<String> {
+    let Some(name) = state.selected_stack().map(str::to_string) else {
+        state.status = Some("no stack selected".into());
+        return None;
+    };
+    if let Some(j) = state
+        .jobs
+        .iter()
+        .find(|j| j.stack == name && j.state == JobState::Running)
+    {
+        state.status = Some(format!(
+            "cannot {what} {name}: job {} ({}) is running; J lists jobs",
+            j.id, j.kind
+        ));
+        return None;
+    }
+    Some(name)
+}
+
+/// `u`: check for updates now (changes nothing that runs: no confirmation).
+fn check_updates(state: &mut State) -> Vec<Effect> {
+    let Some(stack) = idle_stack(state, "check") else {
+        return Vec::new();
+    };
+    let (job, _) = new_job(state, "check", &stack);
+    state.status = Some(format!(
+        "job {job}: checking {stack} for updates; J lists jobs"
+    ));
+    vec![Effect::CheckUpdates { job, stack }]
+}
+
+/// `image 1a2b3c4d5e6f (build #N)`, or what there is instead.
+fn image_of(state: &State, name: &str) -> String {
+    state
+        .stacks
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| s.last_build.as_ref())
+        .map(|b| match &b.image_digest {
+            Some(d) => format!("image {} (build #{})", crate::text::short_digest(d), b.id),
+            None => format!("no image (last build #{} {})", b.id, b.status.as_str()),
+        })
+        .unwrap_or_else(|| "no image yet".into())
+}
+
+/// `r`: confirm a rebuild with the pending updates it applies.
+fn rebuild(state: &mut State) {
+    let Some(name) = idle_stack(state, "rebuild") else {
+        return;
+    };
+    if state.loaded_stack.as_deref() != Some(name.as_str()) || state.updates.is_empty() {
+        state.status = Some(format!(
+            "{name} has no pending updates known: press {} to check first",
+            state.keymap.first(Action::CheckUpdates)
+        ));
+        return;
+    }
+    let mut body = vec![
+        format!("stack  {name}"),
+        format!("from   {}", image_of(state, &name)),
+        "to     a new image with the tracked suites added, so these".into(),
+        "       pending updates are installed:".into(),
+    ];
+    const TOP: usize = 4;
+    for u in state.updates.iter().take(TOP) {
+        body.push(format!(
+            "  {} {} -> {} ({} CVE{}{})",
+            u.source,
+            u.from,
+            u.to,
+            u.cves.len(),
+            if u.cves.len() == 1 { "" } else { "s" },
+            if u.urgency.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", u.urgency)
+            }
+        ));
+    }
+    if state.updates.len() > TOP {
+        body.push(format!(
+            "  … and {} more source package(s)",
+            state.updates.len() - TOP
+        ));
+    }
+    body.push("Runs in the background; the log streams into Builds.".into());
+    state.overlay = Some(Overlay::Confirm(Confirm {
+        title: format!("Rebuild {name} applying updates?"),
+        body,
+        pending: Pending::Rebuild(name),
+    }));
+}
+
+/// `release #N: build #B, DIGEST`.
+fn release_text(r: &crate::store::deploys::ReleaseRecord) -> String {
+    format!(
+        "release #{}: build #{}, {}",
+        r.release,
+        r.build_id,
+        crate::text::short_digest(&r.image_digest)
+    )
+}
+
+/// `d` (deploy the selected build in Builds, else the newest succeeded one) and `R` (roll
+/// back to the previous release, or to the one selected in Releases): decided by
+/// [`plan::resolve`] on the loaded builds and releases, then confirmed with from -> to.
+fn deploy(state: &mut State, rollback: bool) {
+    let what = if rollback { "roll back" } else { "deploy" };
+    let Some(name) = idle_stack(state, what) else {
+        return;
+    };
+    if state.loaded_stack.as_deref() != Some(name.as_str()) {
+        state.status = Some(format!("{name} is still loading; try again"));
+        return;
+    }
+    let mut req = DeployRequest {
+        stack: name.clone(),
+        rollback,
+        ..Default::default()
+    };
+    let current = Current::from_releases(&state.releases);
+    let build = if rollback {
+        None
+    } else if state.pane == Pane::Builds && state.focus == Focus::Pane {
+        let b = state.selected_build().cloned();
+        req.build = b.as_ref().map(|b| b.id);
+        b
+    } else {
+        state
+            .builds
+            .iter()
+            .find(|b| b.status == crate::store::builds::BuildStatus::Succeeded)
+            .cloned()
+    };
+    if rollback && state.pane == Pane::Releases && state.focus == Focus::Pane {
+        if let Some(r) = state
+            .releases_list
+            .current()
+            .and_then(|i| state.releases.get(i))
+        {
+            if Some(r.release) != current.map(|c| c.release) {
+                req.to = Some(r.release);
+            }
+        }
+    }
+    let target = match plan::resolve(&req, &state.releases, current, build.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            state.status = Some(format!("cannot {what} {name}: {e}"));
+            return;
+        }
+    };
+    let from = match current.and_then(|c| state.releases.iter().find(|r| r.release == c.release)) {
+        Some(r) => format!("live {}", release_text(r)),
+        None => "nothing deployed".into(),
+    };
+    let to = match target.rollback_of {
+        Some(n) => match state.releases.iter().find(|r| r.release == n) {
+            Some(r) => format!("{} (as a new release)", release_text(r)),
+            None => format!("release #{n}"),
+        },
+        None => format!(
+            "build #{}, {} (new release)",
+            target.build_id,
+            build
+                .as_ref()
+                .and_then(|b| b.image_digest.as_deref())
+                .map(crate::text::short_digest)
+                .unwrap_or_else(|| "-".into())
+        ),
+    };
+    req.replicas = Some(target.replicas);
+    state.overlay = Some(Overlay::Confirm(Confirm {
+        title: format!("{} {name}?", if rollback { "Roll back" } else { "Deploy" }),
+        body: vec![
+            format!("stack     {name}"),
+            format!("from      {from}"),
+            format!("to        {to}"),
+            format!("replicas  {}", target.replicas),
+            "New instances start; the route switches once all are healthy;".into(),
+            "the old ones drain. If they never get healthy, nothing changes.".into(),
+            "Runs in the background (starts the agent if needed); J lists it.".into(),
+        ],
+        pending: Pending::Deploy(req),
+    }));
+}
+
+/// The detail view of one pending update: versions, suite, binary packages, then each CVE
+/// under the changelog entry that names it, with that entry's urgency, date and DSA/DLA
+/// advisories (when the check cached the changelog), else the bare ids.
+pub fn update_detail(u: &super::state::UpdateRow) -> Vec<String> {
+    let mut lines = vec![
+        format!("source      {} {} -> {}", u.source, u.from, u.to),
+        format!("suite       {}", u.suites.join(", ")),
+        format!("packages    {}", u.packages.join(", ")),
+        format!(
+            "urgency     {}",
+            if u.urgency.is_empty() {
+                "-"
+            } else {
+                &u.urgency
+            }
+        ),
+        String::new(),
+        format!("CVEs fixed: {}", u.cves.len()),
+    ];
+    let mut listed: Vec<&str> = Vec::new();
+    for e in &u.entries {
+        let ids: Vec<&String> = e
+            .cves
+            .iter()
+            .filter(|c| !listed.contains(&c.as_str()))
+            .collect();
+        if ids.is_empty() && e.advisories.is_empty() {
+            continue;
+        }
+        lines.push(
+            format!(
+                "{} ({}, {}) {}",
+                e.version,
+                e.urgency,
+                if e.date.is_empty() {
+                    "no date"
+                } else {
+                    &e.date
+                },
+                e.advisories.join(" ")
+            )
+            .trim_end()
+            .to_string(),
+        );
+        for c in ids {
+            lines.push(format!("  {c}"));
+            listed.push(c);
+        }
+    }
+    let rest: Vec<&String> = u
+        .cves
+        .iter()
+        .filter(|c| !listed.contains(&c.as_str()))
+        .collect();
+    if !rest.is_empty() && !u.entries.is_empty() {
+        lines.push("not in a cached changelog entry:".into());
+    }
+    lines.extend(rest.iter().map(|c| format!("  {c}")));
+    lines
 }

@@ -6,9 +6,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::keymap::Keymap;
 use super::state::*;
 use super::update::{update, Effect, JobMsg, Msg};
+use crate::deploy::api::{AgentStatus, DeployRequest};
 use crate::jobs::{BuildEvent, Step, Stream};
 use crate::manifest::Component;
 use crate::store::builds::{BuildRecord, BuildStatus};
+use crate::store::deploys::ReleaseRecord;
 
 fn key(c: char) -> Msg {
     let m = if c.is_ascii_uppercase() {
@@ -24,19 +26,7 @@ fn code(c: KeyCode) -> Msg {
 }
 
 fn build(id: i64, status: BuildStatus) -> BuildRecord {
-    BuildRecord {
-        id,
-        stack: "hello".into(),
-        status,
-        started_at: "2026-01-01T00:00:00Z".into(),
-        finished_at: Some("2026-01-01T00:01:00Z".into()),
-        base_key: None,
-        base_cached: None,
-        image_digest: Some(format!("sha256:{id:064}")),
-        image_path: None,
-        failed_step: None,
-        error: None,
-    }
+    BuildRecord::sample(id, status)
 }
 
 fn comp(name: &str, version: &str, source: &str, suite: &str) -> Component {
@@ -349,7 +339,11 @@ fn build_asks_then_starts_a_job() {
     // A second build of the same stack is refused while one runs.
     update(&mut s, key('b'));
     assert!(s.overlay.is_none());
-    assert!(s.status.as_deref().unwrap().contains("already running"));
+    assert!(s
+        .status
+        .as_deref()
+        .unwrap()
+        .contains("job 1 (build) is running"));
 
     // Events: started selects the new build after the reload; log lines stream in.
     let e = update(
@@ -495,25 +489,6 @@ fn quitting_with_running_jobs_asks() {
 }
 
 #[test]
-fn not_available_actions() {
-    for (c, what, cli) in [
-        ('u', "check", "drover updates STACK --refresh"),
-        ('r', "rebuild", "drover build STACK --apply-updates"),
-        ('d', "deploy", "drover deploy STACK"),
-        ('R', "rollback", "drover rollback STACK"),
-    ] {
-        let mut s = state();
-        let e = update(&mut s, key(c));
-        assert!(e.is_empty());
-        let st = s.status.clone().unwrap_or_default();
-        assert!(
-            st.contains(what) && st.contains("not in the console yet") && st.contains(cli),
-            "{c}: {st}"
-        );
-    }
-}
-
-#[test]
 fn help_overlay_filters() {
     let mut s = state();
     update(&mut s, key('?'));
@@ -558,17 +533,27 @@ fn palette_completes_and_runs() {
         matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.pending == Pending::Build("web".into()))
     );
     update(&mut s, code(KeyCode::Esc));
-    // deploy: not in the console yet; the CLI command is named.
+    // deploy: asks with from -> to (for the loaded stack; web is not loaded here).
     update(&mut s, key(':'));
     for c in "deploy".chars() {
         update(&mut s, key(c));
     }
     update(&mut s, code(KeyCode::Enter));
-    assert!(s
-        .status
-        .as_deref()
-        .unwrap()
-        .contains("run `drover deploy STACK`"));
+    assert_eq!(s.status.as_deref(), Some("web is still loading; try again"));
+    s.focus = Focus::Stacks;
+    update(&mut s, key('g'));
+    update(&mut s, key(':'));
+    for c in "deploy".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert!(
+        matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.title == "Deploy hello?"),
+        "{:?} {:?}",
+        s.overlay,
+        s.status
+    );
+    update(&mut s, code(KeyCode::Esc));
     // unknown command.
     update(&mut s, key(':'));
     for c in "zzz".chars() {
@@ -593,4 +578,366 @@ fn enter_on_a_build_opens_its_log() {
     update(&mut s, code(KeyCode::Enter));
     assert_eq!(s.pane, Pane::Log);
     assert_eq!(s.log_target(), Some(2));
+}
+
+fn confirm_body(s: &State) -> Vec<String> {
+    match &s.overlay {
+        Some(Overlay::Confirm(c)) => c.body.clone(),
+        o => panic!("no confirmation: {o:?} (status {:?})", s.status),
+    }
+}
+
+fn pending_deploy(s: &State) -> DeployRequest {
+    match &s.overlay {
+        Some(Overlay::Confirm(Confirm {
+            pending: Pending::Deploy(r),
+            ..
+        })) => r.clone(),
+        o => panic!("no deploy confirmation: {o:?} (status {:?})", s.status),
+    }
+}
+
+fn digest(build: i64) -> String {
+    crate::text::short_digest(&format!("sha256:{build:064}"))
+}
+
+#[test]
+fn deploy_confirms_from_nothing_to_the_newest_succeeded_build_then_runs_a_job() {
+    let mut s = state();
+    update(&mut s, key('d'));
+    let body = confirm_body(&s);
+    assert!(body.contains(&"stack     hello".to_string()), "{body:?}");
+    assert!(
+        body.contains(&"from      nothing deployed".to_string()),
+        "{body:?}"
+    );
+    assert!(
+        body.contains(&format!("to        build #3, {} (new release)", digest(3))),
+        "{body:?}"
+    );
+    assert!(body.contains(&"replicas  1".to_string()), "{body:?}");
+    let req = pending_deploy(&s);
+    assert_eq!(
+        (req.build, req.replicas, req.rollback),
+        (None, Some(1), false)
+    );
+    let e = update(&mut s, key('y'));
+    match e.as_slice() {
+        [Effect::Deploy { job: 1, req }] => assert_eq!(req.stack, "hello"),
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(s.jobs[0].kind, "deploy");
+    assert_eq!(s.pane, Pane::Releases);
+    // One job per stack at a time.
+    update(&mut s, key('d'));
+    assert!(s.overlay.is_none());
+    assert!(s
+        .status
+        .as_deref()
+        .unwrap()
+        .contains("job 1 (deploy) is running"));
+}
+
+#[test]
+fn deploy_takes_the_build_selected_in_builds_and_refuses_what_cannot_deploy() {
+    let mut s = state();
+    s.set_releases(vec![
+        ReleaseRecord::sample(2, 3, "live"),
+        ReleaseRecord::sample(1, 1, "superseded"),
+    ]);
+    update(&mut s, key('1'));
+    update(&mut s, key('j')); // build 2, failed
+    update(&mut s, key('d'));
+    assert!(s.overlay.is_none());
+    assert_eq!(
+        s.status.as_deref(),
+        Some("cannot deploy hello: build 2 failed; only succeeded builds deploy")
+    );
+    update(&mut s, key('j')); // build 1
+    update(&mut s, key('d'));
+    let body = confirm_body(&s);
+    assert!(
+        body.contains(&format!(
+            "from      live release #2: build #3, {}",
+            digest(3)
+        )),
+        "{body:?}"
+    );
+    assert!(
+        body.contains(&format!("to        build #1, {} (new release)", digest(1))),
+        "{body:?}"
+    );
+    assert!(
+        body.contains(&"replicas  2".to_string()),
+        "live release's count"
+    );
+    assert_eq!(pending_deploy(&s).build, Some(1));
+    update(&mut s, key('n'));
+    assert!(s.jobs.is_empty(), "no means nothing runs");
+
+    // Nothing built: refused with what to do.
+    s.set_builds(vec![build(4, BuildStatus::Failed)]);
+    update(&mut s, key('2'));
+    update(&mut s, key('d'));
+    assert!(s.overlay.is_none());
+    assert_eq!(
+        s.status.as_deref(),
+        Some("cannot deploy hello: hello has no succeeded build: run `drover build hello` first")
+    );
+}
+
+#[test]
+fn rollback_confirms_previous_or_selected_release_and_refuses_without_one() {
+    let mut s = state();
+    update(&mut s, key('R'));
+    assert!(s.overlay.is_none());
+    assert_eq!(
+        s.status.as_deref(),
+        Some("cannot roll back hello: hello has no live release to roll back from")
+    );
+    s.set_releases(vec![
+        ReleaseRecord::sample(3, 3, "live"),
+        ReleaseRecord::sample(2, 2, "failed"),
+        ReleaseRecord::sample(1, 1, "superseded"),
+    ]);
+    update(&mut s, key('R'));
+    let body = confirm_body(&s);
+    assert!(
+        body.contains(&format!(
+            "from      live release #3: build #3, {}",
+            digest(3)
+        )),
+        "{body:?}"
+    );
+    assert!(
+        body.contains(&format!(
+            "to        release #1: build #1, {} (as a new release)",
+            digest(1)
+        )),
+        "{body:?}"
+    );
+    let req = pending_deploy(&s);
+    assert!(req.rollback && req.to.is_none());
+    update(&mut s, code(KeyCode::Esc));
+
+    // In Releases: the selected release (= --to N); the live one means "previous".
+    update(&mut s, key('5'));
+    update(&mut s, key('R'));
+    assert_eq!(pending_deploy(&s).to, None);
+    update(&mut s, code(KeyCode::Esc));
+    update(&mut s, key('G'));
+    update(&mut s, key('R'));
+    assert_eq!(pending_deploy(&s).to, Some(1));
+    update(&mut s, code(KeyCode::Esc));
+    update(&mut s, key('k')); // release 2 failed
+    update(&mut s, key('R'));
+    assert!(s.overlay.is_none());
+    assert!(s.status.as_deref().unwrap().contains("never went live"));
+    // y runs it as a rollback job.
+    update(&mut s, key('g'));
+    update(&mut s, key('R'));
+    let e = update(&mut s, key('y'));
+    assert!(matches!(e.as_slice(), [Effect::Deploy { req, .. }] if req.rollback));
+    assert_eq!(s.jobs[0].kind, "rollback");
+}
+
+#[test]
+fn deploy_job_lines_and_failure_stay_with_the_job() {
+    let mut s = state();
+    update(&mut s, key('d'));
+    update(&mut s, key('y'));
+    update(
+        &mut s,
+        Msg::Job(JobMsg::Line {
+            job: 1,
+            line: "started the drover agent".into(),
+        }),
+    );
+    let e = update(
+        &mut s,
+        Msg::Job(JobMsg::Ended {
+            job: 1,
+            outcome: Err("deploy of hello release 1 (build 3) failed: health check: 503 down\nlast instance log lines:\nboom".into()),
+        }),
+    );
+    assert!(matches!(e.as_slice(), [Effect::Reload]));
+    assert!(matches!(&s.jobs[0].state, JobState::Failed(m) if m.contains("503 down")));
+    let st = s.status.clone().unwrap();
+    assert!(
+        st.contains("503 down") && st.contains("boom") && !st.contains('\n'),
+        "{st}"
+    );
+    update(&mut s, key('J'));
+    update(&mut s, code(KeyCode::Enter));
+    match &s.overlay {
+        Some(Overlay::Detail { title, lines }) => {
+            assert_eq!(title, "Job 1: deploy of hello");
+            assert_eq!(lines[0], "started the drover agent");
+            assert!(lines.iter().any(|l| l.contains("503 down")));
+            assert_eq!(lines.last().unwrap(), "boom");
+        }
+        o => panic!("{o:?}"),
+    }
+    update(&mut s, code(KeyCode::Esc));
+    // A running deploy cannot be cancelled (the agent finishes or fails it).
+    update(&mut s, key('d'));
+    update(&mut s, key('y'));
+    update(&mut s, key('J'));
+    update(&mut s, key('x'));
+    assert!(matches!(s.overlay, Some(Overlay::Jobs { .. })));
+    assert!(
+        s.status
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot be cancelled"),
+        "{:?} {:?}",
+        s.status,
+        s.jobs
+            .iter()
+            .map(|j| (&j.kind, &j.state))
+            .collect::<Vec<_>>()
+    );
+    assert!(!s.jobs[1].cancel.is_cancelled());
+    update(&mut s, code(KeyCode::Esc));
+    // A success: the summary.
+    update(&mut s, key('d'));
+    update(&mut s, key('y'));
+    update(
+        &mut s,
+        Msg::Job(JobMsg::Ended {
+            job: 2,
+            outcome: Ok("hello: release #1 is live".into()),
+        }),
+    );
+    assert_eq!(s.jobs[1].state, JobState::Succeeded);
+    assert_eq!(s.status.as_deref(), Some("hello: release #1 is live"));
+}
+
+#[test]
+fn agent_status_polls_set_the_agent_view() {
+    let mut s = state();
+    assert_eq!(s.agent, AgentView::Unknown);
+    update(&mut s, Msg::Agent(None));
+    assert_eq!(s.agent, AgentView::NotRunning);
+    let a = AgentStatus {
+        pid: 7,
+        started_at: "2026-01-01T00:00:00Z".into(),
+        stacks: vec![],
+    };
+    update(&mut s, Msg::Agent(Some(a.clone())));
+    assert_eq!(s.agent, AgentView::Running(a));
+}
+
+fn openssl_update() -> UpdateRow {
+    UpdateRow {
+        source: "openssl".into(),
+        packages: vec!["libssl3".into(), "openssl".into()],
+        from: "3.0.15-1~deb12u1".into(),
+        to: "3.0.17-1~deb12u2".into(),
+        cves: vec![
+            "CVE-2025-1".into(),
+            "CVE-2025-2".into(),
+            "CVE-2025-3".into(),
+        ],
+        urgency: "high".into(),
+        suites: vec!["bookworm-security".into()],
+        entries: vec![
+            UpdateEntry {
+                version: "3.0.17-1~deb12u2".into(),
+                urgency: "high".into(),
+                date: "Mon, 01 Sep 2025 10:00:00 +0000".into(),
+                cves: vec!["CVE-2025-1".into(), "CVE-2025-2".into()],
+                advisories: vec!["DSA-6000-1".into()],
+            },
+            UpdateEntry {
+                version: "3.0.16-1~deb12u1".into(),
+                urgency: "medium".into(),
+                date: String::new(),
+                cves: vec!["CVE-2025-2".into()],
+                advisories: vec![],
+            },
+        ],
+    }
+}
+
+#[test]
+fn check_for_updates_runs_a_job_without_asking() {
+    let mut s = state();
+    let e = update(&mut s, key('u'));
+    assert!(s.overlay.is_none());
+    match e.as_slice() {
+        [Effect::CheckUpdates { job: 1, stack }] => assert_eq!(stack, "hello"),
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(s.jobs[0].kind, "check");
+    assert!(update(&mut s, key('u')).is_empty(), "one job per stack");
+    let e = update(
+        &mut s,
+        Msg::Job(JobMsg::Ended {
+            job: 1,
+            outcome: Ok("hello: build #3, 2 pending update(s) from 1 source package(s)".into()),
+        }),
+    );
+    assert!(
+        matches!(e.as_slice(), [Effect::Reload]),
+        "the Updates pane reloads"
+    );
+}
+
+#[test]
+fn rebuild_confirms_with_the_updates_it_applies() {
+    let mut s = state();
+    update(&mut s, key('r'));
+    assert!(s.overlay.is_none());
+    assert_eq!(
+        s.status.as_deref(),
+        Some("hello has no pending updates known: press u to check first")
+    );
+    s.set_updates(vec![openssl_update()]);
+    update(&mut s, key('r'));
+    let body = confirm_body(&s);
+    assert!(body.contains(&"stack  hello".to_string()), "{body:?}");
+    assert!(
+        body.contains(&format!("from   image {} (build #3)", digest(3))),
+        "{body:?}"
+    );
+    assert!(
+        body.contains(&"  openssl 3.0.15-1~deb12u1 -> 3.0.17-1~deb12u2 (3 CVEs, high)".to_string()),
+        "{body:?}"
+    );
+    let e = update(&mut s, key('y'));
+    assert!(
+        matches!(e.as_slice(), [Effect::StartBuild { apply_updates: true, stack, .. }] if stack == "hello"),
+        "{e:?}"
+    );
+    assert_eq!(s.jobs[0].kind, "rebuild");
+}
+
+#[test]
+fn enter_on_an_update_lists_its_cves_with_their_changelog_entries() {
+    let mut s = state();
+    s.set_updates(vec![openssl_update()]);
+    update(&mut s, key('4'));
+    update(&mut s, code(KeyCode::Enter));
+    let lines = match &s.overlay {
+        Some(Overlay::Detail { title, lines }) => {
+            assert_eq!(title, "Update of openssl");
+            lines.clone()
+        }
+        o => panic!("{o:?}"),
+    };
+    let want = [
+        "source      openssl 3.0.15-1~deb12u1 -> 3.0.17-1~deb12u2",
+        "suite       bookworm-security",
+        "packages    libssl3, openssl",
+        "urgency     high",
+        "",
+        "CVEs fixed: 3",
+        "3.0.17-1~deb12u2 (high, Mon, 01 Sep 2025 10:00:00 +0000) DSA-6000-1",
+        "  CVE-2025-1",
+        "  CVE-2025-2",
+        "not in a cached changelog entry:",
+        "  CVE-2025-3",
+    ];
+    assert_eq!(lines, want);
 }

@@ -1,0 +1,132 @@
+//! Deploy and roll back from a front end (the CLI and the console call the same function):
+//! check the request against the store first ([`super::plan::check`]: a bad request fails
+//! at once and never starts the agent), start the agent when needed, send the request, and
+//! report progress lines while the agent works (from its status, polled on the socket).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::api::{self, AgentStatus, DeployReport, DeployRequest, InstanceStatus};
+use crate::paths::Paths;
+use crate::store::Store;
+
+/// How often the agent's status is polled for progress during a deploy.
+pub const PROGRESS_POLL: Duration = Duration::from_millis(300);
+
+/// Why a deploy did not happen or did not go live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployError {
+    /// The request itself is wrong (unknown stack/build/release, bad replicas, nothing to
+    /// roll back): the CLI exits 2. Otherwise the deploy ran and failed, or the agent was
+    /// unreachable.
+    pub input: bool,
+    /// What happened; for a failed release, the agent's message with the health check's
+    /// status and body and the last instance log lines.
+    pub message: String,
+}
+
+impl std::fmt::Display for DeployError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DeployError {}
+
+fn failed(e: impl std::fmt::Display) -> DeployError {
+    DeployError {
+        input: false,
+        message: e.to_string(),
+    }
+}
+
+/// The agent's status, without starting it: `None` when no agent answers on
+/// `STATE/agent.sock` within `timeout`.
+pub fn status(state: &Path, timeout: Duration) -> Option<AgentStatus> {
+    match api::call(
+        &api::socket_path(state),
+        "GET",
+        "/v1/status",
+        None,
+        Some(timeout),
+    ) {
+        Ok(Ok(v)) => serde_json::from_value(v).ok(),
+        _ => None,
+    }
+}
+
+/// Check `req` against the store; a rejection is an input error.
+pub fn precheck(paths: &Paths, req: &DeployRequest) -> Result<super::plan::Target, DeployError> {
+    paths.ensure_state().map_err(failed)?;
+    let store = Store::open(&paths.database()).map_err(failed)?;
+    match super::plan::check(&store, req).map_err(failed)? {
+        Ok(t) => Ok(t),
+        Err(r) => Err(DeployError {
+            input: true,
+            message: r.message().to_string(),
+        }),
+    }
+}
+
+/// One progress line per change of the stack's deploy state or instances.
+fn describe(s: &AgentStatus, stack: &str) -> Option<String> {
+    let st = s.stacks.iter().find(|x| x.stack == stack)?;
+    let inst = |i: &InstanceStatus| format!("{} {}", i.id, i.state);
+    Some(format!(
+        "{}; instances: {}",
+        st.deploying.as_deref().unwrap_or("no deploy running"),
+        if st.instances.is_empty() {
+            "none".to_string()
+        } else {
+            st.instances.iter().map(inst).collect::<Vec<_>>().join(", ")
+        }
+    ))
+}
+
+/// Deploy (or roll back, `req.rollback`) through the agent, starting it when needed;
+/// `progress` gets a line for each step seen (agent started, instances starting/healthy,
+/// the switch). Blocks until the agent answers.
+///
+/// Errors: [`DeployError`] with `input` for a request the store already rejects (checked
+/// before the agent starts) or the agent rejects (400/404/409); otherwise the failure with
+/// the agent's message (for 422 it holds the last health check's status and body).
+pub fn deploy(
+    paths: &Paths,
+    req: &DeployRequest,
+    progress: &mut dyn FnMut(&str),
+) -> Result<DeployReport, DeployError> {
+    precheck(paths, req)?;
+    if super::ensure_agent(paths).map_err(|e| failed(format!("{e:#}")))? {
+        progress("started the drover agent");
+    }
+    let sock = api::socket_path(&paths.state);
+    let body = serde_json::to_value(req).map_err(failed)?;
+    let call = {
+        let sock = sock.clone();
+        std::thread::spawn(move || api::call(&sock, "POST", "/v1/deploy", Some(&body), None))
+    };
+    let mut last = String::new();
+    while !call.is_finished() {
+        std::thread::sleep(PROGRESS_POLL);
+        if let Some(line) =
+            status(&paths.state, Duration::from_secs(2)).and_then(|s| describe(&s, &req.stack))
+        {
+            if line != last {
+                progress(&line);
+                last = line;
+            }
+        }
+    }
+    let answer = call
+        .join()
+        .map_err(|_| failed("the deploy request thread panicked"))?
+        .map_err(|e| failed(format!("{e:#}")))?;
+    match answer {
+        Ok(v) => serde_json::from_value(v)
+            .map_err(|e| failed(format!("the agent sent an unexpected report: {e}"))),
+        Err(e) => Err(DeployError {
+            input: matches!(e.status, 400 | 404 | 409),
+            message: e.message,
+        }),
+    }
+}
