@@ -49,10 +49,9 @@ pub fn expired_key() -> (SignedSecretKey, u32) {
     )
     .unwrap();
     config.hashed_subpackets = vec![
-        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::from_secs(
-            created.as_secs() + 60,
-        )))
-        .unwrap(),
+        // Newer than the generator's own self-signature (made now), so it is the one
+        // that counts.
+        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now())).unwrap(),
         Subpacket::regular(SubpacketData::KeyExpirationTime(Duration::from_secs(
             86_400,
         )))
