@@ -265,8 +265,11 @@ fn steps(
         cmd.arg("--bind")
             .arg(&merged)
             .arg("/")
+            // /tmp world-writable and sticky like on a real system: apt drops to the `_apt`
+            // user, which must write its temporary files there.
             .args([
-                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
+                "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+                "--tmpfs", "/run",
             ])
             .args(["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"])
             .arg("--ro-bind")

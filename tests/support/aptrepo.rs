@@ -142,7 +142,7 @@ pub struct Suite<'a> {
 }
 
 /// Write `dists/SUITE/` under `repo` (the repository's root directory) for one Packages
-/// text of `main`/`amd64`: Packages.xz (plain and by-hash), Release, and InRelease signed by
+/// text of `main`/`amd64`: Packages.xz and Packages (plain and by-hash), Release, and InRelease signed by
 /// `key` (unsigned when None). Returns the Release text.
 pub fn publish_suite(
     repo: &Path,
@@ -156,13 +156,20 @@ pub fn publish_suite(
     let data = xz(packages.as_bytes());
     std::fs::write(bin.join("Packages.xz"), &data).unwrap();
     std::fs::write(bin.join("by-hash/SHA256").join(sha(&data)), &data).unwrap();
+    // apt looks an index up by its uncompressed name: list (and serve) that one too.
+    let plain = packages.as_bytes();
+    std::fs::write(bin.join("Packages"), plain).unwrap();
+    std::fs::write(bin.join("by-hash/SHA256").join(sha(plain)), plain).unwrap();
     let release = format!(
         "Origin: {o}\nLabel: {l}\nSuite: {s}\nCodename: {s}\n\
          Date: Sat, 09 Nov 2024 10:12:34 UTC\nValid-Until: {v}\n\
          Acquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\n\
-         Description: drover fixture\nSHA256:\n {} {} main/binary-amd64/Packages.xz\n",
+         Description: drover fixture\nSHA256:\n {} {} main/binary-amd64/Packages.xz\n \
+         {} {} main/binary-amd64/Packages\n",
         sha(&data),
         data.len(),
+        sha(plain),
+        plain.len(),
         o = s.origin,
         l = s.label,
         s = s.suite,
