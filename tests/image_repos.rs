@@ -21,8 +21,8 @@ use pgp::composed::SignedSecretKey;
 #[path = "support/aptrepo.rs"]
 mod aptrepo;
 use aptrepo::{
-    expired_key, fingerprint, future, key, public_armored, public_keyring, publish_suite, Server,
-    Suite,
+    expired_key, fingerprint, future, key, public_armored, public_keyring, publish_suite,
+    sign_many, Server, Suite,
 };
 
 /// One `Packages` paragraph (the .deb itself is not needed to find updates).
@@ -371,4 +371,31 @@ fn an_expired_signing_key_is_named_with_its_expiry() {
     assert!(e.contains(&repo.name()), "{e}");
     assert!(e.contains(&fingerprint(&k)), "{e}");
     assert!(e.contains(&format!("expired on {date}")), "{e}");
+}
+
+#[test]
+fn one_valid_signature_among_several_is_enough_but_not_an_expired_one_alone() {
+    use drover::debian::signature::{verify_inrelease_at, Keyring, Verified};
+    let (old, _) = expired_key();
+    let fresh = key();
+    let mut both = public_keyring(&old);
+    both.extend(public_keyring(&fresh));
+    let keyring = Keyring::from_bytes(&both).unwrap();
+    let text = "Origin: Vendor\nSuite: stable\n";
+    let now = chrono::Utc::now();
+    let signed = sign_many(&[&old, &fresh], text);
+    let v = verify_inrelease_at(signed.as_bytes(), &keyring, false, "R s", now).unwrap();
+    assert_eq!(v, Verified::Signed(text.to_string()));
+    let only_old = sign_many(&[&old], text);
+    let e = verify_inrelease_at(only_old.as_bytes(), &keyring, false, "R s", now).unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains(&fingerprint(&old)) && e.contains("expired on"),
+        "{e}"
+    );
+    // `trusted = true` waives it, with the reason.
+    match verify_inrelease_at(only_old.as_bytes(), &keyring, true, "R s", now).unwrap() {
+        Verified::Waived(_, why) => assert!(why.contains("expired on"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }

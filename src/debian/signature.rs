@@ -116,9 +116,10 @@ impl Keyring {
         self.keys.extend(other.keys);
     }
 
-    /// The first key (primary or subkey) of this keyring a signature of `msg` verifies
-    /// with.
-    fn signer(&self, msg: &CleartextSignedMessage) -> Option<Signer> {
+    /// Every key (primary or subkey) of this keyring that a signature of `msg` verifies
+    /// with (a Debian InRelease carries several signatures).
+    fn signers(&self, msg: &CleartextSignedMessage) -> Vec<Signer> {
+        let mut out = Vec::new();
         for k in &self.keys {
             let primary_expiry = expiry(
                 k.primary_key.created_at(),
@@ -129,7 +130,7 @@ impl Keyring {
                     .chain(k.details.direct_signatures.iter()),
             );
             if let Ok(sig) = msg.verify(&k.primary_key) {
-                return Some(Signer {
+                out.push(Signer {
                     fingerprint: format!("{:X}", k.primary_key.fingerprint()),
                     expires: primary_expiry,
                     signed_at: sig.created().map(to_chrono),
@@ -142,7 +143,7 @@ impl Keyring {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    return Some(Signer {
+                    out.push(Signer {
                         fingerprint: format!("{:X}", s.key.fingerprint()),
                         expires,
                         signed_at: sig.created().map(to_chrono),
@@ -150,7 +151,7 @@ impl Keyring {
                 }
             }
         }
-        None
+        out
     }
 }
 
@@ -162,6 +163,36 @@ struct Signer {
     expires: Option<DateTime<Utc>>,
     /// The signature's creation time.
     signed_at: Option<DateTime<Utc>>,
+}
+
+impl Signer {
+    /// Whether the key had expired by `now`, or the signature was made after its expiry.
+    fn expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires
+            .is_some_and(|exp| exp <= now || self.signed_at.is_some_and(|t| t > exp))
+    }
+
+    /// The error for an expired signer of `repo`'s InRelease: fingerprint and expiry date.
+    fn expiry_problem(&self, repo: &str) -> String {
+        let fmt = "%Y-%m-%d %H:%M:%S UTC";
+        let when = self
+            .expires
+            .map(|e| e.format(fmt).to_string())
+            .unwrap_or_default();
+        let fpr = &self.fingerprint;
+        let fix = "the repository must publish a renewed key (update the key file in the image, \
+                   or the keyring named by signed_by, then rebuild)";
+        match self.signed_at {
+            Some(t) if self.expires.is_some_and(|e| t > e) => format!(
+                "the InRelease file of {repo} was signed on {} by key {fpr}, which expired on \
+                 {when}: {fix}",
+                t.format(fmt)
+            ),
+            _ => format!(
+                "the key {fpr} that signs the InRelease file of {repo} expired on {when}: {fix}"
+            ),
+        }
+    }
 }
 
 fn to_chrono(t: Timestamp) -> DateTime<Utc> {
@@ -235,34 +266,20 @@ pub fn verify_inrelease_at(
     };
     let parsed = CleartextSignedMessage::from_string(text);
     let problem = match &parsed {
-        Ok((msg, _)) => match keyring.signer(msg) {
-            Some(Signer {
-                fingerprint,
-                expires: Some(exp),
-                signed_at,
-            }) if exp <= now || signed_at.is_some_and(|t| t > exp) => {
-                let when = exp.format("%Y-%m-%d %H:%M:%S UTC");
-                match signed_at {
-                    Some(t) if t > exp => format!(
-                        "the InRelease file of {repo} was signed on {} by key {fingerprint}, \
-                         which expired on {when}: the repository must publish a renewed key \
-                         (update the key file in the image, then rebuild)",
-                        t.format("%Y-%m-%d %H:%M:%S UTC")
+        Ok((msg, _)) => {
+            let signers = keyring.signers(msg);
+            match signers.iter().find(|s| !s.expired_at(now)) {
+                Some(_) => return Ok(Verified::Signed(msg.signed_text().replace("\r\n", "\n"))),
+                None => match signers.first() {
+                    Some(s) => s.expiry_problem(repo),
+                    None => format!(
+                        "no signature of the InRelease file of {repo} verifies with a key of {} \
+                         (a modified file, or a repository signed by another key)",
+                        keyring.file.display()
                     ),
-                    _ => format!(
-                        "the key {fingerprint} that signs the InRelease file of {repo} expired \
-                         on {when}: the repository must publish a renewed key (update the key \
-                         file in the image, then rebuild)"
-                    ),
-                }
+                },
             }
-            Some(_) => return Ok(Verified::Signed(msg.signed_text().replace("\r\n", "\n"))),
-            None => format!(
-                "no signature of the InRelease file of {repo} verifies with a key of {} \
-                 (a modified file, or a repository signed by another key)",
-                keyring.file.display()
-            ),
-        },
+        }
         Err(e) => format!("the InRelease file of {repo} is not OpenPGP cleartext-signed: {e}"),
     };
     if trusted {

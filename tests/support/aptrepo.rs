@@ -107,6 +107,29 @@ pub fn sign(key: &SignedSecretKey, text: &str) -> String {
     .unwrap()
 }
 
+/// `text` clearsigned by every key of `keys` (one signature each, like Debian's InRelease).
+pub fn sign_many(keys: &[&SignedSecretKey], text: &str) -> String {
+    CleartextSignedMessage::new_many(text, |_| {
+        Ok(keys
+            .iter()
+            .map(|k| {
+                CleartextSignedMessage::sign(
+                    rand::thread_rng(),
+                    text,
+                    &k.primary_key,
+                    &Password::empty(),
+                )
+                .unwrap()
+                .signatures()[0]
+                    .clone()
+            })
+            .collect())
+    })
+    .unwrap()
+    .to_armored_string(ArmorOptions::default())
+    .unwrap()
+}
+
 pub fn sha(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
