@@ -21,8 +21,8 @@ use pgp::composed::SignedSecretKey;
 #[path = "support/aptrepo.rs"]
 mod aptrepo;
 use aptrepo::{
-    expired_key, fingerprint, future, key, public_armored, public_keyring, publish_suite,
-    sign_many, Server, Suite,
+    expired_key, fingerprint, future, key, key_with_expired_subkey, public_armored, public_keyring,
+    publish_suite, sign_many, sign_with_subkey, Server, Suite,
 };
 
 /// One `Packages` paragraph (the .deb itself is not needed to find updates).
@@ -398,4 +398,36 @@ fn one_valid_signature_among_several_is_enough_but_not_an_expired_one_alone() {
         Verified::Waived(_, why) => assert!(why.contains("expired on"), "{why}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn an_expired_signing_subkey_is_named() {
+    use drover::debian::signature::{verify_inrelease_at, Keyring};
+    let (k, fpr, expires) = key_with_expired_subkey();
+    let keyring = Keyring::from_bytes(&public_keyring(&k)).unwrap();
+    let signed = sign_with_subkey(&k, "Origin: Vendor\nSuite: stable\n");
+    let e = verify_inrelease_at(
+        signed.as_bytes(),
+        &keyring,
+        false,
+        "http://v.example/apt stable",
+        chrono::Utc::now(),
+    )
+    .unwrap_err();
+    let e = format!("{e:#}");
+    let date = chrono::DateTime::from_timestamp(i64::from(expires), 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(
+        e.contains("http://v.example/apt stable")
+            && e.contains(&fpr)
+            && e.contains(&format!("expired on {date}")),
+        "{e}"
+    );
+    // Before the expiry the same signature verifies.
+    let before = chrono::DateTime::from_timestamp(i64::from(expires) - 3600, 0).unwrap();
+    let e = verify_inrelease_at(signed.as_bytes(), &keyring, false, "r", before)
+        .expect_err("signed after the expiry, so still refused");
+    assert!(format!("{e:#}").contains("was signed on"), "{e:#}");
 }

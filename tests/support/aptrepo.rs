@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use pgp::composed::{
     ArmorOptions, CleartextSignedMessage, KeyType, SecretKeyParamsBuilder, SignedPublicKey,
-    SignedSecretKey,
+    SignedSecretKey, SubkeyParamsBuilder,
 };
 use pgp::packet::{KeyFlags, SignatureConfig, SignatureType, Subpacket, SubpacketData};
 use pgp::ser::Serialize;
@@ -75,6 +75,67 @@ pub fn expired_key() -> (SignedSecretKey, u32) {
         .unwrap();
     key.details.users[0].signatures.push(sig);
     (key, created.as_secs() + 86_400)
+}
+
+/// A key whose primary never expires, with a signing subkey created two days ago whose
+/// newest binding signature makes it expire one day after its creation. Returns the key,
+/// the subkey's fingerprint and its expiry (Unix seconds). Sign with [`sign_with_subkey`].
+pub fn key_with_expired_subkey() -> (SignedSecretKey, String, u32) {
+    let created = Timestamp::from_secs(Timestamp::now().as_secs() - 2 * 86_400);
+    let mut p = SecretKeyParamsBuilder::default();
+    p.key_type(KeyType::Ed25519Legacy)
+        .can_certify(true)
+        .can_sign(false)
+        .created_at(created)
+        .primary_user_id("drover test repository <test@example.invalid>".into())
+        .subkeys(vec![SubkeyParamsBuilder::default()
+            .key_type(KeyType::Ed25519Legacy)
+            .can_sign(true)
+            .created_at(created)
+            .build()
+            .unwrap()]);
+    let mut key = p.build().unwrap().generate(rand::thread_rng()).unwrap();
+    let mut flags = KeyFlags::default();
+    flags.set_sign(true);
+    let mut config = SignatureConfig::from_key(
+        rand::thread_rng(),
+        &key.primary_key,
+        SignatureType::SubkeyBinding,
+    )
+    .unwrap();
+    config.hashed_subpackets = vec![
+        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now())).unwrap(),
+        Subpacket::regular(SubpacketData::KeyExpirationTime(Duration::from_secs(
+            86_400,
+        )))
+        .unwrap(),
+        Subpacket::regular(SubpacketData::KeyFlags(flags)).unwrap(),
+        Subpacket::regular(SubpacketData::IssuerFingerprint(
+            key.primary_key.fingerprint(),
+        ))
+        .unwrap(),
+    ];
+    let public = key.primary_key.public_key().clone();
+    let sub = &mut key.secret_subkeys[0];
+    let sig = config
+        .sign_subkey_binding(&key.primary_key, &public, &Password::empty(), &sub.key)
+        .unwrap();
+    sub.signatures.push(sig);
+    let fpr = format!("{:X}", sub.key.fingerprint());
+    (key, fpr, created.as_secs() + 86_400)
+}
+
+/// `text` clearsigned by `key`'s first subkey.
+pub fn sign_with_subkey(key: &SignedSecretKey, text: &str) -> String {
+    CleartextSignedMessage::sign(
+        rand::thread_rng(),
+        text,
+        &key.secret_subkeys[0].key,
+        &Password::empty(),
+    )
+    .unwrap()
+    .to_armored_string(ArmorOptions::default())
+    .unwrap()
 }
 
 /// The public half of `key` as a binary keyring (`.gpg`).
