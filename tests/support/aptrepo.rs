@@ -34,23 +34,21 @@ fn key_created(created: Timestamp) -> SignedSecretKey {
         .expect("generate key")
 }
 
-/// A signing key created two days ago whose newest self-signature makes it expire one day
-/// after creation (so: expired yesterday). Returns the key and its expiry (Unix seconds).
-pub fn expired_key() -> (SignedSecretKey, u32) {
-    let created = Timestamp::from_secs(Timestamp::now().as_secs() - 2 * 86_400);
-    let mut key = key_created(created);
-    let mut flags = KeyFlags::default();
-    flags.set_sign(true);
-    flags.set_certify(true);
-    let mut config = SignatureConfig::from_key(
-        rand::thread_rng(),
-        &key.primary_key,
-        SignatureType::CertPositive,
-    )
-    .unwrap();
+/// Two days ago.
+fn two_days_ago() -> Timestamp {
+    Timestamp::from_secs(Timestamp::now().as_secs() - 2 * 86_400)
+}
+
+/// A self-signature of type `typ` by `key`'s primary, made now (so newer than the
+/// generator's own and the one that counts), with `flags` and a key expiration one day
+/// after the key's creation.
+fn expiring_self_sig(
+    key: &SignedSecretKey,
+    typ: SignatureType,
+    flags: KeyFlags,
+) -> SignatureConfig {
+    let mut config = SignatureConfig::from_key(rand::thread_rng(), &key.primary_key, typ).unwrap();
     config.hashed_subpackets = vec![
-        // Newer than the generator's own self-signature (made now), so it is the one
-        // that counts.
         Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now())).unwrap(),
         Subpacket::regular(SubpacketData::KeyExpirationTime(Duration::from_secs(
             86_400,
@@ -62,6 +60,18 @@ pub fn expired_key() -> (SignedSecretKey, u32) {
         ))
         .unwrap(),
     ];
+    config
+}
+
+/// A signing key created two days ago whose newest self-signature makes it expire one day
+/// after creation (so: expired yesterday). Returns the key and its expiry (Unix seconds).
+pub fn expired_key() -> (SignedSecretKey, u32) {
+    let created = two_days_ago();
+    let mut key = key_created(created);
+    let mut flags = KeyFlags::default();
+    flags.set_sign(true);
+    flags.set_certify(true);
+    let config = expiring_self_sig(&key, SignatureType::CertPositive, flags);
     let public = key.primary_key.public_key().clone();
     let user = key.details.users[0].id.clone();
     let sig = config
@@ -81,11 +91,10 @@ pub fn expired_key() -> (SignedSecretKey, u32) {
 /// newest binding signature makes it expire one day after its creation. Returns the key,
 /// the subkey's fingerprint and its expiry (Unix seconds). Sign with [`sign_with_subkey`].
 pub fn key_with_expired_subkey() -> (SignedSecretKey, String, u32) {
-    let created = Timestamp::from_secs(Timestamp::now().as_secs() - 2 * 86_400);
+    let created = two_days_ago();
     let mut p = SecretKeyParamsBuilder::default();
     p.key_type(KeyType::Ed25519Legacy)
         .can_certify(true)
-        .can_sign(false)
         .created_at(created)
         .primary_user_id("drover test repository <test@example.invalid>".into())
         .subkeys(vec![SubkeyParamsBuilder::default()
@@ -97,24 +106,7 @@ pub fn key_with_expired_subkey() -> (SignedSecretKey, String, u32) {
     let mut key = p.build().unwrap().generate(rand::thread_rng()).unwrap();
     let mut flags = KeyFlags::default();
     flags.set_sign(true);
-    let mut config = SignatureConfig::from_key(
-        rand::thread_rng(),
-        &key.primary_key,
-        SignatureType::SubkeyBinding,
-    )
-    .unwrap();
-    config.hashed_subpackets = vec![
-        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now())).unwrap(),
-        Subpacket::regular(SubpacketData::KeyExpirationTime(Duration::from_secs(
-            86_400,
-        )))
-        .unwrap(),
-        Subpacket::regular(SubpacketData::KeyFlags(flags)).unwrap(),
-        Subpacket::regular(SubpacketData::IssuerFingerprint(
-            key.primary_key.fingerprint(),
-        ))
-        .unwrap(),
-    ];
+    let config = expiring_self_sig(&key, SignatureType::SubkeyBinding, flags);
     let public = key.primary_key.public_key().clone();
     let sub = &mut key.secret_subkeys[0];
     let sig = config
