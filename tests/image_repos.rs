@@ -431,3 +431,62 @@ fn an_expired_signing_subkey_is_named() {
         .expect_err("signed after the expiry, so still refused");
     assert!(format!("{e:#}").contains("was signed on"), "{e:#}");
 }
+
+#[test]
+fn entries_drover_cannot_track_are_warnings_naming_their_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("etc/apt/sources.list.d/misc.list");
+    std::fs::create_dir_all(list.parent().unwrap()).unwrap();
+    std::fs::write(
+        &list,
+        "deb [trusted=yes] file:/opt/repo ./\n\
+         deb [signed-by=0123456789ABCDEF0123456789ABCDEF01234567] http://x.example/apt stable main\n\
+         deb http://y.example/apt ./\n\
+         deb [trusted=yes] http://z.example/apt stable main\n",
+    )
+    .unwrap();
+    let (repos, warnings) = read_image_repos(&RootView::Dir(tmp.path().into()), &[]).unwrap();
+    assert_eq!(repos.len(), 1, "{repos:?}");
+    assert_eq!(repos[0].uri, "http://z.example/apt");
+    assert!(repos[0].trusted && repos[0].key.data.is_empty());
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    let f = "/etc/apt/sources.list.d/misc.list";
+    assert!(warnings[0].starts_with(&format!("{f}:1:")) && warnings[0].contains("http(s)"));
+    assert!(warnings[1].starts_with(&format!("{f}:2:")) && warnings[1].contains("fingerprint"));
+    assert!(warnings[2].starts_with(&format!("{f}:3:")) && warnings[2].contains("flat"));
+
+    // Without trusted=yes and without any key, it is an error naming the line.
+    std::fs::write(&list, "deb http://z.example/apt stable main\n").unwrap();
+    let e = read_image_repos(&RootView::Dir(tmp.path().into()), &[]).unwrap_err();
+    let e = format!("{e:#}");
+    assert!(
+        e.contains(&format!("{f}:1")) && e.contains("signed-by"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_trusted_yes_repository_is_checked_with_a_loud_waiver() {
+    let w = World::new();
+    std::fs::write(
+        w.root.join("etc/apt/sources.list.d/vendor.list"),
+        format!("deb [trusted=yes] {} stable main\n", w.vendor()),
+    )
+    .unwrap();
+    w.record_build();
+    w.publish(
+        &para("vendor-hello", "1.1", "all"),
+        &para("base-tool", "1.0", "amd64"),
+    );
+    let r = w.check().expect("check");
+    let name = format!("{} stable", w.vendor());
+    assert!(
+        r.warnings
+            .iter()
+            .any(|x| x.contains("SIGNATURE CHECK WAIVED") && x.contains(&name)),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(r.updates.len(), 1, "{:?}", r.updates);
+    assert_eq!(r.updates[0].candidate, "1.1");
+}

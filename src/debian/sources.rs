@@ -37,8 +37,11 @@ pub struct ImageRepo {
     pub components: Vec<String>,
     /// Architectures it is limited to (`arch=` / `Architectures:`); empty = all.
     pub architectures: Vec<String>,
-    /// Its signing keys.
+    /// Its signing keys (empty `data` when it is `trusted=yes` and no key was found).
     pub key: RepoKey,
+    /// apt's `trusted=yes` / `Trusted: yes`: apt accepts it unsigned, so drover checks its
+    /// signature but waives a failure, with a warning on every check.
+    pub trusted: bool,
     /// The file (image path) and 1-based line that configure it.
     pub file: String,
     /// 1-based line of the entry (the paragraph's first line for deb822).
@@ -63,6 +66,7 @@ struct Entry {
     components: Vec<String>,
     architectures: Vec<String>,
     signed_by: Option<String>,
+    trusted: bool,
     file: String,
     line: usize,
 }
@@ -70,11 +74,12 @@ struct Entry {
 /// Read the binary-package (`deb`) repositories configured in `root`, skipping those whose
 /// URI is one of `skip` (the Debian mirrors the stack itself configures and tracks),
 /// disabled ones (`Enabled: no`) and `deb-src` entries. Returns the repositories and
-/// warnings for entries drover cannot track (flat repositories).
+/// warnings (naming the file and line) for entries drover cannot track: flat repositories,
+/// non-http(s) URIs (`file:`, `cdrom:`) and keys named by fingerprint.
 ///
-/// Errors: a malformed entry, an unreadable or invalid key (`signed-by` file missing, not
-/// OpenPGP) or a `signed-by` fingerprint list; each names the file and line and how to fix
-/// it.
+/// Errors: a malformed entry, or an unreadable or invalid key (`signed-by` file missing,
+/// not OpenPGP; no key at all for an entry without `signed-by` that is not
+/// `trusted=yes`); each names the file and line and how to fix it.
 pub fn read_image_repos(root: &RootView, skip: &[String]) -> Result<(Vec<ImageRepo>, Vec<String>)> {
     let mut entries = Vec::new();
     let mut files = vec!["etc/apt/sources.list".to_string()];
@@ -108,38 +113,69 @@ pub fn read_image_repos(root: &RootView, skip: &[String]) -> Result<(Vec<ImageRe
             continue;
         }
         let at = format!("{}:{}", e.file, e.line);
+        let name = format!("{} {}", e.uri, e.suites.join(" "));
+        if !(e.uri.starts_with("http://") || e.uri.starts_with("https://")) {
+            warnings.push(format!(
+                "{at}: {name} is not an http(s) repository; drover does not track it, so its \
+                 packages get no updates"
+            ));
+            continue;
+        }
+        let (flat, suites): (Vec<String>, Vec<String>) =
+            e.suites.iter().cloned().partition(|s| s.ends_with('/'));
+        for suite in flat {
+            warnings.push(format!(
+                "{at}: {} {suite} is a flat repository (suite ending in `/`); drover tracks \
+                 only repositories with dists/SUITE, so its packages get no updates",
+                e.uri
+            ));
+        }
+        if suites.is_empty() {
+            continue;
+        }
+        let fingerprints = e.signed_by.as_deref().is_some_and(|v| {
+            !v.contains("-----BEGIN")
+                && v.split(',')
+                    .any(|p| !p.trim().is_empty() && !p.trim().starts_with('/'))
+        });
+        if fingerprints {
+            warnings.push(format!(
+                "{at}: {name} names its key by fingerprint (signed-by={}); drover needs the \
+                 key file (signed-by=/path/to/key.gpg) to check it, so it is not tracked",
+                e.signed_by.as_deref().unwrap_or_default()
+            ));
+            continue;
+        }
         let key = match &e.signed_by {
             Some(v) => signed_by_key(root, v, &at)?,
             None => match &fallback {
                 Some(k) => k.clone(),
-                None => {
-                    let k = trusted_keys(root).with_context(|| {
-                        format!(
-                            "the repository {} {} at {at} has no signed-by option",
-                            e.uri,
-                            e.suites.join(" ")
-                        )
-                    })?;
-                    fallback = Some(k.clone());
-                    k
-                }
+                None => match trusted_keys(root) {
+                    Ok(k) => {
+                        fallback = Some(k.clone());
+                        k
+                    }
+                    Err(_) if e.trusted => RepoKey {
+                        from: "none (trusted=yes)".into(),
+                        fingerprints: Vec::new(),
+                        data: Vec::new(),
+                    },
+                    Err(err) => {
+                        return Err(err.context(format!(
+                            "the repository {name} at {at} has no signed-by option"
+                        )))
+                    }
+                },
             },
         };
-        for suite in &e.suites {
-            if suite.ends_with('/') {
-                warnings.push(format!(
-                    "{at}: {} {suite} is a flat repository (suite ending in `/`); drover \
-                     tracks only repositories with dists/SUITE, so its packages get no updates",
-                    e.uri
-                ));
-                continue;
-            }
+        for suite in &suites {
             out.push(ImageRepo {
                 uri: e.uri.clone(),
                 suite: suite.clone(),
                 components: e.components.clone(),
                 architectures: e.architectures.clone(),
                 key: key.clone(),
+                trusted: e.trusted,
                 file: e.file.clone(),
                 line: e.line,
             });
@@ -201,6 +237,7 @@ fn parse_one_line(text: &str, file: &str, out: &mut Vec<Entry>) -> Result<()> {
                 .map(|a| a.split(',').map(str::to_string).collect())
                 .unwrap_or_default(),
             signed_by: opt("signed-by"),
+            trusted: opt("trusted").as_deref() == Some("yes"),
             file: file.to_string(),
             line: i + 1,
         });
@@ -284,6 +321,7 @@ fn parse_deb822(text: &str, file: &str, out: &mut Vec<Entry>) -> Result<()> {
                 components: components.clone(),
                 architectures: words("Architectures"),
                 signed_by: signed_by.clone(),
+                trusted: words("Trusted").first().map(String::as_str) == Some("yes"),
                 file: file.to_string(),
                 line,
             });

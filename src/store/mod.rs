@@ -186,6 +186,7 @@ const MIGRATIONS: &[&str] = &[
         key_from      TEXT NOT NULL,
         fingerprints  TEXT NOT NULL,
         key_data      BLOB NOT NULL,
+        trusted       INTEGER NOT NULL,
         file          TEXT NOT NULL,
         line          INTEGER NOT NULL,
         PRIMARY KEY (build_id, uri, suite)

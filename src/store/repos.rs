@@ -15,8 +15,8 @@ pub(crate) fn insert_image_repos(
 ) -> Result<()> {
     let mut st = conn.prepare_cached(
         "INSERT OR REPLACE INTO image_repos (build_id, uri, suite, components, architectures, \
-         key_from, fingerprints, key_data, file, line) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         key_from, fingerprints, key_data, trusted, file, line) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for r in repos {
         st.execute(params![
@@ -28,6 +28,7 @@ pub(crate) fn insert_image_repos(
             r.key.from,
             serde_json::to_string(&r.key.fingerprints)?,
             r.key.data,
+            r.trusted,
             r.file,
             r.line as i64
         ])
@@ -44,7 +45,7 @@ impl Store {
     pub fn image_repos(&self, build_id: i64) -> Result<Vec<ImageRepo>> {
         let mut st = self.conn().prepare_cached(
             "SELECT uri, suite, components, architectures, key_from, fingerprints, key_data, \
-             file, line FROM image_repos WHERE build_id = ?1 ORDER BY uri, suite",
+             trusted, file, line FROM image_repos WHERE build_id = ?1 ORDER BY uri, suite",
         )?;
         let rows = st
             .query_map([build_id], |r| {
@@ -56,13 +57,14 @@ impl Store {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, Vec<u8>>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, i64>(8)?,
+                    r.get::<_, bool>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, i64>(9)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
-            .map(|(uri, suite, comps, archs, from, fprs, data, file, line)| {
+            .map(|(uri, suite, comps, archs, from, fprs, data, trusted, file, line)| {
                 let json = |t: &str| -> Result<Vec<String>> {
                     serde_json::from_str(t).with_context(|| {
                         format!("the stored image repository {uri} {suite} of build {build_id} is corrupt")
@@ -76,6 +78,7 @@ impl Store {
                         fingerprints: json(&fprs)?,
                         data,
                     },
+                    trusted,
                     uri: uri.clone(),
                     suite: suite.clone(),
                     file,

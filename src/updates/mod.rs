@@ -249,23 +249,30 @@ pub fn image_tracked_repos(
     let keys = paths.state.join("repos").join("keys");
     let mut out = Vec::new();
     for r in store.image_repos(build_id)? {
-        let file = keys.join(format!(
-            "{}.gpg",
-            hex::encode(sha2::Sha256::digest(&r.key.data))
-        ));
-        if !file.exists() {
-            std::fs::create_dir_all(&keys)
-                .with_context(|| format!("cannot create {}", keys.display()))?;
-            let mut tmp = tempfile::NamedTempFile::new_in(&keys)?;
-            std::io::Write::write_all(&mut tmp, &r.key.data)?;
-            tmp.persist(&file)
-                .with_context(|| format!("cannot write {}", file.display()))?;
-        }
+        // A `trusted=yes` repository without any key: checked against the default keyring,
+        // and the (expected) failure waived with a warning.
+        let file = if r.key.data.is_empty() {
+            None
+        } else {
+            let file = keys.join(format!(
+                "{}.gpg",
+                hex::encode(sha2::Sha256::digest(&r.key.data))
+            ));
+            if !file.exists() {
+                std::fs::create_dir_all(&keys)
+                    .with_context(|| format!("cannot create {}", keys.display()))?;
+                let mut tmp = tempfile::NamedTempFile::new_in(&keys)?;
+                std::io::Write::write_all(&mut tmp, &r.key.data)?;
+                tmp.persist(&file)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+            }
+            Some(file)
+        };
         out.push(TrackedRepo {
             source: r.source(),
             trust: RepoTrust {
-                trusted: false,
-                signed_by: Some(file),
+                trusted: r.trusted,
+                signed_by: file,
             },
             architectures: r.architectures.clone(),
             family: Some(image_repo_family(&r.uri)),
