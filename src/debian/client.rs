@@ -133,8 +133,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Write `bytes` to `path` atomically (temporary file in the same directory, then rename),
+/// creating the directory if needed.
+///
+/// Errors: the directory or file cannot be written; the message names the path.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path without parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)

@@ -259,12 +259,7 @@ pub fn image_tracked_repos(
                 hex::encode(sha2::Sha256::digest(&r.key.data))
             ));
             if !file.exists() {
-                std::fs::create_dir_all(&keys)
-                    .with_context(|| format!("cannot create {}", keys.display()))?;
-                let mut tmp = tempfile::NamedTempFile::new_in(&keys)?;
-                std::io::Write::write_all(&mut tmp, &r.key.data)?;
-                tmp.persist(&file)
-                    .with_context(|| format!("cannot write {}", file.display()))?;
+                crate::debian::client::write_atomic(&file, &r.key.data)?;
             }
             Some(file)
         };
