@@ -3,9 +3,7 @@
 //! by the test, and .deb files built here.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use drover::debian::changelog;
 use drover::debian::deb::{changelog_from_deb, DocChangelog};
@@ -14,147 +12,28 @@ use drover::manifest::Component;
 use drover::stack::{AptSource, RepoTrust};
 use drover::store::Store;
 use drover::updates::{cves, find_pending, sort_by_risk};
-use pgp::composed::{
-    ArmorOptions, CleartextSignedMessage, KeyType, SecretKeyParamsBuilder, SignedPublicKey,
-    SignedSecretKey,
-};
-use pgp::ser::Serialize;
-use pgp::types::Password;
-use sha2::{Digest, Sha256};
+use pgp::composed::SignedSecretKey;
+
+#[path = "support/aptrepo.rs"]
+mod aptrepo;
+use aptrepo::{future, gz, key, public_keyring, publish_suite, sha, xz, Server, Suite};
 
 const SUITE: &str = "testing-security";
 
-fn key() -> SignedSecretKey {
-    let mut p = SecretKeyParamsBuilder::default();
-    p.key_type(KeyType::Ed25519Legacy)
-        .can_certify(true)
-        .can_sign(true)
-        .primary_user_id("drover test repository <test@example.invalid>".into());
-    p.build()
-        .unwrap()
-        .generate(rand::thread_rng())
-        .expect("generate key")
-}
-
-fn sign(key: &SignedSecretKey, text: &str) -> String {
-    CleartextSignedMessage::sign(
-        rand::thread_rng(),
-        text,
-        &key.primary_key,
-        &Password::empty(),
-    )
-    .unwrap()
-    .to_armored_string(ArmorOptions::default())
-    .unwrap()
-}
-
-fn sha(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
-fn xz(b: &[u8]) -> Vec<u8> {
-    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
-    e.write_all(b).unwrap();
-    e.finish().unwrap()
-}
-
-fn gz(b: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(b).unwrap();
-    e.finish().unwrap()
-}
-
-/// A file tree served over HTTP with ETags (SHA-256 of the content) and `304` answers to
-/// `If-None-Match`; every request path is logged.
-struct Server {
-    url: String,
-    log: Arc<Mutex<Vec<(String, u16)>>>,
-}
-
-impl Server {
-    fn start(root: &Path) -> Server {
-        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-        let port = server.server_addr().to_ip().unwrap().port();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (root2, log2) = (root.to_path_buf(), log.clone());
-        std::thread::spawn(move || {
-            for req in server.incoming_requests() {
-                let path = req.url().trim_start_matches('/').to_string();
-                let file = root2.join(&path);
-                let inm = req
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("If-None-Match"))
-                    .map(|h| h.value.as_str().to_string());
-                let (code, resp) = match std::fs::read(&file) {
-                    Ok(data) if !path.contains("..") => {
-                        let etag = format!("\"{}\"", sha(&data));
-                        if inm.as_deref() == Some(etag.as_str()) {
-                            (
-                                304,
-                                tiny_http::Response::from_data(Vec::new()).with_status_code(304),
-                            )
-                        } else {
-                            let h = tiny_http::Header::from_bytes("ETag", etag.as_bytes()).unwrap();
-                            (200, tiny_http::Response::from_data(data).with_header(h))
-                        }
-                    }
-                    _ => (
-                        404,
-                        tiny_http::Response::from_data(Vec::new()).with_status_code(404),
-                    ),
-                };
-                log2.lock().unwrap().push((path, code));
-                let _ = req.respond(resp);
-            }
-        });
-        Server {
-            url: format!("http://127.0.0.1:{port}/debian"),
-            log,
-        }
-    }
-    fn requests(&self) -> Vec<(String, u16)> {
-        self.log.lock().unwrap().clone()
-    }
-    fn clear(&self) {
-        self.log.lock().unwrap().clear();
-    }
-}
-
-/// Write `dists/SUITE/` under `root/debian` for one Packages text: Packages.xz (plain and
-/// by-hash), Release, and InRelease signed by `key` (or unsigned when `key` is None).
-/// Returns the Release text.
+/// Write `dists/SUITE/` under `root/debian` (see [`publish_suite`]).
 fn publish(
     root: &Path,
     packages: &str,
     key: Option<&SignedSecretKey>,
     valid_until: &str,
 ) -> String {
-    let dists = root.join("debian/dists").join(SUITE);
-    let bin = dists.join("main/binary-amd64");
-    std::fs::create_dir_all(bin.join("by-hash/SHA256")).unwrap();
-    let data = xz(packages.as_bytes());
-    std::fs::write(bin.join("Packages.xz"), &data).unwrap();
-    std::fs::write(bin.join("by-hash/SHA256").join(sha(&data)), &data).unwrap();
-    let release = format!(
-        "Origin: Test\nLabel: Test-Security\nSuite: {SUITE}\nCodename: {SUITE}\n\
-         Date: Sat, 09 Nov 2024 10:12:34 UTC\nValid-Until: {valid_until}\n\
-         Acquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\n\
-         Description: drover fixture\nSHA256:\n {} {} main/binary-amd64/Packages.xz\n",
-        sha(&data),
-        data.len()
-    );
-    let inrelease = match key {
-        Some(k) => sign(k, &release),
-        None => release.clone(),
+    let s = Suite {
+        origin: "Test",
+        label: "Test-Security",
+        suite: SUITE,
+        valid_until,
     };
-    std::fs::write(dists.join("InRelease"), inrelease).unwrap();
-    release
-}
-
-fn future() -> String {
-    let t = chrono::Utc::now() + chrono::Duration::days(7);
-    t.format("%a, %d %b %Y %H:%M:%S UTC").to_string()
+    publish_suite(&root.join("debian"), &s, packages, key)
 }
 
 struct Fixture {
@@ -171,11 +50,7 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let key = key();
         let keyring = tmp.path().join("test-keyring.gpg");
-        std::fs::write(
-            &keyring,
-            SignedPublicKey::from(key.clone()).to_bytes().unwrap(),
-        )
-        .unwrap();
+        std::fs::write(&keyring, public_keyring(&key)).unwrap();
         let served = tmp.path().join("www");
         publish(&served, packages, Some(&key), &future());
         let server = Server::start(&served);
@@ -192,7 +67,7 @@ impl Fixture {
     fn repo(&self) -> TrackedRepo {
         TrackedRepo {
             source: AptSource {
-                mirror: self.server.url.clone(),
+                mirror: self.url(),
                 suite: SUITE.into(),
                 components: vec!["main".into()],
             },
@@ -200,7 +75,12 @@ impl Fixture {
                 trusted: false,
                 signed_by: Some(self.keyring.clone()),
             },
+            architectures: Vec::new(),
+            family: None,
         }
+    }
+    fn url(&self) -> String {
+        format!("{}/debian", self.server.base)
     }
     fn client(&self) -> RepoClient {
         RepoClient::new(&self.cache).unwrap()
@@ -600,16 +480,16 @@ fn pending_updates_carry_the_cves_of_their_changelog() {
         installed_size_kib: None,
     };
     let manifest = vec![
-        comp("foo", "1.0-1", "foo", &f.server.url),
-        comp("libfoo1", "1.0-1", "foo", &f.server.url),
-        comp("baz", "2.0-1", "baz", &f.server.url),
+        comp("foo", "1.0-1", "foo", &f.url()),
+        comp("libfoo1", "1.0-1", "foo", &f.url()),
+        comp("baz", "2.0-1", "baz", &f.url()),
         // Same version: nothing pending; newer installed: nothing pending.
-        comp("qux", "1.0-1", "qux", &f.server.url),
+        comp("qux", "1.0-1", "qux", &f.url()),
         // From another repository family: Debian data never applies.
         comp("vendor", "0.1", "vendor", "http://vendor.example/apt"),
     ];
     let mut families = HashMap::new();
-    families.insert(f.server.url.clone(), "Test".to_string());
+    families.insert(f.url(), "Test".to_string());
     families.insert(
         "http://vendor.example/apt".to_string(),
         "Vendor".to_string(),

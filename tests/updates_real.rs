@@ -7,39 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "support/drover_env.rs"]
+mod drover_env;
+use drover_env::{run_ok, Env};
+
 const BIN: &str = env!("CARGO_BIN_EXE_drover");
-
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    bin: PathBuf,
-}
-
-impl Env {
-    fn drover(&self, args: &[&str]) -> Output {
-        Command::new(&self.bin)
-            .arg("--config")
-            .arg(self.root.join("config"))
-            .arg("--state")
-            .arg(self.root.join("state"))
-            .args(args)
-            .output()
-            .expect("run drover")
-    }
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.drover(args);
-        assert!(
-            out.status.success(),
-            "drover {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON output")
-    }
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -55,35 +31,14 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn setup() -> Env {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().to_path_buf();
+    let env = Env::new(BIN);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    copy_dir(&repo.join("config"), &root.join("config"));
+    copy_dir(&repo.join("config"), &env.root.join("config"));
     copy_dir(
         &repo.join("assets/demo/hello"),
-        &root.join("assets/demo/hello"),
+        &env.root.join("assets/demo/hello"),
     );
-    // A private copy of the binary: the test runs for minutes, and a shared cargo target
-    // directory may be rebuilt meanwhile.
-    let bin = root.join("drover");
-    std::fs::copy(BIN, &bin).unwrap();
-    Env {
-        _tmp: tmp,
-        root,
-        bin,
-    }
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run .ci/setup)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    env
 }
 
 /// Unpack an OCI archive into `dir/rootfs`.

@@ -4,7 +4,8 @@
 //! 2. **app**: the app's files and lifecycle scripts written into an overlayfs upper
 //!    directory over the base, then the `build` script run inside the merged tree under
 //!    bubblewrap (never on the host);
-//! 3. **manifest**: the dpkg database of the merged tree, with origins;
+//! 3. **manifest**: the dpkg database of the merged tree, with origins, and the non-Debian
+//!    apt repositories (with their keys) the build script configured, to track them;
 //! 4. **image**: the base blob (cached) + the app layer (the upper directory, whiteouts and
 //!    all) written as an OCI archive;
 //! 5. **publish**: the archive renamed into `STATE/images/STACK/ID.oci.tar` and the result
@@ -264,8 +265,11 @@ fn steps(
         cmd.arg("--bind")
             .arg(&merged)
             .arg("/")
+            // /tmp world-writable and sticky like on a real system: apt drops to the `_apt`
+            // user, which must write its temporary files there.
             .args([
-                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
+                "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+                "--tmpfs", "/run",
             ])
             .args(["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"])
             .arg("--ro-bind")
@@ -311,7 +315,26 @@ fn steps(
         lower: base.rootfs.clone(),
         upper: upper.clone(),
     };
-    let components: Vec<Component> = manifest::capture(&view, &stack.base.sources())?;
+    let (image_repos, repo_warnings) =
+        crate::debian::sources::read_image_repos(&view, &debian_mirrors(stack))
+            .context("reading the apt sources the build left in the image")?;
+    for w in &repo_warnings {
+        log.say(&format!("apt sources: {w}"));
+    }
+    for r in &image_repos {
+        log.say(&format!(
+            "tracking the repository {} {} ({}:{}), signed by {} ({})",
+            r.uri,
+            r.suite,
+            r.file,
+            r.line,
+            r.key.fingerprints.join(", "),
+            r.key.from
+        ));
+    }
+    let mut sources = stack.base.sources();
+    sources.extend(image_repos.iter().map(|r| r.source()));
+    let components: Vec<Component> = manifest::capture(&view, &sources)?;
     log.say(&format!("{} installed package(s)", components.len()));
     let app_dest = stack.app.as_ref().map(|a| a.dest.as_str());
     let (lang_packages, lang_warnings) = manifest::lang::scan(&view, app_dest);
@@ -352,13 +375,14 @@ fn steps(
     std::fs::rename(&archive_tmp, &final_path)
         .with_context(|| format!("cannot publish {}", final_path.display()))?;
     let path_text = final_path.display().to_string();
-    let stored = log.store().finish_build_success(
+    let stored = log.store().finish_build_success_with_repos(
         build_id,
         &Success {
             image_digest: &info.digest,
             image_path: &path_text,
             components: &components,
         },
+        &image_repos,
     );
     if let Err(e) = stored {
         let _ = std::fs::remove_file(&final_path);
@@ -373,6 +397,21 @@ fn steps(
         path: final_path,
         packages: components.len(),
     })
+}
+
+/// The Debian mirrors a stack configures itself (its base suites and `[track].apt`): the
+/// image's apt sources on these are not tracked as repositories a build script added.
+pub fn debian_mirrors(stack: &Stack) -> Vec<String> {
+    let mut out: Vec<String> = stack
+        .base
+        .sources()
+        .into_iter()
+        .chain(stack.track.apt.iter().cloned())
+        .map(|s| s.mirror.trim_end_matches('/').to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The image config for a build: entrypoint, env (PATH + the stack's `[env]`; never

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::packages::{IndexOrigin, PackageIndex};
 use super::release::Release;
-use super::signature::{verify_inrelease, Keyring, Verified, DEBIAN_ARCHIVE_KEYRING};
+use super::signature::{verify_inrelease_at, Keyring, Verified, DEBIAN_ARCHIVE_KEYRING};
 use crate::manifest::origin::uri_to_filename;
 use crate::stack::{AptSource, RepoTrust};
 
@@ -37,6 +37,13 @@ pub struct TrackedRepo {
     pub source: AptSource,
     /// `trusted` / `signed_by`.
     pub trust: RepoTrust,
+    /// Architectures the repository is limited to (apt's `arch=` / `Architectures:`
+    /// option); empty = every architecture asked for.
+    pub architectures: Vec<String>,
+    /// The family its data applies to, instead of the Release file's `Origin`: set for the
+    /// repositories a build script adds, so that their data applies only to packages
+    /// installed from them (whatever `Origin` their Release claims).
+    pub family: Option<String>,
 }
 
 impl TrackedRepo {
@@ -45,12 +52,23 @@ impl TrackedRepo {
         TrackedRepo {
             source,
             trust: RepoTrust::default(),
+            architectures: Vec::new(),
+            family: None,
         }
     }
 
     /// `MIRROR SUITE`, the repository's name in messages.
     pub fn name(&self) -> String {
         format!("{} {}", self.source.mirror, self.source.suite)
+    }
+
+    /// The architectures of `archs` this repository serves (all when it is not limited).
+    pub fn archs_of(&self, archs: &[String]) -> Vec<String> {
+        archs
+            .iter()
+            .filter(|a| self.architectures.is_empty() || self.architectures.contains(a))
+            .cloned()
+            .collect()
     }
 
     /// `MIRROR/dists/SUITE`.
@@ -95,6 +113,14 @@ pub struct SyncedRepo {
     pub checked_at: String,
 }
 
+impl SyncedRepo {
+    /// The family this repository's data applies to: [`TrackedRepo::family`] when set,
+    /// else the Release file's (see [`Release::family`]).
+    pub fn family(&self) -> &str {
+        self.repo.family.as_deref().unwrap_or(self.release.family())
+    }
+}
+
 /// HTTP client and cache for apt repositories.
 pub struct RepoClient {
     http: reqwest::blocking::Client,
@@ -107,8 +133,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Write `bytes` to `path` atomically (temporary file in the same directory, then rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Write `bytes` to `path` atomically (temporary file in the same directory, then rename),
+/// creating the directory if needed.
+///
+/// Errors: the directory or file cannot be written; the message names the path.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path without parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
@@ -184,7 +213,7 @@ impl RepoClient {
             Err(e) => return Err(e),
         };
         let verified = match &keyring {
-            Some(k) => verify_inrelease(bytes, k, repo.trust.trusted, &repo.name())?,
+            Some(k) => verify_inrelease_at(bytes, k, repo.trust.trusted, &repo.name(), self.now())?,
             None => Verified::Waived(
                 String::from_utf8_lossy(bytes).into_owned(),
                 "no keyring could be read".into(),
@@ -231,8 +260,9 @@ impl RepoClient {
         archs: &[String],
     ) -> Result<Vec<(String, u64, String)>> {
         let mut out = Vec::new();
+        let archs = repo.archs_of(archs);
         for component in &repo.source.components {
-            for arch in archs {
+            for arch in &archs {
                 let Some((path, f)) = release.packages_index(component, arch) else {
                     bail!(
                         "the Release file of {} lists no Packages index for {component}/{arch} \
@@ -493,7 +523,7 @@ impl RepoClient {
                         &IndexOrigin {
                             mirror: &s.repo.source.mirror,
                             suite: &s.repo.source.suite,
-                            family: s.release.family(),
+                            family: s.family(),
                         },
                     )
                     .with_context(|| format!("index {path} of {}", s.repo.name()))?;

@@ -2,7 +2,8 @@
 //! [`signature`] verifies `InRelease` files with OpenPGP, [`release`] parses Release files,
 //! [`client`] fetches and caches repositories with conditional requests, [`packages`]
 //! parses Packages indexes into a candidate index keyed by (package, architecture),
-//! [`deb`] reads the changelog out of a .deb and [`changelog`] the CVEs out of it.
+//! [`deb`] reads the changelog out of a .deb, [`changelog`] the CVEs out of it, and
+//! [`sources`] the repositories (and keys) a build script configured in an image.
 
 pub mod changelog;
 pub mod client;
@@ -10,6 +11,7 @@ pub mod deb;
 pub mod packages;
 pub mod release;
 pub mod signature;
+pub mod sources;
 
 pub use client::{RepoClient, SyncedRepo, TrackedRepo};
 pub use packages::{Candidate, PackageIndex};

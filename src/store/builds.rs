@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{now_rfc3339, Store};
+use crate::debian::sources::ImageRepo;
 use crate::manifest::Component;
 
 /// Lifecycle of a build row: `running` → `succeeded` | `failed` | `interrupted`.
@@ -174,7 +175,19 @@ impl Store {
 
     /// Mark a build succeeded and store its manifest, atomically.
     pub fn finish_build_success(&mut self, id: i64, s: &Success<'_>) -> Result<()> {
+        self.finish_build_success_with_repos(id, s, &[])
+    }
+
+    /// [`Store::finish_build_success`], also recording the apt repositories a build script
+    /// configured in the image, in the same transaction.
+    pub fn finish_build_success_with_repos(
+        &mut self,
+        id: i64,
+        s: &Success<'_>,
+        repos: &[ImageRepo],
+    ) -> Result<()> {
         let tx = self.conn_mut().transaction()?;
+        super::repos::insert_image_repos(&tx, id, repos)?;
         {
             let mut st = tx.prepare_cached(
                 "INSERT INTO manifest_entries (build_id, name, version, arch, source, source_version, \

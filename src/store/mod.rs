@@ -2,7 +2,8 @@
 //! CLI and a TUI can share one database. One module per aggregate: [`builds`] (builds and
 //! their log lines), [`manifests`] (components manifest entries), [`audit`], [`deploys`]
 //! (releases, routes, instance events, verifications), [`updates`] (update checks, pending
-//! updates, cached changelogs), [`lang`] (language packages), [`pushes`].
+//! updates, cached changelogs), [`lang`] (language packages), [`pushes`], [`repos`] (the
+//! apt repositories a build script added to an image).
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub mod deploys;
 pub mod lang;
 pub mod manifests;
 pub mod pushes;
+pub mod repos;
 pub mod updates;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -183,6 +185,24 @@ const MIGRATIONS: &[&str] = &[
         location   TEXT NOT NULL,
         registry   TEXT NOT NULL,
         PRIMARY KEY (check_id, ecosystem, package, installed)
+    ) WITHOUT ROWID;
+    "#,
+    // 6 (issue #4): the non-Debian apt repositories a build script configured in the image,
+    // with the keys that sign them, per build.
+    r#"
+    CREATE TABLE image_repos (
+        build_id      INTEGER NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+        uri           TEXT NOT NULL,
+        suite         TEXT NOT NULL,
+        components    TEXT NOT NULL,
+        architectures TEXT NOT NULL,
+        key_from      TEXT NOT NULL,
+        fingerprints  TEXT NOT NULL,
+        key_data      BLOB NOT NULL,
+        trusted       INTEGER NOT NULL,
+        file          TEXT NOT NULL,
+        line          INTEGER NOT NULL,
+        PRIMARY KEY (build_id, uri, suite)
     ) WITHOUT ROWID;
     "#,
 ];

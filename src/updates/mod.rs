@@ -5,19 +5,22 @@
 //! A pending update is a strictly newer candidate from a tracked suite whose repository
 //! belongs to the same family (Release `Origin`, e.g. `Debian`) as the repository the
 //! package was installed from: Debian data is never applied to a package from another
-//! repository (or to a `local` one).
+//! repository (or to a `local` one). The repositories a build script added to the image
+//! ([`crate::debian::sources`]) are tracked too, each as a family of its own, verified with
+//! the key found in the image.
 
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result};
 use debversion::Version;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::debian::packages::parse_version;
 use crate::debian::{Candidate, PackageIndex, RepoClient, SyncedRepo, TrackedRepo};
 use crate::manifest::Component;
 use crate::paths::Paths;
-use crate::stack::Stack;
+use crate::stack::{RepoTrust, Stack};
 use crate::store::Store;
 
 pub mod cves;
@@ -225,8 +228,56 @@ pub fn tracked_repos(stack: &Stack) -> Vec<TrackedRepo> {
         .map(|(i, s)| TrackedRepo {
             source: s.clone(),
             trust: stack.track.trust.get(i).cloned().unwrap_or_default(),
+            architectures: Vec::new(),
+            family: None,
         })
         .collect()
+}
+
+/// The family of a repository a build script added: its URI, so that its data applies to
+/// nothing but the packages installed from it.
+pub fn image_repo_family(uri: &str) -> String {
+    format!("image-repo {uri}")
+}
+
+/// The repositories build `build_id`'s build script configured in its image (as recorded
+/// by the build), ready to sync: each is verified with the key found in the image, written
+/// to `STATE/repos/keys/SHA256.gpg` (content-addressed, so a changed key is a new file).
+///
+/// Errors: the store cannot be read or the key file cannot be written.
+pub fn image_tracked_repos(
+    paths: &Paths,
+    store: &Store,
+    build_id: i64,
+) -> Result<Vec<TrackedRepo>> {
+    let keys = paths.state.join("repos").join("keys");
+    let mut out = Vec::new();
+    for r in store.image_repos(build_id)? {
+        // A `trusted=yes` repository without any key: checked against the default keyring,
+        // and the (expected) failure waived with a warning.
+        let file = if r.key.data.is_empty() {
+            None
+        } else {
+            let file = keys.join(format!(
+                "{}.gpg",
+                hex::encode(sha2::Sha256::digest(&r.key.data))
+            ));
+            if !file.exists() {
+                crate::debian::client::write_atomic(&file, &r.key.data)?;
+            }
+            Some(file)
+        };
+        out.push(TrackedRepo {
+            source: r.source(),
+            trust: RepoTrust {
+                trusted: r.trusted,
+                signed_by: file,
+            },
+            architectures: r.architectures.clone(),
+            family: Some(image_repo_family(&r.uri)),
+        });
+    }
+    Ok(out)
 }
 
 /// For `build --apply-updates`: add the stack's tracked apt suites to its base's extra
@@ -284,9 +335,22 @@ pub fn check_stack(
         note_problems(&s, &mut warnings, &mut refresh_errors);
         synced.push(s);
     }
+    // The repositories the build script added, each its own family: their data applies
+    // only to packages installed from them, and Debian data never to those packages.
+    for repo in image_tracked_repos(paths, store, build.id)? {
+        let repo_archs = repo.archs_of(&archs);
+        if repo_archs.is_empty() {
+            continue;
+        }
+        let s = client.sync(&repo, &archs, opts.refresh)?;
+        note_problems(&s, &mut warnings, &mut refresh_errors);
+        synced.push(s);
+    }
     let mut families: HashMap<String, String> = HashMap::new();
     for s in &synced {
-        families.insert(s.repo.source.mirror.clone(), s.release.family().to_string());
+        families
+            .entry(s.repo.source.mirror.clone())
+            .or_insert_with(|| s.family().to_string());
     }
     // The base's own suites: only their Release files, for the family of what came from them.
     for src in stack.base.sources() {
