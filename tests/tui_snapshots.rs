@@ -306,13 +306,30 @@ fn deployed_fixture() -> Fixture {
         dates: vec![],
         deb: None,
     };
-    f.store
+    let check = f
+        .store
         .record_update_check(
             "hello",
             3,
             T0,
             &[pending("libssl3"), pending("openssl")],
             &[],
+        )
+        .unwrap();
+    // A language package with a newer version in its registry: listed after the Debian
+    // updates.
+    f.store
+        .put_language_updates(
+            check,
+            &[drover::updates::registries::LangUpdate {
+                ecosystem: "pypi".into(),
+                package: "requests".into(),
+                installed: "2.28.1".into(),
+                latest: "2.32.3".into(),
+                location: "/srv/app/venv/requests-2.28.1.dist-info/METADATA".into(),
+                registry: "https://pypi.org/pypi/requests/json".into(),
+                checked_at: T0.into(),
+            }],
         )
         .unwrap();
     let entry = |v: &str, urgency: &str, date: &str, cves: &[&str], adv: &[&str]| Entry {

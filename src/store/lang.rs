@@ -1,6 +1,7 @@
 //! Language packages found in a build's image (see [`crate::manifest::lang`]).
 
 use anyhow::Result;
+use rusqlite::OptionalExtension;
 
 use super::Store;
 use crate::manifest::lang::LangPackage;
@@ -94,5 +95,22 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    /// The language updates of the newest update check of `stack` (empty when never
+    /// checked).
+    pub fn latest_language_updates(&self, stack: &str) -> Result<Vec<LangUpdate>> {
+        let id: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT id FROM update_checks WHERE stack = ?1 ORDER BY id DESC LIMIT 1",
+                [stack],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => self.language_updates(id),
+            None => Ok(Vec::new()),
+        }
     }
 }

@@ -13,14 +13,16 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
     let (stacks, diags) = crate::stack::load_all(&paths.config);
     let mut rows = Vec::with_capacity(stacks.len());
     for s in stacks {
+        // Debian source packages only: what a rebuild applies and the CVEs are about.
         let updates = update_rows(store, &s.name)?.map(|rows| {
-            let worst = rows
+            let debian: Vec<&UpdateRow> = rows.iter().filter(|r| r.ecosystem.is_none()).collect();
+            let worst = debian
                 .iter()
                 .map(|r| r.urgency.as_str())
                 .max_by_key(|u| urgency_rank(u))
                 .unwrap_or("")
                 .to_string();
-            (rows.len(), worst)
+            (debian.len(), worst)
         });
         let release = store
             .releases(&s.name)?
@@ -38,15 +40,10 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
     Ok((rows, diags.iter().map(|d| d.to_string()).collect()))
 }
 
-/// Rank of a Debian changelog urgency (Debian Policy §5.6.17), higher is more urgent.
-pub fn urgency_rank(u: &str) -> u8 {
-    match u {
-        "emergency" | "critical" => 4,
-        "high" => 3,
-        "medium" => 2,
-        "low" => 1,
-        _ => 0,
-    }
+/// Rank of an urgency, higher is more urgent (one ordering for CLI and console:
+/// [`crate::updates::urgency_rank`]).
+fn urgency_rank(u: &str) -> u8 {
+    crate::updates::urgency_rank(Some(u))
 }
 
 /// The newest update check of `stack` as Updates-pane rows, one per source package,
@@ -68,6 +65,7 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
                 urgency: String::new(),
                 suites: Vec::new(),
                 entries: Vec::new(),
+                ecosystem: None,
             });
         row.packages.push(p.package.clone());
         if !row.suites.contains(&p.suite) {
@@ -107,6 +105,21 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
             &b.source,
         ))
     });
+    // Language packages with newer registry versions: no CVE data, so after the Debian
+    // updates; the suite column names the ecosystem.
+    for u in store.latest_language_updates(stack)? {
+        rows.push(UpdateRow {
+            source: format!("{} ({})", u.package, u.ecosystem),
+            packages: vec![u.location],
+            from: u.installed,
+            to: u.latest,
+            cves: Vec::new(),
+            urgency: String::new(),
+            suites: vec![u.registry],
+            entries: Vec::new(),
+            ecosystem: Some(u.ecosystem),
+        });
+    }
     Ok(Some(rows))
 }
 

@@ -99,6 +99,9 @@ pub struct UpdateRow {
     pub suites: Vec<String>,
     /// The changelog entries between installed and candidate, newest first, when cached.
     pub entries: Vec<UpdateEntry>,
+    /// `None` for a Debian source package; the ecosystem (`pypi`, `npm`, `cargo`) for a
+    /// language package with a newer registry version (not applied by a rebuild).
+    pub ecosystem: Option<String>,
 }
 
 /// One changelog entry of an update (for the detail view).

@@ -9,7 +9,7 @@ use tui_input::Input;
 
 use super::keymap::Action;
 use super::state::{
-    AgentView, Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State,
+    AgentView, Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State, UpdateRow,
 };
 use crate::deploy::api::{AgentStatus, DeployRequest};
 use crate::deploy::plan::{self, Current};
@@ -973,7 +973,13 @@ fn rebuild(state: &mut State) {
     let Some(name) = idle_stack(state, "rebuild") else {
         return;
     };
-    if state.loaded_stack.as_deref() != Some(name.as_str()) || state.updates.is_empty() {
+    // Language packages are not applied by a rebuild (their app's lockfile pins them).
+    let debian: Vec<&UpdateRow> = state
+        .updates
+        .iter()
+        .filter(|u| u.ecosystem.is_none())
+        .collect();
+    if state.loaded_stack.as_deref() != Some(name.as_str()) || debian.is_empty() {
         state.status = Some(format!(
             "{name} has no pending updates known: press {} to check first",
             state.keymap.first(Action::CheckUpdates)
@@ -987,7 +993,7 @@ fn rebuild(state: &mut State) {
         "       pending updates are installed:".into(),
     ];
     const TOP: usize = 4;
-    for u in state.updates.iter().take(TOP) {
+    for u in debian.iter().take(TOP) {
         body.push(format!(
             "  {} {} -> {} ({} CVE{}{})",
             u.source,
@@ -1002,10 +1008,10 @@ fn rebuild(state: &mut State) {
             }
         ));
     }
-    if state.updates.len() > TOP {
+    if debian.len() > TOP {
         body.push(format!(
             "  … and {} more source package(s)",
-            state.updates.len() - TOP
+            debian.len() - TOP
         ));
     }
     body.push("Runs in the background; the log streams into Builds.".into());

@@ -857,6 +857,7 @@ fn openssl_update() -> UpdateRow {
                 advisories: vec![],
             },
         ],
+        ecosystem: None,
     }
 }
 
@@ -893,9 +894,30 @@ fn rebuild_confirms_with_the_updates_it_applies() {
         s.status.as_deref(),
         Some("hello has no pending updates known: press u to check first")
     );
-    s.set_updates(vec![openssl_update()]);
+    // A language package alone is nothing a rebuild applies.
+    let lang = UpdateRow {
+        source: "requests (pypi)".into(),
+        packages: vec!["/srv/app/requests.dist-info/METADATA".into()],
+        from: "2.28.1".into(),
+        to: "2.32.3".into(),
+        cves: vec![],
+        urgency: String::new(),
+        suites: vec!["https://pypi.org/pypi/requests/json".into()],
+        entries: vec![],
+        ecosystem: Some("pypi".into()),
+    };
+    s.set_updates(vec![lang.clone()]);
+    update(&mut s, key('r'));
+    assert!(s.overlay.is_none());
+    assert!(s
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .contains("no pending updates known"));
+    s.set_updates(vec![openssl_update(), lang]);
     update(&mut s, key('r'));
     let body = confirm_body(&s);
+    assert!(!body.iter().any(|l| l.contains("requests")), "{body:?}");
     assert!(body.contains(&"stack  hello".to_string()), "{body:?}");
     assert!(
         body.contains(&format!("from   image {} (build #3)", digest(3))),
