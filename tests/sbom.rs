@@ -65,6 +65,8 @@ fn state(dir: &Path) {
         advisories: vec![],
         dates: vec![],
         deb: None,
+        feed_cves: vec![],
+        open_cves: vec![],
     };
     let lang = |eco: &str, name: &str, version: &str, location: &str| {
         drover::manifest::lang::LangPackage {
@@ -85,7 +87,7 @@ fn state(dir: &Path) {
         )
         .unwrap();
     store
-        .record_update_check("hello", id, "2026-11-29T00:00:00.000Z", &[update], &[])
+        .record_update_check("hello", id, "2026-11-29T00:00:00.000Z", &[update], &[], &[])
         .unwrap();
 }
 

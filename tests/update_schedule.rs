@@ -1,0 +1,265 @@
+//! The post-check path end to end (`updates::run_check`, the function the CLI, the agent
+//! and the console share): a tracked repository served on 127.0.0.1 by this test, a
+//! Security Tracker feed file, a notify command writing its stdin to a file and a webhook
+//! served here; a second check does not notify again, a failed webhook is retried, a broken
+//! feed keeps the repository results.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use drover::config::Config;
+use drover::manifest::Component;
+use drover::paths::Paths;
+use drover::store::builds::Success;
+use drover::store::Store;
+use drover::updates::{run_check, CheckOptions};
+use sha2::{Digest, Sha256};
+
+/// Static files under `www` for GET; POST bodies recorded, answered with the queued
+/// statuses (200 once the queue is empty).
+struct Http {
+    url: String,
+    posts: Arc<Mutex<Vec<String>>>,
+    statuses: Arc<Mutex<Vec<u16>>>,
+}
+
+fn serve(www: PathBuf) -> Http {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}",
+        server.server_addr().to_ip().unwrap().port()
+    );
+    let posts = Arc::new(Mutex::new(Vec::new()));
+    let statuses: Arc<Mutex<Vec<u16>>> = Arc::new(Mutex::new(Vec::new()));
+    let (p, st) = (posts.clone(), statuses.clone());
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            if *req.method() == tiny_http::Method::Post {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                p.lock().unwrap().push(body);
+                let code = st.lock().unwrap().pop().unwrap_or(200);
+                let _ = req.respond(tiny_http::Response::empty(code));
+                continue;
+            }
+            let path = www.join(req.url().trim_start_matches('/'));
+            let _ = match std::fs::read(&path) {
+                Ok(d) => req.respond(tiny_http::Response::from_data(d)),
+                Err(_) => req.respond(tiny_http::Response::empty(404)),
+            };
+        }
+    });
+    Http {
+        url,
+        posts,
+        statuses,
+    }
+}
+
+/// An unsigned (so `trusted = true`) `bookworm-security` suite offering foo 1.0-3.
+fn publish_repo(www: &Path) {
+    let packages = "Package: foo\nVersion: 1.0-3\nArchitecture: amd64\n\
+                    Filename: pool/foo_1.0-3_amd64.deb\nSize: 10\nSHA256: 00\n\n\
+                    Package: qux\nVersion: 2.0-1\nArchitecture: amd64\n\
+                    Filename: pool/qux_2.0-1_amd64.deb\nSize: 10\nSHA256: 00\n\n";
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    std::io::Write::write_all(&mut xz, packages.as_bytes()).unwrap();
+    let data = xz.finish().unwrap();
+    let dists = www.join("debian/dists/bookworm-security");
+    std::fs::create_dir_all(dists.join("main/binary-amd64")).unwrap();
+    std::fs::write(dists.join("main/binary-amd64/Packages.xz"), &data).unwrap();
+    let until = (chrono::Utc::now() + chrono::Duration::days(7))
+        .format("%a, %d %b %Y %H:%M:%S UTC")
+        .to_string();
+    let release = format!(
+        "Origin: Debian\nLabel: Debian-Security\nSuite: stable-security\n\
+         Codename: bookworm-security\nDate: Sat, 09 Nov 2024 10:12:34 UTC\n\
+         Valid-Until: {until}\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} \
+         main/binary-amd64/Packages.xz\n",
+        hex::encode(Sha256::digest(&data)),
+        data.len()
+    );
+    std::fs::write(dists.join("InRelease"), release).unwrap();
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    paths: Paths,
+    http: Http,
+    out: PathBuf,
+}
+
+fn setup(tracker: &str) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let www = tmp.path().join("www");
+    publish_repo(&www);
+    let http = serve(www);
+    let mirror = format!("{}/debian", http.url);
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(config.join("stacks")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/feeds")
+            .join(tracker),
+        config.join("tracker.json"),
+    )
+    .unwrap();
+    let out = tmp.path().join("notified.jsonl");
+    std::fs::write(
+        config.join("drover.toml"),
+        format!(
+            "[feeds]\nsecurity_tracker = \"tracker.json\"\n[notify]\n\
+             command = [\"sh\", \"-c\", \"cat >> {0}; echo >> {0}\"]\n\
+             webhook = \"{1}/hook\"\n",
+            out.display(),
+            http.url
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("stacks/demo.toml"),
+        format!(
+            "name = \"demo\"\n[base]\ndistro = \"debian\"\nsuite = \"bookworm\"\n\
+             mirror = \"{mirror}\"\n[track]\n\
+             apt = [{{ mirror = \"{mirror}\", suite = \"bookworm-security\", trusted = true }}]\n"
+        ),
+    )
+    .unwrap();
+    let paths = Paths::resolve(Some(config), Some(tmp.path().join("state"))).unwrap();
+    paths.ensure_state().unwrap();
+    let mut store = Store::open(&paths.database()).unwrap();
+    let id = store.create_build("demo", std::process::id()).unwrap();
+    let comp = |name: &str, version: &str| Component {
+        name: name.into(),
+        version: version.into(),
+        arch: "amd64".into(),
+        source: name.into(),
+        source_version: version.into(),
+        suite: "bookworm".into(),
+        origin: mirror.clone(),
+        installed_size_kib: None,
+    };
+    store
+        .finish_build_success(
+            id,
+            &Success {
+                image_digest: "sha256:00",
+                image_path: "/nonexistent.oci.tar",
+                components: &[comp("foo", "1.0-1"), comp("qux", "2.0-1")],
+            },
+        )
+        .unwrap();
+    Setup {
+        _tmp: tmp,
+        paths,
+        http,
+        out,
+    }
+}
+
+fn check(s: &Setup) -> drover::updates::RunReport {
+    let config: Config = drover::config::load_text(&s.paths.config_file()).unwrap();
+    let stack = drover::stack::load_named(&s.paths.config, "demo").unwrap();
+    let store = Store::open(&s.paths.database()).unwrap();
+    // Changelogs are not read (the fixture has no .debs): the feed and the suite make it a
+    // security update.
+    let opts = CheckOptions {
+        refresh: true,
+        cves: false,
+    };
+    run_check(&s.paths, &store, &config, &stack, opts).unwrap()
+}
+
+fn notified_lines(s: &Setup) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&s.out)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn new_security_updates_are_notified_once_with_feed_cves() {
+    let s = setup("tracker.json");
+    // The webhook fails the first time: reported, retried at the next check.
+    s.http.statuses.lock().unwrap().push(500);
+    let r = check(&s);
+    let foo = &r.check.updates[0];
+    assert_eq!(
+        (foo.package.as_str(), foo.candidate.as_str()),
+        ("foo", "1.0-3")
+    );
+    let feed: Vec<&str> = foo.feed_cves.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(feed, vec!["CVE-2026-0001", "CVE-2026-0100"]);
+    let open: Vec<&str> = r.check.open_cves.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        open,
+        vec![
+            "CVE-2026-0101",
+            "CVE-2026-0103",
+            "CVE-2026-0200",
+            "TEMP-0000001-ABCDEF"
+        ]
+    );
+    assert!(r.check.feed_errors.is_empty(), "{:?}", r.check.feed_errors);
+    assert!(r.rebuild.is_none(), "auto_rebuild defaults to off");
+
+    // The command got the JSON once; the webhook failed and says so.
+    let lines = notified_lines(&s);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["stack"], "demo");
+    assert_eq!(lines[0]["updates"][0]["source"], "foo");
+    assert_eq!(lines[0]["updates"][0]["source_candidate"], "1.0-3");
+    assert_eq!(
+        lines[0]["updates"][0]["feed_cves"],
+        serde_json::json!(["CVE-2026-0001", "CVE-2026-0100"])
+    );
+    assert_eq!(r.notify.sent.len(), 1, "{:?}", r.notify);
+    assert!(
+        r.notify.errors.len() == 1
+            && r.notify.errors[0].contains("webhook")
+            && r.notify.errors[0].contains("500"),
+        "{:?}",
+        r.notify.errors
+    );
+    assert_eq!(s.http.posts.lock().unwrap().len(), 1);
+
+    // Second check: the command is not run again; the webhook is retried and succeeds.
+    let r2 = check(&s);
+    assert_eq!(notified_lines(&s).len(), 1);
+    assert!(r2.notify.errors.is_empty(), "{:?}", r2.notify.errors);
+    assert_eq!(r2.notify.sent.len(), 1);
+    let posts = s.http.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 2);
+    let body: serde_json::Value = serde_json::from_str(&posts[1]).unwrap();
+    assert_eq!(body["updates"][0]["packages"], serde_json::json!(["foo"]));
+
+    // Third check: nothing new anywhere.
+    let r3 = check(&s);
+    assert!(r3.notify.sent.is_empty() && r3.notify.errors.is_empty());
+    assert_eq!(s.http.posts.lock().unwrap().len(), 2);
+
+    // The stored check carries the feed results.
+    let store = Store::open(&s.paths.database()).unwrap();
+    let (_, stored, open) = store.latest_update_check_full("demo").unwrap().unwrap();
+    assert_eq!(stored[0].feed_cves, r3.check.updates[0].feed_cves);
+    assert_eq!(open, r3.check.open_cves);
+}
+
+#[test]
+fn a_broken_feed_keeps_the_repository_results() {
+    let s = setup("tracker-broken.json");
+    let r = check(&s);
+    assert_eq!(r.check.updates.len(), 1);
+    assert_eq!(r.check.updates[0].package, "foo");
+    assert!(r.check.updates[0].feed_cves.is_empty());
+    assert_eq!(r.check.feed_errors.len(), 1);
+    assert!(
+        r.check.feed_errors[0].contains("tracker.json:5:"),
+        "{:?}",
+        r.check.feed_errors
+    );
+    // Still a security update (from the security suite): notified.
+    assert_eq!(notified_lines(&s).len(), 1);
+}
