@@ -263,3 +263,93 @@ fn a_broken_feed_keeps_the_repository_results() {
     // Still a security update (from the security suite): notified.
     assert_eq!(notified_lines(&s).len(), 1);
 }
+
+#[test]
+fn the_scheduler_runs_due_checks_once_per_interval() {
+    let s = setup("tracker.json");
+    let file = s.paths.config_file();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("[updates]\ncheck_interval = \"1h\"\n{text}")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    type Batch = Result<Vec<String>, String>;
+    let batches: Arc<Mutex<Vec<Batch>>> = Arc::default();
+    let b = batches.clone();
+    rt.block_on(async {
+        let task = tokio::spawn(drover::updates::schedule::scheduler(
+            s.paths.clone(),
+            std::time::Duration::from_millis(100),
+            move |r| b.lock().unwrap().push(r),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        task.abort();
+    });
+    // The first tick checks the never-checked stack; later ticks find it not due.
+    let batches = batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    let lines = batches[0].as_ref().unwrap();
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("demo: 1 pending updates from 1 sources, 1 security, 4 open CVEs")
+            && lines[0].contains("notified command: 1 new security update (foo)"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(notified_lines(&s).len(), 1);
+    // Due again once the interval has passed since the stored check.
+    let store = Store::open(&s.paths.database()).unwrap();
+    let at = store.last_update_check_at("demo").unwrap().unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(&at)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let later = drover::updates::schedule::run_due(&s.paths, at + chrono::Duration::minutes(61));
+    assert_eq!(later.unwrap().len(), 1);
+    let soon = drover::updates::schedule::run_due(&s.paths, chrono::Utc::now());
+    assert!(soon.unwrap().is_empty());
+}
+
+#[test]
+fn auto_rebuild_starts_one_build_per_new_update_and_audits_it() {
+    let s = setup("tracker.json");
+    let file = s.paths.stacks_dir().join("demo.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}auto_rebuild = \"security\"\n")).unwrap();
+    let r = check(&s);
+    // The real build path runs (`build --apply-updates`); this fixture mirror has no
+    // installable base, so the build fails, which is recorded and not retried.
+    let b = r
+        .rebuild
+        .expect("a rebuild for the new security update of foo");
+    assert_eq!(b.updates, vec![("foo".to_string(), "1.0-3".to_string())]);
+    let id = b.build_id.expect("the build got an id");
+    let store = Store::open(&s.paths.database()).unwrap();
+    let build = store.build(id).unwrap().unwrap();
+    assert_eq!(build.stack, "demo");
+    assert_ne!(build.status, drover::store::builds::BuildStatus::Running);
+    let audit = store.audit_log(10).unwrap();
+    let rec = audit
+        .iter()
+        .find(|a| a.action == "auto-rebuild")
+        .expect("audited");
+    assert_eq!(rec.stack.as_deref(), Some("demo"));
+    assert!(
+        rec.detail.contains("auto_rebuild = security for foo 1.0-3")
+            && rec.detail.contains(&format!("build {id}")),
+        "{}",
+        rec.detail
+    );
+    // The same candidate does not start another build.
+    assert!(check(&s).rebuild.is_none());
+    assert_eq!(
+        store
+            .audit_log(10)
+            .unwrap()
+            .iter()
+            .filter(|a| a.action == "auto-rebuild")
+            .count(),
+        1
+    );
+}

@@ -45,6 +45,24 @@ pub fn spawn_build(
     watch(handle, job, tx);
 }
 
+/// Start the scheduled update checks ([`crate::updates::schedule::scheduler`]); each
+/// batch arrives on `tx` as one status line (stacks checked, or the error).
+pub fn spawn_scheduled_checks(
+    paths: Paths,
+    tx: UnboundedSender<String>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(crate::updates::schedule::scheduler(
+        paths,
+        crate::updates::schedule::SCHEDULER_TICK,
+        move |r| {
+            let _ = tx.send(match r {
+                Ok(lines) => format!("scheduled check: {}", lines.join(" | ")),
+                Err(e) => format!("scheduled checks failed: {e}"),
+            });
+        },
+    ))
+}
+
 /// Report the end of a job's task on `tx`, turning a panic into an error message.
 pub fn watch(
     handle: tokio::task::JoinHandle<Result<(BuildStatus, Option<String>), String>>,

@@ -153,6 +153,9 @@ async fn app(
     }
     data::reload(&mut state, paths, &store, &problems)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (checks_tx, mut checks_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Scheduled update checks (drover.toml `check_interval`) while the console is open.
+    let checks = jobs::spawn_scheduled_checks(paths.clone(), checks_tx);
     let mut events = EventStream::new();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
@@ -213,6 +216,11 @@ async fn app(
                 }
                 e
             },
+            Some(line) = checks_rx.recv() => {
+                dirty = true;
+                state.status = Some(line);
+                vec![Effect::Reload]
+            },
             _ = tokio::time::sleep_until(next_frame), if dirty => Vec::new(),
         };
         let mut reloaded = false;
@@ -240,6 +248,7 @@ async fn app(
             }
         }
     }
+    checks.abort();
     // Jobs were cancelled on quit (after confirmation); give builds a moment to record it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while state.running_jobs() > 0 && Instant::now() < deadline {

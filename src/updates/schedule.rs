@@ -230,6 +230,45 @@ pub fn run_due(paths: &Paths, now: DateTime<Utc>) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// How often [`scheduler`] looks for due checks.
+pub const SCHEDULER_TICK: Duration = Duration::from_secs(60);
+
+/// The background scheduler of the agent and the console: every `tick` (the first at
+/// once), run [`run_due`] on tokio's blocking pool and hand its lines (or its error) to
+/// `report` when there is something to say (an error once until it changes). One batch
+/// at a time; runs until its task is
+/// dropped or aborted. Must be spawned on a tokio runtime.
+pub async fn scheduler<F>(paths: Paths, tick: Duration, report: F)
+where
+    F: Fn(std::result::Result<Vec<String>, String>) + Send + Sync + 'static,
+{
+    let mut clock = tokio::time::interval(tick);
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error: Option<String> = None;
+    loop {
+        clock.tick().await;
+        let p = paths.clone();
+        let outcome = tokio::task::spawn_blocking(move || run_due(&p, Utc::now()))
+            .await
+            .map_err(|e| format!("the scheduled check stopped: {e}"))
+            .and_then(|r| r.map_err(|e| format!("{e:#}")));
+        match outcome {
+            Ok(lines) => {
+                last_error = None;
+                if !lines.is_empty() {
+                    report(Ok(lines));
+                }
+            }
+            // The same error (e.g. an invalid drover.toml) is said once, not every tick.
+            Err(e) if last_error.as_ref() == Some(&e) => {}
+            Err(e) => {
+                last_error = Some(e.clone());
+                report(Err(e));
+            }
+        }
+    }
+}
+
 /// One line about a run: pending and security counts, notifications, rebuild, problems.
 pub fn summary(r: &RunReport) -> String {
     let sec = notify::security_updates(&r.check);
