@@ -353,3 +353,76 @@ fn auto_rebuild_starts_one_build_per_new_update_and_audits_it() {
         1
     );
 }
+
+fn cli(s: &Setup, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+        .arg("--config")
+        .arg(&s.paths.config)
+        .arg("--state")
+        .arg(&s.paths.state)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_updates_shows_feed_and_open_cves() {
+    let s = setup("tracker.json");
+    let out = cli(&s, &["updates", "demo", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The webhook answers 200: no error, exit 0; the notification is said on stderr.
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("notified: demo: command: 1 new security update (foo)"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let foo = &v[0];
+    // The original contract stays; the feed fields are added.
+    for key in [
+        "package",
+        "candidate",
+        "source_candidate",
+        "cves",
+        "urgency",
+        "checked_at",
+    ] {
+        assert!(foo.get(key).is_some(), "missing {key}: {foo}");
+    }
+    assert_eq!(foo["feed_cves"][1]["id"], "CVE-2026-0100");
+    assert_eq!(foo["feed_cves"][1]["urgency"], "medium");
+    assert_eq!(foo["open_cves"][1]["id"], "CVE-2026-0103");
+    assert_eq!(foo["open_cves"][1]["status"], "no fix planned");
+    assert_eq!(foo["open_cves"][1]["note"], "Minor issue");
+
+    let out = cli(&s, &["updates", "demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("+CVE-2026-0001 +CVE-2026-0100"), "{text}");
+    assert!(
+        text.contains("demo: 4 open CVEs with no fix in the tracked suites"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix not in tracked suites (fixed in 1.0-9)"),
+        "{text}"
+    );
+
+    // A broken feed: the results are printed, the error names the file and position, exit 1.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/feeds/tracker-broken.json"),
+        s.paths.config.join("tracker.json"),
+    )
+    .unwrap();
+    let out = cli(&s, &["updates", "demo", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("tracker.json:5:") && stderr.contains("unknown variant"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["package"], "foo");
+    // Nothing new to announce: no second notification.
+    assert!(!stderr.contains("notified"), "{stderr}");
+}
