@@ -86,16 +86,10 @@ pub struct FeedEntry {
     pub feed: &'static str,
 }
 
-/// Release number of a Debian codename (OSV ecosystems are `Debian:N`).
+/// Release number of a Debian codename from squeeze (6) to duke (15); OSV ecosystems are
+/// `Debian:N`.
 pub fn release_number(codename: &str) -> Option<u32> {
     Some(match codename {
-        "buzz" => 1,
-        "hamm" => 2,
-        "potato" => 2,
-        "woody" => 3,
-        "sarge" => 3,
-        "etch" => 4,
-        "lenny" => 5,
         "squeeze" => 6,
         "wheezy" => 7,
         "jessie" => 8,
@@ -194,8 +188,9 @@ struct TrackerRelease {
     fixed_version: Option<String>,
     #[serde(default)]
     urgency: Option<String>,
+    /// Text in the tracker's data; any other JSON value is taken as "set, no reason".
     #[serde(default)]
-    nodsa: Option<String>,
+    nodsa: Option<serde_json::Value>,
     #[serde(default)]
     nodsa_reason: Option<String>,
 }
@@ -239,10 +234,11 @@ pub fn parse_tracker(
                 },
                 TrackerStatus::Undetermined => FeedStatus::Open { undetermined: true },
             };
-            let nodsa = rel.nodsa.clone().map(|n| match &rel.nodsa_reason {
-                Some(r) if !r.is_empty() && n.is_empty() => r.clone(),
-                _ => n,
-            });
+            let nodsa = match &rel.nodsa {
+                None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => None,
+                Some(serde_json::Value::String(n)) if !n.is_empty() => Some(n.clone()),
+                Some(_) => Some(rel.nodsa_reason.clone().unwrap_or_default()),
+            };
             out.push(FeedEntry {
                 source: source.clone(),
                 cve,
