@@ -157,6 +157,15 @@ fn setup(tracker: &str) -> Setup {
     }
 }
 
+/// [`setup`] with `check_interval = "1h"`.
+fn setup_hourly() -> Setup {
+    let s = setup("tracker.json");
+    let file = s.paths.config_file();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("[updates]\ncheck_interval = \"1h\"\n{text}")).unwrap();
+    s
+}
+
 fn check(s: &Setup) -> drover::updates::RunReport {
     let config: Config = drover::config::load_text(&s.paths.config_file()).unwrap();
     let stack = drover::stack::load_named(&s.paths.config, "demo").unwrap();
@@ -266,10 +275,7 @@ fn a_broken_feed_keeps_the_repository_results() {
 
 #[test]
 fn the_scheduler_runs_due_checks_once_per_interval() {
-    let s = setup("tracker.json");
-    let file = s.paths.config_file();
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, format!("[updates]\ncheck_interval = \"1h\"\n{text}")).unwrap();
+    let s = setup_hourly();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -355,14 +361,17 @@ fn auto_rebuild_starts_one_build_per_new_update_and_audits_it() {
 }
 
 fn cli(s: &Setup, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
-        .arg("--config")
-        .arg(&s.paths.config)
+    drover_at(&s.paths, args).output().unwrap()
+}
+
+fn drover_at(paths: &Paths, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_drover"));
+    c.arg("--config")
+        .arg(&paths.config)
         .arg("--state")
-        .arg(&s.paths.state)
-        .args(args)
-        .output()
-        .unwrap()
+        .arg(&paths.state)
+        .args(args);
+    c
 }
 
 #[test]
@@ -425,4 +434,39 @@ fn cli_updates_shows_feed_and_open_cves() {
     assert_eq!(v[0]["package"], "foo");
     // Nothing new to announce: no second notification.
     assert!(!stderr.contains("notified"), "{stderr}");
+}
+
+#[test]
+fn the_agent_runs_due_checks_in_the_background() {
+    let s = setup_hourly();
+    let log = s.paths.state.join("agent-test.log");
+    let mut agent = drover_at(&s.paths, &["agent"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while notified_lines(&s).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // `agent stop` waits until the pid is gone: reap our child meanwhile (no zombie).
+    let paths = s.paths.clone();
+    let stopper =
+        std::thread::spawn(move || drover_at(&paths, &["agent", "stop"]).output().unwrap());
+    let status = agent.wait().unwrap();
+    let stop = stopper.join().unwrap();
+    assert!(
+        stop.status.success() && status.success(),
+        "{stop:?} {status:?}"
+    );
+    let lines = notified_lines(&s);
+    assert_eq!(lines.len(), 1, "the agent did not notify in time");
+    assert_eq!(lines[0]["updates"][0]["source"], "foo");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("drover agent: scheduled check: demo: 1 pending updates"),
+        "{text}"
+    );
+    let store = Store::open(&s.paths.database()).unwrap();
+    assert!(store.last_update_check_at("demo").unwrap().is_some());
 }
