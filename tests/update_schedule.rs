@@ -470,3 +470,37 @@ fn the_agent_runs_due_checks_in_the_background() {
     let store = Store::open(&s.paths.database()).unwrap();
     assert!(store.last_update_check_at("demo").unwrap().is_some());
 }
+
+#[test]
+fn a_feed_given_by_url_is_fetched() {
+    let s = setup("tracker.json");
+    std::fs::copy(
+        s.paths.config.join("tracker.json"),
+        s._tmp.path().join("www/tracker.json"),
+    )
+    .unwrap();
+    std::fs::remove_file(s.paths.config.join("tracker.json")).unwrap();
+    let file = s.paths.config_file();
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "security_tracker = \"tracker.json\"",
+        &format!("security_tracker = \"{}/tracker.json\"", s.http.url),
+    );
+    std::fs::write(&file, text).unwrap();
+    let r = check(&s);
+    assert!(r.check.feed_errors.is_empty(), "{:?}", r.check.feed_errors);
+    assert_eq!(r.check.updates[0].feed_cves.len(), 2);
+    assert_eq!(r.check.open_cves.len(), 4);
+    // A URL that answers 404: a clear error naming it, the repository results stay.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("/tracker.json", "/missing.json");
+    std::fs::write(&file, text).unwrap();
+    let r = check(&s);
+    assert_eq!(r.check.updates.len(), 1);
+    assert!(
+        r.check.feed_errors.len() == 1
+            && r.check.feed_errors[0].contains("/missing.json: HTTP 404"),
+        "{:?}",
+        r.check.feed_errors
+    );
+}
