@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use drover::config::Config;
+use drover::jobs::CancelToken;
 use drover::manifest::Component;
 use drover::paths::Paths;
 use drover::store::builds::Success;
@@ -167,6 +168,10 @@ fn setup_hourly() -> Setup {
 }
 
 fn check(s: &Setup) -> drover::updates::RunReport {
+    check_with(s, &CancelToken::new())
+}
+
+fn check_with(s: &Setup, cancel: &CancelToken) -> drover::updates::RunReport {
     let config: Config = drover::config::load_text(&s.paths.config_file()).unwrap();
     let stack = drover::stack::load_named(&s.paths.config, "demo").unwrap();
     let store = Store::open(&s.paths.database()).unwrap();
@@ -176,7 +181,7 @@ fn check(s: &Setup) -> drover::updates::RunReport {
         refresh: true,
         cves: false,
     };
-    run_check(&s.paths, &store, &config, &stack, opts).unwrap()
+    run_check(&s.paths, &store, &config, &stack, opts, cancel).unwrap()
 }
 
 fn notified_lines(s: &Setup) -> Vec<serde_json::Value> {
@@ -288,6 +293,7 @@ fn the_scheduler_runs_due_checks_once_per_interval() {
         let task = tokio::spawn(drover::updates::schedule::scheduler(
             s.paths.clone(),
             std::time::Duration::from_millis(100),
+            CancelToken::new(),
             move |r| b.lock().unwrap().push(r),
         ));
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -311,9 +317,14 @@ fn the_scheduler_runs_due_checks_once_per_interval() {
     let at = chrono::DateTime::parse_from_rfc3339(&at)
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let later = drover::updates::schedule::run_due(&s.paths, at + chrono::Duration::minutes(61));
+    let later = drover::updates::schedule::run_due(
+        &s.paths,
+        at + chrono::Duration::minutes(61),
+        &CancelToken::new(),
+    );
     assert_eq!(later.unwrap().len(), 1);
-    let soon = drover::updates::schedule::run_due(&s.paths, chrono::Utc::now());
+    let soon =
+        drover::updates::schedule::run_due(&s.paths, chrono::Utc::now(), &CancelToken::new());
     assert!(soon.unwrap().is_empty());
 }
 
@@ -323,6 +334,10 @@ fn auto_rebuild_starts_one_build_per_new_update_and_audits_it() {
     let file = s.paths.stacks_dir().join("demo.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, format!("{text}auto_rebuild = \"security\"\n")).unwrap();
+    // Cancelled (the console quitting, Ctrl-C): no rebuild starts, and none is remembered.
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    assert!(check_with(&s, &cancelled).rebuild.is_none());
     let r = check(&s);
     // The real build path runs (`build --apply-updates`); this fixture mirror has no
     // installable base, so the build fails, which is recorded and not retried.
@@ -503,4 +518,28 @@ fn a_feed_given_by_url_is_fetched() {
         "{:?}",
         r.check.feed_errors
     );
+}
+
+#[test]
+fn a_notify_command_closing_its_stdin_does_not_kill_the_cli() {
+    let s = setup("tracker.json");
+    let file = s.paths.config_file();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let start = text.find("command = ").unwrap();
+    let end = start + text[start..].find('\n').unwrap();
+    let marker = s.paths.state.join("ran");
+    let text = format!(
+        "{}command = [\"sh\", \"-c\", \"exec 0<&-; sleep 0.3; touch {}\"]{}",
+        &text[..start],
+        marker.display(),
+        &text[end..]
+    );
+    std::fs::write(&file, text).unwrap();
+    // The one-shot CLI dies on SIGPIPE by default; writing to this command's closed stdin
+    // must only fail that write.
+    let out = cli(&s, &["updates", "demo"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(marker.exists());
+    assert!(stderr.contains("notified: demo: command"), "{stderr}");
 }

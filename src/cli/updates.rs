@@ -38,9 +38,15 @@ pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) ->
         refresh,
         cves: true,
     };
+    // Ctrl-C / SIGTERM during an automatic rebuild stop it cleanly (recorded as cancelled).
+    let cancel = crate::jobs::CancelToken::new();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.flag());
+        let _ = signal_hook::flag::register(sig, cancel.flag());
+    }
     let mut runs: Vec<RunReport> = Vec::new();
     for s in &stacks {
-        runs.push(run_check(paths, &store, &config, s, opts)?);
+        runs.push(run_check(paths, &store, &config, s, opts, &cancel)?);
     }
     for r in &runs {
         for w in &r.check.warnings {

@@ -200,9 +200,11 @@ pub fn run(paths: Paths) -> Result<()> {
         let restore = tokio::spawn(restore(agent.clone()));
         // Update checks due by `check_interval` (drover.toml), with notifications and
         // auto-rebuilds (never deploys): one library function, also used by the CLI.
+        let checks_cancel = crate::jobs::CancelToken::new();
         let checks = tokio::spawn(crate::updates::schedule::scheduler(
             paths.clone(),
             crate::updates::schedule::SCHEDULER_TICK,
+            checks_cancel.clone(),
             |r| match r {
                 Ok(lines) => lines
                     .iter()
@@ -232,6 +234,7 @@ pub fn run(paths: Paths) -> Result<()> {
             }
         }
         restore.abort();
+        checks_cancel.cancel();
         checks.abort();
         let _ = std::fs::remove_file(&sock);
         agent.stop_everything().await;

@@ -46,14 +46,17 @@ pub fn spawn_build(
 }
 
 /// Start the scheduled update checks ([`crate::updates::schedule::scheduler`]); each
-/// batch arrives on `tx` as one status line (stacks checked, or the error).
+/// batch arrives on `tx` as one status line (stacks checked, or the error). Cancel
+/// `cancel` before aborting the returned task (on quit).
 pub fn spawn_scheduled_checks(
     paths: Paths,
+    cancel: CancelToken,
     tx: UnboundedSender<String>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(crate::updates::schedule::scheduler(
         paths,
         crate::updates::schedule::SCHEDULER_TICK,
+        cancel,
         move |r| {
             let _ = tx.send(match r {
                 Ok(lines) => format!("scheduled check: {}", lines.join(" | ")),

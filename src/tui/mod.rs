@@ -155,7 +155,8 @@ async fn app(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (checks_tx, mut checks_rx) = tokio::sync::mpsc::unbounded_channel();
     // Scheduled update checks (drover.toml `check_interval`) while the console is open.
-    let checks = jobs::spawn_scheduled_checks(paths.clone(), checks_tx);
+    let checks_cancel = crate::jobs::CancelToken::new();
+    let checks = jobs::spawn_scheduled_checks(paths.clone(), checks_cancel.clone(), checks_tx);
     let mut events = EventStream::new();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
@@ -248,6 +249,8 @@ async fn app(
             }
         }
     }
+    // A scheduled check's auto-rebuild stops with the console (recorded as cancelled).
+    checks_cancel.cancel();
     checks.abort();
     // Jobs were cancelled on quit (after confirmation); give builds a moment to record it.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -110,10 +110,30 @@ pub fn send_command(argv: &[String], json: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot run the notify command `{prog}`"))?;
     let mut stdin = child.stdin.take().context("no stdin")?;
     let body = json.to_vec();
-    // A writer thread: a command that does not read its stdin must not block us.
+    // Writer and reader threads: a command that does not read its stdin, or writes much to
+    // stderr, must not block us.
     let writer = std::thread::spawn(move || {
+        // One-shot CLI commands restore SIGPIPE's default action (die); a command that
+        // exits without reading must give this write EPIPE, not kill drover. Blocking the
+        // signal in this thread only does that: the signal a pipe write raises goes to the
+        // writing thread, and is dropped with it.
+        // SAFETY: sigemptyset/sigaddset on a local set; pthread_sigmask on this thread.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
         let _ = stdin.write_all(&body);
     });
+    let (etx, erx) = std::sync::mpsc::channel();
+    if let Some(mut e) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut e, &mut v);
+            let _ = etx.send(v);
+        });
+    }
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait()? {
@@ -131,20 +151,11 @@ pub fn send_command(argv: &[String], json: &[u8]) -> Result<()> {
     };
     let _ = writer.join();
     if !status.success() {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        let tail: String = err
-            .trim()
-            .chars()
-            .rev()
-            .take(300)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        // A child of the command may hold stderr open: wait a little, not forever.
+        let err = erx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+        let err = String::from_utf8_lossy(&err);
+        let err = err.trim();
+        let tail = &err[err.floor_char_boundary(err.len().saturating_sub(300))..];
         bail!("the notify command `{prog}` failed ({status}): {tail}");
     }
     Ok(())
@@ -253,4 +264,40 @@ pub fn notify(store: &Store, channels: &Notify, report: &CheckReport) -> NotifyO
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    #[test]
+    fn command_gets_the_json_and_failures_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("got.json");
+        let script = format!("cat > {}", out.display());
+        send_command(&argv(&script), br#"{"a":1}"#).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), r#"{"a":1}"#);
+        let e = send_command(&argv("echo no route to pager >&2; exit 3"), b"{}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`sh` failed")
+                && e.contains("exit status: 3")
+                && e.contains("no route to pager"),
+            "{e}"
+        );
+        // Not reading stdin is fine.
+        send_command(&argv("true"), &vec![b'x'; 1 << 20]).unwrap();
+        let e = send_command(&["/nonexistent/notify".to_string()], b"{}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot run the notify command `/nonexistent/notify`"),
+            "{e}"
+        );
+    }
 }

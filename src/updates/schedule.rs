@@ -76,6 +76,8 @@ pub fn rebuild_candidates(
 /// time; an automatic rebuild runs once per (source, candidate), even when it fails, so a
 /// broken build does not repeat at every check.
 ///
+/// `cancel` stops an automatic rebuild (recorded as cancelled) and keeps one from starting.
+///
 /// Errors: those of [`check_stack`] (nothing is notified or rebuilt then).
 pub fn run_check(
     paths: &Paths,
@@ -83,6 +85,7 @@ pub fn run_check(
     config: &Config,
     stack: &Stack,
     opts: CheckOptions,
+    cancel: &CancelToken,
 ) -> Result<RunReport> {
     let check = check_stack(paths, store, stack, &config.feeds, opts)?;
     let notify = notify::notify(store, &config.notify, &check);
@@ -102,10 +105,10 @@ pub fn run_check(
             status: None,
             error: Some(format!("cannot read the store: {e}")),
         })
-    } else if todo.is_empty() {
+    } else if todo.is_empty() || cancel.is_cancelled() {
         None
     } else {
-        Some(rebuild(paths, store, stack, todo))
+        Some(rebuild(paths, store, stack, todo, cancel))
     };
     Ok(RunReport {
         check,
@@ -114,7 +117,13 @@ pub fn run_check(
     })
 }
 
-fn rebuild(paths: &Paths, store: &Store, stack: &Stack, todo: Vec<(String, String)>) -> Rebuild {
+fn rebuild(
+    paths: &Paths,
+    store: &Store,
+    stack: &Stack,
+    todo: Vec<(String, String)>,
+    cancel: &CancelToken,
+) -> Rebuild {
     let what = todo
         .iter()
         .map(|(s, c)| format!("{s} {c}"))
@@ -139,7 +148,7 @@ fn rebuild(paths: &Paths, store: &Store, stack: &Stack, todo: Vec<(String, Strin
     super::add_tracked_suites(&mut applying);
     let opts = BuildOptions {
         refresh_base: false,
-        cancel: CancelToken::new(),
+        cancel: cancel.clone(),
     };
     let result = build::run(paths, &applying, &opts, &mut |_| {});
     let (build_id, status, error) = match result {
@@ -210,10 +219,11 @@ pub fn due_stacks(
 
 /// Run every due check now (refreshing the repositories, reading changelogs), one stack
 /// after the other, with [`run_check`]. Reads `drover.toml` anew each time so edits apply
-/// without a restart. Returns one line per stack: a summary, or the error.
+/// without a restart. Returns one line per stack: a summary, or the error. Once `cancel` is
+/// set no further stack is checked (and a running auto-rebuild stops).
 ///
 /// Errors: `drover.toml` is invalid, or the store cannot be opened.
-pub fn run_due(paths: &Paths, now: DateTime<Utc>) -> Result<Vec<String>> {
+pub fn run_due(paths: &Paths, now: DateTime<Utc>, cancel: &CancelToken) -> Result<Vec<String>> {
     let config = crate::config::load_text(&paths.config_file()).map_err(anyhow::Error::msg)?;
     let store = Store::open(&paths.database())?;
     let opts = CheckOptions {
@@ -222,10 +232,15 @@ pub fn run_due(paths: &Paths, now: DateTime<Utc>) -> Result<Vec<String>> {
     };
     let mut lines = Vec::new();
     for stack in due_stacks(paths, &store, &config, now)? {
-        lines.push(match run_check(paths, &store, &config, &stack, opts) {
-            Ok(r) => summary(&r),
-            Err(e) => format!("{}: scheduled check failed: {e:#}", stack.name),
-        });
+        if cancel.is_cancelled() {
+            break;
+        }
+        lines.push(
+            match run_check(paths, &store, &config, &stack, opts, cancel) {
+                Ok(r) => summary(&r),
+                Err(e) => format!("{}: scheduled check failed: {e:#}", stack.name),
+            },
+        );
     }
     Ok(lines)
 }
@@ -236,9 +251,9 @@ pub const SCHEDULER_TICK: Duration = Duration::from_secs(60);
 /// The background scheduler of the agent and the console: every `tick` (the first at
 /// once), run [`run_due`] on tokio's blocking pool and hand its lines (or its error) to
 /// `report` when there is something to say (an error once until it changes). One batch
-/// at a time; runs until its task is
-/// dropped or aborted. Must be spawned on a tokio runtime.
-pub async fn scheduler<F>(paths: Paths, tick: Duration, report: F)
+/// at a time; runs until its task is dropped or aborted. Must be spawned on a tokio runtime. Cancel `cancel` before aborting
+/// the task: the blocking check in flight (maybe an auto-rebuild) then stops too.
+pub async fn scheduler<F>(paths: Paths, tick: Duration, cancel: CancelToken, report: F)
 where
     F: Fn(std::result::Result<Vec<String>, String>) + Send + Sync + 'static,
 {
@@ -247,8 +262,8 @@ where
     let mut last_error: Option<String> = None;
     loop {
         clock.tick().await;
-        let p = paths.clone();
-        let outcome = tokio::task::spawn_blocking(move || run_due(&p, Utc::now()))
+        let (p, c) = (paths.clone(), cancel.clone());
+        let outcome = tokio::task::spawn_blocking(move || run_due(&p, Utc::now(), &c))
             .await
             .map_err(|e| format!("the scheduled check stopped: {e}"))
             .and_then(|r| r.map_err(|e| format!("{e:#}")));
