@@ -38,11 +38,17 @@ pub fn updates(paths: &Paths, stack: Option<&str>, refresh: bool, json: bool) ->
         refresh,
         cves: true,
     };
-    // Ctrl-C / SIGTERM during an automatic rebuild stop it cleanly (recorded as cancelled).
+    // With an auto_rebuild policy, Ctrl-C / SIGTERM stop the rebuild cleanly (recorded as
+    // cancelled; a second one exits at once). Without one they end the command as usual.
     let cancel = crate::jobs::CancelToken::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.flag());
-        let _ = signal_hook::flag::register(sig, cancel.flag());
+    if stacks
+        .iter()
+        .any(|s| s.track.auto_rebuild != crate::stack::AutoRebuild::Off)
+    {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.flag());
+            let _ = signal_hook::flag::register(sig, cancel.flag());
+        }
     }
     let mut runs: Vec<RunReport> = Vec::new();
     for s in &stacks {
