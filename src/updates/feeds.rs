@@ -402,6 +402,13 @@ pub fn load(
     errors: &mut Vec<String>,
 ) -> Vec<FeedEntry> {
     let mut out = Vec::new();
+    if ["stable", "oldstable", "oldoldstable", "testing", "unstable"].contains(&codename) {
+        errors.push(format!(
+            "feeds skipped: they name releases by codename, and the base suite is the alias \
+             `{codename}`; set `suite` in [base] of the stack to its codename (e.g. `bookworm`)"
+        ));
+        return out;
+    }
     if let Some(loc) = &feeds.security_tracker {
         let parsed = read_feed(loc).and_then(|files| {
             let mut v = Vec::new();
@@ -674,6 +681,12 @@ mod tests {
         load(&missing, "bookworm", &sources, &mut errors);
         assert!(
             errors[0].contains("nope.json") && errors[0].contains("[feeds]"),
+            "{errors:?}"
+        );
+        let mut errors = Vec::new();
+        load(&both(), "stable", &sources, &mut errors);
+        assert!(
+            errors.len() == 1 && errors[0].contains("the alias `stable`"),
             "{errors:?}"
         );
         let mut errors = Vec::new();
