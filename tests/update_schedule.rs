@@ -146,7 +146,16 @@ fn setup(tracker: &str) -> Setup {
             &Success {
                 image_digest: "sha256:00",
                 image_path: "/nonexistent.oci.tar",
-                components: &[comp("foo", "1.0-1"), comp("qux", "2.0-1")],
+                components: &[
+                    comp("foo", "1.0-1"),
+                    comp("qux", "2.0-1"),
+                    // From a vendor's repository: Debian's feeds say nothing about it (the
+                    // tracker has an open CVE for a Debian source of this name).
+                    Component {
+                        origin: "http://vendor.example/apt".into(),
+                        ..comp("notinstalled", "0.1")
+                    },
+                ],
             },
         )
         .unwrap();

@@ -31,6 +31,10 @@ use crate::config::{FeedLocation, Feeds};
 use crate::debian::packages::parse_version;
 use crate::manifest::Component;
 
+/// The repository family (Release `Origin`) whose packages the feeds describe; installed
+/// packages from other repositories get nothing from them.
+pub const DEBIAN_FAMILY: &str = "Debian";
+
 /// A CVE a feed knows about, as stored and shown (`feed_cves`, `open_cves` in the JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedCve {
@@ -451,7 +455,8 @@ pub fn load(
     out
 }
 
-/// Layer feed `entries` on a check: CVEs fixed by a pending update that its changelog does
+/// Layer feed `entries` on a check (`manifest`: the installed packages that came from
+/// Debian): CVEs fixed by a pending update that its changelog does
 /// not name go to that update's `feed_cves`; CVEs of an installed source package that no
 /// pending update fixes are returned as open CVEs (sorted by source, then id). The first
 /// feed to mention a (source, CVE) wins (the tracker is loaded before OSV).
@@ -467,9 +472,14 @@ pub fn apply(
             .entry(c.source.as_str())
             .or_insert(c.source_version.as_str());
     }
-    // The candidate source version of each pending source update.
+    // The candidate source version of each pending source update of those packages.
+    let ours: HashSet<(&str, &str)> = manifest
+        .iter()
+        .map(|c| (c.name.as_str(), c.arch.as_str()))
+        .collect();
+    let is_ours = |u: &PendingUpdate| ours.contains(&(u.package.as_str(), u.arch.as_str()));
     let mut candidates: HashMap<String, String> = HashMap::new();
-    for u in updates.iter() {
+    for u in updates.iter().filter(|u| is_ours(u)) {
         candidates.insert(u.source.clone(), u.source_candidate.clone());
     }
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
@@ -507,7 +517,10 @@ pub fn apply(
                     .and_then(|c| parse_version(c))
                     .is_some_and(|c| fixed <= c);
                 if by_update {
-                    for u in updates.iter_mut().filter(|u| u.source == e.source) {
+                    for u in updates
+                        .iter_mut()
+                        .filter(|u| u.source == e.source && is_ours(u))
+                    {
                         if !u.cves.contains(&e.cve) && !u.feed_cves.iter().any(|f| f.id == e.cve) {
                             u.feed_cves.push(cve("fixed", Some(fv)));
                         }

@@ -375,10 +375,20 @@ pub fn check_stack(
     let mut feed_errors = Vec::new();
     let mut open_cves = Vec::new();
     if feeds.security_tracker.is_some() || feeds.osv.is_some() {
-        let sources: HashSet<&str> = manifest.iter().map(|c| c.source.as_str()).collect();
+        // Debian's feeds speak of Debian's packages only: not of a vendor's or local ones.
+        let debian: Vec<Component> = manifest
+            .iter()
+            .filter(|c| {
+                families
+                    .get(&c.origin)
+                    .is_some_and(|f| f == feeds::DEBIAN_FAMILY)
+            })
+            .cloned()
+            .collect();
+        let sources: HashSet<&str> = debian.iter().map(|c| c.source.as_str()).collect();
         let codename = feeds::feed_codename(&stack.base.suite);
         let entries = feeds::load(feeds, codename, &sources, &mut feed_errors);
-        open_cves = feeds::apply(&entries, &manifest, &mut updates);
+        open_cves = feeds::apply(&entries, &debian, &mut updates);
         attach_open(&mut updates, &open_cves);
     }
     sort_by_risk(&mut updates);
