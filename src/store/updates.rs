@@ -217,3 +217,58 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written by a drover with schema 4 (before the feeds) keeps its checks: they
+    /// load with no feed or open CVEs, and new actions can be recorded.
+    #[test]
+    fn a_schema_4_store_migrates_and_keeps_its_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drover.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &super::super::MIGRATIONS[..4] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 4).unwrap();
+            tx.execute_batch(
+                "INSERT INTO builds (id, stack, status, started_at, pid) \
+                 VALUES (1, 'hello', 'succeeded', '2026-01-01T00:00:00Z', 1);
+                 INSERT INTO update_checks (id, stack, build_id, checked_at, pending, warnings) \
+                 VALUES (1, 'hello', 1, '2026-01-01T00:00:00.000Z', 1, '[]');
+                 INSERT INTO pending_updates (check_id, package, arch, installed, candidate, \
+                 suite, source, source_installed, source_candidate, cves, urgency) VALUES \
+                 (1, 'libssl3', 'amd64', '1', '2', 'bookworm-security', 'openssl', '1', '2', \
+                 '[\"CVE-2026-1\"]', 'high');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let (at, updates, open) = store.latest_update_check_full("hello").unwrap().unwrap();
+        assert_eq!(at, "2026-01-01T00:00:00.000Z");
+        assert_eq!(updates.len(), 1);
+        assert_eq!(updates[0].cves, vec!["CVE-2026-1"]);
+        assert!(updates[0].feed_cves.is_empty() && open.is_empty());
+        assert!(!store
+            .update_action_done("hello", "openssl", "2", "rebuild")
+            .unwrap());
+        let pair = [("openssl".to_string(), "2".to_string())];
+        store
+            .record_update_actions("hello", &pair, "rebuild", "test")
+            .unwrap();
+        store
+            .record_update_actions("hello", &pair, "rebuild", "again")
+            .unwrap();
+        assert!(store
+            .update_action_done("hello", "openssl", "2", "rebuild")
+            .unwrap());
+        assert!(!store
+            .update_action_done("hello", "openssl", "3", "rebuild")
+            .unwrap());
+    }
+}
