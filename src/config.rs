@@ -3,11 +3,23 @@
 //! ```toml
 //! [images]
 //! keep = 3   # images kept per stack by `drover prune`, >= 1
+//!
+//! [updates]
+//! check_interval = "6h"   # scheduled checks (agent, console); humantime syntax, >= 1m
+//!
+//! [feeds]   # optional vulnerability feeds, a path (relative to this file) or http(s) URL
+//! security_tracker = "feeds/tracker.json"   # https://security-tracker.debian.org/tracker/data/json
+//! osv = "feeds/osv-debian"                  # OSV Debian records: a directory or a JSON array
+//!
+//! [notify]  # new security updates, once per (stack, source, candidate)
+//! command = ["/usr/local/bin/page-oncall", "--drover"]   # gets the JSON on stdin
+//! webhook = "https://hooks.example.com/drover"           # POSTed the same JSON
 //! ```
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::stack::parse::{Checker, Field};
 use crate::stack::Diagnostic;
@@ -17,16 +29,74 @@ use crate::stack::Diagnostic;
 pub struct Config {
     /// How many images `drover prune` keeps per stack (default 3).
     pub keep_images: usize,
+    /// How often the agent and the console check each stack for updates (`[updates]
+    /// check_interval`); `None` (the default) means no scheduled checks.
+    pub check_interval: Option<Duration>,
+    /// Vulnerability feeds (`[feeds]`).
+    pub feeds: Feeds,
+    /// Where new security updates are announced (`[notify]`).
+    pub notify: Notify,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { keep_images: 3 }
+        Config {
+            keep_images: 3,
+            check_interval: None,
+            feeds: Feeds::default(),
+            notify: Notify::default(),
+        }
     }
 }
 
-const TOP_KEYS: &[&str] = &["images"];
+/// Where a feed is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedLocation {
+    /// A local file or directory (absolute; relative paths are resolved against the
+    /// directory of `drover.toml`).
+    Path(PathBuf),
+    /// An `http://` or `https://` URL, fetched at each check.
+    Url(String),
+}
+
+impl std::fmt::Display for FeedLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeedLocation::Path(p) => write!(f, "{}", p.display()),
+            FeedLocation::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+/// The `[feeds]` table: optional vulnerability feeds layered on the changelog CVEs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Feeds {
+    /// The Debian Security Tracker JSON (`security_tracker`), the document served at
+    /// <https://security-tracker.debian.org/tracker/data/json>.
+    pub security_tracker: Option<FeedLocation>,
+    /// OSV records of the Debian ecosystem (`osv`): a directory of `*.json` records, or one
+    /// JSON file holding a record or an array of records (<https://ossf.github.io/osv-schema/>).
+    pub osv: Option<FeedLocation>,
+}
+
+/// The `[notify]` table. Both channels are optional; each is tried independently.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Notify {
+    /// Program and arguments (no shell), run with the notification JSON on stdin; exit 0
+    /// means delivered.
+    pub command: Option<Vec<String>>,
+    /// `http(s)://` URL the notification JSON is POSTed to; a 2xx answer means delivered.
+    pub webhook: Option<String>,
+}
+
+/// Shortest accepted `check_interval`.
+pub const MIN_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+const TOP_KEYS: &[&str] = &["images", "updates", "feeds", "notify"];
 const IMAGES_KEYS: &[&str] = &["keep"];
+const UPDATES_KEYS: &[&str] = &["check_interval"];
+const FEEDS_KEYS: &[&str] = &["security_tracker", "osv"];
+const NOTIFY_KEYS: &[&str] = &["command", "webhook"];
 
 /// Load `drover.toml`; a missing file gives the defaults.
 ///
@@ -44,6 +114,16 @@ pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
             hint: Some("check that the file is readable UTF-8 text, or remove it".into()),
         }]),
     }
+}
+
+/// [`load`], with the diagnostics joined into one text (one per line).
+pub fn load_text(path: &Path) -> Result<Config, String> {
+    load(path).map_err(|d| {
+        d.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 /// Parse the text of `drover.toml` (`file` is only used in diagnostics).
@@ -73,11 +153,115 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<Diagnostic>> {
         }
     }
 
+    if let Some((t, _)) = chk
+        .table(&root, "updates", "[updates]", "[updates]")
+        .present()
+    {
+        chk.check_keys(&t, UPDATES_KEYS);
+        let example = "check_interval = \"6h\"";
+        if let Some((s, span)) = chk.string(&t, "check_interval", example).present() {
+            let hint = "use a duration such as \"30m\", \"6h\" or \"1day\" (at least 1m)";
+            match humantime::parse_duration(&s) {
+                Ok(d) if d >= MIN_CHECK_INTERVAL => config.check_interval = Some(d),
+                Ok(_) => chk.error(
+                    &span,
+                    format!("`check_interval` in [updates] must be at least 1m, got `{s}`"),
+                    hint,
+                ),
+                Err(e) => chk.error(
+                    &span,
+                    format!("invalid duration `{s}` for `check_interval` in [updates]: {e}"),
+                    hint,
+                ),
+            }
+        }
+    }
+
+    let base_dir = file.parent().unwrap_or(Path::new("."));
+    if let Some((t, _)) = chk.table(&root, "feeds", "[feeds]", "[feeds]").present() {
+        chk.check_keys(&t, FEEDS_KEYS);
+        config.feeds.security_tracker = feed(
+            &mut chk,
+            &t,
+            "security_tracker",
+            "security_tracker = \"feeds/tracker.json\"",
+            base_dir,
+        );
+        config.feeds.osv = feed(&mut chk, &t, "osv", "osv = \"feeds/osv-debian\"", base_dir);
+    }
+
+    if let Some((t, _)) = chk.table(&root, "notify", "[notify]", "[notify]").present() {
+        chk.check_keys(&t, NOTIFY_KEYS);
+        let example = "command = [\"/usr/local/bin/notify\", \"--drover\"]";
+        if let Field::Present(items, span) = chk.strings(&t, "command", example) {
+            if items.is_empty() || items[0].0.trim().is_empty() {
+                chk.error(
+                    &span,
+                    "`command` in [notify] needs at least the program",
+                    format!("name the program and its arguments, e.g. `{example}`"),
+                );
+            } else {
+                config.notify.command = Some(items.into_iter().map(|(s, _)| s).collect());
+            }
+        }
+        let example = "webhook = \"https://hooks.example.com/drover\"";
+        if let Some((url, span)) = chk.string(&t, "webhook", example).present() {
+            if is_http_url(&url) {
+                config.notify.webhook = Some(url);
+            } else {
+                chk.error(
+                    &span,
+                    format!(
+                        "`webhook` in [notify] must be an http:// or https:// URL, got `{url}`"
+                    ),
+                    format!("e.g. `{example}`"),
+                );
+            }
+        }
+    }
+
     if chk.has_errors() {
         Err(chk.into_diagnostics())
     } else {
         Ok(config)
     }
+}
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("http://") || s.starts_with("https://"))
+        && s.split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty())
+}
+
+/// A feed location: an http(s) URL, or a path resolved against `base_dir`.
+fn feed(
+    chk: &mut Checker<'_>,
+    t: &crate::stack::parse::Tbl<'_, '_>,
+    key: &str,
+    example: &str,
+    base_dir: &Path,
+) -> Option<FeedLocation> {
+    let (s, span) = chk.string(t, key, example).present()?;
+    if s.contains("://") {
+        if is_http_url(&s) {
+            return Some(FeedLocation::Url(s));
+        }
+        chk.error(
+            &span,
+            format!("`{key}` in [feeds] must be a path or an http(s) URL, got `{s}`"),
+            format!("e.g. `{example}`"),
+        );
+        return None;
+    }
+    if s.trim().is_empty() {
+        chk.error(
+            &span,
+            format!("`{key}` in [feeds] is empty"),
+            format!("give a path or URL, e.g. `{example}`, or remove the key"),
+        );
+        return None;
+    }
+    Some(FeedLocation::Path(base_dir.join(s)))
 }
 
 #[cfg(test)]
@@ -155,6 +339,68 @@ mod tests {
         assert_eq!((errs[0].line, errs[0].col), (1, 8));
         assert!(
             errs[0].message.starts_with("TOML syntax error:"),
+            "{}",
+            errs[0].message
+        );
+    }
+
+    #[test]
+    fn updates_feeds_and_notify() {
+        let cfg = parse(
+            Path::new("/etc/drover/drover.toml"),
+            "[updates]\ncheck_interval = \"6h\"\n[feeds]\nsecurity_tracker = \"feeds/t.json\"\n\
+             osv = \"https://osv.example/debian.json\"\n[notify]\ncommand = [\"notify-send\", \"-u\"]\n\
+             webhook = \"http://127.0.0.1:9/hook\"\n",
+        )
+        .expect("valid");
+        assert_eq!(cfg.check_interval, Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(
+            cfg.feeds.security_tracker,
+            Some(FeedLocation::Path(PathBuf::from(
+                "/etc/drover/feeds/t.json"
+            )))
+        );
+        assert_eq!(
+            cfg.feeds.osv,
+            Some(FeedLocation::Url("https://osv.example/debian.json".into()))
+        );
+        assert_eq!(
+            cfg.notify.command,
+            Some(vec!["notify-send".to_string(), "-u".to_string()])
+        );
+        assert_eq!(
+            cfg.notify.webhook.as_deref(),
+            Some("http://127.0.0.1:9/hook")
+        );
+    }
+
+    #[test]
+    fn bad_updates_feeds_and_notify() {
+        let errs = parse_str(
+            "[updates]\ncheck_interval = \"10s\"\n[feeds]\nosv = \"ftp://x/y\"\n\
+             [notify]\ncommand = []\nwebhook = \"hooks.example.com\"\n",
+        )
+        .expect_err("invalid");
+        let got: Vec<(usize, usize, &str)> = errs
+            .iter()
+            .map(|d| (d.line, d.col, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, 18, "`check_interval` in [updates] must be at least 1m, got `10s`"),
+                (4, 7, "`osv` in [feeds] must be a path or an http(s) URL, got `ftp://x/y`"),
+                (6, 11, "`command` in [notify] needs at least the program"),
+                (
+                    7,
+                    11,
+                    "`webhook` in [notify] must be an http:// or https:// URL, got `hooks.example.com`"
+                ),
+            ]
+        );
+        let errs = parse_str("[updates]\ncheck_interval = \"often\"\n").expect_err("invalid");
+        assert!(
+            errs[0].message.starts_with("invalid duration `often`"),
             "{}",
             errs[0].message
         );

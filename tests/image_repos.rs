@@ -206,6 +206,7 @@ impl World {
             &self.paths,
             &store,
             &self.stack,
+            &drover::config::Feeds::default(),
             CheckOptions {
                 refresh: true,
                 cves: false,

@@ -65,6 +65,17 @@ fn state(dir: &Path) {
         advisories: vec![],
         dates: vec![],
         deb: None,
+        // A CVE the update fixes that only a feed names.
+        feed_cves: vec![drover::updates::FeedCve {
+            id: "CVE-2026-0003".into(),
+            source: "openssl".into(),
+            urgency: Some("medium".into()),
+            fixed_version: Some("3.0.21-1~deb12u1".into()),
+            status: "fixed".into(),
+            note: None,
+            feed: "security-tracker".into(),
+        }],
+        open_cves: vec![],
     };
     let lang = |eco: &str, name: &str, version: &str, location: &str| {
         drover::manifest::lang::LangPackage {
@@ -85,7 +96,7 @@ fn state(dir: &Path) {
         )
         .unwrap();
     store
-        .record_update_check("hello", id, "2026-11-29T00:00:00.000Z", &[update], &[])
+        .record_update_check("hello", id, "2026-11-29T00:00:00.000Z", &[update], &[], &[])
         .unwrap();
 }
 
@@ -158,7 +169,7 @@ fn cyclonedx_passes_the_strict_validator() {
     assert!(purls.contains(&"pkg:cargo/serde@1.0.200"), "{purls:?}");
     let vulns = bom["vulnerabilities"].as_array().unwrap();
     let ids: Vec<&str> = vulns.iter().map(|v| v["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["CVE-2026-0001", "CVE-2026-0002"]);
+    assert_eq!(ids, vec!["CVE-2026-0001", "CVE-2026-0002", "CVE-2026-0003"]);
     assert_eq!(
         vulns[0]["affects"][0]["ref"],
         "pkg:deb/debian/libssl3@3.0.20-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl"

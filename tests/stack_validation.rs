@@ -174,6 +174,7 @@ fn demo_stack_parses() {
         ]
     );
     assert!(s.track.registries.is_empty());
+    assert_eq!(s.track.auto_rebuild, drover::stack::AutoRebuild::Off);
 }
 
 #[test]
@@ -230,6 +231,7 @@ fn minimal_stack_gets_defaults() {
         ]
     );
     assert!(s.track.registries.is_empty());
+    assert_eq!(s.track.auto_rebuild, drover::stack::AutoRebuild::Off);
 }
 
 #[test]
@@ -270,6 +272,7 @@ fn url_app_stack() {
     assert_eq!(s.health.interval, Duration::from_millis(500));
     assert_eq!(s.health.timeout, Duration::from_secs(150));
     assert_eq!(s.track.registries, strings(&["npm", "pypi"]));
+    assert_eq!(s.track.auto_rebuild, drover::stack::AutoRebuild::Security);
     // [track] present without `apt`: the default apt tracking, on the https mirror.
     assert_eq!(
         s.track.apt,
@@ -639,6 +642,13 @@ invalid_exact!(
     "unknown registry `cpan`"
 );
 invalid_exact!(
+    auto_rebuild_unknown,
+    "auto-rebuild-unknown",
+    9,
+    16,
+    "unknown auto_rebuild policy `always` in [track]"
+);
+invalid_exact!(
     mirror_not_url,
     "mirror-not-url",
     6,
@@ -861,11 +871,17 @@ fn config_default_valid_and_unknown_key() {
     );
     assert_eq!(
         load(&manifest_dir().join("config/drover.toml")),
-        Ok(Config { keep_images: 3 })
+        Ok(Config {
+            keep_images: 3,
+            ..Config::default()
+        })
     );
     assert_eq!(
         parse(Path::new("d.toml"), "[images]\nkeep = 7\n"),
-        Ok(Config { keep_images: 7 })
+        Ok(Config {
+            keep_images: 7,
+            ..Config::default()
+        })
     );
 
     let d = parse(Path::new("d.toml"), "[images]\nkeep = 2\nmax = 9\n").expect_err("unknown key");

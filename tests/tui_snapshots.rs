@@ -305,6 +305,8 @@ fn deployed_fixture() -> Fixture {
         advisories: vec![],
         dates: vec![],
         deb: None,
+        feed_cves: vec![],
+        open_cves: vec![],
     };
     let check = f
         .store
@@ -313,6 +315,7 @@ fn deployed_fixture() -> Fixture {
             3,
             T0,
             &[pending("libssl3"), pending("openssl")],
+            &[],
             &[],
         )
         .unwrap();

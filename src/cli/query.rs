@@ -410,14 +410,7 @@ struct Pruned {
 }
 
 pub fn prune(paths: &Paths, keep: Option<usize>, json: bool) -> CliResult {
-    let cfg = crate::config::load(&paths.config_file()).map_err(|d| {
-        CliError::input(
-            d.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let cfg = crate::config::load_text(&paths.config_file()).map_err(CliError::input)?;
     let keep = keep.unwrap_or(cfg.keep_images);
     if keep == 0 {
         return Err(CliError::input("--keep must be at least 1"));

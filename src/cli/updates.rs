@@ -8,12 +8,14 @@ use super::output::{print_json, table};
 use super::{CliError, CliResult};
 use crate::paths::Paths;
 use crate::store::Store;
-use crate::updates::{check_stack, CheckOptions, CheckReport};
+use crate::updates::{run_check, CheckOptions, CheckReport, RunReport};
 
-/// Check one stack (or every stack with a succeeded build) and print the result. JSON: for
-/// one stack an array of `PendingUpdate`s; for all stacks an object `{STACK: [...]}`.
-/// With `lang`, the language packages with newer registry versions instead (same shapes,
-/// with `LangUpdate`s). Refresh failures (the previous good index was used) are printed as
+/// Check one stack (or every stack with a succeeded build) with
+/// [`run_check`](crate::updates::run_check) (feeds, notifications and `auto_rebuild`
+/// included) and print the result. JSON: for one stack an array of `PendingUpdate`s; for
+/// all stacks an object `{STACK: [...]}`. With `lang`, the language packages with newer
+/// registry versions instead (same shapes, with `LangUpdate`s). Refresh failures (the
+/// previous good index was used), unusable feeds and failed notifications are printed as
 /// errors after the result and make the exit code 1.
 pub fn updates(
     paths: &Paths,
@@ -22,6 +24,7 @@ pub fn updates(
     lang: bool,
     json: bool,
 ) -> CliResult {
+    let config = crate::config::load_text(&paths.config_file()).map_err(CliError::input)?;
     paths.ensure_state()?;
     let store = Store::open(&paths.database())?;
     crate::build::recover_interrupted(paths, &store)?;
@@ -42,15 +45,45 @@ pub fn updates(
         refresh,
         cves: true,
     };
-    let mut reports: Vec<CheckReport> = Vec::new();
-    for s in &stacks {
-        reports.push(check_stack(paths, &store, s, opts)?);
-    }
-    for r in &reports {
-        for w in &r.warnings {
-            eprintln!("warning: {}: {w}", r.stack);
+    // With an auto_rebuild policy, Ctrl-C / SIGTERM stop the rebuild cleanly (recorded as
+    // cancelled; a second one exits at once). Without one they end the command as usual.
+    let cancel = crate::jobs::CancelToken::new();
+    if stacks
+        .iter()
+        .any(|s| s.track.auto_rebuild != crate::stack::AutoRebuild::Off)
+    {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.flag());
+            let _ = signal_hook::flag::register(sig, cancel.flag());
         }
     }
+    let mut runs: Vec<RunReport> = Vec::new();
+    for s in &stacks {
+        runs.push(run_check(paths, &store, &config, s, opts, &cancel)?);
+    }
+    for r in &runs {
+        for w in &r.check.warnings {
+            eprintln!("warning: {}: {w}", r.check.stack);
+        }
+        for n in &r.notify.sent {
+            eprintln!("notified: {}: {n}", r.check.stack);
+        }
+        if let Some(b) = &r.rebuild {
+            eprintln!(
+                "auto-rebuild: {}: {}",
+                r.check.stack,
+                match (b.build_id, b.status) {
+                    (Some(id), Some(s)) => format!(
+                        "build {id} {} (see `drover builds {}`; deploying stays yours)",
+                        s.as_str(),
+                        r.check.stack
+                    ),
+                    _ => format!("did not start: {}", b.error.as_deref().unwrap_or("?")),
+                }
+            );
+        }
+    }
+    let reports: Vec<&CheckReport> = runs.iter().map(|r| &r.check).collect();
     if lang {
         print_lang(&reports, stack.is_some(), json)?;
     } else if json {
@@ -67,7 +100,7 @@ pub fn updates(
         if reports.is_empty() {
             println!("no stack has a succeeded build to check; run `drover build STACK` first");
         }
-        for r in &reports {
+        for r in reports.iter().copied() {
             let sources: std::collections::BTreeSet<&str> =
                 r.updates.iter().map(|u| u.source.as_str()).collect();
             println!(
@@ -93,12 +126,12 @@ pub fn updates(
                         u.suite.clone(),
                         u.source.clone(),
                         u.urgency.clone().unwrap_or_else(|| "?".into()),
-                        match u.cves.len() {
-                            0 => "-".into(),
-                            n if n <= 3 => u.cves.join(" "),
-                            n => format!("{} (+{} more)", u.cves[..3].join(" "), n - 3),
-                        },
+                        cve_cell(u),
                         u.advisories.join(" "),
+                        match u.open_cves.len() {
+                            0 => "-".into(),
+                            n => n.to_string(),
+                        },
                     ]
                 })
                 .collect();
@@ -114,11 +147,15 @@ pub fn updates(
                         "SOURCE",
                         "URGENCY",
                         "CVES",
-                        "ADVISORIES"
+                        "ADVISORIES",
+                        "OPEN"
                     ],
                     &rows
                 )
             );
+        }
+        for r in reports.iter().copied() {
+            print_open_cves(r);
         }
     }
     for r in reports
@@ -132,12 +169,15 @@ pub fn updates(
             r.stack
         );
     }
-    let errors: Vec<String> = reports
+    let errors: Vec<String> = runs
         .iter()
         .flat_map(|r| {
-            r.refresh_errors
+            let c = &r.check;
+            c.refresh_errors
                 .iter()
-                .map(move |e| format!("error: {}: {e}", r.stack))
+                .chain(&c.feed_errors)
+                .chain(&r.notify.errors)
+                .map(move |e| format!("error: {}: {e}", c.stack))
         })
         .collect();
     if errors.is_empty() {
@@ -149,7 +189,7 @@ pub fn updates(
 
 /// `updates --lang`: the language updates of each report, as a table or JSON (one stack:
 /// an array; all stacks: an object keyed by stack).
-fn print_lang(reports: &[CheckReport], one: bool, json: bool) -> CliResult {
+fn print_lang(reports: &[&CheckReport], one: bool, json: bool) -> CliResult {
     if json {
         if one {
             print_json(&reports.first().map(|r| &r.lang_updates))?;
@@ -195,6 +235,55 @@ fn print_lang(reports: &[CheckReport], one: bool, json: bool) -> CliResult {
         );
     }
     Ok(())
+}
+
+/// The CVES cell: the changelog's ids, then the feeds' marked `+` (e.g.
+/// `CVE-1 +CVE-2`), at most 3 then a count.
+fn cve_cell(u: &crate::updates::PendingUpdate) -> String {
+    let all: Vec<String> = u
+        .cves
+        .iter()
+        .cloned()
+        .chain(u.feed_cves.iter().map(|c| format!("+{}", c.id)))
+        .collect();
+    match all.len() {
+        0 => "-".into(),
+        n if n <= 3 => all.join(" "),
+        n => format!("{} (+{} more)", all[..3].join(" "), n - 3),
+    }
+}
+
+/// The open CVEs of a check (from the feeds), by source package.
+fn print_open_cves(r: &CheckReport) {
+    if r.open_cves.is_empty() {
+        return;
+    }
+    println!(
+        "{}: {} open CVEs with no fix in the tracked suites (from the feeds)",
+        r.stack,
+        r.open_cves.len()
+    );
+    let rows: Vec<Vec<String>> = r
+        .open_cves
+        .iter()
+        .map(|c| {
+            vec![
+                c.source.clone(),
+                c.id.clone(),
+                c.urgency.clone().unwrap_or_else(|| "?".into()),
+                match (&c.fixed_version, &c.note) {
+                    (Some(v), _) => format!("{} (fixed in {v})", c.status),
+                    (None, Some(n)) => format!("{}: {n}", c.status),
+                    (None, None) => c.status.clone(),
+                },
+                c.feed.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["SOURCE", "CVE", "URGENCY", "STATUS", "FEED"], &rows)
+    );
 }
 
 /// `manifest STACK --format cyclonedx|spdx`: the SBOM of a build (default: the newest

@@ -198,6 +198,20 @@ pub fn run(paths: Paths) -> Result<()> {
         let listener = tokio::net::UnixListener::bind(&sock)
             .with_context(|| format!("cannot listen on {}", sock.display()))?;
         let restore = tokio::spawn(restore(agent.clone()));
+        // Update checks due by `check_interval` (drover.toml), with notifications and
+        // auto-rebuilds (never deploys): one library function, also used by the CLI.
+        let checks_cancel = crate::jobs::CancelToken::new();
+        let checks = tokio::spawn(crate::updates::schedule::scheduler(
+            paths.clone(),
+            crate::updates::schedule::SCHEDULER_TICK,
+            checks_cancel.clone(),
+            |r| match r {
+                Ok(lines) => lines
+                    .iter()
+                    .for_each(|l| eprintln!("drover agent: scheduled check: {l}")),
+                Err(e) => eprintln!("drover agent: scheduled checks: {e}"),
+            },
+        ));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             tokio::select! {
@@ -220,6 +234,8 @@ pub fn run(paths: Paths) -> Result<()> {
             }
         }
         restore.abort();
+        checks_cancel.cancel();
+        checks.abort();
         let _ = std::fs::remove_file(&sock);
         agent.stop_everything().await;
         Ok::<(), anyhow::Error>(())

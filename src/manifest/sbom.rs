@@ -87,7 +87,7 @@ fn uuid_from(seed: &str) -> String {
 
 /// CycloneDX 1.6 JSON: the image as `metadata.component` (type `container`), the OS
 /// (`operating-system`) and every package (`library`, with its purl); the CVEs of `pending`
-/// updates as `vulnerabilities`, each affecting the installed packages it names; language
+/// updates (changelog and feed CVEs) as `vulnerabilities`, each affecting the installed packages it names; language
 /// packages (`lang`) as `library` components with their purls.
 pub fn cyclonedx(
     subject: &SbomSubject<'_>,
@@ -141,7 +141,8 @@ pub fn cyclonedx(
     }
     let mut vulns: BTreeMap<String, Vec<&PendingUpdate>> = BTreeMap::new();
     for u in pending {
-        for cve in &u.cves {
+        // The changelog's CVEs and those the feeds say the update fixes.
+        for cve in u.cves.iter().chain(u.feed_cves.iter().map(|c| &c.id)) {
             vulns.entry(cve.clone()).or_default().push(u);
         }
     }

@@ -175,6 +175,46 @@ pub struct Track {
     pub trust: Vec<RepoTrust>,
     /// Language registries to watch (`pypi`, `npm`, `crates`).
     pub registries: Vec<String>,
+    /// `auto_rebuild`: which new updates found by a check start a rebuild applying updates
+    /// (default `off`). A rebuild never deploys.
+    pub auto_rebuild: AutoRebuild,
+}
+
+/// The `[track] auto_rebuild` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AutoRebuild {
+    /// Never rebuild on its own (the default).
+    #[default]
+    Off,
+    /// Rebuild when a check finds new security updates (see
+    /// [`crate::updates::is_security`]).
+    Security,
+    /// Rebuild when a check finds any new update.
+    All,
+}
+
+impl AutoRebuild {
+    /// The spelling in stack files: `off`, `security`, `all`.
+    pub const NAMES: &'static [&'static str] = &["off", "security", "all"];
+
+    /// Parse the stack-file spelling.
+    pub fn parse(s: &str) -> Option<AutoRebuild> {
+        match s {
+            "off" => Some(AutoRebuild::Off),
+            "security" => Some(AutoRebuild::Security),
+            "all" => Some(AutoRebuild::All),
+            _ => None,
+        }
+    }
+
+    /// The stack-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoRebuild::Off => "off",
+            AutoRebuild::Security => "security",
+            AutoRebuild::All => "all",
+        }
+    }
 }
 
 /// How a tracked apt repository's `InRelease` is verified (apt's `Trusted` / `Signed-By`).

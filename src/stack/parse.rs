@@ -17,7 +17,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::{
-    App, AppSource, AptSource, Base, Data, Distro, Health, RepoTrust, Scripts, Stack, Track,
+    App, AppSource, AptSource, AutoRebuild, Base, Data, Distro, Health, RepoTrust, Scripts, Stack,
+    Track,
 };
 
 /// One problem found in a stack file, located by 1-based line and column (in characters).
@@ -128,7 +129,7 @@ const HEALTH_KEYS: &[&str] = &[
     "unhealthy_threshold",
 ];
 const DATA_KEYS: &[&str] = &["path"];
-const TRACK_KEYS: &[&str] = &["apt", "registries"];
+const TRACK_KEYS: &[&str] = &["apt", "registries", "auto_rebuild"];
 
 const DEFAULT_APP_DEST: &str = "/opt/app";
 const DEFAULT_SECURITY_MIRROR: &str = "http://deb.debian.org/debian-security";
@@ -1407,8 +1408,28 @@ fn validate_track(
     };
     let mut registries = Vec::new();
     let mut apt = None;
+    let mut auto_rebuild = AutoRebuild::Off;
     if let Some(t) = &t {
         chk.check_keys(t, TRACK_KEYS);
+        let example = "auto_rebuild = \"security\"";
+        if let Some((s, span)) = chk.string(t, "auto_rebuild", example).present() {
+            match AutoRebuild::parse(&s) {
+                Some(p) => auto_rebuild = p,
+                None => chk.error(
+                    &span,
+                    format!("unknown auto_rebuild policy `{s}` in [track]"),
+                    format!(
+                        "use one of {}: `security` rebuilds for new security updates, \
+                         `all` for any new update (a rebuild never deploys)",
+                        AutoRebuild::NAMES
+                            .iter()
+                            .map(|n| format!("\"{n}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            }
+        }
         let example =
             "apt = [{ mirror = \"http://deb.debian.org/debian\", suite = \"bookworm-updates\" }]";
         apt = match chk.tables(t, "apt", "track.apt", example) {
@@ -1457,6 +1478,7 @@ fn validate_track(
         apt,
         trust,
         registries,
+        auto_rebuild,
     })
 }
 

@@ -205,6 +205,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (build_id, uri, suite)
     ) WITHOUT ROWID;
     "#,
+    // 7 (issue #4, schedule/notify/auto-rebuild): CVEs from the feeds per pending update and
+    // per check, and the follow-up actions done once per (stack, source, candidate):
+    // `notify-command`, `notify-webhook`, `rebuild`.
+    r#"
+    ALTER TABLE pending_updates ADD COLUMN feed_cves TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE update_checks ADD COLUMN open_cves TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE update_actions (
+        stack      TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        candidate  TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        PRIMARY KEY (stack, source, candidate, action)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.

@@ -291,6 +291,8 @@ mod tests {
             advisories: vec![],
             dates: vec![],
             deb: None,
+            feed_cves: vec![],
+            open_cves: vec![],
         }
     }
 
@@ -310,6 +312,7 @@ mod tests {
                     pending("openssl", "openssl", &["CVE-2", "CVE-3"], Some("medium")),
                     pending("libc6", "glibc", &["CVE-9"], Some("medium")),
                 ],
+                &[],
                 &[],
             )
             .unwrap();

@@ -60,21 +60,46 @@ pub fn spawn_build(
     watch(handle, tx, move |outcome| JobMsg::Done { job, outcome });
 }
 
-/// Check `stack` for updates (refreshing the tracked repositories, layering CVEs) as job
-/// `job`; warnings and refresh errors become lines, the summary the outcome.
+/// Check `stack` for updates as job `job` with [`crate::updates::run_check`], as
+/// `drover updates STACK --refresh` does (feeds, notifications and `auto_rebuild`
+/// included); warnings, notifications and an automatic rebuild become lines, the summary
+/// the outcome.
 pub fn spawn_check(paths: Paths, stack: String, job: u64, tx: UnboundedSender<JobMsg>) {
     let lines = tx.clone();
     let handle = tokio::task::spawn_blocking(move || {
         let stack = load_stack(&paths, &stack)?;
         let store = Store::open(&paths.database()).map_err(|e| format!("{e:#}"))?;
+        let config = crate::config::load_text(&paths.config_file())?;
         let opts = crate::updates::CheckOptions {
             refresh: true,
             cves: true,
         };
-        let r = crate::updates::check_stack(&paths, &store, &stack, opts)
-            .map_err(|e| format!("{e:#}"))?;
+        let run = crate::updates::run_check(
+            &paths,
+            &store,
+            &config,
+            &stack,
+            opts,
+            &crate::jobs::CancelToken::new(),
+        )
+        .map_err(|e| format!("{e:#}"))?;
+        let r = &run.check;
         for w in &r.warnings {
             let line = format!("warning: {w}");
+            let _ = lines.send(JobMsg::Line { job, line });
+        }
+        for n in &run.notify.sent {
+            let line = format!("notified: {n}");
+            let _ = lines.send(JobMsg::Line { job, line });
+        }
+        if let Some(b) = &run.rebuild {
+            let line = match (b.build_id, b.status) {
+                (Some(id), Some(st)) => format!("auto-rebuild: build {id} {}", st.as_str()),
+                _ => format!(
+                    "auto-rebuild did not start: {}",
+                    b.error.as_deref().unwrap_or("?")
+                ),
+            };
             let _ = lines.send(JobMsg::Line { job, line });
         }
         let sources: std::collections::BTreeSet<&str> =
@@ -139,6 +164,27 @@ pub fn poll_agent(state_dir: std::path::PathBuf, tx: UnboundedSender<Option<Agen
         let s = crate::deploy::client::status(&state_dir, std::time::Duration::from_secs(2));
         let _ = tx.send(s);
     });
+}
+
+/// Start the scheduled update checks ([`crate::updates::schedule::scheduler`]); each
+/// batch arrives on `tx` as one status line (stacks checked, or the error). Cancel
+/// `cancel` before aborting the returned task (on quit).
+pub fn spawn_scheduled_checks(
+    paths: Paths,
+    cancel: CancelToken,
+    tx: UnboundedSender<String>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(crate::updates::schedule::scheduler(
+        paths,
+        crate::updates::schedule::SCHEDULER_TICK,
+        cancel,
+        move |r| {
+            let _ = tx.send(match r {
+                Ok(lines) => format!("scheduled check: {}", lines.join(" | ")),
+                Err(e) => format!("scheduled checks failed: {e}"),
+            });
+        },
+    ))
 }
 
 /// Report the end of a job's task on `tx` as `done(outcome)`, turning a panic into an

@@ -163,6 +163,10 @@ async fn app(
     let mut agent_poll = AGENT_POLL;
     let mut agent_polling = false;
     let mut next_agent_poll = tokio::time::Instant::now();
+    let (checks_tx, mut checks_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Scheduled update checks (drover.toml `check_interval`) while the console is open.
+    let checks_cancel = crate::jobs::CancelToken::new();
+    let checks = jobs::spawn_scheduled_checks(paths.clone(), checks_cancel.clone(), checks_tx);
     let mut events = EventStream::new();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
@@ -241,6 +245,11 @@ async fn app(
                 dirty |= state.agent != before;
                 e
             },
+            Some(line) = checks_rx.recv() => {
+                dirty = true;
+                state.status = Some(line);
+                vec![Effect::Reload]
+            },
             _ = tokio::time::sleep_until(next_frame), if dirty => Vec::new(),
         };
         let mut reloaded = false;
@@ -281,6 +290,9 @@ async fn app(
             }
         }
     }
+    // A scheduled check's auto-rebuild stops with the console (recorded as cancelled).
+    checks_cancel.cancel();
+    checks.abort();
     // Jobs were cancelled on quit (after confirmation); give builds a moment to record it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while state.running_jobs() > 0 && Instant::now() < deadline {

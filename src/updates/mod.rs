@@ -9,7 +9,7 @@
 //! ([`crate::debian::sources`]) are tracked too, each as a family of its own, verified with
 //! the key found in the image.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::{Context, Result};
 use debversion::Version;
@@ -24,7 +24,13 @@ use crate::stack::{RepoTrust, Stack};
 use crate::store::Store;
 
 pub mod cves;
+pub mod feeds;
+pub mod notify;
 pub mod registries;
+pub mod schedule;
+
+pub use feeds::FeedCve;
+pub use schedule::{run_check, RunReport};
 
 /// One pending update of a binary package (the `updates --json` shape).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +67,53 @@ pub struct PendingUpdate {
     /// Where the candidate .deb is (not part of the JSON contract).
     #[serde(skip)]
     pub deb: Option<DebRef>,
+    /// CVEs this update fixes that its changelog does not name, from the `[feeds]` of
+    /// `drover.toml` (added to the original contract; empty without feeds).
+    #[serde(default)]
+    pub feed_cves: Vec<FeedCve>,
+    /// CVEs of this source package that stay open after the update, from the feeds (no fix
+    /// yet, no fix planned, or a fix outside the tracked suites).
+    #[serde(default)]
+    pub open_cves: Vec<FeedCve>,
+}
+
+/// A pending update of binary `package` of `source` from version 1 to 2 on amd64 with
+/// changelog `cves` (unit tests).
+#[cfg(test)]
+pub(crate) fn test_update(
+    package: &str,
+    source: &str,
+    suite: &str,
+    cves: &[&str],
+) -> PendingUpdate {
+    PendingUpdate {
+        package: package.into(),
+        arch: "amd64".into(),
+        installed: "1".into(),
+        candidate: "2".into(),
+        suite: suite.into(),
+        source: source.into(),
+        source_installed: "1".into(),
+        source_candidate: "2".into(),
+        cves: cves.iter().map(|c| c.to_string()).collect(),
+        urgency: None,
+        checked_at: "t".into(),
+        advisories: vec![],
+        dates: vec![],
+        deb: None,
+        feed_cves: vec![],
+        open_cves: vec![],
+    }
+}
+
+/// Whether `u` is a security update: it fixes a CVE (named by its changelog or by a feed),
+/// or its changelog urgency is `high` or above, or it comes from a `*-security` suite.
+/// Notifications and `auto_rebuild = "security"` use this definition.
+pub fn is_security(u: &PendingUpdate) -> bool {
+    !u.cves.is_empty()
+        || !u.feed_cves.is_empty()
+        || urgency_rank(u.urgency.as_deref()) >= urgency_rank(Some("high"))
+        || u.suite.ends_with("-security")
 }
 
 /// Location of a candidate .deb in its repository.
@@ -142,6 +195,8 @@ pub fn find_pending(
                     size: b.size,
                     sha256: b.sha256.clone(),
                 }),
+                feed_cves: Vec::new(),
+                open_cves: Vec::new(),
             });
         }
     }
@@ -162,13 +217,14 @@ pub fn urgency_rank(u: Option<&str>) -> u8 {
     }
 }
 
-/// Sort by risk: highest urgency first, then most CVEs, then source and package name
-/// (binaries of one source stay together since they share urgency and CVEs).
+/// Sort by risk: highest urgency first, then most CVEs (changelog and feed), then source
+/// and package name (binaries of one source stay together since they share urgency and CVEs).
 pub fn sort_by_risk(updates: &mut [PendingUpdate]) {
+    let n = |u: &PendingUpdate| u.cves.len() + u.feed_cves.len();
     updates.sort_by(|a, b| {
         urgency_rank(b.urgency.as_deref())
             .cmp(&urgency_rank(a.urgency.as_deref()))
-            .then(b.cves.len().cmp(&a.cves.len()))
+            .then(n(b).cmp(&n(a)))
             .then((&a.source, &a.package, &a.arch).cmp(&(&b.source, &b.package, &b.arch)))
     });
 }
@@ -193,6 +249,12 @@ pub struct CheckReport {
     /// Language packages of the build with a newer version in their registry (asked on
     /// `refresh` or when the build was never checked; otherwise the previous answer).
     pub lang_updates: Vec<registries::LangUpdate>,
+    /// CVEs of installed source packages that no pending update fixes, from the feeds
+    /// (sorted by source, then id).
+    pub open_cves: Vec<FeedCve>,
+    /// Feeds that could not be used (each names the feed, the file and position, and what);
+    /// the changelog results stand. Reported like `refresh_errors`.
+    pub feed_errors: Vec<String>,
 }
 
 /// Options of [`check_stack`].
@@ -299,14 +361,17 @@ pub fn add_tracked_suites(stack: &mut Stack) {
 
 /// Check a stack's newest succeeded build: sync the tracked repositories (and the base's
 /// Release files, for the family of each installed package), find the pending updates,
-/// layer the CVEs, store the result with its time and return it.
+/// layer the CVEs from changelogs then from `feeds`, store the result with its time and
+/// return it. Most callers want [`run_check`], which also notifies and auto-rebuilds.
 ///
 /// Errors: no succeeded build, or a tracked repository that cannot be used at all (no good
-/// cached copy and the fetch failed); the message names the repository.
+/// cached copy and the fetch failed); the message names the repository. A broken feed is
+/// not an error: it is reported in `feed_errors`.
 pub fn check_stack(
     paths: &Paths,
     store: &Store,
     stack: &Stack,
+    feeds: &crate::config::Feeds,
     opts: CheckOptions,
 ) -> Result<CheckReport> {
     let build = store.latest_succeeded(&stack.name)?.with_context(|| {
@@ -375,12 +440,38 @@ pub fn check_stack(
     if opts.cves {
         cves::layer(&client, store, &index, &mut updates, &mut warnings);
     }
+    let mut feed_errors = Vec::new();
+    let mut open_cves = Vec::new();
+    if feeds.security_tracker.is_some() || feeds.osv.is_some() {
+        // Debian's feeds speak of Debian's packages only: not of a vendor's or local ones.
+        let debian: Vec<Component> = manifest
+            .iter()
+            .filter(|c| {
+                families
+                    .get(&c.origin)
+                    .is_some_and(|f| f == feeds::DEBIAN_FAMILY)
+            })
+            .cloned()
+            .collect();
+        let sources: HashSet<&str> = debian.iter().map(|c| c.source.as_str()).collect();
+        let codename = feeds::feed_codename(&stack.base.suite);
+        let entries = feeds::load(feeds, codename, &sources, &mut feed_errors);
+        open_cves = feeds::apply(&entries, &debian, &mut updates);
+        attach_open(&mut updates, &open_cves);
+    }
     sort_by_risk(&mut updates);
     let lang_updates = check_languages(store, stack, build.id, opts, &checked_at, &mut warnings)?;
     let mut problems = refresh_errors.clone();
+    problems.extend(feed_errors.iter().cloned());
     problems.extend(warnings.iter().cloned());
-    let check_id =
-        store.record_update_check(&stack.name, build.id, &checked_at, &updates, &problems)?;
+    let check_id = store.record_update_check(
+        &stack.name,
+        build.id,
+        &checked_at,
+        &updates,
+        &open_cves,
+        &problems,
+    )?;
     store.put_language_updates(check_id, &lang_updates)?;
     Ok(CheckReport {
         stack: stack.name.clone(),
@@ -390,6 +481,8 @@ pub fn check_stack(
         warnings,
         refresh_errors,
         lang_updates,
+        open_cves,
+        feed_errors,
     })
 }
 
@@ -416,6 +509,17 @@ fn check_languages(
     let found = registries::check(&registries::Registries::default(), &pkgs, checked_at);
     warnings.extend(found.warnings);
     Ok(found.updates)
+}
+
+/// Copy each open CVE onto the pending updates of its source package (`open_cves`).
+pub fn attach_open(updates: &mut [PendingUpdate], open: &[FeedCve]) {
+    for u in updates.iter_mut() {
+        u.open_cves = open
+            .iter()
+            .filter(|c| c.source == u.source)
+            .cloned()
+            .collect();
+    }
 }
 
 fn note_problems(s: &SyncedRepo, warnings: &mut Vec<String>, errors: &mut Vec<String>) {
