@@ -14,6 +14,11 @@
 //! [notify]  # new security updates, once per (stack, source, candidate)
 //! command = ["/usr/local/bin/page-oncall", "--drover"]   # gets the JSON on stdin
 //! webhook = "https://hooks.example.com/drover"           # POSTed the same JSON
+//!
+//! [registries]  # language registries asked for newer versions (mirrors, proxies)
+//! pypi = "https://pypi.org"
+//! npm = "https://registry.npmjs.org"
+//! crates = "https://index.crates.io"     # a sparse index
 //! ```
 
 use std::fs;
@@ -36,6 +41,8 @@ pub struct Config {
     pub feeds: Feeds,
     /// Where new security updates are announced (`[notify]`).
     pub notify: Notify,
+    /// Language registries asked for newer versions (`[registries]`).
+    pub registries: crate::updates::registries::Registries,
 }
 
 impl Default for Config {
@@ -45,6 +52,7 @@ impl Default for Config {
             check_interval: None,
             feeds: Feeds::default(),
             notify: Notify::default(),
+            registries: Default::default(),
         }
     }
 }
@@ -92,7 +100,8 @@ pub struct Notify {
 /// Shortest accepted `check_interval`.
 pub const MIN_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
-const TOP_KEYS: &[&str] = &["images", "updates", "feeds", "notify"];
+const TOP_KEYS: &[&str] = &["images", "updates", "feeds", "notify", "registries"];
+const REGISTRIES_KEYS: &[&str] = &["pypi", "npm", "crates"];
 const IMAGES_KEYS: &[&str] = &["keep"];
 const UPDATES_KEYS: &[&str] = &["check_interval"];
 const FEEDS_KEYS: &[&str] = &["security_tracker", "osv"];
@@ -220,6 +229,32 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<Diagnostic>> {
         }
     }
 
+    if let Some((t, _)) = chk
+        .table(&root, "registries", "[registries]", "[registries]")
+        .present()
+    {
+        chk.check_keys(&t, REGISTRIES_KEYS);
+        let r = &mut config.registries;
+        for (key, slot) in [
+            ("pypi", &mut r.pypi),
+            ("npm", &mut r.npm),
+            ("crates", &mut r.crates),
+        ] {
+            let example = format!("{key} = \"{slot}\"");
+            if let Some((url, span)) = chk.string(&t, key, &example).present() {
+                if is_http_url(&url) {
+                    *slot = url;
+                } else {
+                    chk.error(
+                        &span,
+                        format!("`{key}` in [registries] must be an http:// or https:// URL, got `{url}`"),
+                        format!("e.g. `{example}` (the default), or remove the key"),
+                    );
+                }
+            }
+        }
+    }
+
     if chk.has_errors() {
         Err(chk.into_diagnostics())
     } else {
@@ -286,6 +321,23 @@ mod tests {
             parse_str("[images]\n").expect("defaults"),
             Config::default()
         );
+    }
+
+    #[test]
+    fn registries_override_and_bad_urls() {
+        let cfg =
+            parse_str("[registries]\npypi = \"https://devpi.example/root/pypi\"\n").expect("valid");
+        assert_eq!(cfg.registries.pypi, "https://devpi.example/root/pypi");
+        assert_eq!(cfg.registries.npm, "https://registry.npmjs.org");
+        let errs = parse_str("[registries]\nnpm = \"registry.npmjs.org\"\nrubygems = \"x\"\n")
+            .expect_err("bad");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs
+            .iter()
+            .any(|d| d.line == 2 && d.message.contains("`npm` in [registries]")));
+        assert!(errs
+            .iter()
+            .any(|d| d.line == 3 && d.message.contains("rubygems")));
     }
 
     #[test]

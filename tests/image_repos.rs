@@ -206,7 +206,7 @@ impl World {
             &self.paths,
             &store,
             &self.stack,
-            &drover::config::Feeds::default(),
+            &drover::config::Config::default(),
             CheckOptions {
                 refresh: true,
                 cves: false,

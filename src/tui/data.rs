@@ -76,7 +76,15 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
                 row.cves.push(c.clone());
             }
         }
-        if let Some(u) = &p.urgency {
+        // CVEs the feeds say the candidate fixes, which its changelog does not name; their
+        // urgency counts like a changelog's.
+        for f in &p.feed_cves {
+            if !row.cves.contains(&f.id) {
+                row.cves.push(f.id.clone());
+            }
+        }
+        let feed_urgencies = p.feed_cves.iter().filter_map(|f| f.urgency.as_ref());
+        for u in p.urgency.iter().chain(feed_urgencies) {
             if urgency_rank(u) > urgency_rank(&row.urgency) {
                 row.urgency = u.clone();
             }
@@ -350,5 +358,38 @@ mod tests {
         assert_eq!(rows[0].entries[0].advisories, ["DSA-1-1"]);
         assert_eq!(rows[0].entries[1].date, "date of 1.5");
         assert_eq!(rows[0].suites, ["bookworm-security"]);
+    }
+
+    #[test]
+    fn feed_cves_count_with_their_urgency() {
+        let store = Store::open_in_memory().unwrap();
+        let id = store.create_build("hello", 1).unwrap();
+        let mut tz = pending("tzdata", "tzdata", &[], Some("low"));
+        tz.feed_cves = vec![crate::updates::FeedCve {
+            id: "CVE-2026-7".into(),
+            source: "tzdata".into(),
+            urgency: Some("high".into()),
+            fixed_version: Some("2".into()),
+            status: "fixed".into(),
+            note: None,
+            feed: "security-tracker".into(),
+        }];
+        store
+            .record_update_check(
+                "hello",
+                id,
+                "2026-11-29T00:00:00Z",
+                &[pending("libc6", "glibc", &["CVE-9"], Some("medium")), tz],
+                &[],
+                &[],
+            )
+            .unwrap();
+        let rows = update_rows(&store, "hello").unwrap().unwrap();
+        assert_eq!(
+            rows[0].source, "tzdata",
+            "the feed's high urgency ranks it first"
+        );
+        assert_eq!(rows[0].cves, ["CVE-2026-7"]);
+        assert_eq!(rows[0].urgency, "high");
     }
 }

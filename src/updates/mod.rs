@@ -361,7 +361,8 @@ pub fn add_tracked_suites(stack: &mut Stack) {
 
 /// Check a stack's newest succeeded build: sync the tracked repositories (and the base's
 /// Release files, for the family of each installed package), find the pending updates,
-/// layer the CVEs from changelogs then from `feeds`, store the result with its time and
+/// layer the CVEs from changelogs then from `config.feeds`, ask `config.registries` about
+/// the language packages, store the result with its time and
 /// return it. Most callers want [`run_check`], which also notifies and auto-rebuilds.
 ///
 /// Errors: no succeeded build, or a tracked repository that cannot be used at all (no good
@@ -371,9 +372,10 @@ pub fn check_stack(
     paths: &Paths,
     store: &Store,
     stack: &Stack,
-    feeds: &crate::config::Feeds,
+    config: &crate::config::Config,
     opts: CheckOptions,
 ) -> Result<CheckReport> {
+    let feeds = &config.feeds;
     let build = store.latest_succeeded(&stack.name)?.with_context(|| {
         format!(
             "stack {} has no succeeded build to check; run `drover build {}` first",
@@ -460,7 +462,15 @@ pub fn check_stack(
         attach_open(&mut updates, &open_cves);
     }
     sort_by_risk(&mut updates);
-    let lang_updates = check_languages(store, stack, build.id, opts, &checked_at, &mut warnings)?;
+    let lang_updates = check_languages(
+        store,
+        &config.registries,
+        stack,
+        build.id,
+        opts,
+        &checked_at,
+        &mut warnings,
+    )?;
     let mut problems = refresh_errors.clone();
     problems.extend(feed_errors.iter().cloned());
     problems.extend(warnings.iter().cloned());
@@ -491,6 +501,7 @@ pub fn check_stack(
 /// earlier check's answer (no network).
 fn check_languages(
     store: &Store,
+    registries: &registries::Registries,
     stack: &Stack,
     build_id: i64,
     opts: CheckOptions,
@@ -506,7 +517,7 @@ fn check_languages(
             return store.language_updates(prev);
         }
     }
-    let found = registries::check(&registries::Registries::default(), &pkgs, checked_at);
+    let found = registries::check(registries, &pkgs, checked_at);
     warnings.extend(found.warnings);
     Ok(found.updates)
 }

@@ -87,7 +87,7 @@ pub fn run_check(
     opts: CheckOptions,
     cancel: &CancelToken,
 ) -> Result<RunReport> {
-    let check = check_stack(paths, store, stack, &config.feeds, opts)?;
+    let check = check_stack(paths, store, stack, config, opts)?;
     let notify = notify::notify(store, &config.notify, &check);
     let mut done_err = None;
     let todo = rebuild_candidates(stack.track.auto_rebuild, &check.updates, |s, c| {
