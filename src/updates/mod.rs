@@ -508,7 +508,8 @@ fn check_languages(
     checked_at: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<registries::LangUpdate>> {
-    let pkgs = store.language_packages(build_id)?;
+    let mut pkgs = store.language_packages(build_id)?;
+    registries::keep_tracked(&mut pkgs, &stack.track.registries);
     if pkgs.is_empty() {
         return Ok(Vec::new());
     }

@@ -169,6 +169,30 @@ pub fn check(regs: &Registries, pkgs: &[LangPackage], checked_at: &str) -> LangC
     out
 }
 
+/// The purl ecosystem of a `[track] registries` name (`pypi`, `npm`, `crates`), as
+/// [`LangPackage::ecosystem`] writes it; `None` for a name drover does not know.
+pub fn ecosystem_of_registry(name: &str) -> Option<&'static str> {
+    match name {
+        "pypi" => Some("pypi"),
+        "npm" => Some("npm"),
+        "crates" => Some("cargo"),
+        _ => None,
+    }
+}
+
+/// Keep the packages of the registries a stack's `[track] registries` names; an empty
+/// list keeps every package (all registries are asked by default).
+pub fn keep_tracked(pkgs: &mut Vec<LangPackage>, tracked: &[String]) {
+    if tracked.is_empty() {
+        return;
+    }
+    pkgs.retain(|p| {
+        tracked
+            .iter()
+            .any(|r| ecosystem_of_registry(r).is_some_and(|e| e == p.ecosystem))
+    });
+}
+
 /// Whether `latest` is a greater version than `installed` in the ecosystem's ordering
 /// (PEP 440 for `pypi`, SemVer 2.0 for `npm` and `cargo`).
 ///
@@ -345,6 +369,23 @@ mod tests {
         assert_eq!(crates_index_path("ab"), "2/ab");
         assert_eq!(crates_index_path("abc"), "3/a/abc");
         assert_eq!(crates_index_path("Serde"), "se/rd/serde");
+    }
+
+    #[test]
+    fn track_registries_narrow_the_check() {
+        let pkg = |eco: &str| LangPackage {
+            ecosystem: eco.into(),
+            name: "x".into(),
+            version: "1".into(),
+            location: "/x".into(),
+        };
+        let all = vec![pkg("pypi"), pkg("npm"), pkg("cargo"), pkg("gem")];
+        let mut p = all.clone();
+        keep_tracked(&mut p, &[]);
+        assert_eq!(p, all);
+        keep_tracked(&mut p, &["crates".into(), "npm".into()]);
+        let ecos: Vec<&str> = p.iter().map(|p| p.ecosystem.as_str()).collect();
+        assert_eq!(ecos, ["npm", "cargo"]);
     }
 
     #[test]
