@@ -536,6 +536,29 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     );
     assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v2.0.0\n");
     wait_for("release 6 kept warm", 10, || warm_ready(6));
+    // keep_warm turned off: a restarted agent restores the live release only and forgets
+    // the warm one.
+    let text = std::fs::read_to_string(&stack_file).unwrap();
+    std::fs::write(
+        &stack_file,
+        text.replace("keep_warm = true", "keep_warm = false"),
+    )
+    .unwrap();
+    let agent = env.agent_pid().unwrap();
+    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
+    wait_for("the old agent to die", 10, || unsafe {
+        libc::kill(agent, 0) != 0
+    });
+    wait_for("the restored live release", 30, || {
+        let s = env.stack_status();
+        s["live_release"] == 7 && healthy_live(&s).len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        warm_of(&env.stack_status()).is_empty(),
+        "{}",
+        env.stack_status()
+    );
 
     // Secrets never in a log line or the store.
     for f in [

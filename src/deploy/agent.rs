@@ -2,7 +2,8 @@
 //!
 //! One agent per state directory (an exclusive lock on `STATE/agent.lock`; its PID in
 //! `STATE/agent.pid`), serving the API of [`super::api`] on `STATE/agent.sock`. At start it
-//! restores every live release found in the store (route, then instances). Instances that
+//! restores every live release found in the store (route, then instances), then each
+//! stack's warm release (`[deploy] keep_warm`: instances running unrouted). Instances that
 //! exit or fail `[health] unhealthy_threshold` consecutive health checks after having been healthy
 //! are replaced with exponential backoff (0.5 s doubling, at most 30 s); every start,
 //! health change, exit and replacement is recorded as an instance event.
@@ -571,7 +572,9 @@ impl Agent {
         stack: &Stack,
         w: &crate::store::deploys::ReleaseRecord,
     ) {
-        let build = match lock(&self.store).build(w.build_id) {
+        // Bound first: the store's lock must be released before the arms take it again.
+        let found = lock(&self.store).build(w.build_id);
+        let build = match found {
             Ok(Some(b)) if stack.deploy.keep_warm => b,
             _ => {
                 let _ = lock(&self.store).set_warm_release(&srt.name, None);
