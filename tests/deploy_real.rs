@@ -251,6 +251,16 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `kill -9` of the agent; returns its PID once it is gone.
+fn kill_agent(env: &Env) -> i32 {
+    let agent = env.agent_pid().unwrap();
+    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
+    wait_for("the old agent to die", 10, || unsafe {
+        libc::kill(agent, 0) != 0
+    });
+    agent
+}
+
 fn healthy_live(s: &Value) -> Vec<Value> {
     s["instances"]
         .as_array()
@@ -436,11 +446,7 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
 
     // kill -9 of the agent: `drover status` starts a new one, which restores the route
     // (same port) and the instances of the live release from the store.
-    let agent = env.agent_pid().unwrap();
-    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
-    wait_for("the old agent to die", 10, || unsafe {
-        libc::kill(agent, 0) != 0
-    });
+    let agent = kill_agent(&env);
     let t = Instant::now();
     wait_for("the restored route", 30, || {
         let s = env.stack_status();
@@ -479,11 +485,7 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         w.len() == 1 && w[0]["release"] == release && w[0]["healthy"] == true
     };
     assert!(warm_ready(3), "{}", env.stack_status());
-    let agent = env.agent_pid().unwrap();
-    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
-    wait_for("the old agent to die", 10, || unsafe {
-        libc::kill(agent, 0) != 0
-    });
+    kill_agent(&env);
     wait_for("the restored live and warm instances", 30, || {
         let s = env.stack_status();
         s["live_release"] == 5 && healthy_live(&s).len() == 1 && warm_ready(3)
@@ -544,11 +546,7 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         text.replace("keep_warm = true", "keep_warm = false"),
     )
     .unwrap();
-    let agent = env.agent_pid().unwrap();
-    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
-    wait_for("the old agent to die", 10, || unsafe {
-        libc::kill(agent, 0) != 0
-    });
+    kill_agent(&env);
     wait_for("the restored live release", 30, || {
         let s = env.stack_status();
         s["live_release"] == 7 && healthy_live(&s).len() == 1
