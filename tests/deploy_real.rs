@@ -5,7 +5,9 @@
 //! and a zero-downtime rollback under a bounded load generator on loopback; a release
 //! whose `/up` never answers 200 (fails with the check's status and body, the old release
 //! keeps serving); the per-stack deploy lock; `kill -9` of an instance (replaced) and of
-//! the agent (a new one restores the route and instances). Needs root, bubblewrap and
+//! the agent (a new one restores the route and instances); with `[deploy] keep_warm`, the
+//! replaced release kept running, restored by a new agent, and a rollback to it that
+//! starts nothing (then a fallback when its instance is gone). Needs root, bubblewrap and
 //! network to the Debian mirror (`.ci/setup`).
 
 #[path = "support/http.rs"]
@@ -249,6 +251,16 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `kill -9` of the agent; returns its PID once it is gone.
+fn kill_agent(env: &Env) -> i32 {
+    let agent = env.agent_pid().unwrap();
+    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
+    wait_for("the old agent to die", 10, || unsafe {
+        libc::kill(agent, 0) != 0
+    });
+    agent
+}
+
 fn healthy_live(s: &Value) -> Vec<Value> {
     s["instances"]
         .as_array()
@@ -339,11 +351,15 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     assert_eq!(r3["build_id"], b1["build_id"]);
     assert_switch(&l, "v2.0.0", "v1.0.0");
     println!(
-        "rollback under load: {} requests, 0 failed; rollback wall time {wall:?} (route switch {:.3} ms)",
+        "rollback under load: {} requests, 0 failed; rollback wall time {wall:?} (route switch {:.3} ms, \
+         {:.0} ms in the agent)",
         l.ok,
-        r3["switch_ms"].as_f64().unwrap()
+        r3["switch_ms"].as_f64().unwrap(),
+        r3["total_ms"].as_f64().unwrap()
     );
     assert!(wall < Duration::from_secs(5), "rollback took {wall:?}");
+    assert_eq!(r3["warm"], false, "keep_warm is off: {r3}");
+    let cold_rollback_wall = wall;
 
     // A release whose /up never answers 200: the deploy fails with the check's status and
     // body, and v1 keeps serving. A second deploy meanwhile hits the deploy lock.
@@ -430,11 +446,7 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
 
     // kill -9 of the agent: `drover status` starts a new one, which restores the route
     // (same port) and the instances of the live release from the store.
-    let agent = env.agent_pid().unwrap();
-    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
-    wait_for("the old agent to die", 10, || unsafe {
-        libc::kill(agent, 0) != 0
-    });
+    let agent = kill_agent(&env);
     let t = Instant::now();
     wait_for("the restored route", 30, || {
         let s = env.stack_status();
@@ -447,6 +459,104 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     assert_ne!(env.agent_pid(), Some(agent));
     assert_eq!(env.stack_status()["route_port"], port);
     assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v1.0.0\n");
+
+    // keep_warm: the replaced release keeps running unrouted, a restarted agent restores
+    // it, and a rollback switches to it at once (reusing builds 1 and 2).
+    let stack_file = env.config().join("stacks/hello.toml");
+    let mut text = std::fs::read_to_string(&stack_file).unwrap();
+    text.push_str("\n[deploy]\nkeep_warm = true\n");
+    std::fs::write(&stack_file, text).unwrap();
+    let b2_id = b2["build_id"].to_string();
+    let r5 = env.json(&["deploy", "hello", "--build", &b2_id, "--json"]);
+    assert_eq!(
+        (r5["release"].as_i64(), r5["kept_warm"].as_i64()),
+        (Some(5), Some(1)),
+        "{r5}"
+    );
+    assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v2.0.0\n");
+    let warm_of = |s: &Value| -> Vec<Value> {
+        s["instances"]
+            .as_array()
+            .map(|a| a.iter().filter(|i| i["state"] == "warm").cloned().collect())
+            .unwrap_or_default()
+    };
+    let warm_ready = |release: i64| {
+        let w = warm_of(&env.stack_status());
+        w.len() == 1 && w[0]["release"] == release && w[0]["healthy"] == true
+    };
+    assert!(warm_ready(3), "{}", env.stack_status());
+    kill_agent(&env);
+    wait_for("the restored live and warm instances", 30, || {
+        let s = env.stack_status();
+        s["live_release"] == 5 && healthy_live(&s).len() == 1 && warm_ready(3)
+    });
+    let warm_id = warm_of(&env.stack_status())[0]["id"].clone();
+    let (r6, l, wall) = under_load(&env, port, &["rollback", "hello", "--json"]);
+    assert_eq!(
+        (r6["release"].as_i64(), r6["rollback_of"].as_i64()),
+        (Some(6), Some(3))
+    );
+    assert_eq!(r6["warm"], true, "{r6}");
+    assert_eq!(
+        r6["instances"],
+        serde_json::json!([warm_id]),
+        "nothing started"
+    );
+    assert_switch(&l, "v2.0.0", "v1.0.0");
+    println!(
+        "warm rollback under load: {} requests, 0 failed; rollback wall time {wall:?} \
+         (route switch {:.3} ms, {:.0} ms in the agent) vs {cold_rollback_wall:?} cold",
+        l.ok,
+        r6["switch_ms"].as_f64().unwrap(),
+        r6["total_ms"].as_f64().unwrap()
+    );
+    assert!(
+        wall < cold_rollback_wall,
+        "warm {wall:?} vs cold {cold_rollback_wall:?}"
+    );
+    // Only the one previous release is warm; the promoted instance serves release 6.
+    let s = env.stack_status();
+    assert_eq!(healthy_live(&s)[0]["id"], warm_id, "{s}");
+    assert!(warm_ready(5), "{s}");
+    // A warm instance that is gone: the rollback falls back to new instances.
+    let victim = warm_of(&env.stack_status())[0]["pid"].as_i64().unwrap() as i32;
+    assert_eq!(unsafe { libc::kill(victim, libc::SIGKILL) }, 0);
+    wait_for("the warm instance to be gone", 10, || {
+        warm_of(&env.stack_status()).is_empty()
+    });
+    let r7 = env.json(&["rollback", "hello", "--json"]);
+    assert_eq!(
+        (r7["release"].as_i64(), r7["rollback_of"].as_i64()),
+        (Some(7), Some(5))
+    );
+    assert_eq!(r7["warm"], false, "{r7}");
+    assert!(
+        r7["cold_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("0 warm instance(s) running, 1 wanted")),
+        "{r7}"
+    );
+    assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v2.0.0\n");
+    wait_for("release 6 kept warm", 10, || warm_ready(6));
+    // keep_warm turned off: a restarted agent restores the live release only and forgets
+    // the warm one.
+    let text = std::fs::read_to_string(&stack_file).unwrap();
+    std::fs::write(
+        &stack_file,
+        text.replace("keep_warm = true", "keep_warm = false"),
+    )
+    .unwrap();
+    kill_agent(&env);
+    wait_for("the restored live release", 30, || {
+        let s = env.stack_status();
+        s["live_release"] == 7 && healthy_live(&s).len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        warm_of(&env.stack_status()).is_empty(),
+        "{}",
+        env.stack_status()
+    );
 
     // Secrets never in a log line or the store.
     for f in [

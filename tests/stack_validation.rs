@@ -913,3 +913,36 @@ fn health_thresholds_and_test_script() {
     );
     assert_eq!(d[0].line, 2);
 }
+
+#[test]
+fn deploy_keep_warm_defaults_off_and_is_checked() {
+    let s = parse_mem("w", &format!("name = \"w\"\n{BASE}")).expect("valid");
+    assert!(!s.deploy.keep_warm, "keep_warm defaults to false");
+    let s = parse_mem(
+        "w",
+        &format!("name = \"w\"\n{BASE}[deploy]\nkeep_warm = true\n"),
+    )
+    .expect("valid");
+    assert!(s.deploy.keep_warm);
+    // Not a boolean: located at the value, with an example.
+    let text = format!("name = \"w\"\n{BASE}[deploy]\nkeep_warm = \"yes\"\n");
+    let d = parse_mem("w", &text).expect_err("string keep_warm");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!((d[0].line, d[0].col), (7, 13), "{}", d[0]);
+    assert_eq!(
+        d[0].message,
+        "`keep_warm` in [deploy] must be a boolean, got string"
+    );
+    assert!(d[0].hint.as_deref().unwrap().contains("keep_warm = true"));
+    // A misspelt key gets a suggestion.
+    let text = format!("name = \"w\"\n{BASE}[deploy]\nkeep_worm = true\n");
+    let d = parse_mem("w", &text).expect_err("unknown key");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!((d[0].line, d[0].col), (7, 1));
+    assert_eq!(d[0].message, "unknown key `keep_worm` in [deploy]");
+    assert!(d[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("did you mean `keep_warm`?"));
+}

@@ -421,6 +421,27 @@ fn releases_agent_not_running() {
 }
 
 #[test]
+fn releases_with_a_warm_release() {
+    // `[deploy] keep_warm`: release 1's instance keeps running unrouted next to the live one.
+    let warm = || {
+        let mut f = deployed_fixture();
+        let drover::tui::state::AgentView::Running(mut a) = f.state.agent.clone() else {
+            panic!("the fixture has a running agent");
+        };
+        let mut w = a.stacks[0].instances[0].clone();
+        w.id = "hello-r1-1".into();
+        w.release = 1;
+        w.pid = Some(3999);
+        w.port = 39999;
+        w.state = "warm".into();
+        a.stacks[0].instances.push(w);
+        update(&mut f.state, Msg::Agent(Some(a)));
+        f
+    };
+    check_with(warm, "releases_warm", "5");
+}
+
+#[test]
 fn confirm_deploy() {
     check_deployed("confirm_deploy", "d");
 }

@@ -126,6 +126,20 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
         r.drain_ms,
         t.elapsed().as_secs_f64()
     );
+    if r.warm {
+        println!("rolled back to the still-running warm instances (nothing started)");
+    } else if let Some(why) = &r.cold_reason {
+        println!("started new instances: the warm path was not taken ({why})");
+    }
+    if r.kept_warm > 0 {
+        println!(
+            "release {} kept warm: {} instance(s) running unrouted for an immediate rollback",
+            r.previous_release
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.kept_warm
+        );
+    }
     Ok(())
 }
 

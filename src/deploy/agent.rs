@@ -2,7 +2,8 @@
 //!
 //! One agent per state directory (an exclusive lock on `STATE/agent.lock`; its PID in
 //! `STATE/agent.pid`), serving the API of [`super::api`] on `STATE/agent.sock`. At start it
-//! restores every live release found in the store (route, then instances). Instances that
+//! restores every live release found in the store (route, then instances), then each
+//! stack's warm release (`[deploy] keep_warm`: instances running unrouted). Instances that
 //! exit or fail `[health] unhealthy_threshold` consecutive health checks after having been healthy
 //! are replaced with exponential backoff (0.5 s doubling, at most 30 s); every start,
 //! health change, exit and replacement is recorded as an instance event.
@@ -10,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,7 +58,11 @@ struct InstState {
 /// One running instance.
 struct Instance {
     id: String,
-    release: i64,
+    /// The release it serves: the one it was started for, or the release a warm rollback
+    /// promoted it to (its id keeps the release it was started for).
+    release: AtomicI64,
+    /// Parked as the stack's warm release: running, health-checked, not routed.
+    warm: AtomicBool,
     port: u16,
     pid: Option<u32>,
     started_at: String,
@@ -68,6 +73,9 @@ struct Instance {
 }
 
 impl Instance {
+    fn release(&self) -> i64 {
+        self.release.load(Ordering::SeqCst)
+    }
     fn request_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.stop.notify_one();
@@ -81,6 +89,8 @@ impl Instance {
             "exited"
         } else if self.stopping.load(Ordering::SeqCst) {
             "stopping"
+        } else if self.warm.load(Ordering::SeqCst) {
+            "warm"
         } else if self.backend.healthy() {
             "healthy"
         } else if st.ever_healthy {
@@ -90,7 +100,7 @@ impl Instance {
         };
         InstanceStatus {
             id: self.id.clone(),
-            release: self.release,
+            release: self.release(),
             pid: self.pid,
             port: self.port,
             state: state.into(),
@@ -110,6 +120,14 @@ struct Live {
     instances: Vec<Arc<Instance>>,
 }
 
+/// The stack's warm release (`[deploy] keep_warm`): the previous live release's
+/// instances, running unrouted for an immediate rollback.
+struct WarmSet {
+    template: Template,
+    build_id: i64,
+    instances: Vec<Arc<Instance>>,
+}
+
 /// One stack's route and instances.
 struct StackRt {
     name: String,
@@ -119,6 +137,8 @@ struct StackRt {
     live: Mutex<Live>,
     /// Instances of a deploy in progress (shown by status).
     pending: Mutex<Vec<Arc<Instance>>>,
+    /// The warm release, if one is kept.
+    warm: Mutex<Option<WarmSet>>,
     deploy_lock: tokio::sync::Mutex<()>,
     holder: Mutex<Option<String>>,
     failures: AtomicU32,
@@ -322,6 +342,9 @@ impl Agent {
                     let mut instances: Vec<InstanceStatus> =
                         live.instances.iter().map(|i| i.status()).collect();
                     instances.extend(lock(&s.pending).iter().map(|i| i.status()));
+                    if let Some(w) = lock(&s.warm).as_ref() {
+                        instances.extend(w.instances.iter().map(|i| i.status()));
+                    }
                     StackStatus {
                         stack: s.name.clone(),
                         route_port: s.port,
@@ -410,6 +433,7 @@ impl Agent {
             log: LogSink::open(&self.paths.state, &stack.name)?,
             live: Mutex::new(Live::default()),
             pending: Mutex::new(Vec::new()),
+            warm: Mutex::new(None),
             deploy_lock: tokio::sync::Mutex::new(()),
             holder: Mutex::new(None),
             failures: AtomicU32::new(0),
@@ -464,7 +488,8 @@ impl Agent {
         let child = instance::spawn(&spec, &srt.log)?;
         let inst = Arc::new(Instance {
             id: id.clone(),
-            release: t.release,
+            release: AtomicI64::new(t.release),
+            warm: AtomicBool::new(false),
             port: spec.port,
             pid: child.id(),
             started_at: now_rfc3339(),
@@ -509,12 +534,12 @@ impl Agent {
         let delay = Duration::from_millis(500 * (1u64 << n)).min(Duration::from_secs(30));
         self.event(
             &srt.name,
-            inst.release,
+            inst.release(),
             &inst.id,
             "replacing",
             &format!("a replacement starts in {delay:?}"),
         );
-        let (agent, srt, release) = (self.clone(), srt.clone(), inst.release);
+        let (agent, srt, release) = (self.clone(), srt.clone(), inst.release());
         tokio::spawn(async move { agent.refill(srt, release, delay).await });
     }
 
@@ -554,6 +579,68 @@ impl Agent {
         }
     }
 
+    /// Start the instances of the warm release `w` again (unrouted), as a restarted agent
+    /// does after restoring the live release; forgets it when the stack no longer has
+    /// `[deploy] keep_warm` or its build is gone.
+    async fn restore_warm(
+        self: &Arc<Self>,
+        srt: &Arc<StackRt>,
+        stack: &Stack,
+        w: &crate::store::deploys::ReleaseRecord,
+    ) {
+        // Bound first: the store's lock must be released before the arms take it again.
+        let found = lock(&self.store).build(w.build_id);
+        let build = match found {
+            Ok(Some(b)) if stack.deploy.keep_warm => b,
+            _ => {
+                let _ = lock(&self.store).set_warm_release(&srt.name, None);
+                return;
+            }
+        };
+        let image = match self.unpack_build(stack, &build).await {
+            Ok(i) => i,
+            Err((_, e)) => {
+                eprintln!(
+                    "drover agent: cannot restore the warm release of {}: {e}",
+                    srt.name
+                );
+                let _ = lock(&self.store).set_warm_release(&srt.name, None);
+                return;
+            }
+        };
+        let template = Template {
+            stack: stack.clone(),
+            image,
+            release: w.release,
+        };
+        let mut instances = Vec::new();
+        for _ in 0..w.replicas.max(1) {
+            match self.start_instance(srt, &template) {
+                Ok(i) => {
+                    i.warm.store(true, Ordering::SeqCst);
+                    instances.push(i);
+                }
+                Err(e) => {
+                    self.event(&srt.name, w.release, "-", "start-failed", &format!("{e:#}"));
+                }
+            }
+        }
+        let _ = lock(&self.store).audit(
+            "restore",
+            Some(&srt.name),
+            &format!(
+                "agent restored {} warm instance(s) of release {}",
+                instances.len(),
+                w.release
+            ),
+        );
+        *lock(&srt.warm) = Some(WarmSet {
+            template,
+            build_id: w.build_id,
+            instances,
+        });
+    }
+
     /// Drop unpacked images no release needs any more (all but the live releases, the
     /// newest [`KEEP_UNPACKED`] previous ones per stack and anything unpacked in the last
     /// hour), in the background.
@@ -563,6 +650,12 @@ impl Agent {
                 for s in lock(&self.stacks).values() {
                     let live = lock(&s.live);
                     k.extend(live.template.as_ref().map(|t| t.image.digest.clone()));
+                    drop(live);
+                    k.extend(
+                        lock(&s.warm)
+                            .as_ref()
+                            .map(|w| w.template.image.digest.clone()),
+                    );
                 }
                 k
             }
@@ -586,6 +679,7 @@ impl Agent {
             s.publish(&live);
             all.extend(insts);
             all.extend(lock(&s.pending).drain(..));
+            all.extend(lock(&s.warm).take().into_iter().flat_map(|w| w.instances));
         }
         for i in &all {
             i.request_stop();
@@ -691,14 +785,22 @@ impl Agent {
             template: template.clone(),
             build_id,
             replicas,
+            replaced: Mutex::new(None),
         };
         let plan = Plan {
             replicas,
             healthy_timeout: Duration::from_secs(req.timeout_secs.unwrap_or(30)),
             drain_grace: Duration::from_secs(req.grace_secs.unwrap_or(30)),
             poll: Duration::from_millis(10),
+            keep_warm: stack.deploy.keep_warm,
         };
-        match machine::deploy(&rt, plan).await {
+        let result = if req.rollback {
+            let warm = warm_instances(srt, stack, build_id);
+            machine::rollback(&rt, plan, warm).await
+        } else {
+            machine::deploy(&rt, plan).await
+        };
+        match result {
             Ok(out) => {
                 srt.failures.store(0, Ordering::SeqCst);
                 self.collect_unpacked();
@@ -706,12 +808,18 @@ impl Agent {
                 store
                     .mark_release_live(&stack.name, release)
                     .map_err(internal)?;
+                let how = match (&out.cold_reason, out.warm) {
+                    (_, true) => " to its warm instances".to_string(),
+                    (Some(why), false) => format!(" with new instances ({why})"),
+                    (None, false) => String::new(),
+                };
                 let detail = format!(
-                    "release {release} (build {build_id}, {digest}) live with {replicas} instance(s); \
-                     route switched in {:?}, previous release {current:?} drained in {:?}{}",
+                    "release {release} (build {build_id}, {digest}) live with {replicas} instance(s){how}; \
+                     route switched in {:?}, previous release {current:?} drained in {:?}{}{}",
                     out.switch_time,
                     out.drain_time,
-                    if out.drained_cleanly { "" } else { " (grace ran out)" }
+                    if out.drained_cleanly { "" } else { " (grace ran out)" },
+                    if out.kept_warm > 0 { " and kept warm" } else { "" }
                 );
                 let _ = store.audit(action, Some(&stack.name), &detail);
                 Ok(DeployReport {
@@ -726,6 +834,9 @@ impl Agent {
                     switch_ms: out.switch_time.as_secs_f64() * 1e3,
                     drain_ms: out.drain_time.as_secs_f64() * 1e3,
                     total_ms: t0.elapsed().as_secs_f64() * 1e3,
+                    warm: out.warm,
+                    cold_reason: out.cold_reason,
+                    kept_warm: out.kept_warm,
                     warnings,
                 })
             }
@@ -811,7 +922,12 @@ async fn restore(agent: Arc<Agent>) {
             return;
         }
     };
+    let warm = lock(&agent.store).warm_releases().unwrap_or_else(|e| {
+        eprintln!("drover agent: cannot read the warm releases: {e:#}");
+        Vec::new()
+    });
     for r in live {
+        let warm = warm.iter().find(|w| w.stack == r.stack).cloned();
         let agent2 = agent.clone();
         tokio::spawn(async move {
             let agent = agent2;
@@ -862,7 +978,13 @@ async fn restore(agent: Arc<Agent>) {
                 Some(&r.stack),
                 &format!("agent restored release {} on port {}", r.release, srt.port),
             );
-            agent.refill(srt, r.release, Duration::ZERO).await;
+            agent
+                .clone()
+                .refill(srt.clone(), r.release, Duration::ZERO)
+                .await;
+            if let Some(w) = warm.filter(|w| w.release != r.release) {
+                agent.restore_warm(&srt, &stack, &w).await;
+            }
         });
     }
 }
@@ -889,9 +1011,13 @@ async fn supervise(
     inst.backend.set_healthy(false);
     lock(&inst.state).exited = Some(desc.clone());
     if inst.stopping.load(Ordering::SeqCst) {
-        agent.event(&srt.name, inst.release, &inst.id, "stopped", &desc);
+        agent.event(&srt.name, inst.release(), &inst.id, "stopped", &desc);
     } else {
-        agent.event(&srt.name, inst.release, &inst.id, "exited", &desc);
+        agent.event(&srt.name, inst.release(), &inst.id, "exited", &desc);
+        // A warm instance that exits is not replaced: a rollback then starts new ones.
+        if let Some(w) = lock(&srt.warm).as_mut() {
+            w.instances.retain(|i| !Arc::ptr_eq(i, &inst));
+        }
         agent.replace(&srt, &inst);
     }
 }
@@ -921,7 +1047,13 @@ async fn health_loop(
             if !inst.backend.healthy() && passes >= health.healthy_threshold {
                 inst.backend.set_healthy(true);
                 lock(&inst.state).ever_healthy = true;
-                agent.event(&srt.name, inst.release, &inst.id, "healthy", &r.to_string());
+                agent.event(
+                    &srt.name,
+                    inst.release(),
+                    &inst.id,
+                    "healthy",
+                    &r.to_string(),
+                );
             }
         } else {
             passes = 0;
@@ -930,7 +1062,7 @@ async fn health_loop(
                 inst.backend.set_healthy(false);
                 agent.event(
                     &srt.name,
-                    inst.release,
+                    inst.release(),
                     &inst.id,
                     "unhealthy",
                     &r.to_string(),
@@ -953,6 +1085,45 @@ async fn health_loop(
     }
 }
 
+/// The instances a rollback to `build_id` can switch to at once: the stack's warm set when
+/// it runs that build with the stack file as it is now (the `[deploy]` table aside), else
+/// why not.
+fn warm_instances(
+    srt: &StackRt,
+    stack: &Stack,
+    build_id: i64,
+) -> std::result::Result<Vec<Arc<Instance>>, String> {
+    let warm = lock(&srt.warm);
+    let Some(w) = warm.as_ref() else {
+        return Err(if stack.deploy.keep_warm {
+            format!("no release of {} is kept warm", stack.name)
+        } else {
+            format!(
+                "no release of {} is kept warm ([deploy] keep_warm is off)",
+                stack.name
+            )
+        });
+    };
+    if w.build_id != build_id {
+        return Err(format!(
+            "the warm release {} runs build {}, not build {build_id}",
+            w.template.release, w.build_id
+        ));
+    }
+    let same_config = Stack {
+        deploy: stack.deploy.clone(),
+        ..w.template.stack.clone()
+    } == *stack;
+    if !same_config {
+        return Err(format!(
+            "{} changed since the warm release {} started",
+            stack.file.display(),
+            w.template.release
+        ));
+    }
+    Ok(w.instances.clone())
+}
+
 /// The deploy state machine's view of the agent.
 struct LocalRuntime {
     agent: Arc<Agent>,
@@ -960,6 +1131,8 @@ struct LocalRuntime {
     template: Template,
     build_id: i64,
     replicas: usize,
+    /// The live release's template and build, taken at the switch (parked warm after).
+    replaced: Mutex<Option<(Template, i64)>>,
 }
 
 impl LocalRuntime {
@@ -1028,13 +1201,23 @@ impl machine::Runtime for LocalRuntime {
     }
 
     fn switch(&self, new: &[Arc<Instance>]) -> Vec<Arc<Instance>> {
+        // Warm instances a rollback promotes now serve the new release number.
+        for i in new {
+            i.release.store(self.template.release, Ordering::SeqCst);
+            i.warm.store(false, Ordering::SeqCst);
+        }
         let mut live = lock(&self.srt.live);
         let old = std::mem::replace(&mut live.instances, new.to_vec());
-        live.template = Some(self.template.clone());
-        live.build_id = self.build_id;
+        let replaced = live.template.replace(self.template.clone());
+        let replaced_build = std::mem::replace(&mut live.build_id, self.build_id);
         live.replicas = self.replicas;
         self.srt.publish(&live);
         drop(live);
+        *lock(&self.replaced) = replaced.map(|t| (t, replaced_build));
+        if let Some(w) = lock(&self.srt.warm).as_mut() {
+            w.instances
+                .retain(|i| !new.iter().any(|n| Arc::ptr_eq(i, n)));
+        }
         let mut pending = lock(&self.srt.pending);
         pending.clear();
         pending.extend(old.iter().cloned());
@@ -1047,5 +1230,31 @@ impl machine::Runtime for LocalRuntime {
 
     fn stop(&self, i: &Arc<Instance>) {
         i.request_stop();
+    }
+
+    fn park(&self, keep: Vec<Arc<Instance>>) -> Vec<Arc<Instance>> {
+        let replaced = lock(&self.replaced).take();
+        let (set, mut stop) = match replaced {
+            Some((template, build_id)) if !keep.is_empty() => {
+                for i in &keep {
+                    i.warm.store(true, Ordering::SeqCst);
+                }
+                lock(&self.srt.pending).retain(|p| !keep.iter().any(|k| Arc::ptr_eq(p, k)));
+                let set = WarmSet {
+                    template,
+                    build_id,
+                    instances: keep,
+                };
+                (Some(set), Vec::new())
+            }
+            _ => (None, keep),
+        };
+        let release = set.as_ref().map(|w| w.template.release);
+        if let Err(e) = lock(&self.agent.store).set_warm_release(&self.srt.name, release) {
+            eprintln!("drover agent: cannot record the warm release: {e:#}");
+        }
+        let previous = std::mem::replace(&mut *lock(&self.srt.warm), set);
+        stop.extend(previous.into_iter().flat_map(|w| w.instances));
+        stop
     }
 }

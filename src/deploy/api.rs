@@ -62,6 +62,16 @@ pub struct DeployReport {
     pub drain_ms: f64,
     /// Whole deploy wall time, in milliseconds.
     pub total_ms: f64,
+    /// True when a rollback switched the route to the target release's still-running warm
+    /// instances (`[deploy] keep_warm`) instead of starting new ones.
+    #[serde(default)]
+    pub warm: bool,
+    /// For a rollback that started new instances: why the warm path was not taken.
+    #[serde(default)]
+    pub cold_reason: Option<String>,
+    /// Instances of the replaced release kept running warm (not routed).
+    #[serde(default)]
+    pub kept_warm: usize,
     /// Things the operator should fix that did not stop the deploy (missing secrets).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -78,7 +88,9 @@ pub struct InstanceStatus {
     pub pid: Option<u32>,
     /// Loopback port it listens on.
     pub port: u16,
-    /// `starting` (no passed check yet), `healthy`, `unhealthy`, `exited`, `stopping`.
+    /// `starting` (no passed check yet), `healthy`, `unhealthy`, `exited`, `stopping`, or
+    /// `warm` (the previous release kept running unrouted, `[deploy] keep_warm`; `healthy`
+    /// says whether its checks pass).
     pub state: String,
     /// Whether the router sends it requests.
     pub healthy: bool,
@@ -107,7 +119,7 @@ pub struct StackStatus {
     pub replicas: usize,
     /// The running deploy, if any: `"deploy by USER since TIME"`.
     pub deploying: Option<String>,
-    /// Instances of the live release and of a deploy in progress.
+    /// Instances of the live release, of a deploy in progress and of the warm release.
     pub instances: Vec<InstanceStatus>,
 }
 

@@ -101,13 +101,21 @@ pub fn deploy(
     }
     let sock = api::socket_path(&paths.state);
     let body = serde_json::to_value(req).map_err(failed)?;
-    let call = {
-        let sock = sock.clone();
-        std::thread::spawn(move || api::call(&sock, "POST", "/v1/deploy", Some(&body), None))
-    };
+    // The answer arrives on a channel, so a quick deploy (a warm rollback takes a few ms in
+    // the agent) returns at once instead of after a whole progress period.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(api::call(&sock, "POST", "/v1/deploy", Some(&body), None));
+    });
     let mut last = String::new();
-    while !call.is_finished() {
-        std::thread::sleep(PROGRESS_POLL);
+    let answer = loop {
+        match rx.recv_timeout(PROGRESS_POLL) {
+            Ok(answer) => break answer,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(failed("the deploy request thread panicked"))
+            }
+        }
         if let Some(line) =
             status(&paths.state, Duration::from_secs(2)).and_then(|s| describe(&s, &req.stack))
         {
@@ -117,10 +125,7 @@ pub fn deploy(
             }
         }
     }
-    let answer = call
-        .join()
-        .map_err(|_| failed("the deploy request thread panicked"))?
-        .map_err(|e| failed(format!("{e:#}")))?;
+    .map_err(|e| failed(format!("{e:#}")))?;
     match answer {
         Ok(v) => serde_json::from_value(v)
             .map_err(|e| failed(format!("the agent sent an unexpected report: {e}"))),

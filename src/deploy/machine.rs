@@ -6,6 +6,12 @@
 //!
 //! If a new instance exits or never becomes healthy before the timeout, every new instance
 //! is stopped, the route is never switched, and the error carries the last health check.
+//!
+//! With `keep_warm` (the stack's `[deploy] keep_warm`), the drained instances are not
+//! stopped but parked as the stack's one warm release (unrouted, still health-checked);
+//! the release parked before them is stopped. A [`rollback`] to the warm release switches
+//! the route to its instances at once when they are all healthy (no start, no
+//! verification), and falls back to the full [`deploy`] path when they are not.
 //! The agent implements [`Runtime`] with real bubblewrap instances; unit tests use a
 //! scripted one.
 
@@ -46,6 +52,10 @@ pub trait Runtime {
     fn in_flight(&self, i: &Self::Instance) -> usize;
     /// Stop an instance (asynchronously; returns at once).
     fn stop(&self, i: &Self::Instance);
+    /// Make `keep` the stack's warm instances (running, unrouted), in place of the
+    /// current warm set, which is returned for the machine to stop. `keep` is empty when
+    /// nothing is to be kept warm.
+    fn park(&self, keep: Vec<Self::Instance>) -> Vec<Self::Instance>;
 }
 
 /// Timing of a deploy.
@@ -59,6 +69,8 @@ pub struct Plan {
     pub drain_grace: Duration,
     /// Polling period.
     pub poll: Duration,
+    /// Park the drained instances as the warm release instead of stopping them.
+    pub keep_warm: bool,
 }
 
 impl Default for Plan {
@@ -68,6 +80,7 @@ impl Default for Plan {
             healthy_timeout: Duration::from_secs(30),
             drain_grace: Duration::from_secs(30),
             poll: Duration::from_millis(25),
+            keep_warm: false,
         }
     }
 }
@@ -77,8 +90,15 @@ impl Default for Plan {
 pub struct Outcome<I> {
     /// The new instances (now behind the route).
     pub instances: Vec<I>,
-    /// How many old instances were drained and stopped.
+    /// How many instances were stopped: the drained ones (unless kept warm) and the
+    /// previous warm set.
     pub stopped: usize,
+    /// How many drained instances were parked warm instead of stopped.
+    pub kept_warm: usize,
+    /// True when a rollback switched to the still-running warm instances (nothing started).
+    pub warm: bool,
+    /// For a rollback that could not use warm instances: why (then new ones were started).
+    pub cold_reason: Option<String>,
     /// From "all new instances healthy" to "route switched".
     pub switch_time: Duration,
     /// From the switch until the old instances had no request in flight (or the grace).
@@ -248,11 +268,20 @@ pub async fn deploy<R: Runtime + Sync>(
         };
         return fail(&new, e);
     }
-    // 3. switch in one step.
+    Ok(switch_drain_retire(rt, plan, new, false).await)
+}
+
+/// Switch the route to `new` in one step, drain the instances it replaced (at most the
+/// grace), then park them warm or stop them, as `plan.keep_warm` says.
+async fn switch_drain_retire<R: Runtime + Sync>(
+    rt: &R,
+    plan: Plan,
+    new: Vec<R::Instance>,
+    warm: bool,
+) -> Outcome<R::Instance> {
     let t = Instant::now();
     let old = rt.switch(&new);
     let switch_time = t.elapsed();
-    // 4. drain, then stop.
     let t = Instant::now();
     let drain_deadline = t + plan.drain_grace;
     let drained_cleanly = loop {
@@ -265,16 +294,70 @@ pub async fn deploy<R: Runtime + Sync>(
         tokio::time::sleep(plan.poll).await;
     };
     let drain_time = t.elapsed();
-    for i in &old {
+    let (keep, mut stop) = if plan.keep_warm {
+        (old, Vec::new())
+    } else {
+        (Vec::new(), old)
+    };
+    let kept_warm = keep.len();
+    stop.extend(rt.park(keep));
+    for i in &stop {
         rt.stop(i);
     }
-    Ok(Outcome {
+    Outcome {
         instances: new,
-        stopped: old.len(),
+        stopped: stop.len(),
+        kept_warm,
+        warm,
+        cold_reason: None,
         switch_time,
         drain_time,
         drained_cleanly,
-    })
+    }
+}
+
+/// Why `warm` cannot take the route at once, or `None` when it can: exactly `replicas`
+/// instances, every one healthy now.
+fn warm_unusable<R: Runtime>(rt: &R, warm: &[R::Instance], replicas: usize) -> Option<String> {
+    if warm.len() != replicas.max(1) {
+        return Some(format!(
+            "{} warm instance(s) running, {} wanted",
+            warm.len(),
+            replicas.max(1)
+        ));
+    }
+    warm.iter()
+        .enumerate()
+        .find_map(|(k, i)| match rt.check(i) {
+            Check::Healthy => None,
+            Check::Pending(last) => Some(format!("warm instance {k} is not healthy: {last}")),
+            Check::Exited(status) => Some(format!("warm instance {k} exited ({status})")),
+        })
+}
+
+/// Roll back to a release whose instances may still be running warm. `warm` is those
+/// instances, or why there are none. When they are exactly `plan.replicas` instances and
+/// all healthy, the route switches to them at once (nothing is started or verified) and
+/// the current release is drained, then parked or stopped as `plan.keep_warm` says;
+/// `Outcome::warm` is true. Otherwise the rollback takes the full [`deploy`] path (new
+/// instances of the target build) and `Outcome::cold_reason` says why.
+pub async fn rollback<R: Runtime + Sync>(
+    rt: &R,
+    plan: Plan,
+    warm: Result<Vec<R::Instance>, String>,
+) -> Result<Outcome<R::Instance>, DeployError> {
+    let unusable = match &warm {
+        Ok(w) => warm_unusable(rt, w, plan.replicas),
+        Err(why) => Some(why.clone()),
+    };
+    match (unusable, warm) {
+        (None, Ok(w)) => Ok(switch_drain_retire(rt, plan, w, true).await),
+        (why, _) => {
+            let mut out = deploy(rt, plan).await?;
+            out.cold_reason = why;
+            Ok(out)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -295,6 +378,10 @@ mod tests {
         old: Vec<String>,
         old_in_flight: Mutex<usize>,
         test_fails: Option<bool>,
+        /// The warm set (`park` replaces it; `switch` takes out what it routes).
+        warm: Mutex<Vec<String>>,
+        /// What `check` says of `warm{k}`.
+        warm_checks: Vec<Check>,
     }
 
     impl Runtime for Script {
@@ -304,6 +391,9 @@ mod tests {
             Ok(format!("new{index}"))
         }
         fn check(&self, i: &String) -> Check {
+            if let Some(k) = i.strip_prefix("warm") {
+                return self.warm_checks[k.parse::<usize>().unwrap()].clone();
+            }
             let k: usize = i[3..].parse().unwrap();
             let mut checks = self.checks.lock().unwrap();
             checks[k] += 1;
@@ -333,6 +423,7 @@ mod tests {
         }
         fn switch(&self, new: &[String]) -> Vec<String> {
             self.switched.lock().unwrap().push(new.to_vec());
+            self.warm.lock().unwrap().retain(|w| !new.contains(w));
             self.old.clone()
         }
         fn in_flight(&self, i: &String) -> usize {
@@ -348,6 +439,9 @@ mod tests {
         fn stop(&self, i: &String) {
             self.stopped.lock().unwrap().push(i.clone());
         }
+        fn park(&self, keep: Vec<String>) -> Vec<String> {
+            std::mem::replace(&mut *self.warm.lock().unwrap(), keep)
+        }
     }
 
     fn plan(replicas: usize) -> Plan {
@@ -356,7 +450,19 @@ mod tests {
             healthy_timeout: Duration::from_millis(300),
             drain_grace: Duration::from_millis(200),
             poll: Duration::from_millis(5),
+            keep_warm: false,
         }
+    }
+
+    fn warm_plan(replicas: usize) -> Plan {
+        Plan {
+            keep_warm: true,
+            ..plan(replicas)
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
     }
 
     #[tokio::test]
@@ -469,5 +575,125 @@ mod tests {
         assert!(!out.drained_cleanly);
         assert!(out.drain_time >= Duration::from_millis(200));
         assert_eq!(*s.stopped.lock().unwrap(), vec!["old0"]);
+    }
+
+    /// One healthy new instance, one old routed and one warm unrouted.
+    fn one_old_one_warm() -> Script {
+        Script {
+            healthy_after: vec![Some(0)],
+            old: strings(&["old0"]),
+            warm: Mutex::new(strings(&["warm0"])),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn keep_warm_parks_the_drained_release_and_stops_the_older_warm_one() {
+        let s = one_old_one_warm();
+        let out = deploy(&s, warm_plan(1)).await.unwrap();
+        assert_eq!(*s.warm.lock().unwrap(), vec!["old0"], "old release parked");
+        assert_eq!(
+            *s.stopped.lock().unwrap(),
+            vec!["warm0"],
+            "older warm stopped"
+        );
+        assert_eq!((out.kept_warm, out.stopped, out.warm), (1, 1, false));
+        // Without keep_warm, both the drained and the warm instances stop.
+        let s = one_old_one_warm();
+        let out = deploy(&s, plan(1)).await.unwrap();
+        assert!(s.warm.lock().unwrap().is_empty());
+        assert_eq!(*s.stopped.lock().unwrap(), vec!["old0", "warm0"]);
+        assert_eq!((out.kept_warm, out.stopped), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn rollback_to_healthy_warm_instances_switches_at_once() {
+        let s = Script {
+            old: strings(&["old0", "old1"]),
+            old_in_flight: Mutex::new(2),
+            warm: Mutex::new(strings(&["warm0", "warm1"])),
+            warm_checks: vec![Check::Healthy, Check::Healthy],
+            ..Default::default()
+        };
+        let warm = Ok(strings(&["warm0", "warm1"]));
+        let out = rollback(&s, warm_plan(2), warm).await.unwrap();
+        assert!(out.warm && out.cold_reason.is_none(), "{out:?}");
+        assert_eq!(out.instances, vec!["warm0", "warm1"]);
+        assert_eq!(*s.switched.lock().unwrap(), vec![out.instances.clone()]);
+        assert!(s.checks.lock().unwrap().is_empty(), "nothing was started");
+        assert_eq!(*s.verified.lock().unwrap(), None, "nothing re-verified");
+        assert!(out.drained_cleanly);
+        // The release it replaced is now the warm one; nothing stopped.
+        assert_eq!(*s.warm.lock().unwrap(), vec!["old0", "old1"]);
+        assert!(s.stopped.lock().unwrap().is_empty());
+        assert_eq!((out.kept_warm, out.stopped), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn rollback_falls_back_to_new_instances_when_warm_ones_cannot_serve() {
+        type Case = (Vec<Check>, Result<Vec<String>, String>, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                vec![
+                    Check::Healthy,
+                    Check::Pending("HTTP 503, body \"db\"".into()),
+                ],
+                Ok(strings(&["warm0", "warm1"])),
+                "warm instance 1 is not healthy: HTTP 503",
+            ),
+            (
+                vec![Check::Exited("killed by signal 9".into()), Check::Healthy],
+                Ok(strings(&["warm0", "warm1"])),
+                "warm instance 0 exited (killed by signal 9)",
+            ),
+            (
+                vec![Check::Healthy],
+                Ok(strings(&["warm0"])),
+                "1 warm instance(s) running, 2 wanted",
+            ),
+            (
+                vec![],
+                Err("no release is kept warm".into()),
+                "no release is kept warm",
+            ),
+        ];
+        for (warm_checks, warm, why) in cases {
+            let parked = warm.clone().unwrap_or_default();
+            let s = Script {
+                healthy_after: vec![Some(1), Some(0)],
+                old: strings(&["old0"]),
+                warm: Mutex::new(parked.clone()),
+                warm_checks,
+                ..Default::default()
+            };
+            let out = rollback(&s, warm_plan(2), warm).await.unwrap();
+            assert!(!out.warm);
+            assert!(
+                out.cold_reason.as_deref().is_some_and(|r| r.contains(why)),
+                "{:?} lacks {why}",
+                out.cold_reason
+            );
+            assert_eq!(out.instances, vec!["new0", "new1"], "new instances started");
+            assert_eq!(*s.switched.lock().unwrap(), vec![out.instances.clone()]);
+            assert_eq!(*s.verified.lock().unwrap(), Some(true), "verified as usual");
+            // The unusable warm instances are stopped; the replaced release is parked.
+            assert_eq!(*s.stopped.lock().unwrap(), parked);
+            assert_eq!(*s.warm.lock().unwrap(), vec!["old0"]);
+        }
+        // A failed cold fallback leaves the route and the warm set alone.
+        let s = Script {
+            healthy_after: vec![None],
+            old: strings(&["old0"]),
+            warm: Mutex::new(strings(&["warm0"])),
+            warm_checks: vec![Check::Pending("timeout".into())],
+            ..Default::default()
+        };
+        let err = rollback(&s, warm_plan(1), Ok(strings(&["warm0"])))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DeployError::VerifyFailed { .. }), "{err}");
+        assert!(s.switched.lock().unwrap().is_empty());
+        assert_eq!(*s.warm.lock().unwrap(), vec!["warm0"]);
+        assert_eq!(*s.stopped.lock().unwrap(), vec!["new0"]);
     }
 }

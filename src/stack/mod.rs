@@ -37,6 +37,8 @@ pub struct Stack {
     pub health: Health,
     /// Persistent data volume, if the stack has one.
     pub data: Option<Data>,
+    /// How releases of the stack are deployed (the `[deploy]` table).
+    pub deploy: Deploy,
     /// Repositories watched for updates.
     pub track: Track,
     /// The file the stack was loaded from.
@@ -156,6 +158,16 @@ impl Default for Health {
             unhealthy_threshold: 3,
         }
     }
+}
+
+/// The `[deploy]` table: how the agent deploys and rolls back releases of the stack.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Deploy {
+    /// `keep_warm = true`: after a deploy switches the route and drains, the previous
+    /// release's instances keep running (not routed, still health-checked), so a rollback
+    /// to that release switches the route to them at once. Only the one previous release
+    /// is kept warm. Default `false` (the previous release's instances are stopped).
+    pub keep_warm: bool,
 }
 
 /// The `[data]` table: the persistent volume.

@@ -17,8 +17,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::{
-    App, AppSource, AptSource, AutoRebuild, Base, Data, Distro, Health, RepoTrust, Scripts, Stack,
-    Track,
+    App, AppSource, AptSource, AutoRebuild, Base, Data, Deploy, Distro, Health, RepoTrust, Scripts,
+    Stack, Track,
 };
 
 /// One problem found in a stack file, located by 1-based line and column (in characters).
@@ -107,6 +107,7 @@ const TOP_KEYS: &[&str] = &[
     "health",
     "data",
     "track",
+    "deploy",
 ];
 const BASE_KEYS: &[&str] = &[
     "distro",
@@ -129,6 +130,7 @@ const HEALTH_KEYS: &[&str] = &[
     "unhealthy_threshold",
 ];
 const DATA_KEYS: &[&str] = &["path"];
+const DEPLOY_KEYS: &[&str] = &["keep_warm"];
 const TRACK_KEYS: &[&str] = &["apt", "registries", "auto_rebuild"];
 
 const DEFAULT_APP_DEST: &str = "/opt/app";
@@ -670,6 +672,7 @@ fn validate_stack(
     let env = validate_env(chk, root, &secrets);
     let health = validate_health(chk, root);
     let data = validate_data(chk, root);
+    let deploy = validate_deploy(chk, root);
     let track = validate_track(chk, root, base.as_ref(), config_dir);
 
     let (Some(name), Some(base), Some(track)) = (name, base, track) else {
@@ -687,6 +690,7 @@ fn validate_stack(
         port,
         health,
         data,
+        deploy,
         track,
         file: file.to_path_buf(),
     })
@@ -1320,6 +1324,18 @@ fn validate_health(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Health {
         }
     }
     health
+}
+
+fn validate_deploy(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Deploy {
+    let mut deploy = Deploy::default();
+    let Some((t, _)) = chk.table(root, "deploy", "[deploy]", "[deploy]").present() else {
+        return deploy;
+    };
+    chk.check_keys(&t, DEPLOY_KEYS);
+    if let Some((b, _)) = chk.boolean(&t, "keep_warm", "keep_warm = true").present() {
+        deploy.keep_warm = b;
+    }
+    deploy
 }
 
 fn validate_data(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Option<Data> {

@@ -199,6 +199,40 @@ impl Store {
         Ok(rows)
     }
 
+    /// Record `release` as the warm release of `stack` (its instances run unrouted for an
+    /// immediate rollback), or clear it with `None`.
+    pub fn set_warm_release(&self, stack: &str, release: Option<i64>) -> Result<()> {
+        match release {
+            Some(r) => self.conn().execute(
+                "INSERT INTO warm_releases (stack, release) VALUES (?1, ?2) \
+                 ON CONFLICT (stack) DO UPDATE SET release = excluded.release",
+                params![stack, r],
+            )?,
+            None => self
+                .conn()
+                .execute("DELETE FROM warm_releases WHERE stack = ?1", [stack])?,
+        };
+        Ok(())
+    }
+
+    /// The warm release of every stack (part of the agent's desired state, restored after
+    /// its live release), joined with its release row.
+    pub fn warm_releases(&self) -> Result<Vec<ReleaseRecord>> {
+        let cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("r.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut st = self.conn().prepare(&format!(
+            "SELECT {cols} FROM warm_releases w JOIN releases r \
+             ON r.stack = w.stack AND r.release = w.release ORDER BY r.stack"
+        ))?;
+        let rows = st
+            .query_map([], record)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Image digests worth keeping unpacked: every live or deploying release's, plus the
     /// newest `keep_previous` superseded releases' of each stack (rollback targets).
     pub fn digests_to_keep(&self, keep_previous: i64) -> Result<Vec<String>> {
@@ -378,5 +412,27 @@ mod tests {
             .unwrap();
         assert_eq!(s.instances_started("a").unwrap(), 1);
         assert_eq!(s.instance_events("a", 10).unwrap()[0].event, "exited");
+    }
+
+    #[test]
+    fn one_warm_release_per_stack_is_remembered_and_cleared() {
+        let mut s = Store::open_in_memory().unwrap();
+        for b in 1..=3 {
+            s.create_release("a", b, &format!("sha256:{b}"), 2, "op", None)
+                .unwrap();
+            s.mark_release_live("a", b).unwrap();
+        }
+        assert!(s.warm_releases().unwrap().is_empty());
+        s.set_warm_release("a", Some(1)).unwrap();
+        s.set_warm_release("a", Some(2)).unwrap();
+        let w = s.warm_releases().unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            (w[0].stack.as_str(), w[0].release, w[0].build_id),
+            ("a", 2, 2)
+        );
+        assert_eq!((w[0].replicas, w[0].status.as_str()), (2, "superseded"));
+        s.set_warm_release("a", None).unwrap();
+        assert!(s.warm_releases().unwrap().is_empty());
     }
 }

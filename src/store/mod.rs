@@ -221,6 +221,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (stack, source, candidate, action)
     ) WITHOUT ROWID;
     "#,
+    // 8 (issue #5, keep_warm): the release of each stack whose instances the agent keeps
+    // running unrouted, so a rollback to it switches at once.
+    r#"
+    CREATE TABLE warm_releases (
+        stack    TEXT PRIMARY KEY,
+        release  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.
