@@ -32,6 +32,12 @@ fn catalogs_what_the_image_holds() {
         "opt/app/venv/lib/python3.11/site-packages/broken-1.dist-info/METADATA",
         "garbage\n",
     );
+    // Outside any `*-packages` dir, still under the app (`pip install --target site`).
+    write(
+        r,
+        "opt/app/site/idna-3.6.dist-info/METADATA",
+        "Metadata-Version: 2.1\nName: idna\nVersion: 3.6\n",
+    );
     write(
         r,
         "opt/app/node_modules/left-pad/package.json",
@@ -79,6 +85,7 @@ fn catalogs_what_the_image_holds() {
         ("npm", "left-pad", "1.3.0"),
         ("npm", "qs", "6.11.0"),
         ("pypi", "Flask", "3.0.0"),
+        ("pypi", "idna", "3.6"),
         ("pypi", "requests", "2.28.1"),
     ];
     let want: Vec<(String, String, String)> = want

@@ -242,10 +242,12 @@ pub fn scan(root: &RootView, app_dir: Option<&str>) -> (Vec<LangPackage>, Vec<St
         .as_deref()
         .map(|a| walk_dirs(root, a))
         .unwrap_or_default();
+    // Under the app directory, a distribution may sit anywhere (`pip install --target`,
+    // vendored `site/` dirs), not only in `*-packages`; skip the `.dist-info` dirs themselves.
     site_dirs.extend(
         app_dirs
             .iter()
-            .filter(|d| d.ends_with("-packages"))
+            .filter(|d| !d.ends_with(".dist-info"))
             .cloned(),
     );
     for dir in &site_dirs {
