@@ -125,6 +125,57 @@ pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     }
 }
 
+/// [`load`], plus the checks that need the file system (for `drover validate`): a feed
+/// given by path must exist. A missing `drover.toml` is fine (defaults).
+///
+/// Errors: the diagnostics of [`load`], or one per missing feed path, located at its key.
+pub fn lint(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+    let config = load(path)?;
+    let src = fs::read_to_string(path).unwrap_or_default();
+    let mut diags = Vec::new();
+    for (key, loc) in [
+        ("security_tracker", &config.feeds.security_tracker),
+        ("osv", &config.feeds.osv),
+    ] {
+        let Some(FeedLocation::Path(p)) = loc else {
+            continue;
+        };
+        if p.exists() {
+            continue;
+        }
+        // The key's line in [feeds] (parse checked it is there).
+        let (line, col) = src
+            .lines()
+            .enumerate()
+            .find(|(_, l)| {
+                let t = l.trim_start();
+                t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
+            })
+            .map(|(i, l)| {
+                // 1-based column of the value after `=`.
+                let eq = l.find('=').unwrap_or(0);
+                let value = eq + 1 + (l[eq + 1..].len() - l[eq + 1..].trim_start().len());
+                (i + 1, value + 1)
+            })
+            .unwrap_or((1, 1));
+        diags.push(Diagnostic {
+            file: path.to_path_buf(),
+            line,
+            col,
+            message: format!("`{key}` in [feeds]: {} does not exist", p.display()),
+            hint: Some(
+                "download the feed there, fix the path (relative to drover.toml), or remove the key"
+                    .into(),
+            ),
+        });
+    }
+    if diags.is_empty() {
+        Ok(config)
+    } else {
+        Err(diags)
+    }
+}
+
 /// [`load`], with the diagnostics joined into one text (one per line).
 pub fn load_text(path: &Path) -> Result<Config, String> {
     load(path).map_err(|d| {

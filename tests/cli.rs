@@ -29,7 +29,42 @@ fn validate_the_demo_config_succeeds() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok  "));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok  ") && stdout.contains("drover.toml"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_names_a_missing_feed_file_in_drover_toml() {
+    let st = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cfg.path().join("stacks")).unwrap();
+    std::fs::write(
+        cfg.path().join("stacks/min.toml"),
+        "name = \"min\"\n[base]\nsuite = \"bookworm\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.path().join("drover.toml"),
+        "[feeds]\nosv = \"feeds/none\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg.path())
+        .arg("--state")
+        .arg(st.path())
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("drover.toml:2:7: `osv` in [feeds]") && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -129,9 +129,18 @@ struct DiagJson {
 pub fn validate(paths: &Paths, files: &[PathBuf], json: bool) -> CliResult {
     let mut targets: Vec<PathBuf> = files.to_vec();
     let mut config_diags = Vec::new();
+    let mut rows = Vec::new();
     if targets.is_empty() {
-        if let Err(d) = crate::config::load(&paths.config_file()) {
+        // drover.toml first, as a row of its own (when there is one).
+        let file = paths.config_file();
+        if let Err(d) = crate::config::lint(&file) {
             config_diags = d;
+        }
+        if file.exists() {
+            rows.push(validate_row(&file, &config_diags));
+            if config_diags.is_empty() && !json {
+                println!("ok  {}", file.display());
+            }
         }
         let mut found: Vec<PathBuf> = std::fs::read_dir(paths.stacks_dir())
             .map(|rd| {
@@ -150,24 +159,11 @@ pub fn validate(paths: &Paths, files: &[PathBuf], json: bool) -> CliResult {
         }
         targets = found;
     }
-    let mut rows = Vec::new();
     let mut all: Vec<Diagnostic> = config_diags;
     for f in &targets {
         let res = stack::load_file(f, &paths.config);
         let errors = res.as_ref().err().cloned().unwrap_or_default();
-        rows.push(ValidateRow {
-            file: f.display().to_string(),
-            ok: errors.is_empty(),
-            errors: errors
-                .iter()
-                .map(|d| DiagJson {
-                    line: d.line,
-                    col: d.col,
-                    message: d.message.clone(),
-                    hint: d.hint.clone(),
-                })
-                .collect(),
-        });
+        rows.push(validate_row(f, &errors));
         if errors.is_empty() && !json {
             println!("ok  {}", f.display());
         }
@@ -182,6 +178,22 @@ pub fn validate(paths: &Paths, files: &[PathBuf], json: bool) -> CliResult {
         };
     }
     report_diagnostics(&all)
+}
+
+fn validate_row(file: &std::path::Path, errors: &[Diagnostic]) -> ValidateRow {
+    ValidateRow {
+        file: file.display().to_string(),
+        ok: errors.is_empty(),
+        errors: errors
+            .iter()
+            .map(|d| DiagJson {
+                line: d.line,
+                col: d.col,
+                message: d.message.clone(),
+                hint: d.hint.clone(),
+            })
+            .collect(),
+    }
 }
 
 fn known_stack(paths: &Paths, store: &Store, name: &str) -> Result<(), CliError> {
