@@ -212,4 +212,17 @@ fn pending_updates_equal_apts_answer() {
         still.is_empty(),
         "still pending after --apply-updates: {still:?}"
     );
+    assert_eq!(applied["warnings"], serde_json::json!([]), "{applied}");
+
+    // A plain build after that goes back to the older packages: it succeeds, but says so.
+    if !ours.is_empty() {
+        let plain = env.json(&["build", "hello", "--json"]);
+        assert_eq!(plain["status"], "succeeded", "{plain}");
+        let w = plain["warnings"][0].as_str().unwrap_or_default();
+        assert!(
+            w.contains(&format!("older than in build #{}", applied["build_id"]))
+                && w.contains("--apply-updates"),
+            "{plain}"
+        );
+    }
 }

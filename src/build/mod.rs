@@ -79,6 +79,9 @@ pub struct BuildReport {
     pub failed_step: Option<Step>,
     /// Number of packages in the components manifest (0 when failed).
     pub packages: usize,
+    /// Things the operator should know about a build that still succeeded (e.g. packages
+    /// older than in the previous build); also in the build log.
+    pub warnings: Vec<String>,
 }
 
 /// Map a Debian architecture to the OCI/Go name used in image configs.
@@ -116,6 +119,7 @@ pub fn run(
         step: Step::Prepare,
         base_key: None,
         base_cached: false,
+        warnings: Vec::new(),
     };
     let outcome = {
         let mut log =
@@ -146,6 +150,7 @@ pub fn run(
         error: None,
         failed_step: None,
         packages: 0,
+        warnings: std::mem::take(&mut state.warnings),
     };
     match outcome {
         Ok(done) => {
@@ -183,12 +188,56 @@ struct Progress {
     step: Step,
     base_key: Option<String>,
     base_cached: bool,
+    warnings: Vec<String>,
 }
 
 struct Done {
     digest: String,
     path: PathBuf,
     packages: usize,
+}
+
+/// A warning when this build installs older versions of packages than the stack's previous
+/// succeeded build (typically: that one was built with `--apply-updates`, this one was
+/// not, so it silently brings the fixed CVEs back). Compared in Debian version order.
+fn older_than_previous(
+    store: &Store,
+    stack: &str,
+    components: &[Component],
+) -> Result<Option<String>> {
+    use crate::debian::packages::parse_version;
+    let Some(prev) = store.latest_succeeded(stack)? else {
+        return Ok(None);
+    };
+    let prev_manifest = store.manifest(prev.id)?;
+    let mut before: std::collections::HashMap<(&str, &str), &str> = Default::default();
+    for c in &prev_manifest {
+        before.insert((c.name.as_str(), c.arch.as_str()), c.version.as_str());
+    }
+    let mut older: Vec<String> = Vec::new();
+    for c in components {
+        let Some(old) = before.get(&(c.name.as_str(), c.arch.as_str())) else {
+            continue;
+        };
+        if let (Some(now), Some(then)) = (parse_version(&c.version), parse_version(old)) {
+            if now < then {
+                older.push(format!("{} {} (was {})", c.name, c.version, old));
+            }
+        }
+    }
+    if older.is_empty() {
+        return Ok(None);
+    }
+    let n = older.len();
+    older.truncate(3);
+    Ok(Some(format!(
+        "{n} package(s) are older than in build #{}: {}{}. That build probably applied \
+         updates from the tracked suites; rebuild with `drover build {stack} --apply-updates` \
+         (console: r) to keep them",
+        prev.id,
+        older.join(", "),
+        if n > 3 { ", …" } else { "" }
+    )))
 }
 
 fn begin(log: &mut BuildLog<'_>, state: &mut Progress, step: Step, what: &str) -> Result<()> {
@@ -336,6 +385,10 @@ fn steps(
     sources.extend(image_repos.iter().map(|r| r.source()));
     let components: Vec<Component> = manifest::capture(&view, &sources)?;
     log.say(&format!("{} installed package(s)", components.len()));
+    if let Some(w) = older_than_previous(log.store(), &stack.name, &components)? {
+        log.say(&format!("warning: {w}"));
+        state.warnings.push(w);
+    }
     let app_dest = stack.app.as_ref().map(|a| a.dest.as_str());
     let (lang_packages, lang_warnings) = manifest::lang::scan(&view, app_dest);
     for w in &lang_warnings {

@@ -127,6 +127,9 @@ pub fn build(
             report.image_path.as_deref().unwrap_or("")
         );
     }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if ok {
         return Ok(());
     }
