@@ -21,12 +21,24 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
-/// The current operator's name: `$USER`, else `uid:N`.
+/// The current operator's name: `$USER`, else the password database's name for the uid,
+/// else `uid:N`; with `$SUDO_USER` (another user), `ALICE (sudo as root)`.
 pub fn current_user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| format!("uid:{}", unsafe { libc::getuid() }))
+    let var = |k: &str| std::env::var(k).ok().filter(|u| !u.is_empty());
+    let uid = nix::unistd::getuid();
+    let name = var("USER")
+        .or_else(|| {
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .unwrap_or_else(|| format!("uid:{uid}"));
+    // Over SSH operators often act through sudo: keep who it really was.
+    match var("SUDO_USER") {
+        Some(s) if s != name => format!("{s} (sudo as {name})"),
+        _ => name,
+    }
 }
 
 impl Store {
@@ -56,5 +68,14 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn current_user_is_a_name() {
+        let u = super::current_user();
+        assert!(!u.is_empty() && !u.starts_with("uid:"), "{u}");
     }
 }
