@@ -116,6 +116,17 @@ fn fixture() -> Fixture {
     }
 }
 
+/// Reload the fixture's state from its store (after seeding more), with fixed times.
+fn reload(f: &mut Fixture) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let paths = Paths {
+        config: repo.join("config"),
+        state: f._tmp.path().to_path_buf(),
+    };
+    data::reload(&mut f.state, &paths, &f.store, &[]).unwrap();
+    normalise(&mut f.state);
+}
+
 /// Fixed times instead of the store's wall clock.
 fn normalise(state: &mut State) {
     for b in state.builds.iter_mut().chain(
@@ -275,6 +286,35 @@ fn filter_input_open() {
 /// The fixture plus two releases (#1 superseded, #2 live, both of build #1), the agent
 /// serving release #2 with one healthy and one starting instance, and an update check of
 /// build #3 with a cached changelog.
+/// A pending update of binary package `pkg` from source `source`, `versions` = (installed,
+/// candidate), checked at T0 in bookworm-security.
+fn pending_update(
+    pkg: &str,
+    source: &str,
+    versions: (&str, &str),
+    cves: &[String],
+    urgency: &str,
+) -> PendingUpdate {
+    PendingUpdate {
+        package: pkg.into(),
+        arch: "amd64".into(),
+        installed: versions.0.into(),
+        candidate: versions.1.into(),
+        suite: "bookworm-security".into(),
+        source: source.into(),
+        source_installed: versions.0.into(),
+        source_candidate: versions.1.into(),
+        cves: cves.to_vec(),
+        urgency: Some(urgency.into()),
+        checked_at: T0.into(),
+        advisories: vec![],
+        dates: vec![],
+        deb: None,
+        feed_cves: vec![],
+        open_cves: vec![],
+    }
+}
+
 fn deployed_fixture() -> Fixture {
     let mut f = fixture();
     let d1 = format!("sha256:{}", "1".repeat(64));
@@ -286,27 +326,15 @@ fn deployed_fixture() -> Fixture {
         assert_eq!(r, n);
         f.store.mark_release_live("hello", r).unwrap();
     }
-    let pending = |pkg: &str| PendingUpdate {
-        package: pkg.into(),
-        arch: "amd64".into(),
-        installed: "3.0.15-1~deb12u1".into(),
-        candidate: "3.0.17-1~deb12u2".into(),
-        suite: "bookworm-security".into(),
-        source: "openssl".into(),
-        source_installed: "3.0.15-1~deb12u1".into(),
-        source_candidate: "3.0.17-1~deb12u2".into(),
-        cves: vec![
-            "CVE-2025-9230".into(),
-            "CVE-2025-9231".into(),
-            "CVE-2025-9232".into(),
-        ],
-        urgency: Some("high".into()),
-        checked_at: T0.into(),
-        advisories: vec![],
-        dates: vec![],
-        deb: None,
-        feed_cves: vec![],
-        open_cves: vec![],
+    let cves = ["CVE-2025-9230", "CVE-2025-9231", "CVE-2025-9232"].map(String::from);
+    let pending = |pkg: &str| {
+        pending_update(
+            pkg,
+            "openssl",
+            ("3.0.15-1~deb12u1", "3.0.17-1~deb12u2"),
+            &cves,
+            "high",
+        )
     };
     let check = f
         .store
@@ -360,13 +388,7 @@ fn deployed_fixture() -> Fixture {
             ],
         )
         .unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let paths = Paths {
-        config: repo.join("config"),
-        state: f._tmp.path().to_path_buf(),
-    };
-    data::reload(&mut f.state, &paths, &f.store, &[]).unwrap();
-    normalise(&mut f.state);
+    reload(&mut f);
     let inst = |n: u32, state: &str, healthy: bool, check: &str| InstanceStatus {
         id: format!("hello-r2-{n}"),
         release: 2,
@@ -567,4 +589,103 @@ fn tiny_terminals_do_not_panic() {
             assert_eq!(text.lines().count(), h as usize, "{ks:?} at {w}x{h}");
         }
     }
+}
+
+/// The fixture plus an update check of `checked_build` with expat's 27 CVEs (the issue #3
+/// trial), versions of the usual Debian length.
+fn expat_fixture_of(checked_build: i64) -> Fixture {
+    let mut f = fixture();
+    let cves: Vec<String> = (0..27).map(|n| format!("CVE-2025-{}", 5000 + n)).collect();
+    let pending = |pkg: &str| {
+        pending_update(
+            pkg,
+            "expat",
+            ("2.5.0-1+deb12u1", "2.5.0-1+deb12u2"),
+            &cves,
+            "medium",
+        )
+    };
+    f.store
+        .record_update_check(
+            "hello",
+            checked_build,
+            T0,
+            &[pending("libexpat1"), pending("expat")],
+            &[],
+            &[],
+        )
+        .unwrap();
+    reload(&mut f);
+    f
+}
+
+fn expat_fixture() -> Fixture {
+    expat_fixture_of(3)
+}
+
+#[test]
+fn long_update_detail_fits_and_scrolls() {
+    check_with(expat_fixture, "update_detail_long", "4\n");
+    check_with(expat_fixture, "update_detail_long_scrolled", "4\njjj");
+    for (w, h) in [(80, 24), (120, 40)] {
+        for ks in ["4\n", "4\nG", "4\njjjjj", "4\n\u{1b}"] {
+            let mut f = expat_fixture();
+            keys(&mut f.state, ks);
+            let text = screen(&mut f, w, h);
+            let rows: Vec<&str> = text.lines().collect();
+            // The footer (last row) still shows keys, the header the clock.
+            assert!(
+                rows[h as usize - 1].contains("esc") || ks.ends_with('\u{1b}'),
+                "{text}"
+            );
+            assert!(rows[0].contains("2026-01-01 12:00:00"), "{text}");
+            if ks.ends_with('\u{1b}') {
+                assert!(!text.contains("Update of expat"), "esc closes: {text}");
+                continue;
+            }
+            assert!(text.contains("Update of expat"), "{text}");
+            if ks.ends_with('G') {
+                assert!(
+                    text.contains("CVE-2025-5026"),
+                    "G shows the last CVE: {text}"
+                );
+                assert!(h > 24 || !text.contains("source      expat"), "{text}");
+            }
+            if h == 24 {
+                // 27 CVEs do not fit in 24 rows: a position hint `a-b of n`.
+                assert!(text.contains(" of 33 "), "{text}");
+            }
+        }
+    }
+    // Position after five j at 80x24: rows 6.. shown.
+    let mut f = expat_fixture();
+    keys(&mut f.state, "4\njjjjj");
+    let text = screen(&mut f, 80, 24);
+    assert!(text.contains(" 6-25 of 33 "), "{text}");
+}
+
+/// The Stacks list and the Builds pane count AGE from the same moment: the build's start.
+#[test]
+fn stacks_and_builds_age_both_count_from_the_start() {
+    let mut f = fixture();
+    keys(&mut f.state, "1");
+    for b in f.state.builds.iter_mut().chain(
+        f.state
+            .stacks
+            .iter_mut()
+            .filter_map(|s| s.last_build.as_mut()),
+    ) {
+        // Started two days ago, finished a minute ago.
+        b.started_at = "2025-12-30T12:00:00Z".into();
+        b.finished_at = Some("2026-01-01T11:59:00Z".into());
+    }
+    let theme = Theme::new(ColorDepth::None);
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    term.draw(|fr| render::draw(fr, &mut f.state, &theme))
+        .unwrap();
+    let text = term.backend().to_string();
+    let stack_row = text.lines().find(|l| l.contains("│hello ")).unwrap();
+    assert!(stack_row.contains(" 2d "), "{text}");
+    let build_row = text.lines().find(|l| l.contains("#3 ")).unwrap();
+    assert!(build_row.contains(" 2d "), "{text}");
 }

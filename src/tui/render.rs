@@ -176,7 +176,8 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                     Some(b) => (
                         status_word(b.status).to_string(),
                         status_style(b.status, theme),
-                        age_at(b.finished_at.as_deref().unwrap_or(&b.started_at), now),
+                        // Since the build started, like the Builds pane's AGE.
+                        age_at(&b.started_at, now),
                         b.image_digest
                             .as_deref()
                             .map(|d| short_digest(d)[..7.min(short_digest(d).len())].to_string())
@@ -921,7 +922,7 @@ fn hints(state: &State) -> Vec<(String, &'static str)> {
             return vec![
                 ("type".into(), "filter"),
                 ("up/down".into(), "scroll"),
-                ("esc".into(), "close"),
+                ("esc".into(), "clear/close"),
             ]
         }
         Some(Overlay::Palette { .. }) => {
@@ -943,7 +944,14 @@ fn hints(state: &State) -> Vec<(String, &'static str)> {
                 (k(Action::Back), "close"),
             ]
         }
-        Some(Overlay::Detail { .. }) => return vec![("esc/q/enter".into(), "close")],
+        Some(Overlay::Detail { .. }) => {
+            return vec![
+                (kk(Action::Down, Action::Up), "scroll"),
+                (kk(Action::PageDown, Action::PageUp), "page"),
+                (kk(Action::Top, Action::Bottom), "top/end"),
+                ("esc/q/enter".into(), "close"),
+            ]
+        }
         None => {}
     }
     let log_keys = vec![
@@ -1063,6 +1071,9 @@ fn draw_overlay(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
     let Some(overlay) = &state.overlay else {
         return;
     };
+    if matches!(overlay, Overlay::Detail { .. }) {
+        return draw_detail(f, area, state, theme);
+    }
     match overlay {
         Overlay::Help { input, scroll } => {
             let r = centered(area, 70, area.height.saturating_sub(4).max(8));
@@ -1257,36 +1268,74 @@ fn draw_overlay(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                 inner,
             );
         }
-        Overlay::Detail { title, lines } => {
-            let w = lines
-                .iter()
-                .map(|l| l.chars().count())
-                .max()
-                .unwrap_or(20)
-                .max(title.chars().count())
-                .max(30) as u16
-                + 4;
-            let r = centered(area, w, lines.len() as u16 + 2);
-            f.render_widget(Clear, r);
-            let b = block(
-                Span::styled(
-                    format!(" {} ", crate::text::sanitize_for_terminal(title)),
-                    theme.accent,
-                ),
-                true,
-                theme,
-            );
-            let inner = b.inner(r);
-            f.render_widget(b, r);
-            f.render_widget(
-                Paragraph::new(
-                    lines
-                        .iter()
-                        .map(|l| Line::raw(crate::text::sanitize_for_terminal(l)))
-                        .collect::<Vec<_>>(),
-                ),
-                inner,
-            );
-        }
+        Overlay::Detail { .. } => {}
     }
+}
+
+/// The Detail overlay: inside the frame between header and footer (the footer keys stay
+/// visible), lines wrapped to the box, scrolled by `scroll`, with `a-b of n` in the bottom
+/// border when it does not all fit. Writes the page size and largest scroll back.
+fn draw_detail(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
+    let Some(Overlay::Detail {
+        title,
+        lines,
+        scroll,
+        page,
+        max,
+    }) = &mut state.overlay
+    else {
+        return;
+    };
+    let body = Rect {
+        y: area.y + 1.min(area.height),
+        height: area.height.saturating_sub(2),
+        ..area
+    };
+    let title = crate::text::sanitize_for_terminal(title);
+    let want_w = lines
+        .iter()
+        .map(|l| crate::text::sanitize_for_terminal(l).chars().count())
+        .max()
+        .unwrap_or(20)
+        .max(title.chars().count())
+        .max(30)
+        + 4;
+    let w = (want_w as u16).min(body.width);
+    let inner_w = w.saturating_sub(2).max(1) as usize;
+    let rows: Vec<String> = lines
+        .iter()
+        .flat_map(|l| wrap_line(&crate::text::sanitize_for_terminal(l), inner_w))
+        .collect();
+    let h = (rows.len() as u16 + 2).min(body.height);
+    let r = centered(body, w, h);
+    let inner_h = h.saturating_sub(2) as usize;
+    *page = inner_h.max(1);
+    *max = rows.len().saturating_sub(inner_h);
+    *scroll = (*scroll).min(*max);
+    f.render_widget(Clear, r);
+    let mut b = block(
+        Span::styled(format!(" {title} "), theme.accent),
+        true,
+        theme,
+    );
+    if rows.len() > inner_h {
+        b = b.title_bottom(Line::styled(
+            format!(
+                " {}-{} of {} ",
+                *scroll + 1,
+                (*scroll + inner_h).min(rows.len()),
+                rows.len()
+            ),
+            theme.dim,
+        ));
+    }
+    let inner = b.inner(r);
+    f.render_widget(b, r);
+    let shown: Vec<Line> = rows
+        .into_iter()
+        .skip(*scroll)
+        .take(inner_h)
+        .map(Line::raw)
+        .collect();
+    f.render_widget(Paragraph::new(shown), inner);
 }

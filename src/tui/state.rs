@@ -390,13 +390,35 @@ pub enum Overlay {
         /// Selected job row.
         selected: usize,
     },
-    /// `enter` on a manifest row (and other details): a titled text.
+    /// `enter` on a manifest row (and other details): a titled text, wrapped to the
+    /// screen and scrolled with the list keys.
     Detail {
         /// Title.
         title: String,
-        /// Lines.
+        /// Lines (unwrapped; the renderer wraps them to the box width).
         lines: Vec<String>,
+        /// First wrapped row shown.
+        scroll: usize,
+        /// Rows of the last drawn box (for PgUp/PgDn), set by the renderer.
+        page: usize,
+        /// Largest useful `scroll` at the last drawn size, set by the renderer (before the
+        /// first draw: the number of lines).
+        max: usize,
     },
+}
+
+impl Overlay {
+    /// A Detail overlay at its first row.
+    pub fn detail(title: String, lines: Vec<String>) -> Overlay {
+        let max = lines.len().saturating_sub(1);
+        Overlay::Detail {
+            title,
+            lines,
+            scroll: 0,
+            page: 10,
+            max,
+        }
+    }
 }
 
 /// The whole console state.

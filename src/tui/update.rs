@@ -310,6 +310,11 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
             mut scroll,
         } => {
             match k.code {
+                // Like every text field: esc clears the filter; on an empty one it closes.
+                KeyCode::Esc if !input.value().is_empty() => {
+                    input = Input::default();
+                    scroll = 0;
+                }
                 KeyCode::Esc => return Vec::new(),
                 KeyCode::Char('q') | KeyCode::Char('?') if input.value().is_empty() => {
                     return Vec::new()
@@ -424,10 +429,10 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
                     if let Some(j) = state.jobs.iter().rev().nth(selected) {
                         if j.build_id.is_none() {
                             // A check, deploy or rollback: its progress lines and outcome.
-                            state.overlay = Some(Overlay::Detail {
-                                title: format!("Job {}: {} of {}", j.id, j.kind, j.stack),
-                                lines: j.live.tail.iter().map(|(_, l)| l.clone()).collect(),
-                            });
+                            state.overlay = Some(Overlay::detail(
+                                format!("Job {}: {} of {}", j.id, j.kind, j.stack),
+                                j.live.tail.iter().map(|(_, l)| l.clone()).collect(),
+                            ));
                             return Vec::new();
                         }
                         if let Some(b) = j.build_id {
@@ -445,10 +450,33 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
             state.overlay = Some(Overlay::Jobs { selected });
             Vec::new()
         }
-        Overlay::Detail { title, lines } => {
-            if !(matches!(k.code, KeyCode::Esc | KeyCode::Enter) || act == Some(Action::Back)) {
-                state.overlay = Some(Overlay::Detail { title, lines });
+        Overlay::Detail {
+            title,
+            lines,
+            mut scroll,
+            page,
+            max,
+        } => {
+            if matches!(k.code, KeyCode::Esc | KeyCode::Enter) || act == Some(Action::Back) {
+                return Vec::new();
             }
+            scroll = match act {
+                Some(Action::Down) => scroll + 1,
+                Some(Action::Up) => scroll.saturating_sub(1),
+                Some(Action::PageDown) => scroll + page.max(1),
+                Some(Action::PageUp) => scroll.saturating_sub(page.max(1)),
+                Some(Action::Top) => 0,
+                Some(Action::Bottom) => max,
+                _ => scroll,
+            }
+            .min(max);
+            state.overlay = Some(Overlay::Detail {
+                title,
+                lines,
+                scroll,
+                page,
+                max,
+            });
             Vec::new()
         }
     }
@@ -884,9 +912,9 @@ fn enter(state: &mut State) {
                 .current()
                 .and_then(|i| state.manifest.get(i))
             {
-                state.overlay = Some(Overlay::Detail {
-                    title: format!("{} {}", c.name, c.version),
-                    lines: vec![
+                state.overlay = Some(Overlay::detail(
+                    format!("{} {}", c.name, c.version),
+                    vec![
                         format!("package         {}", c.name),
                         format!("version         {}", c.version),
                         format!("architecture    {}", c.arch),
@@ -903,7 +931,7 @@ fn enter(state: &mut State) {
                                 .unwrap_or_else(|| "-".into())
                         ),
                     ],
-                });
+                ));
             }
         }
         Pane::Updates => {
@@ -912,10 +940,10 @@ fn enter(state: &mut State) {
                 .current()
                 .and_then(|i| state.updates.get(i))
             {
-                state.overlay = Some(Overlay::Detail {
-                    title: format!("Update of {}", u.source),
-                    lines: update_detail(u),
-                });
+                state.overlay = Some(Overlay::detail(
+                    format!("Update of {}", u.source),
+                    update_detail(u),
+                ));
             }
         }
         Pane::Log | Pane::Releases => {}
