@@ -689,3 +689,17 @@ fn stacks_and_builds_age_both_count_from_the_start() {
     let build_row = text.lines().find(|l| l.contains("#3 ")).unwrap();
     assert!(build_row.contains(" 2d "), "{text}");
 }
+
+/// At 80 columns the candidate version is never cut, whichever side has the focus.
+#[test]
+fn update_candidates_are_whole_at_80_columns() {
+    check_with(expat_fixture, "updates_long_versions", "4");
+    for ks in ["4", "4h"] {
+        let mut f = expat_fixture();
+        keys(&mut f.state, ks);
+        let text = screen(&mut f, 80, 24);
+        let row = text.lines().find(|l| l.contains("expat")).unwrap();
+        assert!(row.contains(" -> 2.5.0-1+deb12u2 "), "{ks:?}: {text}");
+        assert!(row.contains(" 27 "), "{ks:?}: {text}");
+    }
+}

@@ -674,21 +674,35 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
     }
     fit_offset(&mut state.updates_list, body_h);
     let l = &state.updates_list;
-    let rows: Vec<Row> = l
-        .visible
-        .iter()
+    let on_screen = || {
+        l.visible
+            .iter()
+            .skip(l.offset)
+            .take(body_h)
+            .map(|&i| &state.updates[i])
+    };
+    // Versions get the room they need (the candidate is never cut); the source column
+    // takes the rest, at least 8 columns.
+    const CVES_W: usize = 4;
+    const URGENCY_W: usize = 8;
+    let room = (inner.width as usize).saturating_sub(CVES_W + URGENCY_W + 3);
+    let want_v = on_screen()
+        .map(|u| u.from.chars().count() + 4 + u.to.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("VERSION".len());
+    let version_w = want_v.min(room.saturating_sub(8));
+    let source_w = room.saturating_sub(version_w);
+    let rows: Vec<Row> = on_screen()
         .enumerate()
-        .skip(l.offset)
-        .take(body_h)
-        .map(|(pos, &i)| {
-            let u = &state.updates[i];
+        .map(|(n, u)| {
             let row = Row::new(vec![
                 u.source.clone(),
-                format!("{} -> {}", u.from, u.to),
+                crate::text::version_change(&u.from, &u.to, version_w),
                 u.cves.len().to_string(),
                 u.urgency.clone(),
             ]);
-            if pos == l.selected {
+            if l.offset + n == l.selected {
                 row.style(theme.selected)
             } else {
                 row
@@ -699,10 +713,10 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
         Table::new(
             rows,
             [
-                Constraint::Fill(2),
-                Constraint::Fill(3),
-                Constraint::Length(4),
-                Constraint::Length(9),
+                Constraint::Length(source_w as u16),
+                Constraint::Length(version_w as u16),
+                Constraint::Length(CVES_W as u16),
+                Constraint::Length(URGENCY_W as u16),
             ],
         )
         .header(Row::new(vec!["SOURCE", "VERSION", "CVES", "URGENCY"]).style(theme.dim))
