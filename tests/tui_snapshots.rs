@@ -703,3 +703,28 @@ fn update_candidates_are_whole_at_80_columns() {
         assert!(row.contains(" 27 "), "{ks:?}: {text}");
     }
 }
+
+/// The Stacks list shows the pending updates (count, highest urgency) and the live release
+/// at 80x24 (stacks focused), 120x40 and 200x60.
+#[test]
+fn stacks_show_updates_and_live_release_from_80_columns() {
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        let mut f = deployed_fixture();
+        let text = screen(&mut f, w, h);
+        let header = text.lines().nth(2).unwrap();
+        assert!(
+            header.contains("UPDATES") && header.contains("LIVE"),
+            "{w}x{h}: {text}"
+        );
+        let row = text.lines().find(|l| l.contains("│hello ")).unwrap();
+        assert!(row.contains(" 1 high "), "{w}x{h}: {text}");
+        assert!(row.contains(" #2 "), "{w}x{h}: {text}");
+        if w > 80 {
+            assert!(header.contains("AGE") && header.contains("IMAGE"), "{text}");
+        }
+    }
+    insta::assert_snapshot!(
+        "stacks_deployed_80x24",
+        screen(&mut deployed_fixture(), 80, 24)
+    );
+}

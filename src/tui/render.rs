@@ -157,8 +157,9 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
             list_area,
         );
     } else {
-        let wide = area.width >= 44;
-        let narrow = area.width < 30;
+        // Columns by the room there is (inner width): everything from 44; else pending
+        // updates and the live release before age, and age before the image digest.
+        let tier = stacks_tier(inner.width);
         let body_h = list_area.height.saturating_sub(1) as usize;
         fit_offset(&mut state.stacks_list, body_h);
         let l = &state.stacks_list;
@@ -187,15 +188,23 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                 let upd = s
                     .updates
                     .as_ref()
-                    .map(|(n, u)| format!("{n} {u}"))
+                    .map(|(n, u)| {
+                        if tier.image {
+                            format!("{n} {u}")
+                        } else {
+                            format!("{n} {}", short_urgency(u))
+                        }
+                    })
                     .unwrap_or_else(|| "-".into());
                 let rel = s.release.clone().unwrap_or_else(|| "-".into());
                 let mut cells = vec![Span::raw(s.name.clone()), Span::styled(st, st_style)];
-                if !narrow {
+                if tier.age {
                     cells.push(Span::styled(when, theme.dim));
+                }
+                if tier.image {
                     cells.push(Span::raw(img));
                 }
-                if wide {
+                if tier.updates {
                     cells.push(Span::raw(upd));
                     cells.push(Span::raw(rel));
                 }
@@ -209,15 +218,18 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
             .collect();
         let mut widths = vec![Constraint::Min(6), Constraint::Length(9)];
         let mut header = vec!["STACK", "BUILD"];
-        if !narrow {
-            widths.extend([Constraint::Length(3), Constraint::Length(7)]);
-            header.extend(["AGE", "IMAGE"]);
+        if tier.age {
+            widths.push(Constraint::Length(3));
+            header.push("AGE");
         }
-        if wide {
-            widths.push(Constraint::Length(8));
-            widths.push(Constraint::Length(6));
-            header.push("UPDATES");
-            header.push("DEPLOY");
+        if tier.image {
+            widths.push(Constraint::Length(7));
+            header.push("IMAGE");
+        }
+        if tier.updates {
+            let (u, r) = if tier.image { (8, 6) } else { (7, 4) };
+            widths.extend([Constraint::Length(u), Constraint::Length(r)]);
+            header.extend(["UPDATES", "LIVE"]);
         }
         f.render_widget(
             Table::new(rows, widths)
@@ -238,6 +250,34 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
             Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }),
             prob_area,
         );
+    }
+}
+
+/// Which optional columns the Stacks list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StacksTier {
+    age: bool,
+    image: bool,
+    updates: bool,
+}
+
+/// The Stacks columns that fit `inner` columns (STACK and BUILD always): 44 and up all;
+/// 33 STACK BUILD AGE UPDATES LIVE; 28 STACK BUILD UPDATES LIVE (urgency abbreviated).
+fn stacks_tier(inner: u16) -> StacksTier {
+    StacksTier {
+        age: inner >= 33,
+        image: inner >= 44,
+        updates: inner >= 28,
+    }
+}
+
+/// A four-letter urgency for narrow columns (`crit`, `high`, `med`, `low`, `emer`).
+fn short_urgency(u: &str) -> &str {
+    match u {
+        "critical" => "crit",
+        "medium" => "med",
+        "emergency" => "emer",
+        _ => u.get(..4).unwrap_or(u),
     }
 }
 
