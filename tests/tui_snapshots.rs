@@ -728,3 +728,37 @@ fn stacks_show_updates_and_live_release_from_80_columns() {
         screen(&mut deployed_fixture(), 80, 24)
     );
 }
+
+/// After a rebuild the newest check is of an older build: the Updates pane says so, and
+/// `r` does not offer to apply that check's rows.
+#[test]
+fn updates_of_an_older_build_say_so() {
+    let stale = || expat_fixture_of(1);
+    check_with(stale, "updates_stale", "4");
+    let mut f = stale();
+    keys(&mut f.state, "4");
+    let text = screen(&mut f, 80, 24);
+    assert!(
+        text.contains("checked build #1; build #3 is not checked yet: press u"),
+        "{text}"
+    );
+    keys(&mut f.state, "r");
+    assert!(f.state.overlay.is_none(), "no rebuild question");
+    assert!(
+        f.state
+            .status
+            .as_deref()
+            .unwrap()
+            .contains("build #3 is not checked yet"),
+        "{:?}",
+        f.state.status
+    );
+    // With the stacks focused (narrower pane) the note wraps instead of being cut.
+    keys(&mut f.state, "h");
+    let text = screen(&mut f, 80, 24);
+    assert!(text.contains("press u"), "{text}");
+    // A check of the newest build: no note.
+    let mut f = expat_fixture_of(3);
+    keys(&mut f.state, "4");
+    assert!(!screen(&mut f, 80, 24).contains("not checked yet"));
+}

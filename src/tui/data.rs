@@ -161,6 +161,7 @@ pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
     }
     state.set_builds(store.builds(&name)?);
     state.set_updates(update_rows(store, &name)?.unwrap_or_default());
+    state.updates_checked = store.latest_checked_build(&name)?;
     state.set_releases(store.releases(&name)?);
     if let Some(id) = state.select_build {
         if let Some(p) = state

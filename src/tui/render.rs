@@ -15,7 +15,7 @@ use super::state::{
     State,
 };
 use super::theme::Theme;
-use super::update::{completions, in_log};
+use super::update::{completions, in_log, stale_updates_text};
 use crate::deploy::api::InstanceStatus;
 use crate::store::builds::{BuildRecord, BuildStatus};
 use crate::text::{age_at, short_digest};
@@ -689,6 +689,32 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
     );
     let inner = b.inner(area);
     f.render_widget(b, area);
+    // After a rebuild the newest check is of an older build: say so above its rows.
+    let inner = match stale_updates_text(state) {
+        Some(why) => {
+            // Word wrap may need a little more than the characters over the width.
+            let rows = why
+                .chars()
+                .count()
+                .div_ceil((inner.width as usize).saturating_sub(10).max(1))
+                as u16;
+            let [note, rest] =
+                Layout::vertical([Constraint::Length(rows + 1), Constraint::Min(1)]).areas(inner);
+            let mut lines = vec![Line::styled(why, theme.warn)];
+            if !state.updates.is_empty() {
+                lines.push(Line::styled(
+                    "the rows below are of the older build:",
+                    theme.dim,
+                ));
+            }
+            f.render_widget(
+                Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }),
+                note,
+            );
+            rest
+        }
+        None => inner,
+    };
     if state.updates.is_empty() {
         empty_state(
             f,

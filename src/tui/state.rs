@@ -456,6 +456,8 @@ pub struct State {
     pub updates: Vec<UpdateRow>,
     /// Updates selection.
     pub updates_list: ListState,
+    /// The build the newest update check looked at (`None`: never checked).
+    pub updates_checked: Option<i64>,
     /// Releases of the selected stack, newest first.
     pub releases: Vec<ReleaseRecord>,
     /// The agent's routes and instances.
@@ -508,6 +510,7 @@ impl State {
             manifest_desc: false,
             updates: Vec::new(),
             updates_list: ListState::default(),
+            updates_checked: None,
             releases: Vec::new(),
             agent: AgentView::Unknown,
             releases_list: ListState::default(),
@@ -594,6 +597,15 @@ impl State {
         self.updates = rows;
         let n = self.updates.len();
         self.updates_list.refilter(0..n, |_| true);
+    }
+
+    /// `(checked, newest)` when the newest update check looked at an older build than the
+    /// newest succeeded one (after a rebuild): its rows are not about the image in use.
+    pub fn updates_stale(&self) -> Option<(i64, i64)> {
+        match (self.updates_checked, self.manifest_build) {
+            (Some(c), Some(n)) if c < n => Some((c, n)),
+            _ => None,
+        }
     }
 
     /// Replace the releases (keeps the selected release).

@@ -1007,6 +1007,10 @@ fn rebuild(state: &mut State) {
         .iter()
         .filter(|u| u.ecosystem.is_none())
         .collect();
+    if let Some(why) = stale_updates_text(state) {
+        state.status = Some(format!("{why} first"));
+        return;
+    }
     if state.loaded_stack.as_deref() != Some(name.as_str()) || debian.is_empty() {
         state.status = Some(format!(
             "{name} has no pending updates known: press {} to check first",
@@ -1048,6 +1052,17 @@ fn rebuild(state: &mut State) {
         body,
         pending: Pending::Rebuild(name),
     }));
+}
+
+/// `checked build #1; build #3 is not checked yet: press u` when the newest update check
+/// is of an older build than the newest succeeded one.
+pub fn stale_updates_text(state: &State) -> Option<String> {
+    state.updates_stale().map(|(checked, newest)| {
+        format!(
+            "checked build #{checked}; build #{newest} is not checked yet: press {}",
+            state.keymap.first(Action::CheckUpdates)
+        )
+    })
 }
 
 /// `release #N: build #B, DIGEST`.
