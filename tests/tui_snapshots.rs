@@ -106,7 +106,7 @@ fn fixture() -> Fixture {
     seed(&mut store);
     let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
     let mut state = State::new("[STATE]".into(), now, Keymap::default());
-    data::reload(&mut state, &paths, &store, &[]).unwrap();
+    data::reload(&mut state, &paths, &store).unwrap();
     normalise(&mut state);
     data::sync(&mut state, &store).unwrap();
     Fixture {
@@ -123,7 +123,7 @@ fn reload(f: &mut Fixture) {
         config: repo.join("config"),
         state: f._tmp.path().to_path_buf(),
     };
-    data::reload(&mut f.state, &paths, &f.store, &[]).unwrap();
+    data::reload(&mut f.state, &paths, &f.store).unwrap();
     normalise(&mut f.state);
 }
 
@@ -179,7 +179,7 @@ fn check(name: &str, ks: &str) {
 }
 
 /// Snapshots at 80×24 and 120×40 of a fresh `fixture()` after the keys `ks`.
-fn check_with(fixture: fn() -> Fixture, name: &str, ks: &str) {
+fn check_with(fixture: impl Fn() -> Fixture, name: &str, ks: &str) {
     for (w, h) in [(80, 24), (120, 40)] {
         let mut f = fixture();
         keys(&mut f.state, ks);
@@ -499,13 +499,7 @@ fn no_stacks() {
     let store = Store::open(&paths.database()).unwrap();
     let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
     let mut state = State::new("[STATE]".into(), now, Keymap::default());
-    data::reload(
-        &mut state,
-        &paths,
-        &store,
-        &["keymap.toml: unknown action `bogus`\n  hint: see the keys with ?".into()],
-    )
-    .unwrap();
+    data::reload(&mut state, &paths, &store).unwrap();
     let mut f = Fixture {
         _tmp: tmp,
         store,
@@ -514,6 +508,39 @@ fn no_stacks() {
     let text = screen(&mut f, 80, 24);
     let text = text.replace(&f._tmp.path().display().to_string(), "[TMP]");
     insta::assert_snapshot!("no_stacks_80x24", text);
+}
+
+/// Both config files broken: both problems in full in a Detail overlay at start (as the
+/// app opens it), readable at 80 columns, counted in the header; esc closes, `:problems`
+/// opens it again.
+#[test]
+fn config_problems_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keymap.toml"), "[keys]\nbogus = \"x\"\n").unwrap();
+    std::fs::write(dir.path().join("theme.toml"), "accent = \"not-a-colour\"\n").unwrap();
+    let (_, _, problems) = drover::tui::load_user_config(dir.path(), ColorDepth::None);
+    let problems: Vec<String> = problems
+        .iter()
+        .map(|p| p.replace(&dir.path().display().to_string(), "[CONFIG]"))
+        .collect();
+    let with_problems = move || {
+        let mut f = fixture();
+        f.state.config_problems = problems.clone();
+        drover::tui::update::show_config_problems(&mut f.state);
+        f
+    };
+    check_with(&with_problems, "config_problems", "");
+    let mut f = with_problems();
+    let text = screen(&mut f, 80, 24);
+    assert!(
+        text.contains("keymap.toml") && text.contains("theme.toml"),
+        "{text}"
+    );
+    assert!(text.contains("2 config problem(s)"), "{text}");
+    keys(&mut f.state, "\u{1b}");
+    assert!(f.state.overlay.is_none());
+    keys(&mut f.state, ":problems\n");
+    assert!(screen(&mut f, 80, 24).contains("Config file problems (2)"));
 }
 
 /// A screen at 80×24 must hold the panes' key content.

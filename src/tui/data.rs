@@ -131,15 +131,10 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
     Ok(Some(rows))
 }
 
-/// Reload stacks, and the builds and manifest of the selected stack.
-pub fn reload(
-    state: &mut State,
-    paths: &Paths,
-    store: &Store,
-    extra_problems: &[String],
-) -> Result<()> {
-    let (rows, mut problems) = load_stacks(paths, store)?;
-    problems.extend(extra_problems.iter().cloned());
+/// Reload stacks (with the stack-file problems), and the builds and manifest of the
+/// selected stack.
+pub fn reload(state: &mut State, paths: &Paths, store: &Store) -> Result<()> {
+    let (rows, problems) = load_stacks(paths, store)?;
     state.problems = problems;
     state.set_stacks(rows);
     reload_stack(state, store)

@@ -63,7 +63,12 @@ fn draw_header(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         format!("{running} job(s) running")
     };
     let clock = state.now.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-    let right = format!("{jobs} | {clock} ");
+    // Config-file problems stay counted here once their overlay is closed (`:problems`).
+    let problems = match state.config_problems.len() {
+        0 => String::new(),
+        n => format!("{n} config problem(s) | "),
+    };
+    let right = format!("{problems}{jobs} | {clock} ");
     let rw = right.chars().count() as u16;
     let [l, r] = Layout::horizontal([Constraint::Min(10), Constraint::Length(rw)]).areas(area);
     f.render_widget(
@@ -77,6 +82,7 @@ fn draw_header(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let jobs_style = if running > 0 { theme.warn } else { theme.dim };
     f.render_widget(
         Paragraph::new(Line::from(vec![
+            Span::styled(problems, theme.error),
             Span::styled(jobs, jobs_style),
             Span::styled(" | ", theme.dim),
             Span::raw(clock + " "),

@@ -434,8 +434,11 @@ pub struct State {
     pub stacks: Vec<StackRow>,
     /// Stacks list selection/filter.
     pub stacks_list: ListState,
-    /// Problems loading stack files, config files, the store.
+    /// Problems loading stack files or the store (shown under the stacks).
     pub problems: Vec<String>,
+    /// Problems with `keymap.toml` / `theme.toml` (shown in a Detail overlay at start and
+    /// with `:problems`; counted in the header).
+    pub config_problems: Vec<String>,
     /// Builds of the selected stack, newest first.
     pub builds: Vec<BuildRecord>,
     /// Builds list selection/filter.
@@ -500,6 +503,7 @@ impl State {
             stacks: Vec::new(),
             stacks_list: ListState::default(),
             problems: Vec::new(),
+            config_problems: Vec::new(),
             builds: Vec::new(),
             builds_list: ListState::default(),
             loaded_stack: None,

@@ -122,6 +122,7 @@ pub const COMMANDS: &[(&str, &str, bool)] = &[
         "roll back to the previous (or selected) release",
         true,
     ),
+    ("problems", "show the config file problems", true),
     ("quit", "quit drover", true),
 ];
 
@@ -532,6 +533,12 @@ fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
         "rebuild" => action(state, Action::Rebuild),
         "deploy" => action(state, Action::Deploy),
         "rollback" => action(state, Action::Rollback),
+        "problems" => {
+            if !show_config_problems(state) {
+                state.status = Some("no config file problems".into());
+            }
+            Vec::new()
+        }
         "quit" => action(state, Action::Quit),
         _ => Vec::new(),
     }
@@ -1052,6 +1059,27 @@ fn rebuild(state: &mut State) {
         body,
         pending: Pending::Rebuild(name),
     }));
+}
+
+/// Open a Detail overlay with the config-file problems (keymap, theme), each in full;
+/// false when there are none.
+pub fn show_config_problems(state: &mut State) -> bool {
+    let n = state.config_problems.len();
+    if n == 0 {
+        return false;
+    }
+    let mut lines = Vec::new();
+    for p in &state.config_problems {
+        lines.extend(p.lines().map(str::to_string));
+        lines.push(String::new());
+    }
+    lines.push("The defaults are used for what is broken; fix the file(s) and restart".into());
+    lines.push("drover. :problems shows this again.".into());
+    state.overlay = Some(Overlay::detail(
+        format!("Config file problems ({n})"),
+        lines,
+    ));
+    true
 }
 
 /// `checked build #1; build #3 is not checked yet: press u` when the newest update check
