@@ -433,6 +433,37 @@ fn wrap_line(text: &str, width: usize) -> Vec<String> {
     out
 }
 
+/// Split `text` into rows of at most `width` columns, breaking after spaces where it can
+/// (a word longer than a row is cut like [`wrap_line`]); leading spaces are kept (indent).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut w = 0;
+    // Words with the spaces that follow them.
+    for word in text.split_inclusive(' ') {
+        let ww: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+        let bare = word.trim_end_matches(' ');
+        let bw: usize = bare.chars().map(|c| c.width().unwrap_or(0)).sum();
+        if w + bw > width && w > 0 {
+            out.push(std::mem::take(&mut cur).trim_end().to_string());
+            w = 0;
+        }
+        if bw > width {
+            let mut pieces = wrap_line(word, width);
+            let last = pieces.pop().unwrap_or_default();
+            out.extend(pieces);
+            w = last.chars().map(|c| c.width().unwrap_or(0)).sum();
+            cur = last;
+            continue;
+        }
+        cur.push_str(word);
+        w += ww;
+    }
+    out.push(cur.trim_end().to_string());
+    out
+}
+
 /// Spans of one log line with search matches highlighted.
 fn log_spans<'a>(text: &'a str, base: Style, needle: Option<&str>, theme: &Theme) -> Line<'a> {
     let Some(n) = needle.filter(|n| !n.is_empty()) else {
@@ -1390,7 +1421,7 @@ fn draw_detail(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
     let inner_w = w.saturating_sub(2).max(1) as usize;
     let rows: Vec<String> = lines
         .iter()
-        .flat_map(|l| wrap_line(&crate::text::sanitize_for_terminal(l), inner_w))
+        .flat_map(|l| wrap_words(&crate::text::sanitize_for_terminal(l), inner_w))
         .collect();
     let h = (rows.len() as u16 + 2).min(body.height);
     let r = centered(body, w, h);
@@ -1424,4 +1455,28 @@ fn draw_detail(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
         .map(Line::raw)
         .collect();
     f.render_widget(Paragraph::new(shown), inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_words_breaks_at_spaces_and_cuts_long_words() {
+        assert_eq!(
+            wrap_words("defaults used for the rest", 12),
+            ["defaults", "used for the", "rest"]
+        );
+        assert_eq!(wrap_words("  CVE-1", 20), ["  CVE-1"], "indent kept");
+        assert_eq!(wrap_words("", 5), [""]);
+        assert_eq!(
+            wrap_words("/a/very/long/path: bad", 8),
+            ["/a/very/", "long/pat", "h: bad"]
+        );
+        for w in 1..30 {
+            for row in wrap_words("x keymap.toml: unknown action `bogus` (defaults)", w) {
+                assert!(row.chars().count() <= w, "{row:?} in {w}");
+            }
+        }
+    }
 }
