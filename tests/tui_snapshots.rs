@@ -784,8 +784,14 @@ fn updates_of_an_older_build_say_so() {
     keys(&mut f.state, "h");
     let text = screen(&mut f, 80, 24);
     assert!(text.contains("press u"), "{text}");
-    // A check of the newest build: no note.
+    // The Stacks list does not count the old check's updates for the new build.
+    let row = text.lines().find(|l| l.contains("│hello ")).unwrap();
+    assert!(row.contains("succeeded ? "), "{text}");
+    // A check of the newest build: no note, the count shows.
     let mut f = expat_fixture_of(3);
-    keys(&mut f.state, "4");
-    assert!(!screen(&mut f, 80, 24).contains("not checked yet"));
+    keys(&mut f.state, "4h");
+    let text = screen(&mut f, 80, 24);
+    assert!(!text.contains("not checked yet"), "{text}");
+    let row = text.lines().find(|l| l.contains("│hello ")).unwrap();
+    assert!(row.contains("succeeded 1 med "), "{text}");
 }

@@ -29,11 +29,19 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
             .into_iter()
             .find(|r| r.status == "live")
             .map(|r| format!("#{}", r.release));
+        let updates_stale = match (
+            store.latest_checked_build(&s.name)?,
+            store.latest_succeeded(&s.name)?,
+        ) {
+            (Some(checked), Some(newest)) => checked < newest.id,
+            _ => false,
+        };
         rows.push(StackRow {
             last_build: store.latest_build(&s.name)?,
             name: s.name,
             description: s.description,
             updates,
+            updates_stale,
             release,
         });
     }

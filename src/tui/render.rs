@@ -191,9 +191,11 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                             .unwrap_or_else(|| "-".into()),
                     ),
                 };
+                // After a rebuild the newest check is of an older build: unknown.
                 let upd = s
                     .updates
                     .as_ref()
+                    .filter(|_| !s.updates_stale)
                     .map(|(n, u)| {
                         if tier.image {
                             format!("{n} {u}")
@@ -201,7 +203,7 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                             format!("{n} {}", short_urgency(u))
                         }
                     })
-                    .unwrap_or_else(|| "-".into());
+                    .unwrap_or_else(|| if s.updates_stale { "?" } else { "-" }.into());
                 let rel = s.release.clone().unwrap_or_else(|| "-".into());
                 let mut cells = vec![Span::raw(s.name.clone()), Span::styled(st, st_style)];
                 if tier.age {

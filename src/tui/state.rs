@@ -76,6 +76,9 @@ pub struct StackRow {
     pub last_build: Option<BuildRecord>,
     /// Pending updates: count and highest urgency (`None` until update tracking exists).
     pub updates: Option<(usize, String)>,
+    /// The newest check is of an older build than the newest succeeded one (after a
+    /// rebuild): `updates` is not about the image in use (shown as `?`).
+    pub updates_stale: bool,
     /// Deployed release (`None` until deploys exist).
     pub release: Option<String>,
 }

@@ -52,6 +52,7 @@ fn state() -> State {
             description: "demo".into(),
             last_build: Some(build(3, BuildStatus::Succeeded)),
             updates: None,
+            updates_stale: false,
             release: None,
         },
         StackRow {
@@ -59,6 +60,7 @@ fn state() -> State {
             description: "web".into(),
             last_build: None,
             updates: None,
+            updates_stale: false,
             release: None,
         },
     ]);
