@@ -29,6 +29,7 @@ fn state() -> State {
                 description: String::new(),
                 last_build: None,
                 updates: None,
+                updates_stale: false,
                 release: None,
             })
             .collect(),

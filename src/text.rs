@@ -27,6 +27,26 @@ pub fn age_at(rfc3339: &str, now: DateTime<Utc>) -> String {
     }
 }
 
+/// `installed -> candidate` in at most `width` columns (versions are ASCII). When the whole
+/// text does not fit, the candidate stays whole and the installed version loses its start
+/// (`..1 -> 2.5.0-1+deb12u2`): the start is usually the part both share, the end is where
+/// they differ. Only when the candidate alone does not fit is it returned as is (cut by the
+/// table).
+pub fn version_change(from: &str, to: &str, width: usize) -> String {
+    let full = format!("{from} -> {to}");
+    if full.chars().count() <= width {
+        return full;
+    }
+    let to_w = to.chars().count();
+    // Room for `..X -> ` (at least one installed character).
+    let Some(avail) = width.checked_sub(to_w + 4).filter(|a| *a >= 3) else {
+        return to.to_string();
+    };
+    let from_w = from.chars().count();
+    let tail: String = from.chars().skip(from_w + 2 - avail).collect();
+    format!("..{tail} -> {to}")
+}
+
 /// Make untrusted output safe to lay out in a terminal cell grid: ANSI escape sequences
 /// (CSI `ESC [ … final`, OSC `ESC ] … BEL|ST`, and two-byte `ESC x`) are removed, a tab
 /// becomes spaces up to the next multiple of 8, a carriage return keeps only the text
@@ -87,6 +107,33 @@ pub fn sanitize_for_terminal(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_change_keeps_the_candidate_whole() {
+        let (a, b) = ("2.5.0-1+deb12u1", "2.5.0-1+deb12u2");
+        assert_eq!(
+            version_change(a, b, 40),
+            "2.5.0-1+deb12u1 -> 2.5.0-1+deb12u2"
+        );
+        assert_eq!(
+            version_change(a, b, 34),
+            "2.5.0-1+deb12u1 -> 2.5.0-1+deb12u2"
+        );
+        // One column short: the installed version loses its (shared) start.
+        assert_eq!(
+            version_change(a, b, 33),
+            "...0-1+deb12u1 -> 2.5.0-1+deb12u2"
+        );
+        assert_eq!(version_change(a, b, 22), "..1 -> 2.5.0-1+deb12u2");
+        for w in 22..40 {
+            let s = version_change(a, b, w);
+            assert!(s.chars().count() <= w, "{s:?} in {w}");
+            assert!(s.ends_with(" -> 2.5.0-1+deb12u2"), "{s:?}");
+        }
+        // No room for any of the installed version: the candidate alone.
+        assert_eq!(version_change(a, b, 21), b);
+        assert_eq!(version_change(a, b, 5), b);
+    }
 
     #[test]
     fn strips_ansi_and_controls() {

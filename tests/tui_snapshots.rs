@@ -106,7 +106,7 @@ fn fixture() -> Fixture {
     seed(&mut store);
     let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
     let mut state = State::new("[STATE]".into(), now, Keymap::default());
-    data::reload(&mut state, &paths, &store, &[]).unwrap();
+    data::reload(&mut state, &paths, &store).unwrap();
     normalise(&mut state);
     data::sync(&mut state, &store).unwrap();
     Fixture {
@@ -114,6 +114,17 @@ fn fixture() -> Fixture {
         store,
         state,
     }
+}
+
+/// Reload the fixture's state from its store (after seeding more), with fixed times.
+fn reload(f: &mut Fixture) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let paths = Paths {
+        config: repo.join("config"),
+        state: f._tmp.path().to_path_buf(),
+    };
+    data::reload(&mut f.state, &paths, &f.store).unwrap();
+    normalise(&mut f.state);
 }
 
 /// Fixed times instead of the store's wall clock.
@@ -168,7 +179,7 @@ fn check(name: &str, ks: &str) {
 }
 
 /// Snapshots at 80×24 and 120×40 of a fresh `fixture()` after the keys `ks`.
-fn check_with(fixture: fn() -> Fixture, name: &str, ks: &str) {
+fn check_with(fixture: impl Fn() -> Fixture, name: &str, ks: &str) {
     for (w, h) in [(80, 24), (120, 40)] {
         let mut f = fixture();
         keys(&mut f.state, ks);
@@ -275,6 +286,35 @@ fn filter_input_open() {
 /// The fixture plus two releases (#1 superseded, #2 live, both of build #1), the agent
 /// serving release #2 with one healthy and one starting instance, and an update check of
 /// build #3 with a cached changelog.
+/// A pending update of binary package `pkg` from source `source`, `versions` = (installed,
+/// candidate), checked at T0 in bookworm-security.
+fn pending_update(
+    pkg: &str,
+    source: &str,
+    versions: (&str, &str),
+    cves: &[String],
+    urgency: &str,
+) -> PendingUpdate {
+    PendingUpdate {
+        package: pkg.into(),
+        arch: "amd64".into(),
+        installed: versions.0.into(),
+        candidate: versions.1.into(),
+        suite: "bookworm-security".into(),
+        source: source.into(),
+        source_installed: versions.0.into(),
+        source_candidate: versions.1.into(),
+        cves: cves.to_vec(),
+        urgency: Some(urgency.into()),
+        checked_at: T0.into(),
+        advisories: vec![],
+        dates: vec![],
+        deb: None,
+        feed_cves: vec![],
+        open_cves: vec![],
+    }
+}
+
 fn deployed_fixture() -> Fixture {
     let mut f = fixture();
     let d1 = format!("sha256:{}", "1".repeat(64));
@@ -286,27 +326,15 @@ fn deployed_fixture() -> Fixture {
         assert_eq!(r, n);
         f.store.mark_release_live("hello", r).unwrap();
     }
-    let pending = |pkg: &str| PendingUpdate {
-        package: pkg.into(),
-        arch: "amd64".into(),
-        installed: "3.0.15-1~deb12u1".into(),
-        candidate: "3.0.17-1~deb12u2".into(),
-        suite: "bookworm-security".into(),
-        source: "openssl".into(),
-        source_installed: "3.0.15-1~deb12u1".into(),
-        source_candidate: "3.0.17-1~deb12u2".into(),
-        cves: vec![
-            "CVE-2025-9230".into(),
-            "CVE-2025-9231".into(),
-            "CVE-2025-9232".into(),
-        ],
-        urgency: Some("high".into()),
-        checked_at: T0.into(),
-        advisories: vec![],
-        dates: vec![],
-        deb: None,
-        feed_cves: vec![],
-        open_cves: vec![],
+    let cves = ["CVE-2025-9230", "CVE-2025-9231", "CVE-2025-9232"].map(String::from);
+    let pending = |pkg: &str| {
+        pending_update(
+            pkg,
+            "openssl",
+            ("3.0.15-1~deb12u1", "3.0.17-1~deb12u2"),
+            &cves,
+            "high",
+        )
     };
     let check = f
         .store
@@ -360,13 +388,7 @@ fn deployed_fixture() -> Fixture {
             ],
         )
         .unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let paths = Paths {
-        config: repo.join("config"),
-        state: f._tmp.path().to_path_buf(),
-    };
-    data::reload(&mut f.state, &paths, &f.store, &[]).unwrap();
-    normalise(&mut f.state);
+    reload(&mut f);
     let inst = |n: u32, state: &str, healthy: bool, check: &str| InstanceStatus {
         id: format!("hello-r2-{n}"),
         release: 2,
@@ -477,13 +499,7 @@ fn no_stacks() {
     let store = Store::open(&paths.database()).unwrap();
     let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
     let mut state = State::new("[STATE]".into(), now, Keymap::default());
-    data::reload(
-        &mut state,
-        &paths,
-        &store,
-        &["keymap.toml: unknown action `bogus`\n  hint: see the keys with ?".into()],
-    )
-    .unwrap();
+    data::reload(&mut state, &paths, &store).unwrap();
     let mut f = Fixture {
         _tmp: tmp,
         store,
@@ -492,6 +508,39 @@ fn no_stacks() {
     let text = screen(&mut f, 80, 24);
     let text = text.replace(&f._tmp.path().display().to_string(), "[TMP]");
     insta::assert_snapshot!("no_stacks_80x24", text);
+}
+
+/// Both config files broken: both problems in full in a Detail overlay at start (as the
+/// app opens it), readable at 80 columns, counted in the header; esc closes, `:problems`
+/// opens it again.
+#[test]
+fn config_problems_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keymap.toml"), "[keys]\nbogus = \"x\"\n").unwrap();
+    std::fs::write(dir.path().join("theme.toml"), "accent = \"not-a-colour\"\n").unwrap();
+    let (_, _, problems) = drover::tui::load_user_config(dir.path(), ColorDepth::None);
+    let problems: Vec<String> = problems
+        .iter()
+        .map(|p| p.replace(&dir.path().display().to_string(), "[CONFIG]"))
+        .collect();
+    let with_problems = move || {
+        let mut f = fixture();
+        f.state.config_problems = problems.clone();
+        drover::tui::update::show_config_problems(&mut f.state);
+        f
+    };
+    check_with(&with_problems, "config_problems", "");
+    let mut f = with_problems();
+    let text = screen(&mut f, 80, 24);
+    assert!(
+        text.contains("keymap.toml") && text.contains("theme.toml"),
+        "{text}"
+    );
+    assert!(text.contains("2 config problem(s)"), "{text}");
+    keys(&mut f.state, "\u{1b}");
+    assert!(f.state.overlay.is_none());
+    keys(&mut f.state, ":problems\n");
+    assert!(screen(&mut f, 80, 24).contains("Config file problems (2)"));
 }
 
 /// A screen at 80×24 must hold the panes' key content.
@@ -567,4 +616,182 @@ fn tiny_terminals_do_not_panic() {
             assert_eq!(text.lines().count(), h as usize, "{ks:?} at {w}x{h}");
         }
     }
+}
+
+/// The fixture plus an update check of `checked_build` with expat's 27 CVEs (the issue #3
+/// trial), versions of the usual Debian length.
+fn expat_fixture_of(checked_build: i64) -> Fixture {
+    let mut f = fixture();
+    let cves: Vec<String> = (0..27).map(|n| format!("CVE-2025-{}", 5000 + n)).collect();
+    let pending = |pkg: &str| {
+        pending_update(
+            pkg,
+            "expat",
+            ("2.5.0-1+deb12u1", "2.5.0-1+deb12u2"),
+            &cves,
+            "medium",
+        )
+    };
+    f.store
+        .record_update_check(
+            "hello",
+            checked_build,
+            T0,
+            &[pending("libexpat1"), pending("expat")],
+            &[],
+            &[],
+        )
+        .unwrap();
+    reload(&mut f);
+    f
+}
+
+fn expat_fixture() -> Fixture {
+    expat_fixture_of(3)
+}
+
+#[test]
+fn long_update_detail_fits_and_scrolls() {
+    check_with(expat_fixture, "update_detail_long", "4\n");
+    check_with(expat_fixture, "update_detail_long_scrolled", "4\njjj");
+    for (w, h) in [(80, 24), (120, 40)] {
+        for ks in ["4\n", "4\nG", "4\njjjjj", "4\n\u{1b}"] {
+            let mut f = expat_fixture();
+            keys(&mut f.state, ks);
+            let text = screen(&mut f, w, h);
+            let rows: Vec<&str> = text.lines().collect();
+            // The footer (last row) still shows keys, the header the clock.
+            assert!(
+                rows[h as usize - 1].contains("esc") || ks.ends_with('\u{1b}'),
+                "{text}"
+            );
+            assert!(rows[0].contains("2026-01-01 12:00:00"), "{text}");
+            if ks.ends_with('\u{1b}') {
+                assert!(!text.contains("Update of expat"), "esc closes: {text}");
+                continue;
+            }
+            assert!(text.contains("Update of expat"), "{text}");
+            if ks.ends_with('G') {
+                assert!(
+                    text.contains("CVE-2025-5026"),
+                    "G shows the last CVE: {text}"
+                );
+                assert!(h > 24 || !text.contains("source      expat"), "{text}");
+            }
+            if h == 24 {
+                // 27 CVEs do not fit in 24 rows: a position hint `a-b of n`.
+                assert!(text.contains(" of 33 "), "{text}");
+            }
+        }
+    }
+    // Position after five j at 80x24: rows 6.. shown.
+    let mut f = expat_fixture();
+    keys(&mut f.state, "4\njjjjj");
+    let text = screen(&mut f, 80, 24);
+    assert!(text.contains(" 6-25 of 33 "), "{text}");
+}
+
+/// The Stacks list and the Builds pane count AGE from the same moment: the build's start.
+#[test]
+fn stacks_and_builds_age_both_count_from_the_start() {
+    let mut f = fixture();
+    keys(&mut f.state, "1");
+    for b in f.state.builds.iter_mut().chain(
+        f.state
+            .stacks
+            .iter_mut()
+            .filter_map(|s| s.last_build.as_mut()),
+    ) {
+        // Started two days ago, finished a minute ago.
+        b.started_at = "2025-12-30T12:00:00Z".into();
+        b.finished_at = Some("2026-01-01T11:59:00Z".into());
+    }
+    let theme = Theme::new(ColorDepth::None);
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    term.draw(|fr| render::draw(fr, &mut f.state, &theme))
+        .unwrap();
+    let text = term.backend().to_string();
+    let stack_row = text.lines().find(|l| l.contains("│hello ")).unwrap();
+    assert!(stack_row.contains(" 2d "), "{text}");
+    let build_row = text.lines().find(|l| l.contains("#3 ")).unwrap();
+    assert!(build_row.contains(" 2d "), "{text}");
+}
+
+/// At 80 columns the candidate version is never cut, whichever side has the focus.
+#[test]
+fn update_candidates_are_whole_at_80_columns() {
+    check_with(expat_fixture, "updates_long_versions", "4");
+    for ks in ["4", "4h"] {
+        let mut f = expat_fixture();
+        keys(&mut f.state, ks);
+        let text = screen(&mut f, 80, 24);
+        let row = text.lines().find(|l| l.contains("expat")).unwrap();
+        assert!(row.contains(" -> 2.5.0-1+deb12u2 "), "{ks:?}: {text}");
+        assert!(row.contains(" 27 "), "{ks:?}: {text}");
+    }
+}
+
+/// The Stacks list shows the pending updates (count, highest urgency) and the live release
+/// at 80x24 (stacks focused), 120x40 and 200x60.
+#[test]
+fn stacks_show_updates_and_live_release_from_80_columns() {
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        let mut f = deployed_fixture();
+        let text = screen(&mut f, w, h);
+        let header = text.lines().nth(2).unwrap();
+        assert!(
+            header.contains("UPDATES") && header.contains("LIVE"),
+            "{w}x{h}: {text}"
+        );
+        let row = text.lines().find(|l| l.contains("│hello ")).unwrap();
+        assert!(row.contains(" 1 high "), "{w}x{h}: {text}");
+        assert!(row.contains(" #2 "), "{w}x{h}: {text}");
+        if w > 80 {
+            assert!(header.contains("AGE") && header.contains("IMAGE"), "{text}");
+        }
+    }
+    insta::assert_snapshot!(
+        "stacks_deployed_80x24",
+        screen(&mut deployed_fixture(), 80, 24)
+    );
+}
+
+/// After a rebuild the newest check is of an older build: the Updates pane says so, and
+/// `r` does not offer to apply that check's rows.
+#[test]
+fn updates_of_an_older_build_say_so() {
+    let stale = || expat_fixture_of(1);
+    check_with(stale, "updates_stale", "4");
+    let mut f = stale();
+    keys(&mut f.state, "4");
+    let text = screen(&mut f, 80, 24);
+    assert!(
+        text.contains("checked build #1; build #3 is not checked yet: press u"),
+        "{text}"
+    );
+    keys(&mut f.state, "r");
+    assert!(f.state.overlay.is_none(), "no rebuild question");
+    assert!(
+        f.state
+            .status
+            .as_deref()
+            .unwrap()
+            .contains("build #3 is not checked yet"),
+        "{:?}",
+        f.state.status
+    );
+    // With the stacks focused (narrower pane) the note wraps instead of being cut.
+    keys(&mut f.state, "h");
+    let text = screen(&mut f, 80, 24);
+    assert!(text.contains("press u"), "{text}");
+    // The Stacks list does not count the old check's updates for the new build.
+    let row = text.lines().find(|l| l.contains("│hello ")).unwrap();
+    assert!(row.contains("succeeded ? "), "{text}");
+    // A check of the newest build: no note, the count shows.
+    let mut f = expat_fixture_of(3);
+    keys(&mut f.state, "4h");
+    let text = screen(&mut f, 80, 24);
+    assert!(!text.contains("not checked yet"), "{text}");
+    let row = text.lines().find(|l| l.contains("│hello ")).unwrap();
+    assert!(row.contains("succeeded 1 med "), "{text}");
 }

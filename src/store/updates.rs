@@ -89,6 +89,18 @@ impl Store {
             }))
     }
 
+    /// The build the newest update check of `stack` looked at, if it was ever checked.
+    pub fn latest_checked_build(&self, stack: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT build_id FROM update_checks WHERE stack = ?1 ORDER BY id DESC LIMIT 1",
+                [stack],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// The time (RFC 3339 UTC) of the newest check of `stack`, if any.
     pub fn last_update_check_at(&self, stack: &str) -> Result<Option<String>> {
         Ok(self

@@ -29,11 +29,19 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
             .into_iter()
             .find(|r| r.status == "live")
             .map(|r| format!("#{}", r.release));
+        let updates_stale = match (
+            store.latest_checked_build(&s.name)?,
+            store.latest_succeeded(&s.name)?,
+        ) {
+            (Some(checked), Some(newest)) => checked < newest.id,
+            _ => false,
+        };
         rows.push(StackRow {
             last_build: store.latest_build(&s.name)?,
             name: s.name,
             description: s.description,
             updates,
+            updates_stale,
             release,
         });
     }
@@ -131,15 +139,10 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
     Ok(Some(rows))
 }
 
-/// Reload stacks, and the builds and manifest of the selected stack.
-pub fn reload(
-    state: &mut State,
-    paths: &Paths,
-    store: &Store,
-    extra_problems: &[String],
-) -> Result<()> {
-    let (rows, mut problems) = load_stacks(paths, store)?;
-    problems.extend(extra_problems.iter().cloned());
+/// Reload stacks (with the stack-file problems), and the builds and manifest of the
+/// selected stack.
+pub fn reload(state: &mut State, paths: &Paths, store: &Store) -> Result<()> {
+    let (rows, problems) = load_stacks(paths, store)?;
     state.problems = problems;
     state.set_stacks(rows);
     reload_stack(state, store)
@@ -161,6 +164,7 @@ pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
     }
     state.set_builds(store.builds(&name)?);
     state.set_updates(update_rows(store, &name)?.unwrap_or_default());
+    state.updates_checked = store.latest_checked_build(&name)?;
     state.set_releases(store.releases(&name)?);
     if let Some(id) = state.select_build {
         if let Some(p) = state

@@ -64,6 +64,17 @@ pub fn user_config_dir() -> Option<std::path::PathBuf> {
         .map(|d| d.join("drover"))
 }
 
+/// `keymap.toml` and `theme.toml` from `dir`, each falling back to the defaults where it
+/// is broken, with one message per broken file (both are reported when both are broken).
+pub fn load_user_config(
+    dir: &std::path::Path,
+    depth: theme::ColorDepth,
+) -> (keymap::Keymap, theme::Theme, Vec<String>) {
+    let (k, e1) = keymap::Keymap::load(dir);
+    let (t, e2) = theme::Theme::load(dir, depth);
+    (k, t, e1.into_iter().chain(e2).collect())
+}
+
 fn restore_terminal() {
     let _ = disable_raw_mode();
     let _ = execute!(
@@ -96,16 +107,13 @@ pub fn run(paths: &Paths) -> Result<()> {
     crate::build::recover_interrupted(paths, &store)?;
 
     let depth = theme::ColorDepth::detect();
-    let mut problems = Vec::new();
-    let (keymap, theme) = match user_config_dir() {
-        Some(dir) => {
-            let (k, e1) = keymap::Keymap::load(&dir);
-            let (t, e2) = theme::Theme::load(&dir, depth);
-            problems.extend(e1);
-            problems.extend(e2);
-            (k, t)
-        }
-        None => (keymap::Keymap::default(), theme::Theme::new(depth)),
+    let (keymap, theme, problems) = match user_config_dir() {
+        Some(dir) => load_user_config(&dir, depth),
+        None => (
+            keymap::Keymap::default(),
+            theme::Theme::new(depth),
+            Vec::new(),
+        ),
     };
 
     let _ = UI_THREAD.set(std::thread::current().id());
@@ -154,10 +162,11 @@ async fn app(
         chrono::Utc::now(),
         keymap,
     );
-    if let Some(p) = problems.first() {
-        state.status = Some(p.clone());
-    }
-    data::reload(&mut state, paths, &store, &problems)?;
+    // Config-file problems open in a Detail overlay at start (readable at any width, not
+    // wrapped into the stacks box); `:problems` shows them again, the header counts them.
+    state.config_problems = problems;
+    update::show_config_problems(&mut state);
+    data::reload(&mut state, paths, &store)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (agent_tx, mut agent_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut agent_poll = AGENT_POLL;
@@ -273,7 +282,7 @@ async fn app(
                 }
                 Effect::Reload if !reloaded => {
                     reloaded = true;
-                    if let Err(e) = data::reload(&mut state, paths, &store, &problems) {
+                    if let Err(e) = data::reload(&mut state, paths, &store) {
                         state.status = Some(format!("cannot read the store: {e:#}"));
                     }
                 }
@@ -305,4 +314,35 @@ async fn app(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_broken_config_files_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keymap.toml"), "[keys]\nbogus = \"x\"\n").unwrap();
+        std::fs::write(dir.path().join("theme.toml"), "accent = \"not-a-colour\"\n").unwrap();
+        let (k, _, problems) = load_user_config(dir.path(), theme::ColorDepth::None);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("keymap.toml") && problems[0].contains("bogus"));
+        assert!(problems[1].contains("theme.toml") && problems[1].contains("accent"));
+        assert_eq!(k.first(keymap::Action::Build), "b", "defaults still work");
+        let mut s = State::new("/state".into(), chrono::Utc::now(), k);
+        s.config_problems = problems;
+        update::show_config_problems(&mut s);
+        match &s.overlay {
+            Some(state::Overlay::Detail { title, lines, .. }) => {
+                assert!(title.contains("2"), "{title}");
+                let text = lines.join("\n");
+                assert!(
+                    text.contains("keymap.toml") && text.contains("theme.toml"),
+                    "{text}"
+                );
+            }
+            o => panic!("{o:?}"),
+        }
+    }
 }

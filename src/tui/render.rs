@@ -15,7 +15,7 @@ use super::state::{
     State,
 };
 use super::theme::Theme;
-use super::update::{completions, in_log};
+use super::update::{completions, in_log, stale_updates_text};
 use crate::deploy::api::InstanceStatus;
 use crate::store::builds::{BuildRecord, BuildStatus};
 use crate::text::{age_at, short_digest};
@@ -63,7 +63,12 @@ fn draw_header(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         format!("{running} job(s) running")
     };
     let clock = state.now.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-    let right = format!("{jobs} | {clock} ");
+    // Config-file problems stay counted here once their overlay is closed (`:problems`).
+    let problems = match state.config_problems.len() {
+        0 => String::new(),
+        n => format!("{n} config problem(s) | "),
+    };
+    let right = format!("{problems}{jobs} | {clock} ");
     let rw = right.chars().count() as u16;
     let [l, r] = Layout::horizontal([Constraint::Min(10), Constraint::Length(rw)]).areas(area);
     f.render_widget(
@@ -77,6 +82,7 @@ fn draw_header(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let jobs_style = if running > 0 { theme.warn } else { theme.dim };
     f.render_widget(
         Paragraph::new(Line::from(vec![
+            Span::styled(problems, theme.error),
             Span::styled(jobs, jobs_style),
             Span::styled(" | ", theme.dim),
             Span::raw(clock + " "),
@@ -157,8 +163,9 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
             list_area,
         );
     } else {
-        let wide = area.width >= 44;
-        let narrow = area.width < 30;
+        // Columns by the room there is (inner width): everything from 44; else pending
+        // updates and the live release before age, and age before the image digest.
+        let tier = stacks_tier(inner.width);
         let body_h = list_area.height.saturating_sub(1) as usize;
         fit_offset(&mut state.stacks_list, body_h);
         let l = &state.stacks_list;
@@ -176,25 +183,36 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                     Some(b) => (
                         status_word(b.status).to_string(),
                         status_style(b.status, theme),
-                        age_at(b.finished_at.as_deref().unwrap_or(&b.started_at), now),
+                        // Since the build started, like the Builds pane's AGE.
+                        age_at(&b.started_at, now),
                         b.image_digest
                             .as_deref()
                             .map(|d| short_digest(d)[..7.min(short_digest(d).len())].to_string())
                             .unwrap_or_else(|| "-".into()),
                     ),
                 };
+                // After a rebuild the newest check is of an older build: unknown.
                 let upd = s
                     .updates
                     .as_ref()
-                    .map(|(n, u)| format!("{n} {u}"))
-                    .unwrap_or_else(|| "-".into());
+                    .filter(|_| !s.updates_stale)
+                    .map(|(n, u)| {
+                        if tier.image {
+                            format!("{n} {u}")
+                        } else {
+                            format!("{n} {}", short_urgency(u))
+                        }
+                    })
+                    .unwrap_or_else(|| if s.updates_stale { "?" } else { "-" }.into());
                 let rel = s.release.clone().unwrap_or_else(|| "-".into());
                 let mut cells = vec![Span::raw(s.name.clone()), Span::styled(st, st_style)];
-                if !narrow {
+                if tier.age {
                     cells.push(Span::styled(when, theme.dim));
+                }
+                if tier.image {
                     cells.push(Span::raw(img));
                 }
-                if wide {
+                if tier.updates {
                     cells.push(Span::raw(upd));
                     cells.push(Span::raw(rel));
                 }
@@ -208,15 +226,18 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
             .collect();
         let mut widths = vec![Constraint::Min(6), Constraint::Length(9)];
         let mut header = vec!["STACK", "BUILD"];
-        if !narrow {
-            widths.extend([Constraint::Length(3), Constraint::Length(7)]);
-            header.extend(["AGE", "IMAGE"]);
+        if tier.age {
+            widths.push(Constraint::Length(3));
+            header.push("AGE");
         }
-        if wide {
-            widths.push(Constraint::Length(8));
-            widths.push(Constraint::Length(6));
-            header.push("UPDATES");
-            header.push("DEPLOY");
+        if tier.image {
+            widths.push(Constraint::Length(7));
+            header.push("IMAGE");
+        }
+        if tier.updates {
+            let (u, r) = if tier.image { (8, 6) } else { (7, 4) };
+            widths.extend([Constraint::Length(u), Constraint::Length(r)]);
+            header.extend(["UPDATES", "LIVE"]);
         }
         f.render_widget(
             Table::new(rows, widths)
@@ -237,6 +258,34 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
             Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }),
             prob_area,
         );
+    }
+}
+
+/// Which optional columns the Stacks list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StacksTier {
+    age: bool,
+    image: bool,
+    updates: bool,
+}
+
+/// The Stacks columns that fit `inner` columns (STACK and BUILD always): 44 and up all;
+/// 33 STACK BUILD AGE UPDATES LIVE; 28 STACK BUILD UPDATES LIVE (urgency abbreviated).
+fn stacks_tier(inner: u16) -> StacksTier {
+    StacksTier {
+        age: inner >= 33,
+        image: inner >= 44,
+        updates: inner >= 28,
+    }
+}
+
+/// A four-letter urgency for narrow columns (`crit`, `high`, `med`, `low`, `emer`).
+fn short_urgency(u: &str) -> &str {
+    match u {
+        "critical" => "crit",
+        "medium" => "med",
+        "emergency" => "emer",
+        _ => u.get(..4).unwrap_or(u),
     }
 }
 
@@ -383,6 +432,37 @@ fn wrap_line(text: &str, width: usize) -> Vec<String> {
         w += cw;
     }
     out.push(cur);
+    out
+}
+
+/// Split `text` into rows of at most `width` columns, breaking after spaces where it can
+/// (a word longer than a row is cut like [`wrap_line`]); leading spaces are kept (indent).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut w = 0;
+    // Words with the spaces that follow them.
+    for word in text.split_inclusive(' ') {
+        let ww: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+        let bare = word.trim_end_matches(' ');
+        let bw: usize = bare.chars().map(|c| c.width().unwrap_or(0)).sum();
+        if w + bw > width && w > 0 {
+            out.push(std::mem::take(&mut cur).trim_end().to_string());
+            w = 0;
+        }
+        if bw > width {
+            let mut pieces = wrap_line(word, width);
+            let last = pieces.pop().unwrap_or_default();
+            out.extend(pieces);
+            w = last.chars().map(|c| c.width().unwrap_or(0)).sum();
+            cur = last;
+            continue;
+        }
+        cur.push_str(word);
+        w += ww;
+    }
+    out.push(cur.trim_end().to_string());
     out
 }
 
@@ -648,6 +728,32 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
     );
     let inner = b.inner(area);
     f.render_widget(b, area);
+    // After a rebuild the newest check is of an older build: say so above its rows.
+    let inner = match stale_updates_text(state) {
+        Some(why) => {
+            // Word wrap may need a little more than the characters over the width.
+            let rows = why
+                .chars()
+                .count()
+                .div_ceil((inner.width as usize).saturating_sub(10).max(1))
+                as u16;
+            let [note, rest] =
+                Layout::vertical([Constraint::Length(rows + 1), Constraint::Min(1)]).areas(inner);
+            let mut lines = vec![Line::styled(why, theme.warn)];
+            if !state.updates.is_empty() {
+                lines.push(Line::styled(
+                    "the rows below are of the older build:",
+                    theme.dim,
+                ));
+            }
+            f.render_widget(
+                Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }),
+                note,
+            );
+            rest
+        }
+        None => inner,
+    };
     if state.updates.is_empty() {
         empty_state(
             f,
@@ -673,21 +779,35 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
     }
     fit_offset(&mut state.updates_list, body_h);
     let l = &state.updates_list;
-    let rows: Vec<Row> = l
-        .visible
-        .iter()
+    let on_screen = || {
+        l.visible
+            .iter()
+            .skip(l.offset)
+            .take(body_h)
+            .map(|&i| &state.updates[i])
+    };
+    // Versions get the room they need (the candidate is never cut); the source column
+    // takes the rest, at least 8 columns.
+    const CVES_W: usize = 4;
+    const URGENCY_W: usize = 8;
+    let room = (inner.width as usize).saturating_sub(CVES_W + URGENCY_W + 3);
+    let want_v = on_screen()
+        .map(|u| u.from.chars().count() + 4 + u.to.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("VERSION".len());
+    let version_w = want_v.min(room.saturating_sub(8));
+    let source_w = room.saturating_sub(version_w);
+    let rows: Vec<Row> = on_screen()
         .enumerate()
-        .skip(l.offset)
-        .take(body_h)
-        .map(|(pos, &i)| {
-            let u = &state.updates[i];
+        .map(|(n, u)| {
             let row = Row::new(vec![
                 u.source.clone(),
-                format!("{} -> {}", u.from, u.to),
+                crate::text::version_change(&u.from, &u.to, version_w),
                 u.cves.len().to_string(),
                 u.urgency.clone(),
             ]);
-            if pos == l.selected {
+            if l.offset + n == l.selected {
                 row.style(theme.selected)
             } else {
                 row
@@ -698,10 +818,10 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
         Table::new(
             rows,
             [
-                Constraint::Fill(2),
-                Constraint::Fill(3),
-                Constraint::Length(4),
-                Constraint::Length(9),
+                Constraint::Length(source_w as u16),
+                Constraint::Length(version_w as u16),
+                Constraint::Length(CVES_W as u16),
+                Constraint::Length(URGENCY_W as u16),
             ],
         )
         .header(Row::new(vec!["SOURCE", "VERSION", "CVES", "URGENCY"]).style(theme.dim))
@@ -921,7 +1041,7 @@ fn hints(state: &State) -> Vec<(String, &'static str)> {
             return vec![
                 ("type".into(), "filter"),
                 ("up/down".into(), "scroll"),
-                ("esc".into(), "close"),
+                ("esc".into(), "clear/close"),
             ]
         }
         Some(Overlay::Palette { .. }) => {
@@ -943,7 +1063,14 @@ fn hints(state: &State) -> Vec<(String, &'static str)> {
                 (k(Action::Back), "close"),
             ]
         }
-        Some(Overlay::Detail { .. }) => return vec![("esc/q/enter".into(), "close")],
+        Some(Overlay::Detail { .. }) => {
+            return vec![
+                (kk(Action::Down, Action::Up), "scroll"),
+                (kk(Action::PageDown, Action::PageUp), "page"),
+                (kk(Action::Top, Action::Bottom), "top/end"),
+                ("esc/q/enter".into(), "close"),
+            ]
+        }
         None => {}
     }
     let log_keys = vec![
@@ -1063,6 +1190,9 @@ fn draw_overlay(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
     let Some(overlay) = &state.overlay else {
         return;
     };
+    if matches!(overlay, Overlay::Detail { .. }) {
+        return draw_detail(f, area, state, theme);
+    }
     match overlay {
         Overlay::Help { input, scroll } => {
             let r = centered(area, 70, area.height.saturating_sub(4).max(8));
@@ -1257,36 +1387,98 @@ fn draw_overlay(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                 inner,
             );
         }
-        Overlay::Detail { title, lines } => {
-            let w = lines
-                .iter()
-                .map(|l| l.chars().count())
-                .max()
-                .unwrap_or(20)
-                .max(title.chars().count())
-                .max(30) as u16
-                + 4;
-            let r = centered(area, w, lines.len() as u16 + 2);
-            f.render_widget(Clear, r);
-            let b = block(
-                Span::styled(
-                    format!(" {} ", crate::text::sanitize_for_terminal(title)),
-                    theme.accent,
-                ),
-                true,
-                theme,
-            );
-            let inner = b.inner(r);
-            f.render_widget(b, r);
-            f.render_widget(
-                Paragraph::new(
-                    lines
-                        .iter()
-                        .map(|l| Line::raw(crate::text::sanitize_for_terminal(l)))
-                        .collect::<Vec<_>>(),
-                ),
-                inner,
-            );
+        Overlay::Detail { .. } => {}
+    }
+}
+
+/// The Detail overlay: inside the frame between header and footer (the footer keys stay
+/// visible), lines wrapped to the box, scrolled by `scroll`, with `a-b of n` in the bottom
+/// border when it does not all fit. Writes the page size and largest scroll back.
+fn draw_detail(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
+    let Some(Overlay::Detail {
+        title,
+        lines,
+        scroll,
+        page,
+        max,
+    }) = &mut state.overlay
+    else {
+        return;
+    };
+    let body = Rect {
+        y: area.y + 1.min(area.height),
+        height: area.height.saturating_sub(2),
+        ..area
+    };
+    let title = crate::text::sanitize_for_terminal(title);
+    let want_w = lines
+        .iter()
+        .map(|l| crate::text::sanitize_for_terminal(l).chars().count())
+        .max()
+        .unwrap_or(20)
+        .max(title.chars().count())
+        .max(30)
+        + 4;
+    let w = (want_w as u16).min(body.width);
+    let inner_w = w.saturating_sub(2).max(1) as usize;
+    let rows: Vec<String> = lines
+        .iter()
+        .flat_map(|l| wrap_words(&crate::text::sanitize_for_terminal(l), inner_w))
+        .collect();
+    let h = (rows.len() as u16 + 2).min(body.height);
+    let r = centered(body, w, h);
+    let inner_h = h.saturating_sub(2) as usize;
+    *page = inner_h.max(1);
+    *max = rows.len().saturating_sub(inner_h);
+    *scroll = (*scroll).min(*max);
+    f.render_widget(Clear, r);
+    let mut b = block(
+        Span::styled(format!(" {title} "), theme.accent),
+        true,
+        theme,
+    );
+    if rows.len() > inner_h {
+        b = b.title_bottom(Line::styled(
+            format!(
+                " {}-{} of {} ",
+                *scroll + 1,
+                (*scroll + inner_h).min(rows.len()),
+                rows.len()
+            ),
+            theme.dim,
+        ));
+    }
+    let inner = b.inner(r);
+    f.render_widget(b, r);
+    let shown: Vec<Line> = rows
+        .into_iter()
+        .skip(*scroll)
+        .take(inner_h)
+        .map(Line::raw)
+        .collect();
+    f.render_widget(Paragraph::new(shown), inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_words_breaks_at_spaces_and_cuts_long_words() {
+        assert_eq!(
+            wrap_words("defaults used for the rest", 12),
+            ["defaults", "used for the", "rest"]
+        );
+        assert_eq!(wrap_words("  CVE-1", 20), ["  CVE-1"], "indent kept");
+        assert_eq!(wrap_words("", 5), [""]);
+        assert_eq!(
+            wrap_words("/a/very/long/path: bad", 8),
+            ["/a/very/", "long/pat", "h: bad"]
+        );
+        for w in 1..30 {
+            for row in wrap_words("x keymap.toml: unknown action `bogus` (defaults)", w) {
+                assert!(row.chars().count() <= w, "{row:?} in {w}");
+            }
         }
     }
 }

@@ -76,6 +76,9 @@ pub struct StackRow {
     pub last_build: Option<BuildRecord>,
     /// Pending updates: count and highest urgency (`None` until update tracking exists).
     pub updates: Option<(usize, String)>,
+    /// The newest check is of an older build than the newest succeeded one (after a
+    /// rebuild): `updates` is not about the image in use (shown as `?`).
+    pub updates_stale: bool,
     /// Deployed release (`None` until deploys exist).
     pub release: Option<String>,
 }
@@ -390,13 +393,35 @@ pub enum Overlay {
         /// Selected job row.
         selected: usize,
     },
-    /// `enter` on a manifest row (and other details): a titled text.
+    /// `enter` on a manifest row (and other details): a titled text, wrapped to the
+    /// screen and scrolled with the list keys.
     Detail {
         /// Title.
         title: String,
-        /// Lines.
+        /// Lines (unwrapped; the renderer wraps them to the box width).
         lines: Vec<String>,
+        /// First wrapped row shown.
+        scroll: usize,
+        /// Rows of the last drawn box (for PgUp/PgDn), set by the renderer.
+        page: usize,
+        /// Largest useful `scroll` at the last drawn size, set by the renderer (before the
+        /// first draw: the number of lines).
+        max: usize,
     },
+}
+
+impl Overlay {
+    /// A Detail overlay at its first row.
+    pub fn detail(title: String, lines: Vec<String>) -> Overlay {
+        let max = lines.len().saturating_sub(1);
+        Overlay::Detail {
+            title,
+            lines,
+            scroll: 0,
+            page: 10,
+            max,
+        }
+    }
 }
 
 /// The whole console state.
@@ -412,8 +437,11 @@ pub struct State {
     pub stacks: Vec<StackRow>,
     /// Stacks list selection/filter.
     pub stacks_list: ListState,
-    /// Problems loading stack files, config files, the store.
+    /// Problems loading stack files or the store (shown under the stacks).
     pub problems: Vec<String>,
+    /// Problems with `keymap.toml` / `theme.toml` (shown in a Detail overlay at start and
+    /// with `:problems`; counted in the header).
+    pub config_problems: Vec<String>,
     /// Builds of the selected stack, newest first.
     pub builds: Vec<BuildRecord>,
     /// Builds list selection/filter.
@@ -434,6 +462,8 @@ pub struct State {
     pub updates: Vec<UpdateRow>,
     /// Updates selection.
     pub updates_list: ListState,
+    /// The build the newest update check looked at (`None`: never checked).
+    pub updates_checked: Option<i64>,
     /// Releases of the selected stack, newest first.
     pub releases: Vec<ReleaseRecord>,
     /// The agent's routes and instances.
@@ -476,6 +506,7 @@ impl State {
             stacks: Vec::new(),
             stacks_list: ListState::default(),
             problems: Vec::new(),
+            config_problems: Vec::new(),
             builds: Vec::new(),
             builds_list: ListState::default(),
             loaded_stack: None,
@@ -486,6 +517,7 @@ impl State {
             manifest_desc: false,
             updates: Vec::new(),
             updates_list: ListState::default(),
+            updates_checked: None,
             releases: Vec::new(),
             agent: AgentView::Unknown,
             releases_list: ListState::default(),
@@ -572,6 +604,15 @@ impl State {
         self.updates = rows;
         let n = self.updates.len();
         self.updates_list.refilter(0..n, |_| true);
+    }
+
+    /// `(checked, newest)` when the newest update check looked at an older build than the
+    /// newest succeeded one (after a rebuild): its rows are not about the image in use.
+    pub fn updates_stale(&self) -> Option<(i64, i64)> {
+        match (self.updates_checked, self.manifest_build) {
+            (Some(c), Some(n)) if c < n => Some((c, n)),
+            _ => None,
+        }
     }
 
     /// Replace the releases (keeps the selected release).

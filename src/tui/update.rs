@@ -122,6 +122,7 @@ pub const COMMANDS: &[(&str, &str, bool)] = &[
         "roll back to the previous (or selected) release",
         true,
     ),
+    ("problems", "show the config file problems", true),
     ("quit", "quit drover", true),
 ];
 
@@ -310,6 +311,11 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
             mut scroll,
         } => {
             match k.code {
+                // Like every text field: esc clears the filter; on an empty one it closes.
+                KeyCode::Esc if !input.value().is_empty() => {
+                    input = Input::default();
+                    scroll = 0;
+                }
                 KeyCode::Esc => return Vec::new(),
                 KeyCode::Char('q') | KeyCode::Char('?') if input.value().is_empty() => {
                     return Vec::new()
@@ -424,10 +430,10 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
                     if let Some(j) = state.jobs.iter().rev().nth(selected) {
                         if j.build_id.is_none() {
                             // A check, deploy or rollback: its progress lines and outcome.
-                            state.overlay = Some(Overlay::Detail {
-                                title: format!("Job {}: {} of {}", j.id, j.kind, j.stack),
-                                lines: j.live.tail.iter().map(|(_, l)| l.clone()).collect(),
-                            });
+                            state.overlay = Some(Overlay::detail(
+                                format!("Job {}: {} of {}", j.id, j.kind, j.stack),
+                                j.live.tail.iter().map(|(_, l)| l.clone()).collect(),
+                            ));
                             return Vec::new();
                         }
                         if let Some(b) = j.build_id {
@@ -445,10 +451,33 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
             state.overlay = Some(Overlay::Jobs { selected });
             Vec::new()
         }
-        Overlay::Detail { title, lines } => {
-            if !(matches!(k.code, KeyCode::Esc | KeyCode::Enter) || act == Some(Action::Back)) {
-                state.overlay = Some(Overlay::Detail { title, lines });
+        Overlay::Detail {
+            title,
+            lines,
+            mut scroll,
+            page,
+            max,
+        } => {
+            if matches!(k.code, KeyCode::Esc | KeyCode::Enter) || act == Some(Action::Back) {
+                return Vec::new();
             }
+            scroll = match act {
+                Some(Action::Down) => scroll + 1,
+                Some(Action::Up) => scroll.saturating_sub(1),
+                Some(Action::PageDown) => scroll + page.max(1),
+                Some(Action::PageUp) => scroll.saturating_sub(page.max(1)),
+                Some(Action::Top) => 0,
+                Some(Action::Bottom) => max,
+                _ => scroll,
+            }
+            .min(max);
+            state.overlay = Some(Overlay::Detail {
+                title,
+                lines,
+                scroll,
+                page,
+                max,
+            });
             Vec::new()
         }
     }
@@ -504,6 +533,12 @@ fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
         "rebuild" => action(state, Action::Rebuild),
         "deploy" => action(state, Action::Deploy),
         "rollback" => action(state, Action::Rollback),
+        "problems" => {
+            if !show_config_problems(state) {
+                state.status = Some("no config file problems".into());
+            }
+            Vec::new()
+        }
         "quit" => action(state, Action::Quit),
         _ => Vec::new(),
     }
@@ -884,9 +919,9 @@ fn enter(state: &mut State) {
                 .current()
                 .and_then(|i| state.manifest.get(i))
             {
-                state.overlay = Some(Overlay::Detail {
-                    title: format!("{} {}", c.name, c.version),
-                    lines: vec![
+                state.overlay = Some(Overlay::detail(
+                    format!("{} {}", c.name, c.version),
+                    vec![
                         format!("package         {}", c.name),
                         format!("version         {}", c.version),
                         format!("architecture    {}", c.arch),
@@ -903,7 +938,7 @@ fn enter(state: &mut State) {
                                 .unwrap_or_else(|| "-".into())
                         ),
                     ],
-                });
+                ));
             }
         }
         Pane::Updates => {
@@ -912,10 +947,10 @@ fn enter(state: &mut State) {
                 .current()
                 .and_then(|i| state.updates.get(i))
             {
-                state.overlay = Some(Overlay::Detail {
-                    title: format!("Update of {}", u.source),
-                    lines: update_detail(u),
-                });
+                state.overlay = Some(Overlay::detail(
+                    format!("Update of {}", u.source),
+                    update_detail(u),
+                ));
             }
         }
         Pane::Log | Pane::Releases => {}
@@ -979,6 +1014,10 @@ fn rebuild(state: &mut State) {
         .iter()
         .filter(|u| u.ecosystem.is_none())
         .collect();
+    if let Some(why) = stale_updates_text(state) {
+        state.status = Some(format!("{why} first"));
+        return;
+    }
     if state.loaded_stack.as_deref() != Some(name.as_str()) || debian.is_empty() {
         state.status = Some(format!(
             "{name} has no pending updates known: press {} to check first",
@@ -1020,6 +1059,38 @@ fn rebuild(state: &mut State) {
         body,
         pending: Pending::Rebuild(name),
     }));
+}
+
+/// Open a Detail overlay with the config-file problems (keymap, theme), each in full;
+/// false when there are none.
+pub fn show_config_problems(state: &mut State) -> bool {
+    let n = state.config_problems.len();
+    if n == 0 {
+        return false;
+    }
+    let mut lines = Vec::new();
+    for p in &state.config_problems {
+        lines.extend(p.lines().map(str::to_string));
+        lines.push(String::new());
+    }
+    lines.push("The defaults are used for what is broken; fix the file(s) and restart".into());
+    lines.push("drover. :problems shows this again.".into());
+    state.overlay = Some(Overlay::detail(
+        format!("Config file problems ({n})"),
+        lines,
+    ));
+    true
+}
+
+/// `checked build #1; build #3 is not checked yet: press u` when the newest update check
+/// is of an older build than the newest succeeded one.
+pub fn stale_updates_text(state: &State) -> Option<String> {
+    state.updates_stale().map(|(checked, newest)| {
+        format!(
+            "checked build #{checked}; build #{newest} is not checked yet: press {}",
+            state.keymap.first(Action::CheckUpdates)
+        )
+    })
 }
 
 /// `release #N: build #B, DIGEST`.

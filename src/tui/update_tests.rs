@@ -52,6 +52,7 @@ fn state() -> State {
             description: "demo".into(),
             last_build: Some(build(3, BuildStatus::Succeeded)),
             updates: None,
+            updates_stale: false,
             release: None,
         },
         StackRow {
@@ -59,6 +60,7 @@ fn state() -> State {
             description: "web".into(),
             last_build: None,
             updates: None,
+            updates_stale: false,
             release: None,
         },
     ]);
@@ -500,6 +502,18 @@ fn help_overlay_filters() {
         Some(Overlay::Help { input, .. }) => assert_eq!(input.value(), "wrap"),
         o => panic!("{o:?}"),
     }
+    // With text typed, q is a letter of the filter.
+    update(&mut s, key('q'));
+    match &s.overlay {
+        Some(Overlay::Help { input, .. }) => assert_eq!(input.value(), "wrapq"),
+        o => panic!("q typed into the filter: {o:?}"),
+    }
+    // esc clears the filter first, then closes.
+    update(&mut s, code(KeyCode::Esc));
+    match &s.overlay {
+        Some(Overlay::Help { input, .. }) => assert_eq!(input.value(), ""),
+        o => panic!("esc clears a non-empty filter, help stays: {o:?}"),
+    }
     update(&mut s, code(KeyCode::Esc));
     assert!(s.overlay.is_none());
     update(&mut s, key('?'));
@@ -770,7 +784,7 @@ fn deploy_job_lines_and_failure_stay_with_the_job() {
     update(&mut s, key('J'));
     update(&mut s, code(KeyCode::Enter));
     match &s.overlay {
-        Some(Overlay::Detail { title, lines }) => {
+        Some(Overlay::Detail { title, lines, .. }) => {
             assert_eq!(title, "Job 1: deploy of hello");
             assert_eq!(lines[0], "started the drover agent");
             assert!(lines.iter().any(|l| l.contains("503 down")));
@@ -942,7 +956,7 @@ fn enter_on_an_update_lists_its_cves_with_their_changelog_entries() {
     update(&mut s, key('4'));
     update(&mut s, code(KeyCode::Enter));
     let lines = match &s.overlay {
-        Some(Overlay::Detail { title, lines }) => {
+        Some(Overlay::Detail { title, lines, .. }) => {
             assert_eq!(title, "Update of openssl");
             lines.clone()
         }
@@ -962,4 +976,42 @@ fn enter_on_an_update_lists_its_cves_with_their_changelog_entries() {
         "  CVE-2025-3",
     ];
     assert_eq!(lines, want);
+}
+
+#[test]
+fn detail_scrolls_with_the_list_keys_and_closes_with_esc_or_q() {
+    let mut s = state();
+    let lines: Vec<String> = (0..58).map(|i| format!("line {i}")).collect();
+    s.overlay = Some(Overlay::detail("Long".into(), lines));
+    // As the renderer leaves it for a 20-row box.
+    if let Some(Overlay::Detail { page, max, .. }) = &mut s.overlay {
+        *page = 20;
+        *max = 38;
+    }
+    let scroll = |s: &State| match &s.overlay {
+        Some(Overlay::Detail { scroll, .. }) => *scroll,
+        o => panic!("detail closed: {o:?}"),
+    };
+    update(&mut s, key('j'));
+    update(&mut s, code(KeyCode::Down));
+    assert_eq!(scroll(&s), 2);
+    update(&mut s, key('k'));
+    assert_eq!(scroll(&s), 1);
+    update(&mut s, code(KeyCode::PageDown));
+    assert_eq!(scroll(&s), 21);
+    update(&mut s, code(KeyCode::PageDown));
+    assert_eq!(scroll(&s), 38, "clamped to the last page");
+    update(&mut s, code(KeyCode::PageUp));
+    assert_eq!(scroll(&s), 18);
+    update(&mut s, key('g'));
+    assert_eq!(scroll(&s), 0);
+    update(&mut s, code(KeyCode::Up));
+    assert_eq!(scroll(&s), 0);
+    update(&mut s, key('G'));
+    assert_eq!(scroll(&s), 38);
+    update(&mut s, code(KeyCode::Esc));
+    assert!(s.overlay.is_none());
+    s.overlay = Some(Overlay::detail("Short".into(), vec!["x".into()]));
+    update(&mut s, key('q'));
+    assert!(s.overlay.is_none() && !s.quit);
 }
