@@ -506,7 +506,7 @@ impl Agent {
             t.release,
             &id,
             "started",
-            &format!("pid {:?}, port {}", inst.pid, spec.port),
+            &started_detail(inst.pid, spec.port),
         );
         tokio::spawn(supervise(self.clone(), srt.clone(), inst.clone(), child));
         tokio::spawn(health_loop(
@@ -815,8 +815,9 @@ impl Agent {
                 };
                 let detail = format!(
                     "release {release} (build {build_id}, {digest}) live with {replicas} instance(s){how}; \
-                     route switched in {:?}, previous release {current:?} drained in {:?}{}{}",
+                     route switched in {:?}, previous release {} drained in {:?}{}{}",
                     out.switch_time,
+                    or_dash(current),
                     out.drain_time,
                     if out.drained_cleanly { "" } else { " (grace ran out)" },
                     if out.kept_warm > 0 { " and kept warm" } else { "" }
@@ -987,6 +988,16 @@ async fn restore(agent: Arc<Agent>) {
             }
         });
     }
+}
+
+/// `value`, or `-` when there is none (event and audit text: never `Some(..)`).
+fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// The detail of an instance's `started` event: `pid 2361, port 4000`.
+fn started_detail(pid: Option<u32>, port: u16) -> String {
+    format!("pid {}, port {port}", or_dash(pid))
 }
 
 /// Wait for the instance's process; on a requested stop kill it. An unexpected exit is
@@ -1256,5 +1267,18 @@ impl machine::Runtime for LocalRuntime {
         let previous = std::mem::replace(&mut *lock(&self.srt.warm), set);
         stop.extend(previous.into_iter().flat_map(|w| w.instances));
         stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_details_print_numbers_not_options() {
+        assert_eq!(started_detail(Some(2361), 4000), "pid 2361, port 4000");
+        assert_eq!(started_detail(None, 4000), "pid -, port 4000");
+        assert_eq!(or_dash(Some(3)), "3");
+        assert_eq!(or_dash(None::<i64>), "-");
     }
 }
