@@ -77,19 +77,18 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
         by: crate::store::audit::current_user(),
     };
     let tty = super::interactive();
-    if !json {
-        eprintln!(
-            "{} {stack}…",
-            if rollback {
-                "rolling back"
-            } else {
-                "deploying"
-            }
-        );
-    }
     let t = Instant::now();
+    // The first line says the request was accepted (always shown); the steps after it only
+    // on a terminal.
+    let mut accepted = false;
     let mut progress = |line: &str| {
-        if tty && !json {
+        if json {
+            return;
+        }
+        if !accepted {
+            accepted = true;
+            eprintln!("{line}");
+        } else if tty {
             eprintln!("  {line}");
         }
     };

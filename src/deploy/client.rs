@@ -83,9 +83,21 @@ fn describe(s: &AgentStatus, stack: &str) -> Option<String> {
     ))
 }
 
+/// The first progress line of an accepted request: `deploying STACK…` or
+/// `rolling back STACK…`.
+pub fn accepted_line(req: &DeployRequest) -> String {
+    let action = if req.rollback {
+        "rolling back"
+    } else {
+        "deploying"
+    };
+    format!("{action} {}…", req.stack)
+}
+
 /// Deploy (or roll back, `req.rollback`) through the agent, starting it when needed;
-/// `progress` gets a line for each step seen (agent started, instances starting/healthy,
-/// the switch). Blocks until the agent answers.
+/// `progress` gets a line for each step seen. Its first line, [`accepted_line`], comes only
+/// once the store accepted the request (a rejected request gets none); then the agent
+/// started, instances starting/healthy, the switch. Blocks until the agent answers.
 ///
 /// Errors: [`DeployError`] with `input` for a request the store already rejects (checked
 /// before the agent starts) or the agent rejects (400/404/409); otherwise the failure with
@@ -96,6 +108,7 @@ pub fn deploy(
     progress: &mut dyn FnMut(&str),
 ) -> Result<DeployReport, DeployError> {
     precheck(paths, req)?;
+    progress(&accepted_line(req));
     if super::ensure_agent(paths).map_err(|e| failed(format!("{e:#}")))? {
         progress("started the drover agent");
     }
