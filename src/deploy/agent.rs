@@ -1000,20 +1000,21 @@ fn started_detail(pid: Option<u32>, port: u16) -> String {
     format!("pid {}, port {port}", or_dash(pid))
 }
 
-/// Wait for the instance's process; on a requested stop kill it. An unexpected exit is
+/// Wait for the instance's sandbox; on a requested stop kill it (every process in it). An unexpected exit is
 /// recorded and the instance replaced.
 async fn supervise(
     agent: Arc<Agent>,
     srt: Arc<StackRt>,
     inst: Arc<Instance>,
-    mut child: tokio::process::Child,
+    mut sandbox: instance::Sandbox,
 ) {
-    let status = tokio::select! {
-        s = child.wait() => s,
-        _ = inst.stop.notified() => {
-            let _ = child.start_kill();
-            child.wait().await
-        }
+    let exited = tokio::select! {
+        s = sandbox.wait() => Some(s),
+        _ = inst.stop.notified() => None,
+    };
+    let status = match exited {
+        Some(s) => s,
+        None => sandbox.kill().await,
     };
     let desc = match status {
         Ok(s) => s.to_string(),
