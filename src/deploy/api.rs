@@ -15,6 +15,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+/// How long new instances get to pass their health check when a request does not say
+/// (`timeout_secs`): in a deploy, in the agent's restore and replacements, and for
+/// `drover status` waiting on a freshly started agent.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// `POST /v1/deploy`: deploy a build, or roll back to an earlier release.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployRequest {
