@@ -557,7 +557,7 @@ impl Agent {
 
     /// After `delay`, start instances until the live release has its replica count. New
     /// instances wait in `live.joining` and join the route only once their health check
-    /// passed, as in a deploy ([`Agent::join_when_healthy`]); after a start failure, an
+    /// passed, as in a deploy ([`Agent::join`], [`Agent::join_when_healthy`]); after a start failure, an
     /// exit or a missed health deadline the next try waits a backoff.
     async fn refill(self: Arc<Self>, srt: Arc<StackRt>, release: i64, delay: Duration) {
         tokio::time::sleep(delay).await;
@@ -597,9 +597,10 @@ impl Agent {
         }
     }
 
-    /// Wait until each of `batch` (instances in `live.joining`) passes its health check,
-    /// then put it behind the route. One that exits or is not healthy within
-    /// [`super::api::DEFAULT_HEALTH_TIMEOUT`] is stopped. True when all joined.
+    /// Wait until each of `batch` (instances in `live.joining`) has left it: joined the
+    /// route once its health check passed ([`Agent::join`], called by the health loop), or
+    /// taken by a deploy. One that exits or is not healthy within
+    /// [`super::api::DEFAULT_HEALTH_TIMEOUT`] is stopped. True when none failed.
     async fn join_when_healthy(
         &self,
         srt: &StackRt,
@@ -616,9 +617,11 @@ impl Agent {
                     let st = lock(&i.state);
                     (st.exited.is_some(), st.last_check.clone())
                 };
-                if i.backend.healthy() && !exited {
-                    self.join(srt, release, &i);
-                } else if exited || late {
+                let joining = lock(&srt.live).joining.iter().any(|j| Arc::ptr_eq(j, &i));
+                if !joining {
+                    continue;
+                }
+                if exited || late {
                     all = false;
                     lock(&srt.live).joining.retain(|j| !Arc::ptr_eq(j, &i));
                     if !exited {
@@ -640,15 +643,17 @@ impl Agent {
             }
             batch = waiting;
             if !batch.is_empty() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
         all
     }
 
-    /// Move the healthy instance `i` from `live.joining` into the route (stopped instead
-    /// when another release went live meanwhile; left alone when a deploy took it).
-    fn join(&self, srt: &StackRt, release: i64, i: &Arc<Instance>) {
+    /// Move `i` from `live.joining` into the route (stopped instead when another release
+    /// went live meanwhile). Does nothing for an instance not in `live.joining` (a deploy's
+    /// or a warm one, or one a deploy took).
+    fn join(&self, srt: &StackRt, i: &Arc<Instance>) {
+        let release = i.release();
         let mut live = lock(&srt.live);
         let Some(pos) = live.joining.iter().position(|j| Arc::ptr_eq(j, i)) else {
             return;
@@ -1153,8 +1158,6 @@ async fn health_loop(
             fails = 0;
             passes += 1;
             if !inst.backend.healthy() && passes >= health.healthy_threshold {
-                inst.backend.set_healthy(true);
-                lock(&inst.state).ever_healthy = true;
                 agent.event(
                     &srt.name,
                     inst.release(),
@@ -1162,6 +1165,11 @@ async fn health_loop(
                     "healthy",
                     &r.to_string(),
                 );
+                // A restored or replacement instance joins the route now, before status
+                // shows it healthy, so "healthy" in status means "routed" for the live set.
+                agent.join(&srt, &inst);
+                inst.backend.set_healthy(true);
+                lock(&inst.state).ever_healthy = true;
             }
         } else {
             passes = 0;

@@ -329,8 +329,7 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls (fcntl, dup2, prctl, getppid) between fork and
-    // exec.
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, prctl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             let check = |rc: i32| {
