@@ -78,12 +78,21 @@ fn bad_deploys_and_rollbacks_fail_fast_without_starting_the_agent() {
         ),
         (&["rollback", "hello", "--to", "3"][..], "no live release"),
         (&["deploy", "hello"][..], "hello has no succeeded build"),
+        (
+            &["deploy", "hello", "--timeout", "0"][..],
+            "--timeout 0 leaves the new instances no time to pass a health check",
+        ),
+        (&["rollback", "hello", "--timeout", "0"][..], "at least 1"),
     ] {
         let t = Instant::now();
         let out = drover(st.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !err.contains("deploying") && !err.contains("rolling back"),
+            "{args:?} announced a deploy it refused: {err}"
+        );
         assert!(
             !st.path().join("agent.sock").exists() && !st.path().join("agent.pid").exists(),
             "{args:?} started the agent"

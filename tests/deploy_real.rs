@@ -445,16 +445,49 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v1.0.0\n");
 
     // kill -9 of the agent: `drover status` starts a new one, which restores the route
-    // (same port) and the instances of the live release from the store.
+    // (same port) and the instances of the live release from the store; it returns once
+    // they passed their health checks, and only then did they join the route.
     let agent = kill_agent(&env);
     let t = Instant::now();
-    wait_for("the restored route", 30, || {
-        let s = env.stack_status();
-        s["live_release"] == 3 && healthy_live(&s).len() == 1
-    });
+    let s = env.stack_status();
     println!(
-        "agent restore: serving again {:?} after the restart",
+        "agent restore: `drover status` returned, serving again, {:?} after the kill",
         t.elapsed()
+    );
+    assert_eq!(s["live_release"], 3, "{s}");
+    let live: Vec<&Value> = s["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["release"] == 3)
+        .collect();
+    assert_eq!(live.len(), 1, "{s}");
+    assert!(
+        live.iter()
+            .all(|i| i["healthy"] == true && i["state"] == "healthy"),
+        "`drover status` returned before the restored instances were healthy: {s}"
+    );
+    assert_eq!(
+        get(port, "/").unwrap(),
+        (200, "hello from drover demo v1.0.0\n".to_string())
+    );
+    // The restored instance joined the route after its first passed check, not at start.
+    let store = drover::store::Store::open(&env.state().join("drover.db")).unwrap();
+    let mut events = store.instance_events("hello", 1000).unwrap();
+    events.reverse();
+    let of_restored: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e.instance == live[0]["id"].as_str().unwrap())
+        .map(|e| (e.event.as_str(), e.detail.as_str()))
+        .collect();
+    let at = |word: &str| of_restored.iter().position(|(e, _)| *e == word);
+    assert!(
+        at("started").is_some() && at("started") < at("healthy") && at("healthy") < at("replaced"),
+        "{of_restored:?}"
+    );
+    assert!(
+        events.iter().all(|e| !e.detail.contains("Some(")),
+        "Option debug text in an event: {events:?}"
     );
     assert_ne!(env.agent_pid(), Some(agent));
     assert_eq!(env.stack_status()["route_port"], port);

@@ -46,11 +46,13 @@ fn agent_error(e: api::ApiError) -> CliError {
     }
 }
 
-fn ensure(paths: &Paths) -> Result<(), CliError> {
-    if crate::deploy::ensure_agent(paths)? && super::interactive() {
+/// Start the agent when it is not running; true when it was started.
+fn ensure(paths: &Paths) -> Result<bool, CliError> {
+    let started = crate::deploy::ensure_agent(paths)?;
+    if started && super::interactive() {
         eprintln!("started the drover agent");
     }
-    Ok(())
+    Ok(started)
 }
 
 fn call(
@@ -77,19 +79,18 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
         by: crate::store::audit::current_user(),
     };
     let tty = super::interactive();
-    if !json {
-        eprintln!(
-            "{} {stack}…",
-            if rollback {
-                "rolling back"
-            } else {
-                "deploying"
-            }
-        );
-    }
     let t = Instant::now();
+    // The first line says the request was accepted (always shown); the steps after it only
+    // on a terminal.
+    let mut accepted = false;
     let mut progress = |line: &str| {
-        if tty && !json {
+        if json {
+            return;
+        }
+        if !accepted {
+            accepted = true;
+            eprintln!("{line}");
+        } else if tty {
             eprintln!("  {line}");
         }
     };
@@ -199,9 +200,23 @@ pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
     Ok(())
 }
 
-/// `drover status`: starts the agent if needed (which restores every live release).
+/// `drover status`: starts the agent if needed (which restores every live release) and
+/// then waits, at most [`api::DEFAULT_HEALTH_TIMEOUT`], until the restored releases serve
+/// (their instances passed their health checks), so what it prints is serving.
 pub fn status(paths: &Paths, json: bool) -> CliResult {
-    ensure(paths)?;
+    if ensure(paths)? {
+        let (_, waiting) = crate::deploy::client::wait_serving(paths, api::DEFAULT_HEALTH_TIMEOUT)
+            .map_err(|e| CliError::failed(e.message))?;
+        if !waiting.is_empty() {
+            eprintln!(
+                "warning: {} not serving yet {}s after the agent started; run `drover status` \
+                 again, and see {} and `drover releases STACK`",
+                waiting.join(", "),
+                api::DEFAULT_HEALTH_TIMEOUT.as_secs(),
+                paths.state.join("logs").display()
+            );
+        }
+    }
     let v = call(paths, "GET", "/v1/status", None)?;
     if json {
         return print_json(&v["stacks"]);

@@ -118,6 +118,9 @@ struct Live {
     build_id: i64,
     replicas: usize,
     instances: Vec<Arc<Instance>>,
+    /// Instances started for this release (restore, replacement) that have not passed a
+    /// health check yet: not routed until they do.
+    joining: Vec<Arc<Instance>>,
 }
 
 /// The stack's warm release (`[deploy] keep_warm`): the previous live release's
@@ -146,6 +149,12 @@ struct StackRt {
 }
 
 impl StackRt {
+    /// The next restart delay after a failure: 0.5 s doubling, at most 30 s.
+    fn backoff(&self) -> Duration {
+        let n = self.failures.fetch_add(1, Ordering::SeqCst).min(6);
+        Duration::from_millis(500 * (1u64 << n)).min(Duration::from_secs(30))
+    }
+
     fn publish(&self, live: &Live) {
         let release = live.template.as_ref().map(|t| t.release).unwrap_or(0);
         let backends = live.instances.iter().map(|i| i.backend.clone()).collect();
@@ -339,8 +348,12 @@ impl Agent {
                 .iter()
                 .map(|s| {
                     let live = lock(&s.live);
-                    let mut instances: Vec<InstanceStatus> =
-                        live.instances.iter().map(|i| i.status()).collect();
+                    let mut instances: Vec<InstanceStatus> = live
+                        .instances
+                        .iter()
+                        .chain(&live.joining)
+                        .map(|i| i.status())
+                        .collect();
                     instances.extend(lock(&s.pending).iter().map(|i| i.status()));
                     if let Some(w) = lock(&s.warm).as_ref() {
                         instances.extend(w.instances.iter().map(|i| i.status()));
@@ -506,7 +519,7 @@ impl Agent {
             t.release,
             &id,
             "started",
-            &format!("pid {:?}, port {}", inst.pid, spec.port),
+            &started_detail(inst.pid, spec.port),
         );
         tokio::spawn(supervise(self.clone(), srt.clone(), inst.clone(), child));
         tokio::spawn(health_loop(
@@ -530,8 +543,7 @@ impl Agent {
             }
             srt.publish(&live);
         }
-        let n = srt.failures.fetch_add(1, Ordering::SeqCst).min(6);
-        let delay = Duration::from_millis(500 * (1u64 << n)).min(Duration::from_secs(30));
+        let delay = srt.backoff();
         self.event(
             &srt.name,
             inst.release(),
@@ -543,39 +555,124 @@ impl Agent {
         tokio::spawn(async move { agent.refill(srt, release, delay).await });
     }
 
-    /// After `delay`, start instances until the live release has its replica count.
+    /// After `delay`, start instances until the live release has its replica count. New
+    /// instances wait in `live.joining` and join the route only once their health check
+    /// passed, as in a deploy ([`Agent::join`], [`Agent::join_when_healthy`]); after a start failure, an
+    /// exit or a missed health deadline the next try waits a backoff.
     async fn refill(self: Arc<Self>, srt: Arc<StackRt>, release: i64, delay: Duration) {
         tokio::time::sleep(delay).await;
         loop {
-            let t = {
+            let (t, missing) = {
                 let live = lock(&srt.live);
                 match &live.template {
-                    Some(t) if t.release == release && live.instances.len() < live.replicas => {
-                        t.clone()
+                    Some(t) if t.release == release => {
+                        let have = live.instances.len() + live.joining.len();
+                        if have >= live.replicas {
+                            return;
+                        }
+                        (t.clone(), live.replicas - have)
                     }
                     _ => return,
                 }
             };
-            match self.start_instance(&srt, &t) {
-                Ok(i) => {
-                    let mut live = lock(&srt.live);
-                    if live.template.as_ref().map(|t| t.release) == Some(release) {
-                        live.instances.push(i.clone());
-                        srt.publish(&live);
-                        self.event(&srt.name, release, &i.id, "replaced", "joined the route");
-                    } else {
-                        i.request_stop();
+            let mut batch = Vec::new();
+            let mut ok = true;
+            for _ in 0..missing {
+                match self.start_instance(&srt, &t) {
+                    Ok(i) => {
+                        lock(&srt.live).joining.push(i.clone());
+                        batch.push(i);
+                    }
+                    Err(e) => {
+                        self.event(&srt.name, release, "-", "start-failed", &format!("{e:#}"));
+                        ok = false;
+                        break;
                     }
                 }
-                Err(e) => {
-                    self.event(&srt.name, release, "-", "start-failed", &format!("{e:#}"));
-                    let n = srt.failures.fetch_add(1, Ordering::SeqCst).min(6);
-                    tokio::time::sleep(
-                        Duration::from_millis(500 * (1u64 << n)).min(Duration::from_secs(30)),
-                    )
-                    .await;
+            }
+            ok &= self.join_when_healthy(&srt, release, batch).await;
+            if !ok {
+                tokio::time::sleep(srt.backoff()).await;
+            }
+        }
+    }
+
+    /// Wait until each of `batch` (instances in `live.joining`) has left it: joined the
+    /// route once its health check passed ([`Agent::join`], called by the health loop), or
+    /// taken by a deploy. One that exits or is not healthy within
+    /// [`super::api::DEFAULT_HEALTH_TIMEOUT`] is stopped. True when none failed.
+    async fn join_when_healthy(
+        &self,
+        srt: &StackRt,
+        release: i64,
+        mut batch: Vec<Arc<Instance>>,
+    ) -> bool {
+        let deadline = Instant::now() + super::api::DEFAULT_HEALTH_TIMEOUT;
+        let mut all = true;
+        while !batch.is_empty() {
+            let late = Instant::now() >= deadline;
+            let mut waiting = Vec::new();
+            for i in batch {
+                let (exited, last_check) = {
+                    let st = lock(&i.state);
+                    (st.exited.is_some(), st.last_check.clone())
+                };
+                let joining = lock(&srt.live).joining.iter().any(|j| Arc::ptr_eq(j, &i));
+                if !joining {
+                    continue;
+                }
+                if exited || late {
+                    all = false;
+                    lock(&srt.live).joining.retain(|j| !Arc::ptr_eq(j, &i));
+                    if !exited {
+                        self.event(
+                            &srt.name,
+                            release,
+                            &i.id,
+                            "never-healthy",
+                            &format!(
+                                "not healthy within {:?}; last check: {last_check}",
+                                super::api::DEFAULT_HEALTH_TIMEOUT
+                            ),
+                        );
+                    }
+                    i.request_stop();
+                } else {
+                    waiting.push(i);
                 }
             }
+            batch = waiting;
+            if !batch.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        all
+    }
+
+    /// Move `i` from `live.joining` into the route (stopped instead when another release
+    /// went live meanwhile). Does nothing for an instance not in `live.joining` (a deploy's
+    /// or a warm one, or one a deploy took).
+    fn join(&self, srt: &StackRt, i: &Arc<Instance>) {
+        let release = i.release();
+        let mut live = lock(&srt.live);
+        let Some(pos) = live.joining.iter().position(|j| Arc::ptr_eq(j, i)) else {
+            return;
+        };
+        live.joining.remove(pos);
+        if live.template.as_ref().map(|t| t.release) == Some(release) {
+            live.instances.push(i.clone());
+            srt.publish(&live);
+            drop(live);
+            self.event(
+                &srt.name,
+                release,
+                &i.id,
+                "replaced",
+                "joined the route after its health check passed",
+            );
+        } else {
+            drop(live);
+            i.request_stop();
         }
     }
 
@@ -678,6 +775,7 @@ impl Agent {
             let insts = std::mem::take(&mut live.instances);
             s.publish(&live);
             all.extend(insts);
+            all.append(&mut live.joining);
             all.extend(lock(&s.pending).drain(..));
             all.extend(lock(&s.warm).take().into_iter().flat_map(|w| w.instances));
         }
@@ -789,7 +887,10 @@ impl Agent {
         };
         let plan = Plan {
             replicas,
-            healthy_timeout: Duration::from_secs(req.timeout_secs.unwrap_or(30)),
+            healthy_timeout: req
+                .timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(super::api::DEFAULT_HEALTH_TIMEOUT),
             drain_grace: Duration::from_secs(req.grace_secs.unwrap_or(30)),
             poll: Duration::from_millis(10),
             keep_warm: stack.deploy.keep_warm,
@@ -815,8 +916,9 @@ impl Agent {
                 };
                 let detail = format!(
                     "release {release} (build {build_id}, {digest}) live with {replicas} instance(s){how}; \
-                     route switched in {:?}, previous release {current:?} drained in {:?}{}{}",
+                     route switched in {:?}, previous release {} drained in {:?}{}{}",
                     out.switch_time,
+                    or_dash(current),
                     out.drain_time,
                     if out.drained_cleanly { "" } else { " (grace ran out)" },
                     if out.kept_warm > 0 { " and kept warm" } else { "" }
@@ -989,20 +1091,31 @@ async fn restore(agent: Arc<Agent>) {
     }
 }
 
-/// Wait for the instance's process; on a requested stop kill it. An unexpected exit is
+/// `value`, or `-` when there is none (event and audit text: never `Some(..)`).
+fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// The detail of an instance's `started` event: `pid 2361, port 4000`.
+fn started_detail(pid: Option<u32>, port: u16) -> String {
+    format!("pid {}, port {port}", or_dash(pid))
+}
+
+/// Wait for the instance's sandbox; on a requested stop kill it (every process in it). An unexpected exit is
 /// recorded and the instance replaced.
 async fn supervise(
     agent: Arc<Agent>,
     srt: Arc<StackRt>,
     inst: Arc<Instance>,
-    mut child: tokio::process::Child,
+    mut sandbox: instance::Sandbox,
 ) {
-    let status = tokio::select! {
-        s = child.wait() => s,
-        _ = inst.stop.notified() => {
-            let _ = child.start_kill();
-            child.wait().await
-        }
+    let exited = tokio::select! {
+        s = sandbox.wait() => Some(s),
+        _ = inst.stop.notified() => None,
+    };
+    let status = match exited {
+        Some(s) => s,
+        None => sandbox.kill().await,
     };
     let desc = match status {
         Ok(s) => s.to_string(),
@@ -1045,8 +1158,6 @@ async fn health_loop(
             fails = 0;
             passes += 1;
             if !inst.backend.healthy() && passes >= health.healthy_threshold {
-                inst.backend.set_healthy(true);
-                lock(&inst.state).ever_healthy = true;
                 agent.event(
                     &srt.name,
                     inst.release(),
@@ -1054,6 +1165,11 @@ async fn health_loop(
                     "healthy",
                     &r.to_string(),
                 );
+                // A restored or replacement instance joins the route now, before status
+                // shows it healthy, so "healthy" in status means "routed" for the live set.
+                agent.join(&srt, &inst);
+                inst.backend.set_healthy(true);
+                lock(&inst.state).ever_healthy = true;
             }
         } else {
             passes = 0;
@@ -1207,7 +1323,9 @@ impl machine::Runtime for LocalRuntime {
             i.warm.store(false, Ordering::SeqCst);
         }
         let mut live = lock(&self.srt.live);
-        let old = std::mem::replace(&mut live.instances, new.to_vec());
+        let mut old = std::mem::replace(&mut live.instances, new.to_vec());
+        // Instances still waiting to join the old release's route go with it.
+        old.append(&mut live.joining);
         let replaced = live.template.replace(self.template.clone());
         let replaced_build = std::mem::replace(&mut live.build_id, self.build_id);
         live.replicas = self.replicas;
@@ -1256,5 +1374,18 @@ impl machine::Runtime for LocalRuntime {
         let previous = std::mem::replace(&mut *lock(&self.srt.warm), set);
         stop.extend(previous.into_iter().flat_map(|w| w.instances));
         stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_details_print_numbers_not_options() {
+        assert_eq!(started_detail(Some(2361), 4000), "pid 2361, port 4000");
+        assert_eq!(started_detail(None, 4000), "pid -, port 4000");
+        assert_eq!(or_dash(Some(3)), "3");
+        assert_eq!(or_dash(None::<i64>), "-");
     }
 }

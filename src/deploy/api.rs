@@ -12,8 +12,13 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+
+/// How long new instances get to pass their health check when a request does not say
+/// (`timeout_secs`): in a deploy, in the agent's restore and replacements, and for
+/// `drover status` waiting on a freshly started agent.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `POST /v1/deploy`: deploy a build, or roll back to an earlier release.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +148,11 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// The error of a request whose answer never came: the agent died or dropped the
+/// connection.
+pub const LOST: &str = "lost the connection to the agent before it answered (did the agent \
+                        die?); see `drover status`, which restarts it and shows what runs";
+
 /// `STATE/agent.sock`.
 pub fn socket_path(state: &Path) -> std::path::PathBuf {
     state.join("agent.sock")
@@ -161,18 +171,22 @@ pub fn call(
         .with_context(|| format!("cannot connect to the agent at {}", socket.display()))?;
     s.set_read_timeout(timeout)?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: drover-agent\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )?;
+    );
+    s.write_all(request.as_bytes()).context(LOST)?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)
-        .context("the agent closed the connection without an answer")?;
+    let read = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
     let Some((head, rest)) = text.split_once("\r\n\r\n") else {
-        bail!("the agent sent a malformed answer");
+        // Nothing, or half a header: the agent went away (killed, crashed) mid-request.
+        return Err(match read {
+            Err(e) => anyhow::Error::new(e),
+            Ok(_) => anyhow::anyhow!("the connection closed after {} byte(s)", buf.len()),
+        })
+        .context(LOST);
     };
     let status: u16 = head
         .split_whitespace()
@@ -210,4 +224,46 @@ fn dechunk(s: &str) -> String {
         rest = after[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent that reads the request, then answers `answer` and hangs up.
+    fn one_shot_agent(answer: &'static [u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut got = Vec::new();
+            let mut b = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = s.write_all(answer);
+        });
+        (dir, sock)
+    }
+
+    #[test]
+    fn an_agent_that_dies_mid_request_is_reported_as_a_lost_connection() {
+        for answer in [&b""[..], b"HTTP/1.1 200 OK\r\nContent-Le"] {
+            let (_dir, sock) = one_shot_agent(answer);
+            let e = call(&sock, "POST", "/v1/deploy", None, None).unwrap_err();
+            let text = format!("{e:#}");
+            assert!(text.contains("lost the connection to the agent"), "{text}");
+            assert!(text.contains("drover status"), "{text}");
+            assert!(!text.contains("malformed"), "{text}");
+        }
+        let (_dir, sock) = one_shot_agent(b"HTTP/1.1 200 OK\r\n\r\n{\"ok\": 1}");
+        let v = call(&sock, "GET", "/v1/status", None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(v["ok"], 1);
+    }
 }

@@ -55,6 +55,53 @@ pub fn status(state: &Path, timeout: Duration) -> Option<AgentStatus> {
     }
 }
 
+/// Whether `status` shows the stack's release `release` live with at least its replica
+/// count (at least 1) of healthy instances of that release behind the route.
+pub fn serving(status: &AgentStatus, stack: &str, release: i64) -> bool {
+    status.stacks.iter().any(|st| {
+        st.stack == stack
+            && st.live_release == Some(release)
+            && st
+                .instances
+                .iter()
+                .filter(|i| i.healthy && i.release == release && i.state == "healthy")
+                .count()
+                >= st.replicas.max(1)
+    })
+}
+
+/// Wait, at most `timeout`, until the agent serves every release the store has live (what
+/// a freshly started agent restores): polled every [`PROGRESS_POLL`]. Returns the last
+/// status seen and the stacks not serving yet (empty when all are). Errors: the store
+/// cannot be read, or the agent does not answer.
+pub fn wait_serving(
+    paths: &Paths,
+    timeout: Duration,
+) -> Result<(AgentStatus, Vec<String>), DeployError> {
+    let live = Store::open(&paths.database())
+        .and_then(|s| s.live_releases())
+        .map_err(|e| failed(format!("{e:#}")))?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let s = status(&paths.state, Duration::from_secs(5)).ok_or_else(|| {
+            failed(format!(
+                "the agent does not answer on {}; see {}",
+                api::socket_path(&paths.state).display(),
+                paths.state.join("logs/agent.log").display()
+            ))
+        })?;
+        let waiting: Vec<String> = live
+            .iter()
+            .filter(|r| !serving(&s, &r.stack, r.release))
+            .map(|r| r.stack.clone())
+            .collect();
+        if waiting.is_empty() || std::time::Instant::now() >= deadline {
+            return Ok((s, waiting));
+        }
+        std::thread::sleep(PROGRESS_POLL);
+    }
+}
+
 /// Check `req` against the store; a rejection is an input error.
 pub fn precheck(paths: &Paths, req: &DeployRequest) -> Result<super::plan::Target, DeployError> {
     paths.ensure_state().map_err(failed)?;
@@ -83,9 +130,21 @@ fn describe(s: &AgentStatus, stack: &str) -> Option<String> {
     ))
 }
 
+/// The first progress line of an accepted request: `deploying STACK…` or
+/// `rolling back STACK…`.
+pub fn accepted_line(req: &DeployRequest) -> String {
+    let action = if req.rollback {
+        "rolling back"
+    } else {
+        "deploying"
+    };
+    format!("{action} {}…", req.stack)
+}
+
 /// Deploy (or roll back, `req.rollback`) through the agent, starting it when needed;
-/// `progress` gets a line for each step seen (agent started, instances starting/healthy,
-/// the switch). Blocks until the agent answers.
+/// `progress` gets a line for each step seen. Its first line, [`accepted_line`], comes only
+/// once the store accepted the request (a rejected request gets none); then the agent
+/// started, instances starting/healthy, the switch. Blocks until the agent answers.
 ///
 /// Errors: [`DeployError`] with `input` for a request the store already rejects (checked
 /// before the agent starts) or the agent rejects (400/404/409); otherwise the failure with
@@ -96,6 +155,7 @@ pub fn deploy(
     progress: &mut dyn FnMut(&str),
 ) -> Result<DeployReport, DeployError> {
     precheck(paths, req)?;
+    progress(&accepted_line(req));
     if super::ensure_agent(paths).map_err(|e| failed(format!("{e:#}")))? {
         progress("started the drover agent");
     }
@@ -133,5 +193,71 @@ pub fn deploy(
             input: matches!(e.status, 400 | 404 | 409),
             message: e.message,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::api::StackStatus;
+
+    fn inst(release: i64, state: &str) -> InstanceStatus {
+        InstanceStatus {
+            id: format!("hello-r{release}-1"),
+            release,
+            pid: Some(1),
+            port: 4000,
+            state: state.into(),
+            healthy: state == "healthy" || state == "warm",
+            last_check: String::new(),
+            in_flight: 0,
+            started_at: String::new(),
+        }
+    }
+
+    fn status(live: Option<i64>, replicas: usize, instances: Vec<InstanceStatus>) -> AgentStatus {
+        AgentStatus {
+            pid: 1,
+            started_at: String::new(),
+            stacks: vec![StackStatus {
+                stack: "hello".into(),
+                route_port: 8080,
+                live_release: live,
+                build_id: None,
+                image_digest: None,
+                replicas,
+                deploying: None,
+                instances,
+            }],
+        }
+    }
+
+    #[test]
+    fn serving_needs_the_live_release_with_all_its_replicas_healthy() {
+        assert!(serving(
+            &status(Some(3), 1, vec![inst(3, "healthy")]),
+            "hello",
+            3
+        ));
+        // Restored but not checked yet, or the route not restored at all.
+        assert!(!serving(
+            &status(Some(3), 1, vec![inst(3, "starting")]),
+            "hello",
+            3
+        ));
+        assert!(!serving(&status(None, 1, vec![]), "hello", 3));
+        assert!(!serving(
+            &status(Some(3), 1, vec![inst(3, "healthy")]),
+            "other",
+            3
+        ));
+        // One of two replicas, or only a healthy warm instance of another release.
+        let two = status(Some(3), 2, vec![inst(3, "healthy"), inst(3, "starting")]);
+        assert!(!serving(&two, "hello", 3));
+        assert!(!serving(
+            &status(Some(3), 1, vec![inst(2, "warm")]),
+            "hello",
+            3
+        ));
     }
 }

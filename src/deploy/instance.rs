@@ -156,13 +156,140 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// Start `spec` under bubblewrap. stdout/stderr lines go to `log` (tagged with the
-/// instance id). The returned child is the bubblewrap process; killing it ends the
-/// instance (its PID namespace dies with it).
+/// A running sandbox: the bubblewrap process we started (the "monitor", outside the
+/// sandbox) and the one it forks into the new PID namespace, where it is PID 1 and runs
+/// the command.
+///
+/// Killing only the monitor is not enough: until its child has set up `--die-with-parent`
+/// (a few ms after the start), the child outlives it, is reparented to the host's PID 1
+/// and, being a namespace init, ignores SIGTERM. So [`Sandbox::kill`] kills the namespace
+/// init itself (the kernel then kills every process in the namespace), found through
+/// bubblewrap's `--info-fd`, and reaps the monitor.
+#[derive(Debug)]
+pub struct Sandbox {
+    child: tokio::process::Child,
+    /// Read end of `--info-fd`: `{"child-pid": N, ...}`, written right after the fork.
+    info: Option<tokio::net::unix::pipe::Receiver>,
+}
+
+/// How long [`Sandbox::kill`] waits for bubblewrap to report its child, and then for the
+/// monitor to exit once its child is dead.
+pub const KILL_WAIT: Duration = Duration::from_secs(2);
+
+impl Sandbox {
+    /// PID of the monitor bubblewrap process on the host (`None` once reaped).
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Wait until the sandbox ends by itself: the monitor exits with its child's status.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// Kill everything in the sandbox, at any moment of its life (even while bubblewrap
+    /// still sets it up), and reap the monitor. Returns the monitor's exit status.
+    pub async fn kill(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        if let Ok(Some(s)) = self.child.try_wait() {
+            return Ok(s);
+        }
+        let inner = match self.info.take() {
+            Some(info) => tokio::time::timeout(KILL_WAIT, read_child_pid(info))
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        if let (Some(pid), Some(monitor)) = (inner, self.child.id()) {
+            kill_child_of(pid, monitor);
+            // The monitor reaps its child and exits on its own; SIGKILL it if it does not.
+            if let Ok(s) = tokio::time::timeout(KILL_WAIT, self.child.wait()).await {
+                return s;
+            }
+        }
+        let _ = self.child.start_kill();
+        self.child.wait().await
+    }
+}
+
+/// The `child-pid` bubblewrap writes to `--info-fd` (host PID of the sandbox's init);
+/// `None` when the monitor exits (closing the pipe) before it forked.
+async fn read_child_pid(mut info: tokio::net::unix::pipe::Receiver) -> Option<i32> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf) {
+            return v["child-pid"].as_i64().and_then(|p| i32::try_from(p).ok());
+        }
+        match info.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// SIGKILL `pid` if it is still a child of `parent` (so a recycled PID is never hit): a
+/// pidfd pins the process, then its parent is checked in `/proc`.
+fn kill_child_of(pid: i32, parent: u32) {
+    // SAFETY: pidfd_open takes a pid and flags; the returned fd is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return; // already gone
+    }
+    // SAFETY: fd is a fresh pidfd we own.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the `(comm)`: state, ppid, ...
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+        });
+    if ppid == Some(parent) {
+        // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: plain pipe2 call with a valid array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot create a pipe");
+    }
+    // SAFETY: pipe2 just returned these two fds; nothing else owns them.
+    Ok(unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Start `spec` under bubblewrap, running the image's [`ENTRYPOINT`]. stdout/stderr lines
+/// go to `log` (tagged with the instance id). [`Sandbox::kill`] ends the instance and every
+/// process in it.
 ///
 /// Must be called from a long-lived runtime thread: `--die-with-parent` follows the
 /// spawning thread.
-pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<tokio::process::Child> {
+pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<Sandbox> {
+    spawn_command(spec, log, &[ENTRYPOINT])
+}
+
+/// [`spawn`] with another `command` (absolute path inside the image, then arguments).
+/// The real command line is `bwrap --args 3 --info-fd 4 --hostname ID -- COMMAND...`: the
+/// instance id shows in `ps`; everything else (secrets too) goes through the pipe on fd 3.
+pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Result<Sandbox> {
     let mut payload = Vec::new();
     for a in bwrap_args(spec) {
         if a.contains('\0') {
@@ -177,34 +304,49 @@ pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<tokio::process::Child
     if payload.len() > 60_000 {
         bail!("the environment of {} is too large (over 60 kB)", spec.id);
     }
-    let mut fds = [0i32; 2];
-    // SAFETY: plain pipe2 call with a valid array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot create a pipe");
-    }
-    let (r, w) = (fds[0], fds[1]);
-    // SAFETY: we own `w`; the payload fits in the pipe buffer (64 KiB), so this never blocks.
-    let mut wf = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(w) };
-    let written = wf.write_all(&payload);
-    drop(wf);
-    let rf = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(r) };
-    written.context("cannot write bubblewrap's arguments")?;
+    let (args_r, args_w) = pipe()?;
+    // The payload fits in the pipe buffer (64 KiB), so this never blocks.
+    std::fs::File::from(args_w)
+        .write_all(&payload)
+        .context("cannot write bubblewrap's arguments")?;
+    let (info_r, info_w) = pipe()?;
+    let (r, w) = {
+        use std::os::fd::AsRawFd;
+        (args_r.as_raw_fd(), info_w.as_raw_fd())
+    };
     let mut cmd = std::process::Command::new("bwrap");
-    cmd.args(["--args", "3", "--", ENTRYPOINT])
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+    cmd.args([
+        "--args",
+        "3",
+        "--info-fd",
+        "4",
+        "--hostname",
+        &spec.id,
+        "--",
+    ])
+    .args(command)
+    .env_clear()
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, prctl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if r == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
+            let check = |rc: i32| {
+                if rc < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(rc)
                 }
-            } else if libc::dup2(r, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            };
+            // Move both ends out of the way first (either may be 3 or 4), then into place;
+            // dup2 clears close-on-exec on the copies.
+            let r2 = check(libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 10))?;
+            let w2 = check(libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 10))?;
+            check(libc::dup2(r2, 3))?;
+            check(libc::dup2(w2, 4))?;
+            // The monitor dies with the agent (its child has `--die-with-parent`).
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
             Ok(())
         });
     }
@@ -212,7 +354,8 @@ pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<tokio::process::Child
         .kill_on_drop(true)
         .spawn()
         .context("cannot run bwrap (install the bubblewrap package: bash .ci/setup)")?;
-    drop(rf);
+    drop((args_r, info_w));
+    let info = tokio::net::unix::pipe::Receiver::from_owned_fd(info_r).ok();
     for (stream, name) in [
         (
             child
@@ -240,7 +383,7 @@ pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<tokio::process::Child
             });
         }
     }
-    Ok(child)
+    Ok(Sandbox { child, info })
 }
 
 /// Longest a `test` script may run.
@@ -402,6 +545,84 @@ mod tests {
             !a.contains("--unshare-net"),
             "instances share the host network"
         );
+    }
+
+    /// PIDs of host processes that belong to instance `id`: its id on their command line
+    /// (the bubblewrap processes) or `DROVER_INSTANCE=id` in their environment (the
+    /// command). Zombies have neither, so only live processes count.
+    fn processes_of(id: &str) -> Vec<(u32, String)> {
+        let marker = format!("DROVER_INSTANCE={id}");
+        let mut found = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&read("cmdline")).replace('\0', " ");
+            let env = read("environ");
+            let in_env = env.split(|b| *b == 0).any(|v| v == marker.as_bytes());
+            if cmdline.split(' ').any(|a| a == id) || in_env {
+                found.push((pid, cmdline));
+            }
+        }
+        found
+    }
+
+    /// A sandbox of the host's own root running `sleep`: no image needed.
+    fn host_spec(id: &str) -> InstanceSpec {
+        InstanceSpec {
+            id: id.into(),
+            image: UnpackedImage {
+                digest: "sha256:host".into(),
+                rootfs: "/".into(),
+                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+                working_dir: "/".into(),
+                command: vec![],
+            },
+            data: None,
+            env: Vec::new(),
+            secrets: Vec::new(),
+            port: 0,
+        }
+    }
+
+    /// Stop sandboxes at every moment of their start (at once, and after 0.5..8 ms): no
+    /// process of any of them may remain. Needs bubblewrap (root or user namespaces).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sandbox_stopped_at_any_moment_leaves_no_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogSink::open(dir.path(), "leak").unwrap();
+        let tag = format!("leaktest{}", std::process::id());
+        let mut ids = Vec::new();
+        for n in 0..40u64 {
+            let id = format!("{tag}-{n}");
+            let mut sb = spawn_command(&host_spec(&id), &log, &["/bin/sleep", "300"]).unwrap();
+            if n % 2 == 1 {
+                tokio::time::sleep(Duration::from_micros(500 * (n % 17))).await;
+            }
+            sb.kill().await.unwrap();
+            ids.push(id);
+        }
+        // One that got to run its command, to show the marker finds a live sandbox.
+        let id = format!("{tag}-live");
+        let mut sb = spawn_command(&host_spec(&id), &log, &["/bin/sleep", "300"]).unwrap();
+        let t = std::time::Instant::now();
+        while processes_of(&id).len() < 3 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                processes_of(&id)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sb.kill().await.unwrap();
+        ids.push(id);
+        let leaked: Vec<_> = ids.iter().flat_map(|id| processes_of(id)).collect();
+        for (pid, _) in &leaked {
+            // SAFETY: plain kill of a process this test started.
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+        assert!(leaked.is_empty(), "leaked sandbox processes: {leaked:?}");
     }
 
     #[tokio::test]

@@ -96,6 +96,13 @@ pub fn resolve(
             "--replicas must be 1..={MAX_REPLICAS}, not {replicas}"
         )));
     }
+    if req.timeout_secs == Some(0) {
+        return Err(Rejection::BadInput(
+            "--timeout 0 leaves the new instances no time to pass a health check; give the \
+             seconds to wait for health, at least 1 (default 30)"
+                .into(),
+        ));
+    }
     if req.rollback {
         let Some(cur) = current else {
             return Err(Rejection::BadInput(format!(
@@ -222,6 +229,19 @@ mod tests {
         }
         let t = resolve(&req(|_| {}), &[], None, Some(&b)).unwrap();
         assert_eq!((t.build_id, t.replicas, t.rollback_of), (3, 1, None));
+    }
+
+    #[test]
+    fn a_zero_health_timeout_is_rejected_with_a_hint() {
+        let b = build(3, BuildStatus::Succeeded);
+        let e = resolve(&req(|r| r.timeout_secs = Some(0)), &[], None, Some(&b)).unwrap_err();
+        assert!(
+            matches!(e, Rejection::BadInput(ref m) if m.contains("--timeout 0")),
+            "{e}"
+        );
+        assert!(e.message().contains("at least 1"), "{e}");
+        let t = resolve(&req(|r| r.timeout_secs = Some(1)), &[], None, Some(&b)).unwrap();
+        assert_eq!(t.build_id, 3);
     }
 
     #[test]
