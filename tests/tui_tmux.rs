@@ -317,7 +317,14 @@ fn console_end_to_end() {
 
     // --- Quit with q from the pane: back, then quit; the terminal is restored.
     env.keys(s, &["q", "q"]);
-    let t = env.wait_for(s, "the exit", |t| t.contains("EXITED"), 15);
+    // Wait for the stty line too: it comes a moment after EXITED (a capture in between
+    // made this test flaky).
+    let t = env.wait_for(
+        s,
+        "the exit and the terminal mode",
+        |t| t.contains("EXITED") && t.lines().any(|l| l == "icanon" || l == "-icanon"),
+        15,
+    );
     assert!(t.contains("EXITED 0"), "{t}");
     assert!(
         t.lines().any(|l| l == "icanon"),
