@@ -113,6 +113,16 @@ fn fit_offset(list: &mut ListState, height: usize) {
 }
 
 /// Short status word (fits a 9-column cell).
+/// A list row, marked (reverse/bold from the theme, never colour alone) when it is the
+/// selection: one rule for every list and overlay.
+fn selectable<'a>(row: Row<'a>, selected: bool, theme: &Theme) -> Row<'a> {
+    if selected {
+        row.style(theme.selected)
+    } else {
+        row
+    }
+}
+
 pub fn status_word(s: BuildStatus) -> &'static str {
     s.as_str()
 }
@@ -217,11 +227,7 @@ fn draw_stacks(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                     cells.push(Span::raw(rel));
                 }
                 let row = Row::new(cells);
-                if pos == l.selected {
-                    row.style(theme.selected)
-                } else {
-                    row
-                }
+                selectable(row, pos == l.selected, theme)
             })
             .collect();
         let mut widths = vec![Constraint::Min(6), Constraint::Length(9)];
@@ -393,11 +399,7 @@ fn draw_builds(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focu
                 Span::raw(duration(b)),
                 Span::raw(crate::text::sanitize_for_terminal(&note)),
             ]);
-            if pos == l.selected {
-                row.style(theme.selected)
-            } else {
-                row
-            }
+            selectable(row, pos == l.selected, theme)
         })
         .collect();
     f.render_widget(
@@ -642,11 +644,7 @@ fn draw_manifest(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
                     c.suite.clone()
                 },
             ]);
-            if pos == l.selected {
-                row.style(theme.selected)
-            } else {
-                row
-            }
+            selectable(row, pos == l.selected, theme)
         })
         .collect();
     let mark = |c: ManifestColumn, name: &str| {
@@ -807,11 +805,7 @@ fn draw_updates(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, foc
                 u.cves.len().to_string(),
                 u.urgency.clone(),
             ]);
-            if l.offset + n == l.selected {
-                row.style(theme.selected)
-            } else {
-                row
-            }
+            selectable(row, l.offset + n == l.selected, theme)
         })
         .collect();
     f.render_widget(
@@ -1006,11 +1000,7 @@ fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
                 ));
             }
             let row = Row::new(cells);
-            if pos == l.selected {
-                row.style(theme.selected)
-            } else {
-                row
-            }
+            selectable(row, pos == l.selected, theme)
         })
         .collect();
     let mut widths = vec![
@@ -1356,11 +1346,7 @@ fn draw_overlay(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
                         Span::raw(format!("{secs}s")),
                         Span::styled(st, style),
                     ]);
-                    if i == *selected {
-                        row.style(theme.selected)
-                    } else {
-                        row
-                    }
+                    selectable(row, i == *selected, theme)
                 })
                 .collect();
             f.render_widget(
