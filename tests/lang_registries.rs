@@ -2,24 +2,44 @@
 //! answers served on 127.0.0.1 by the test, and the real path against PyPI, the npm
 //! registry and the crates.io sparse index.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 
 use drover::manifest::lang::LangPackage;
 use drover::updates::registries::{check, newer, Registries};
 
-#[path = "support/aptrepo.rs"]
-mod aptrepo;
-
-/// Serve `files` (URL path -> body) from a temp tree with the shared test file server;
-/// unknown paths get 404. Returns the server (kept alive by the caller) and its tree.
-fn serve(files: &[(&str, String)]) -> (aptrepo::Server, tempfile::TempDir) {
-    let root = tempfile::tempdir().unwrap();
-    for (path, body) in files {
-        let f = root.path().join(path);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, body).unwrap();
-    }
-    (aptrepo::Server::start(root.path()), root)
+/// Serve `routes` (path -> (status, body)) on a free loopback port from a thread, for as
+/// long as the test runs; unknown paths get 404. Returns the base URL.
+fn serve(routes: HashMap<&'static str, (u16, String)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut line = String::new();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut h = String::new();
+            while r.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let (status, body) = routes
+                .get(path.as_str())
+                .cloned()
+                .unwrap_or((404, "not found".into()));
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
 }
 
 fn pkg(eco: &str, name: &str, version: &str, location: &str) -> LangPackage {
@@ -33,36 +53,38 @@ fn pkg(eco: &str, name: &str, version: &str, location: &str) -> LangPackage {
 
 #[test]
 fn fixture_registries_give_updates_and_clear_warnings() {
-    let (server, _tree) = serve(&[
+    let base = serve(HashMap::from([
         (
-            "pypi/requests/json",
-            r#"{"info":{"version":"2.32.3"}}"#.to_string(),
+            "/pypi/requests/json",
+            (200, r#"{"info":{"version":"2.32.3"}}"#.to_string()),
         ),
         (
-            "pypi/flask/json",
-            r#"{"info":{"version":"3.0.0"}}"#.to_string(),
+            "/pypi/flask/json",
+            (200, r#"{"info":{"version":"3.0.0"}}"#.to_string()),
         ),
-        ("pypi/broken/json", "<html>oops".to_string()),
+        ("/pypi/broken/json", (200, "<html>oops".to_string())),
         (
-            "left-pad",
-            r#"{"dist-tags":{"latest":"1.3.0"}}"#.to_string(),
-        ),
-        (
-            "@scope%2fwidget",
-            r#"{"dist-tags":{"latest":"2.0.0"}}"#.to_string(),
+            "/left-pad",
+            (200, r#"{"dist-tags":{"latest":"1.3.0"}}"#.to_string()),
         ),
         (
-            "se/rd/serde",
-            [
-                r#"{"name":"serde","vers":"1.0.0","yanked":false}"#,
-                r#"{"name":"serde","vers":"1.0.200","yanked":false}"#,
-                r#"{"name":"serde","vers":"1.0.201","yanked":true}"#,
-                r#"{"name":"serde","vers":"2.0.0-rc.1","yanked":false}"#,
-            ]
-            .join("\n"),
+            "/@scope%2fwidget",
+            (200, r#"{"dist-tags":{"latest":"2.0.0"}}"#.to_string()),
         ),
-    ]);
-    let base = server.base.clone();
+        (
+            "/se/rd/serde",
+            (
+                200,
+                [
+                    r#"{"name":"serde","vers":"1.0.0","yanked":false}"#,
+                    r#"{"name":"serde","vers":"1.0.200","yanked":false}"#,
+                    r#"{"name":"serde","vers":"1.0.201","yanked":true}"#,
+                    r#"{"name":"serde","vers":"2.0.0-rc.1","yanked":false}"#,
+                ]
+                .join("\n"),
+            ),
+        ),
+    ]));
     let regs = Registries {
         pypi: base.clone(),
         npm: base.clone(),
