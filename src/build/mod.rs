@@ -36,6 +36,7 @@ pub mod base;
 pub mod oci;
 pub mod prune;
 pub mod sandbox;
+pub mod select;
 
 use sandbox::{private_mounts, run_logged, BuildLog};
 

@@ -12,6 +12,7 @@ use crate::jobs::{BuildEvent, CancelToken, Stream};
 use crate::paths::Paths;
 use crate::store::builds::BuildStatus;
 use crate::store::Store;
+use crate::text::sanitize_for_terminal;
 
 /// Load a stack by name, turning diagnostics into an exit-2 error.
 pub(super) fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stack, CliError> {
@@ -60,7 +61,7 @@ pub fn build(
                 if *stream == Stream::Drover {
                     b.println(format!("  {line}"));
                 }
-                b.set_message(sanitize(line));
+                b.set_message(sanitize_for_terminal(line));
             }
             None if !json => eprintln!("  {line}"),
             None => {}
@@ -147,24 +148,11 @@ pub fn build(
         tail.len()
     );
     for l in &tail {
-        msg.push_str(&format!("  {}\n", sanitize(&l.line)));
+        msg.push_str(&format!("  {}\n", sanitize_for_terminal(&l.line)));
     }
     msg.push_str(&format!(
         "full log: drover logs {} --build {}",
         report.stack, report.build_id
     ));
     Err(CliError::failed(msg))
-}
-
-/// Replace control characters (ANSI escapes included) so a log line cannot break the screen.
-pub(super) fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
-        .collect()
 }

@@ -9,9 +9,10 @@ use super::build::load_stack;
 use super::output::{print_json, table};
 use super::query::{open_store, pick_build};
 use super::{CliError, CliResult};
+use crate::build::select::Need;
 use crate::export::{self, helm, ExportInput, Target};
 use crate::paths::Paths;
-use crate::store::builds::{BuildRecord, BuildStatus};
+use crate::store::builds::BuildRecord;
 use crate::store::Store;
 
 /// Options shared by `export` and `helm deploy`.
@@ -36,18 +37,6 @@ struct ExportJson {
     out: String,
     image: String,
     files: Vec<String>,
-}
-
-fn succeeded_build(store: &Store, stack: &str, id: Option<i64>) -> Result<BuildRecord, CliError> {
-    let b = pick_build(store, stack, id, true)?;
-    if b.status != BuildStatus::Succeeded || b.image_digest.is_none() {
-        return Err(CliError::input(format!(
-            "build {} of {stack} is {}, it has no image; `drover builds {stack}` lists the succeeded ones",
-            b.id,
-            b.status.as_str()
-        )));
-    }
-    Ok(b)
 }
 
 /// A stack, its build and the image repository, checked; the input of every export.
@@ -82,7 +71,7 @@ fn prepare(
     args: &ExportArgs,
 ) -> Result<(Prepared, Vec<export::RenderedFile>), CliError> {
     let stack = load_stack(paths, stack_name)?;
-    let build = succeeded_build(store, stack_name, args.build)?;
+    let build = pick_build(store, stack_name, args.build, Need::Image)?;
     let (repository, note) =
         export::image_repository(store, stack_name, build.id, args.repo.as_deref())
             .map_err(|e| CliError::input(format!("{e:#}")))?;

@@ -50,6 +50,24 @@ impl From<anyhow::Error> for CliError {
     }
 }
 
+// The one place where typed library errors become exit codes.
+impl From<crate::build::select::PickError> for CliError {
+    fn from(e: crate::build::select::PickError) -> Self {
+        let message = match &e {
+            crate::build::select::PickError::Store(inner) => format!("{inner:#}"),
+            other => other.to_string(),
+        };
+        CliError {
+            code: if e.is_bad_input() { 2 } else { 1 },
+            message,
+        }
+    }
+}
+
+/// The longest `--timeout`/`--grace` accepted, in seconds (one hour): a bound at parse time
+/// (exit 2) so no later `Instant + Duration` can overflow.
+pub const MAX_WAIT_SECS: u64 = 3600;
+
 /// Result of a command.
 pub type CliResult = Result<(), CliError>;
 
@@ -198,10 +216,10 @@ pub enum Command {
         #[arg(long)]
         replicas: Option<usize>,
         /// Seconds the new instances get to become healthy.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
         timeout: u64,
         /// Seconds old instances get to finish in-flight requests.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
         grace: u64,
     },
     /// Redeploy the previous (or a named) release through the same health-checked path.
@@ -212,10 +230,10 @@ pub enum Command {
         #[arg(long)]
         to: Option<i64>,
         /// Seconds the instances get to become healthy.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
         timeout: u64,
         /// Seconds old instances get to finish in-flight requests.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
         grace: u64,
     },
     /// A stack's releases, newest first.

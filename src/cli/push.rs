@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::output::print_json;
 use super::query::{open_store, pick_build};
 use super::{interactive, CliError, CliResult};
+use crate::build::select::Need;
 use crate::paths::Paths;
 use crate::registry::{self, Destination, PushEvent, PushOptions};
-use crate::store::builds::BuildStatus;
 
 /// The `push --json` shape.
 #[derive(Debug, Serialize)]
@@ -34,26 +34,9 @@ pub fn push(
 ) -> CliResult {
     let dest = Destination::parse(to).map_err(|e| CliError::input(format!("--to: {e:#}")))?;
     let store = open_store(paths)?;
-    let b = pick_build(&store, stack, build, true)?;
-    if b.status != BuildStatus::Succeeded {
-        return Err(CliError::input(format!(
-            "build {} of {stack} is {}, it has no image; `drover builds {stack}` lists the succeeded ones",
-            b.id,
-            b.status.as_str()
-        )));
-    }
-    let Some(path) = b.image_path.clone() else {
-        return Err(CliError::failed(format!(
-            "the image of build {} was pruned; rebuild with `drover build {stack}`",
-            b.id
-        )));
-    };
-    if !Path::new(&path).is_file() {
-        return Err(CliError::failed(format!(
-            "the image archive of build {} is missing ({path}); rebuild with `drover build {stack}`",
-            b.id
-        )));
-    }
+    let b = pick_build(&store, stack, build, Need::ImageArchive)?;
+    // pick_build checked that the archive is on disk.
+    let path = b.image_path.clone().unwrap_or_default();
     let bar = interactive().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(

@@ -5,19 +5,18 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::build::{load_stack, sanitize};
+use super::build::load_stack;
 use super::output::{age, print_json, short_digest, table};
 use super::{CliError, CliResult, Format};
+use crate::build::select::Need;
 use crate::paths::Paths;
 use crate::stack::{self, Diagnostic};
-use crate::store::builds::{BuildRecord, BuildStatus};
+use crate::store::builds::BuildRecord;
 use crate::store::Store;
+use crate::text::sanitize_for_terminal;
 
 pub(super) fn open_store(paths: &Paths) -> Result<Store, CliError> {
-    paths.ensure_state()?;
-    let store = Store::open(&paths.database())?;
-    crate::build::recover_interrupted(paths, &store)?;
-    Ok(store)
+    Ok(crate::build::select::open_store(paths)?)
 }
 
 /// One entry of `stacks --json`.
@@ -268,43 +267,20 @@ fn first_line(s: &str) -> String {
     }
 }
 
+/// The build a command acts on (see [`crate::build::select::pick_build`]).
 pub(super) fn pick_build(
     store: &Store,
     name: &str,
     id: Option<i64>,
-    succeeded: bool,
+    need: Need,
 ) -> Result<BuildRecord, CliError> {
-    match id {
-        Some(id) => match store.build(id)? {
-            Some(b) if b.stack == name => Ok(b),
-            Some(b) => Err(CliError::input(format!(
-                "build {id} belongs to stack {}, not {name}",
-                b.stack
-            ))),
-            None => Err(CliError::input(format!(
-                "there is no build {id}; `drover builds {name}` lists them"
-            ))),
-        },
-        None => {
-            let b = if succeeded {
-                store.latest_succeeded(name)?
-            } else {
-                store.latest_build(name)?
-            };
-            b.ok_or_else(|| {
-                CliError::failed(format!(
-                    "{name} has no {}build yet; run `drover build {name}`",
-                    if succeeded { "succeeded " } else { "" }
-                ))
-            })
-        }
-    }
+    Ok(crate::build::select::pick_build(store, name, id, need)?)
 }
 
 pub fn logs(paths: &Paths, name: &str, id: Option<i64>, json: bool) -> CliResult {
     let store = open_store(paths)?;
     known_stack(paths, &store, name)?;
-    let b = pick_build(&store, name, id, false)?;
+    let b = pick_build(&store, name, id, Need::Any)?;
     let mut from = 0;
     let mut all = Vec::new();
     loop {
@@ -319,7 +295,11 @@ pub fn logs(paths: &Paths, name: &str, id: Option<i64>, json: bool) -> CliResult
             let mut out = String::new();
             for l in chunk {
                 let ts = l.ts.get(11..23).unwrap_or(&l.ts);
-                out.push_str(&format!("{ts} {:<6} {}\n", l.stream, sanitize(&l.line)));
+                out.push_str(&format!(
+                    "{ts} {:<6} {}\n",
+                    l.stream,
+                    sanitize_for_terminal(&l.line)
+                ));
             }
             print!("{out}");
         }
@@ -339,14 +319,7 @@ pub fn manifest(
 ) -> CliResult {
     let store = open_store(paths)?;
     known_stack(paths, &store, name)?;
-    let b = pick_build(&store, name, id, true)?;
-    if b.status != BuildStatus::Succeeded {
-        return Err(CliError::failed(format!(
-            "build {} is {}, it has no manifest",
-            b.id,
-            b.status.as_str()
-        )));
-    }
+    let b = pick_build(&store, name, id, Need::Manifest)?;
     let comps = store.manifest(b.id)?;
     if summary {
         let mut by_suite: BTreeMap<String, usize> = BTreeMap::new();

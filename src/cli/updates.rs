@@ -7,7 +7,6 @@ use super::build::load_stack;
 use super::output::{print_json, table};
 use super::{CliError, CliResult};
 use crate::paths::Paths;
-use crate::store::Store;
 use crate::updates::{run_check, CheckOptions, CheckReport, RunReport};
 
 /// Check one stack (or every stack with a succeeded build) with
@@ -25,9 +24,7 @@ pub fn updates(
     json: bool,
 ) -> CliResult {
     let config = crate::config::load_text(&paths.config_file()).map_err(CliError::input)?;
-    paths.ensure_state()?;
-    let store = Store::open(&paths.database())?;
-    crate::build::recover_interrupted(paths, &store)?;
+    let store = super::query::open_store(paths)?;
     let stacks = match stack {
         Some(name) => vec![load_stack(paths, name)?],
         None => {
@@ -290,32 +287,9 @@ fn print_open_cves(r: &CheckReport) {
 /// succeeded one) on stdout.
 pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format) -> CliResult {
     use crate::manifest::sbom::{cyclonedx, spdx, SbomSubject};
-    use crate::store::builds::BuildStatus;
     let stack = load_stack(paths, name)?;
-    paths.ensure_state()?;
-    let store = Store::open(&paths.database())?;
-    let b = match build {
-        Some(id) => store
-            .build(id)?
-            .filter(|b| b.stack == name)
-            .ok_or_else(|| {
-                CliError::input(format!(
-                    "stack {name} has no build {id}; see `drover builds {name}`"
-                ))
-            })?,
-        None => store.latest_succeeded(name)?.ok_or_else(|| {
-            CliError::failed(format!(
-                "stack {name} has no succeeded build; run `drover build {name}`"
-            ))
-        })?,
-    };
-    if b.status != BuildStatus::Succeeded {
-        return Err(CliError::failed(format!(
-            "build {} is {}, it has no manifest",
-            b.id,
-            b.status.as_str()
-        )));
-    }
+    let store = super::query::open_store(paths)?;
+    let b = super::query::pick_build(&store, name, build, crate::build::select::Need::Manifest)?;
     let comps = store.manifest(b.id)?;
     let lang = store.language_packages(b.id)?;
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

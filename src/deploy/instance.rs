@@ -56,17 +56,9 @@ impl LogSink {
 
     /// Append one line: `TIME INSTANCE STREAM: text`.
     pub fn line(&self, instance: &str, stream: &str, text: &str) {
-        let text: String = text
-            .trim_end_matches(['\n', '\r'])
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
-            .collect();
+        // The same sanitiser as every other log a terminal shows: escapes removed, other
+        // control characters visible, so the file can be `cat`ed safely.
+        let text = crate::text::sanitize_for_terminal(text.trim_end_matches(['\n', '\r']));
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(
             f,

@@ -102,9 +102,7 @@ pub fn run(paths: &Paths) -> Result<()> {
              see drover --help"
         );
     }
-    paths.ensure_state()?;
-    let store = Store::open(&paths.database())?;
-    crate::build::recover_interrupted(paths, &store)?;
+    let store = crate::build::select::open_store(paths)?;
 
     let depth = theme::ColorDepth::detect();
     let (keymap, theme, problems) = match user_config_dir() {
