@@ -16,7 +16,9 @@ use pgp::composed::SignedSecretKey;
 
 #[path = "support/aptrepo.rs"]
 mod aptrepo;
-use aptrepo::{future, gz, key, public_keyring, publish_suite, sha, xz, Server, Suite};
+use aptrepo::{
+    future, gz, key, public_keyring, publish_suite, publish_suite_as, sha, xz, Server, Suite,
+};
 
 const SUITE: &str = "testing-security";
 
@@ -228,6 +230,113 @@ fn tampered_inrelease_is_refused_and_the_previous_index_stays() {
     let e = format!("{:#}", fresh.sync(&f.repo(), &amd64(), true).unwrap_err());
     assert!(e.contains("no signature"), "{e}");
     let _ = &f.key;
+}
+
+/// Write `dists/SUITE/` of the fixture with a Release that names `suite` and is dated
+/// `date`, signed by `key`.
+fn publish_as(f: &Fixture, suite: &str, packages: &str, date: &str) {
+    let until = future();
+    let s = Suite {
+        origin: "Test",
+        label: "Test-Security",
+        suite,
+        valid_until: &until,
+    };
+    publish_suite_as(
+        &f.served.join("debian"),
+        SUITE,
+        &s,
+        packages,
+        Some(&f.key),
+        date,
+    );
+}
+
+fn release_date(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S UTC").to_string()
+}
+
+/// Issue #12 §1: a validly signed Release of another suite (e.g. `bookworm` served as
+/// `bookworm-security`) would hide every security update; it is refused as apt's
+/// "Conflicting distribution", and the cache keeps the good index.
+#[test]
+fn a_signed_release_of_another_suite_is_refused_and_the_cache_stays() {
+    let f = Fixture::new(SIMPLE);
+    let client = f.client();
+    client.sync(&f.repo(), &amd64(), true).unwrap();
+    let cached_file = client.repo_dir(&f.repo()).join("InRelease");
+    let good = std::fs::read(&cached_file).unwrap();
+
+    // Genuinely signed by the trusted key, but for suite `testing` and without libfoo1.
+    publish_as(
+        &f,
+        "testing",
+        "Package: bar\nVersion: 2:0.9-3\nArchitecture: amd64\nFilename: pool/b.deb\nSize: 1\nSHA256: 00\n\n",
+        "Sun, 10 Nov 2024 10:12:34 UTC",
+    );
+    let s = client
+        .sync(&f.repo(), &amd64(), true)
+        .expect("previous good index");
+    let err = s.refresh_error.clone().expect("refusal reported");
+    assert!(err.contains("conflicting distribution"), "{err}");
+    assert!(err.contains("`testing`") && err.contains(SUITE), "{err}");
+    assert_eq!(std::fs::read(&cached_file).unwrap(), good, "cache replaced");
+    let index = client.load_index(&[s], &amd64()).unwrap();
+    assert_eq!(index.candidates("libfoo1", "amd64").count(), 1);
+
+    // Without a cached copy it is an error, not an empty repository.
+    let fresh = RepoClient::new(&f.cache.with_file_name("fresh")).unwrap();
+    let e = format!("{:#}", fresh.sync(&f.repo(), &amd64(), true).unwrap_err());
+    assert!(e.contains("conflicting distribution"), "{e}");
+}
+
+/// Issue #12 §1: a Release older than the cached one (a rollback of the repository, or a
+/// replay of a file without Valid-Until) is refused; so is one dated in the future beyond
+/// the clock skew.
+#[test]
+fn a_release_older_than_the_cached_one_or_from_the_future_is_refused() {
+    let f = Fixture::new(SIMPLE);
+    let client = f.client();
+    client.sync(&f.repo(), &amd64(), true).unwrap(); // dated 9 Nov 2024
+    let cached_file = client.repo_dir(&f.repo()).join("InRelease");
+    let good = std::fs::read(&cached_file).unwrap();
+
+    publish_as(&f, SUITE, SIMPLE, "Fri, 01 Nov 2024 10:12:34 UTC");
+    let s = client.sync(&f.repo(), &amd64(), true).unwrap();
+    let err = s.refresh_error.clone().expect("rollback reported");
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(std::fs::read(&cached_file).unwrap(), good, "cache replaced");
+
+    // The rollback is caught even when the cached copy itself became unusable.
+    let mut bad = good.clone();
+    let pos = bad.windows(6).position(|w| w == b"Origin").unwrap();
+    bad[pos] = b'X';
+    std::fs::write(&cached_file, &bad).unwrap();
+    let e = format!("{:#}", client.sync(&f.repo(), &amd64(), true).unwrap_err());
+    assert!(e.contains("rolled back"), "{e}");
+
+    // A day ahead of our clock: not valid yet. Five minutes ahead: within the skew.
+    let now = chrono::Utc::now();
+    publish_as(
+        &f,
+        SUITE,
+        SIMPLE,
+        &release_date(now + chrono::Duration::days(1)),
+    );
+    let fresh = RepoClient::new(&f.cache.with_file_name("fresh")).unwrap();
+    let e = format!("{:#}", fresh.sync(&f.repo(), &amd64(), true).unwrap_err());
+    assert!(e.contains("not valid yet"), "{e}");
+    publish_as(
+        &f,
+        SUITE,
+        SIMPLE,
+        &release_date(now + chrono::Duration::minutes(5)),
+    );
+    let s = fresh.sync(&f.repo(), &amd64(), true).unwrap();
+    assert!(s.refresh_error.is_none(), "{:?}", s.refresh_error);
+    // And a newer Release replaces the rejected cached copy of the first client.
+    let s = client.sync(&f.repo(), &amd64(), true).unwrap();
+    assert!(s.refresh_error.is_none(), "{:?}", s.refresh_error);
 }
 
 #[test]

@@ -83,6 +83,21 @@ fn bad_deploys_and_rollbacks_fail_fast_without_starting_the_agent() {
             "--timeout 0 leaves the new instances no time to pass a health check",
         ),
         (&["rollback", "hello", "--timeout", "0"][..], "at least 1"),
+        // Issue #12 §5: a duration that would overflow `Instant + Duration` in the agent
+        // (it panicked the deploy task and left the release `deploying`) is refused at
+        // parse time.
+        (
+            &["deploy", "hello", "--timeout", "18446744073709551615"][..],
+            "not in 0..=3600",
+        ),
+        (
+            &["deploy", "hello", "--grace", "18446744073709551615"][..],
+            "not in 0..=3600",
+        ),
+        (
+            &["rollback", "hello", "--grace", "3601"][..],
+            "not in 0..=3600",
+        ),
     ] {
         let t = Instant::now();
         let out = drover(st.path(), args);

@@ -106,9 +106,7 @@ pub fn run(
     observer: &mut dyn FnMut(&BuildEvent),
 ) -> Result<BuildReport> {
     let started = Instant::now();
-    paths.ensure_state()?;
-    let mut store = Store::open(&paths.database())?;
-    recover_interrupted(paths, &store)?;
+    let mut store = select::open_store(paths)?;
     let build_id = store.create_build(&stack.name, std::process::id())?;
     let work = paths.builds().join(build_id.to_string());
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
@@ -515,18 +513,22 @@ pub fn image_spec(
     }
 }
 
-/// Find builds left `running` by a process that died (their lock is free or their
-/// directory is gone), mark them `interrupted`, and remove their temporary files and any
-/// half-published image. Also cleans stale base directories. Returns the ids marked.
+/// Find builds left `running` by a process that died, mark them `interrupted`, and remove
+/// their temporary files and any half-published image. Also cleans stale base
+/// directories. Returns the ids marked.
+///
+/// A build counts as dead only when its lock is free (or its directory is gone) **and** its
+/// owning process is gone: between the row's insert and the lock's `flock` a live build
+/// holds no lock yet, and a concurrent `drover builds` must not take it for dead.
 pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<Vec<i64>> {
     let mut marked = Vec::new();
-    for id in store.running_builds()? {
+    for (id, pid, started_at) in store.running_builds()? {
         let work = paths.builds().join(id.to_string());
-        let dead = match File::open(work.join("lock")) {
+        let lock_free = match File::open(work.join("lock")) {
             Ok(f) => f.try_lock().is_ok(),
             Err(_) => true,
         };
-        if !dead {
+        if !lock_free || pid.is_some_and(|pid| owner_alive(pid, &started_at)) {
             continue;
         }
         store.mark_interrupted(id)?;
@@ -539,4 +541,48 @@ pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<Vec<i64>> {
     }
     base::clean_stale(paths);
     Ok(marked)
+}
+
+/// Whether process `pid` exists and is the one that started a build at `started_at`
+/// (RFC 3339): a process that started after the build cannot own it (the pid was reused,
+/// e.g. after a reboot). Start time from `/proc/PID/stat` field 22 (clock ticks since boot,
+/// proc(5)) and `btime` of `/proc/stat`.
+fn owner_alive(pid: u32, started_at: &str) -> bool {
+    let Ok(pid_t) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let exists = unsafe { libc::kill(pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    let (Some(proc_start), Ok(build_start)) = (
+        process_start_unix(pid),
+        chrono::DateTime::parse_from_rfc3339(started_at),
+    ) else {
+        // Cannot tell: keep the build rather than delete a live one's work.
+        return true;
+    };
+    // One second of slack: btime and the tick count are coarse.
+    proc_start <= build_start.timestamp() + 1
+}
+
+/// Start time of process `pid` in Unix seconds, from procfs (None when unreadable).
+fn process_start_unix(pid: u32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // rest starts at field 3 (state); starttime is field 22.
+    let ticks: i64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let btime: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| btime + ticks / hz)
 }

@@ -88,6 +88,69 @@ struct Meta {
     last_modified: Option<String>,
     /// RFC 3339 time of the last successful fetch or 304.
     checked_at: String,
+    /// RFC 3339 `Date` of the cached Release: a newer fetch must not be older (a rollback of
+    /// the repository), even when the cached copy itself is no longer usable.
+    #[serde(default)]
+    release_date: Option<String>,
+}
+
+/// How far a Release's `Date` may lie in the future of our clock before it is refused as
+/// "not valid yet" (clock skew between the mirror and this machine).
+pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(10);
+
+/// apt's "Conflicting distribution" check, as an error: the Release must be the suite that
+/// was asked for — its `Suite` or its `Codename` equals the requested suite (a signed
+/// `bookworm` Release served as `bookworm-security` is refused). A Release naming neither
+/// is accepted, as apt does; flat repositories (`suite` ending in `/`) are not checked.
+pub fn check_suite(asked: &str, release: &Release, repo_name: &str) -> Result<()> {
+    if asked.ends_with('/') || (release.suite.is_empty() && release.codename.is_empty()) {
+        return Ok(());
+    }
+    if release.suite == asked || release.codename == asked {
+        return Ok(());
+    }
+    bail!(
+        "conflicting distribution: the Release file of {repo_name} is for suite `{}` \
+         (codename `{}`), not `{asked}`; the mirror or a proxy serves another suite's signed \
+         data under this name; the previous index stays; check the mirror",
+        release.suite,
+        release.codename
+    )
+}
+
+/// The Release's `Date` must move forward: not older than `previous` (the cached Release of
+/// the same repository: a rollback would hide newer updates) and not later than `now` plus
+/// [`MAX_CLOCK_SKEW`] ("not valid yet").
+pub fn check_date(
+    release: &Release,
+    previous: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    repo_name: &str,
+) -> Result<()> {
+    let Some(date) = release.date else {
+        return Ok(());
+    };
+    if let Some(prev) = previous {
+        if date < prev {
+            bail!(
+                "the Release file of {repo_name} is dated {} but the cached one is dated {}: \
+                 the repository was rolled back (a stale mirror or a replay); the previous \
+                 index stays; try again later or use another mirror",
+                date.to_rfc3339(),
+                prev.to_rfc3339()
+            );
+        }
+    }
+    if date > now + MAX_CLOCK_SKEW {
+        bail!(
+            "the Release file of {repo_name} is not valid yet: dated {}, now {} (more than {} \
+             min ahead); check this machine's clock or the mirror",
+            date.to_rfc3339(),
+            now.to_rfc3339(),
+            MAX_CLOCK_SKEW.num_minutes()
+        );
+    }
+    Ok(())
 }
 
 /// A repository whose Release is verified and whose indexes (for the requested
@@ -233,6 +296,7 @@ impl RepoClient {
         };
         let release = Release::parse(&text)
             .with_context(|| format!("the Release file of {} is malformed", repo.name()))?;
+        check_suite(&repo.source.suite, &release, &repo.name())?;
         if let Some(until) = release.valid_until {
             let now = self.now();
             if now > until {
@@ -373,12 +437,27 @@ impl RepoClient {
     ) -> Result<SyncedRepo> {
         let dir = self.repo_dir(repo);
         let url = format!("{}/InRelease", repo.dists_url());
-        let meta: Meta = match cached {
-            Some(_) => std::fs::read(dir.join("meta.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default(),
-            None => Meta::default(),
+        let stored: Meta = std::fs::read(dir.join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        // The newest Date this repository was seen with, cached copy usable or not.
+        let previous_date = [
+            cached.and_then(|c| c.release.date),
+            stored
+                .release_date
+                .as_deref()
+                .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+                .map(|d| d.with_timezone(&Utc)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        // Conditional requests only against a usable cached copy.
+        let meta = if cached.is_some() {
+            stored
+        } else {
+            Meta::default()
         };
         let mut req = self.http.get(&url);
         if let Some(e) = &meta.etag {
@@ -422,6 +501,7 @@ impl RepoClient {
         let last_modified = header(reqwest::header::LAST_MODIFIED);
         let bytes = read_limited(resp, MAX_INRELEASE, &url)?;
         let (release, waived) = self.check_inrelease(repo, &bytes)?;
+        check_date(&release, previous_date, self.now(), &repo.name())?;
         // Indexes first, InRelease last: the InRelease is the commit point.
         let wanted = Self::wanted_indexes(repo, &release, archs)?;
         for (path, size, sha) in &wanted {
@@ -465,6 +545,7 @@ impl RepoClient {
             etag,
             last_modified,
             checked_at: now.clone(),
+            release_date: release.date.map(|d| d.to_rfc3339()),
         };
         write_atomic(&dir.join("meta.json"), &serde_json::to_vec(&meta)?)?;
         // Drop objects the new Release no longer lists.

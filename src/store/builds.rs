@@ -249,15 +249,16 @@ impl Store {
         Ok(())
     }
 
-    /// Ids of builds still marked `running`.
-    pub fn running_builds(&self) -> Result<Vec<i64>> {
-        let mut st = self
-            .conn()
-            .prepare("SELECT id FROM builds WHERE status = 'running' ORDER BY id")?;
-        let ids = st
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
+    /// Builds still marked `running`: `(id, owning process id, started_at RFC 3339)`,
+    /// oldest first. The pid is `None` for rows written before it was recorded.
+    pub fn running_builds(&self) -> Result<Vec<(i64, Option<u32>, String)>> {
+        let mut st = self.conn().prepare(
+            "SELECT id, pid, started_at FROM builds WHERE status = 'running' ORDER BY id",
+        )?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     /// One build by id.

@@ -226,7 +226,27 @@ pub fn publish_suite(
     packages: &str,
     key: Option<&SignedSecretKey>,
 ) -> String {
-    let dists = repo.join("dists").join(s.suite);
+    publish_suite_as(
+        repo,
+        s.suite,
+        s,
+        packages,
+        key,
+        "Sat, 09 Nov 2024 10:12:34 UTC",
+    )
+}
+
+/// [`publish_suite`] with the Release's `Date:` given, written under `dists/DIR/` whatever
+/// suite the Release names (a mirror serving another suite's signed data under DIR).
+pub fn publish_suite_as(
+    repo: &Path,
+    dir: &str,
+    s: &Suite<'_>,
+    packages: &str,
+    key: Option<&SignedSecretKey>,
+    date: &str,
+) -> String {
+    let dists = repo.join("dists").join(dir);
     let bin = dists.join("main/binary-amd64");
     std::fs::create_dir_all(bin.join("by-hash/SHA256")).unwrap();
     let data = xz(packages.as_bytes());
@@ -238,7 +258,7 @@ pub fn publish_suite(
     std::fs::write(bin.join("by-hash/SHA256").join(sha(plain)), plain).unwrap();
     let release = format!(
         "Origin: {o}\nLabel: {l}\nSuite: {s}\nCodename: {s}\n\
-         Date: Sat, 09 Nov 2024 10:12:34 UTC\nValid-Until: {v}\n\
+         Date: {date}\nValid-Until: {v}\n\
          Acquire-By-Hash: yes\nArchitectures: amd64\nComponents: main\n\
          Description: drover fixture\nSHA256:\n {} {} main/binary-amd64/Packages.xz\n \
          {} {} main/binary-amd64/Packages\n",
