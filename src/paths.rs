@@ -35,11 +35,42 @@ impl Paths {
         Ok(Paths { config, state })
     }
 
-    /// Create the state directory layout if missing.
+    /// Create the state directory layout if missing, private to its owner: the state
+    /// directory is made 0700 (so no other local user reads build logs, manifests, the
+    /// audit or image tars, or runs the setuid binaries of unpacked bases below it), and
+    /// new directories in it are 0700.
+    ///
+    /// Errors: a directory cannot be created, or the state directory is group- or
+    /// world-writable (another user could replace images or the database): the message
+    /// names it and the `chmod` that fixes it.
     pub fn ensure_state(&self) -> Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        let private_dir = |d: &Path| {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)
+                .with_context(|| format!("cannot create state directory {}", d.display()))
+        };
+        private_dir(&self.state)?;
+        let meta = std::fs::metadata(&self.state)
+            .with_context(|| format!("cannot read state directory {}", self.state.display()))?;
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            anyhow::bail!(
+                "the state directory {} is group- or world-writable (mode {mode:04o}): another \
+                 user could replace its images and database; run `chmod 700 {}`",
+                self.state.display(),
+                self.state.display()
+            );
+        }
+        // SAFETY: geteuid has no preconditions.
+        if mode & 0o077 != 0 && meta.uid() == unsafe { libc::geteuid() } {
+            std::fs::set_permissions(&self.state, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private", self.state.display()))?;
+        }
         for d in [self.bases(), self.images(), self.tmp(), self.builds()] {
-            std::fs::create_dir_all(&d)
-                .with_context(|| format!("cannot create state directory {}", d.display()))?;
+            private_dir(&d)?;
         }
         Ok(())
     }

@@ -244,6 +244,13 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
+        // Private to its owner: SQLite creates the -wal and -shm files with the database
+        // file's mode, so 0600 here covers them from now on (existing ones are fixed too).
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            restrict_to_owner(Path::new(&file));
+        }
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -301,4 +308,16 @@ impl Store {
 /// Current time as RFC 3339 UTC with milliseconds, the format of every `*_at`/`ts` column.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Make a file we own 0600 (no-op when it does not exist or belongs to someone else).
+fn restrict_to_owner(file: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::metadata(file) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if meta.mode() & 0o077 != 0 && meta.uid() == unsafe { libc::geteuid() } {
+        let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600));
+    }
 }
