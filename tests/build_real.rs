@@ -386,3 +386,82 @@ fn demo_stack_builds_from_the_live_mirror() {
         "the build script survived the cancel"
     );
 }
+
+/// Processes whose command line or environment names `dir` (a build's children inherit
+/// `TMPDIR=STATE/tmp`, and mmdebstrap's arguments name the base directory).
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || name == std::process::id().to_string() {
+            continue;
+        }
+        let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&read("cmdline")).replace('\0', " ");
+        let environ = String::from_utf8_lossy(&read("environ")).into_owned();
+        if cmdline.contains(&needle) || environ.contains(&needle) {
+            found.push(format!("{name}: {cmdline}"));
+        }
+    }
+    found
+}
+
+/// Issue #12 §6: `kill -9` of a build during mmdebstrap leaves none of its children
+/// running (they kept downloading and unpacking for 20-25 s): mmdebstrap runs in its own
+/// PID namespace that dies with drover.
+#[test]
+fn a_build_killed_during_mmdebstrap_leaves_no_process_behind() {
+    let env = setup();
+    // A base no other test builds (its own key), so mmdebstrap really runs.
+    std::fs::write(
+        env.config().join("stacks/coldkill.toml"),
+        "name = \"coldkill\"\npackages = [\"hello\"]\n[base]\ndistro = \"debian\"\n\
+         suite = \"bookworm\"\nmirror = \"http://deb.debian.org/debian\"\n\
+         components = [\"main\"]\nvariant = \"apt\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(env.config())
+        .arg("--state")
+        .arg(env.state())
+        .args(["build", "coldkill"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until mmdebstrap has children at work downloading the packages (apt and its
+    // http methods, which write nothing to drover's pipes and so kept running).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let started = |env: &Env| {
+        String::from_utf8_lossy(&env.drover(&["logs", "coldkill"]).stdout)
+            .contains("I: downloading packages with apt")
+    };
+    while processes_under(&env.state()).len() < 4 || !started(&env) {
+        assert!(
+            Instant::now() < deadline,
+            "mmdebstrap never started: {:?}",
+            env.drover(&["logs", "coldkill"])
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the build ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = processes_under(&env.state());
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 3 s after kill -9: {left:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let builds = env.json(&["builds", "coldkill", "--json"]);
+    assert_eq!(builds[0]["status"], "interrupted", "{builds}");
+    assert_eq!(builds[0]["failed_step"], "base", "{builds}");
+}

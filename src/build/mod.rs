@@ -540,6 +540,17 @@ pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<Vec<i64>> {
         marked.push(id);
     }
     base::clean_stale(paths);
+    // mmdebstrap's temporary keyrings (`STATE/tmp/mmdebstrap.*`) outlive a killed build;
+    // they can only be told apart from a live build's when no build runs at all.
+    if store.running_builds()?.is_empty() {
+        if let Ok(rd) = std::fs::read_dir(paths.tmp()) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("mmdebstrap.") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
     Ok(marked)
 }
 

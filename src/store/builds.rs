@@ -238,13 +238,34 @@ impl Store {
         Ok(())
     }
 
-    /// Mark a build whose process died as `interrupted`.
+    /// Mark a build whose process died as `interrupted`, at the step it was in and at the
+    /// time of its last log line (when it was killed, not when the death was noticed);
+    /// the step is the last `== STEP: …` line drover logged.
     pub fn mark_interrupted(&self, id: i64) -> Result<()> {
+        let last_ts: Option<String> = self.conn().query_row(
+            "SELECT MAX(ts) FROM build_logs WHERE build_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
+        let last_step: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT line FROM build_logs WHERE build_id = ?1 AND stream = 'drover' \
+                 AND line LIKE '== %' ORDER BY seq DESC LIMIT 1",
+                params![id],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .and_then(|l| {
+                l.strip_prefix("== ")
+                    .and_then(|rest| rest.split(':').next())
+                    .map(str::to_string)
+            });
         self.conn().execute(
-            "UPDATE builds SET status = 'interrupted', finished_at = ?2, \
+            "UPDATE builds SET status = 'interrupted', finished_at = ?2, failed_step = ?3, \
              error = 'the build process stopped before finishing (killed or crashed)' \
              WHERE id = ?1 AND status = 'running'",
-            params![id, now_rfc3339()],
+            params![id, last_ts.unwrap_or_else(now_rfc3339), last_step],
         )?;
         Ok(())
     }
