@@ -28,6 +28,7 @@ use crate::store::Store;
 pub mod data;
 pub mod jobs;
 pub mod keymap;
+pub mod msg;
 pub mod render;
 pub mod state;
 pub mod theme;

@@ -2,7 +2,6 @@
 //! job's [`crate::jobs::CancelToken`]; everything that needs I/O comes back as an
 //! [`Effect`] for the app loop.
 
-use chrono::{DateTime, Utc};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
@@ -11,98 +10,13 @@ use super::keymap::Action;
 use super::state::{
     AgentView, Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State, UpdateRow,
 };
-use crate::deploy::api::{AgentStatus, DeployRequest};
+use crate::deploy::api::DeployRequest;
 use crate::deploy::plan::{self, Current};
 use crate::jobs::{BuildEvent, CancelToken};
 use crate::store::builds::BuildStatus;
 
-/// Something that happened.
-#[derive(Debug, Clone)]
-pub enum Msg {
-    /// A key press.
-    Key(KeyEvent),
-    /// Progress of a background job.
-    Job(JobMsg),
-    /// The clock moved.
-    Tick(DateTime<Utc>),
-    /// The agent's status was polled: `None` when no agent answers.
-    Agent(Option<AgentStatus>),
-}
-
-/// A message from a background job.
-#[derive(Debug, Clone)]
-pub enum JobMsg {
-    /// A build event.
-    Event {
-        /// Job number.
-        job: u64,
-        /// The event.
-        event: BuildEvent,
-    },
-    /// The job ended: its status, or an error (`Err`, also for a panicked task).
-    Done {
-        /// Job number.
-        job: u64,
-        /// Build status and error text, or why the job could not run.
-        outcome: Result<(BuildStatus, Option<String>), String>,
-    },
-    /// A progress line of a check, deploy or rollback job.
-    Line {
-        /// Job number.
-        job: u64,
-        /// The line.
-        line: String,
-    },
-    /// A check, deploy or rollback job ended: its summary, or the error.
-    Ended {
-        /// Job number.
-        job: u64,
-        /// Summary on success, the error (possibly several lines) on failure.
-        outcome: Result<String, String>,
-    },
-}
-
-/// Work for the app loop.
-#[derive(Debug, Clone)]
-pub enum Effect {
-    /// Run a build of `stack` as job `job`.
-    StartBuild {
-        /// Job number.
-        job: u64,
-        /// Stack name.
-        stack: String,
-        /// Cancels it.
-        cancel: CancelToken,
-        /// Add the stack's tracked suites so the pending updates are installed
-        /// (`drover build --apply-updates`).
-        apply_updates: bool,
-    },
-    /// Check `stack` for updates (`drover updates STACK --refresh`) as job `job`.
-    CheckUpdates {
-        /// Job number.
-        job: u64,
-        /// Stack name.
-        stack: String,
-    },
-    /// Deploy or roll back (`drover deploy` / `drover rollback`) as job `job`.
-    Deploy {
-        /// Job number.
-        job: u64,
-        /// The request (`by` is filled in by the job).
-        req: DeployRequest,
-    },
-    /// Reload stacks, builds and the manifest from the store.
-    Reload,
-    /// Find `needle` in the viewed log from line `from`.
-    SearchLog {
-        /// Text to find.
-        needle: String,
-        /// First line to look at.
-        from: usize,
-        /// Direction.
-        forward: bool,
-    },
-}
+// Re-exported: call sites name them as `update::{Msg, JobMsg, Effect}`.
+pub use super::msg::{Effect, JobMsg, Msg};
 
 /// A command of the `:` palette: name, description, whether it works yet.
 pub const COMMANDS: &[(&str, &str, bool)] = &[
