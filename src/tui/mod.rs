@@ -25,14 +25,18 @@ use ratatui::Terminal;
 use crate::paths::Paths;
 use crate::store::Store;
 
+pub mod chrome;
 pub mod data;
 pub mod jobs;
 pub mod keymap;
 pub mod msg;
+pub mod overlays;
+pub mod panes;
 pub mod render;
 pub mod state;
 pub mod theme;
 pub mod update;
+pub mod widgets;
 
 #[cfg(test)]
 mod update_tests;
