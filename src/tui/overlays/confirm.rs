@@ -5,9 +5,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
+use crate::tui::keymap::Action;
+use crate::tui::msg::Effect;
+use crate::tui::state::Confirm;
 use crate::tui::state::{Overlay, State};
 use crate::tui::theme::Theme;
+use crate::tui::update::confirmed;
 use crate::tui::widgets::*;
+use crossterm::event::{KeyCode, KeyEvent};
 
 /// Draw the confirm overlay over `area` (nothing when another overlay is open).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
@@ -40,4 +45,35 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         Span::raw("/esc/q no"),
     ]));
     f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Keys of a confirmation: y/enter does it, n/esc/back cancels, anything else keeps asking.
+pub fn key(state: &mut State, k: KeyEvent, act: Option<Action>, c: Confirm) -> Vec<Effect> {
+    let yes = matches!(
+        k.code,
+        KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
+    );
+    let no = matches!(
+        k.code,
+        KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc
+    ) || act == Some(Action::Back);
+    if yes {
+        return confirmed(state, c.pending);
+    }
+    if !no {
+        state.overlay = Some(Overlay::Confirm(c));
+    } else {
+        state.status = Some("cancelled: nothing was changed".into());
+    }
+    Vec::new()
+}
+
+/// `release #N: build #B, DIGEST`: one side of a deploy or rollback confirmation.
+pub fn release_text(r: &crate::store::deploys::ReleaseRecord) -> String {
+    format!(
+        "release #{}: build #{}, {}",
+        r.release,
+        r.build_id,
+        crate::text::short_digest(&r.image_digest)
+    )
 }

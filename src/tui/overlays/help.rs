@@ -6,9 +6,13 @@ use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
 use crate::tui::keymap::ACTIONS;
+use crate::tui::msg::Effect;
 use crate::tui::state::{Overlay, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::*;
+use crossterm::event::{Event, KeyCode, KeyEvent};
+use tui_input::backend::crossterm::EventHandler;
+use tui_input::Input;
 
 /// Draw the help overlay over `area` (nothing when another overlay is open).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
@@ -67,4 +71,28 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     } else {
         f.render_widget(Paragraph::new(lines), list);
     }
+}
+
+/// Keys of the Help overlay: filter typing, scrolling, closing.
+pub fn key(state: &mut State, k: KeyEvent, mut input: Input, mut scroll: usize) -> Vec<Effect> {
+    match k.code {
+        // Like every text field: esc clears the filter; on an empty one it closes.
+        KeyCode::Esc if !input.value().is_empty() => {
+            input = Input::default();
+            scroll = 0;
+        }
+        KeyCode::Esc => return Vec::new(),
+        KeyCode::Char('q') | KeyCode::Char('?') if input.value().is_empty() => return Vec::new(),
+        KeyCode::Down => scroll += 1,
+        KeyCode::Up => scroll = scroll.saturating_sub(1),
+        KeyCode::PageDown => scroll += 10,
+        KeyCode::PageUp => scroll = scroll.saturating_sub(10),
+        KeyCode::Enter => return Vec::new(),
+        _ => {
+            input.handle_event(&Event::Key(k));
+            scroll = 0;
+        }
+    }
+    state.overlay = Some(Overlay::Help { input, scroll });
+    Vec::new()
 }

@@ -1,5 +1,5 @@
 //! The overlays drawn over the frame: each module draws its overlay from
-//! [`super::state::State`].
+//! [`super::state::State`] and handles its keys (`key`, called from [`super::update`]).
 
 pub mod confirm;
 pub mod detail;

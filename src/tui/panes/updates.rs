@@ -9,7 +9,6 @@ use ratatui::Frame;
 use crate::tui::keymap::Action;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
-use crate::tui::update::stale_updates_text;
 use crate::tui::widgets::*;
 
 pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
@@ -116,4 +115,15 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
         .column_spacing(1),
         inner,
     );
+}
+
+/// `checked build #1; build #3 is not checked yet: press u` when the newest update check
+/// is of an older build than the newest succeeded one.
+pub fn stale_updates_text(state: &State) -> Option<String> {
+    state.updates_stale().map(|(checked, newest)| {
+        format!(
+            "checked build #{checked}; build #{newest} is not checked yet: press {}",
+            state.keymap.first(Action::CheckUpdates)
+        )
+    })
 }
