@@ -9,6 +9,11 @@ use crate::deploy::api::{AgentStatus, DeployRequest};
 use crate::jobs::{BuildEvent, CancelToken};
 use crate::store::builds::BuildStatus;
 
+use super::state::StackRow;
+
+/// What a load of the Stacks list brings: rows and stack-file problems, or the error text.
+pub type StacksLoad = Result<(Vec<StackRow>, Vec<String>), String>;
+
 /// Something that happened.
 #[derive(Debug, Clone)]
 pub enum Msg {
@@ -20,6 +25,9 @@ pub enum Msg {
     Tick(DateTime<Utc>),
     /// The agent's status was polled: `None` when no agent answers.
     Agent(Option<AgentStatus>),
+    /// The Stacks list, read off the UI task ([`super::data::spawn_load_stacks`]): the
+    /// rows and the stack-file problems as text, or why the store could not be read.
+    Stacks(StacksLoad),
 }
 
 /// A message from a background job.

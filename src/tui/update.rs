@@ -39,6 +39,10 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             };
             Vec::new()
         }
+        Msg::Stacks(loaded) => {
+            super::panes::stacks::on_loaded(state, loaded);
+            Vec::new()
+        }
         Msg::Key(k) => {
             if k.kind != crossterm::event::KeyEventKind::Press {
                 return Vec::new();

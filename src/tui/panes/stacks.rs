@@ -157,3 +157,15 @@ fn short_urgency(u: &str) -> &str {
         _ => u.get(..4).unwrap_or(u),
     }
 }
+
+/// Put a Stacks list read off the UI task into `state` (the selection follows its stack by
+/// name); a failed read keeps the old rows and says why in the footer.
+pub fn on_loaded(state: &mut State, loaded: crate::tui::msg::StacksLoad) {
+    match loaded {
+        Ok((rows, problems)) => {
+            state.problems = problems;
+            state.set_stacks(rows);
+        }
+        Err(e) => state.status = Some(format!("cannot read the store: {e}")),
+    }
+}
