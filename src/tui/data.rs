@@ -139,8 +139,26 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
     Ok(Some(rows))
 }
 
+/// Read the Stacks list ([`load_stacks`]: every stack file parsed, ~5 queries per stack)
+/// on a blocking thread, so the UI task keeps drawing; `store` is this load's own
+/// connection and comes back with the result on `tx` for the next load. A panic in the
+/// load comes back as an error.
+pub fn spawn_load_stacks(
+    paths: Paths,
+    store: Store,
+    tx: tokio::sync::mpsc::UnboundedSender<(Store, super::msg::StacksLoad)>,
+) {
+    tokio::task::spawn_blocking(move || {
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            load_stacks(&paths, &store).map_err(|e| format!("{e:#}"))
+        }))
+        .unwrap_or_else(|_| Err("the stacks load panicked".into()));
+        let _ = tx.send((store, loaded));
+    });
+}
+
 /// Reload stacks (with the stack-file problems), and the builds and manifest of the
-/// selected stack.
+/// selected stack, on the calling thread (the console's first frame).
 pub fn reload(state: &mut State, paths: &Paths, store: &Store) -> Result<()> {
     let (rows, problems) = load_stacks(paths, store)?;
     state.problems = problems;

@@ -25,13 +25,18 @@ use ratatui::Terminal;
 use crate::paths::Paths;
 use crate::store::Store;
 
+pub mod chrome;
 pub mod data;
 pub mod jobs;
 pub mod keymap;
+pub mod msg;
+pub mod overlays;
+pub mod panes;
 pub mod render;
 pub mod state;
 pub mod theme;
 pub mod update;
+pub mod widgets;
 
 #[cfg(test)]
 mod update_tests;
@@ -171,6 +176,12 @@ async fn app(
     let mut agent_polling = false;
     let mut next_agent_poll = tokio::time::Instant::now();
     let (checks_tx, mut checks_rx) = tokio::sync::mpsc::unbounded_channel();
+    // The Stacks list is read off the UI task with its own connection, one load at a
+    // time: the connection is here when no load runs; a reload asked for meanwhile runs
+    // when that load is back (so it sees what changed after the running one started).
+    let (stacks_tx, mut stacks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut stacks_store = Some(Store::open(&paths.database())?);
+    let mut stacks_again = false;
     // Scheduled update checks (drover.toml `check_interval`) while the console is open.
     let checks_cancel = crate::jobs::CancelToken::new();
     let checks = jobs::spawn_scheduled_checks(paths.clone(), checks_cancel.clone(), checks_tx);
@@ -252,6 +263,15 @@ async fn app(
                 dirty |= state.agent != before;
                 e
             },
+            Some((s, loaded)) = stacks_rx.recv() => {
+                dirty = true;
+                if std::mem::take(&mut stacks_again) {
+                    data::spawn_load_stacks(paths.clone(), s, stacks_tx.clone());
+                } else {
+                    stacks_store = Some(s);
+                }
+                update::update(&mut state, Msg::Stacks(loaded))
+            },
             Some(line) = checks_rx.recv() => {
                 dirty = true;
                 state.status = Some(line);
@@ -280,8 +300,14 @@ async fn app(
                 }
                 Effect::Reload if !reloaded => {
                     reloaded = true;
-                    if let Err(e) = data::reload(&mut state, paths, &store) {
+                    // The selected stack now (a few indexed queries); the list off the
+                    // UI task.
+                    if let Err(e) = data::reload_stack(&mut state, &store) {
                         state.status = Some(format!("cannot read the store: {e:#}"));
+                    }
+                    match stacks_store.take() {
+                        Some(s) => data::spawn_load_stacks(paths.clone(), s, stacks_tx.clone()),
+                        None => stacks_again = true,
                     }
                 }
                 Effect::Reload => {}

@@ -1,8 +1,9 @@
-//! Key and event handling: `update(state, msg) -> effects`. Pure apart from cancelling a
-//! job's [`crate::jobs::CancelToken`]; everything that needs I/O comes back as an
-//! [`Effect`] for the app loop.
+//! Key and event handling: `update(state, msg) -> effects`, the top-level reducer. It
+//! dispatches an open overlay's keys to that overlay (`overlays::*::key`) and job messages
+//! to [`super::overlays::jobs::on_msg`]; the pane actions, palette commands and confirmed
+//! work are here. Pure apart from cancelling a job's [`crate::jobs::CancelToken`];
+//! everything that needs I/O comes back as an [`Effect`] for the app loop.
 
-use chrono::{DateTime, Utc};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use tui_input::backend::crossterm::EventHandler;
 use tui_input::Input;
@@ -11,126 +12,17 @@ use super::keymap::Action;
 use super::state::{
     AgentView, Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State, UpdateRow,
 };
-use crate::deploy::api::{AgentStatus, DeployRequest};
+use crate::deploy::api::DeployRequest;
 use crate::deploy::plan::{self, Current};
-use crate::jobs::{BuildEvent, CancelToken};
-use crate::store::builds::BuildStatus;
+use crate::jobs::CancelToken;
 
-/// Something that happened.
-#[derive(Debug, Clone)]
-pub enum Msg {
-    /// A key press.
-    Key(KeyEvent),
-    /// Progress of a background job.
-    Job(JobMsg),
-    /// The clock moved.
-    Tick(DateTime<Utc>),
-    /// The agent's status was polled: `None` when no agent answers.
-    Agent(Option<AgentStatus>),
-}
-
-/// A message from a background job.
-#[derive(Debug, Clone)]
-pub enum JobMsg {
-    /// A build event.
-    Event {
-        /// Job number.
-        job: u64,
-        /// The event.
-        event: BuildEvent,
-    },
-    /// The job ended: its status, or an error (`Err`, also for a panicked task).
-    Done {
-        /// Job number.
-        job: u64,
-        /// Build status and error text, or why the job could not run.
-        outcome: Result<(BuildStatus, Option<String>), String>,
-    },
-    /// A progress line of a check, deploy or rollback job.
-    Line {
-        /// Job number.
-        job: u64,
-        /// The line.
-        line: String,
-    },
-    /// A check, deploy or rollback job ended: its summary, or the error.
-    Ended {
-        /// Job number.
-        job: u64,
-        /// Summary on success, the error (possibly several lines) on failure.
-        outcome: Result<String, String>,
-    },
-}
-
-/// Work for the app loop.
-#[derive(Debug, Clone)]
-pub enum Effect {
-    /// Run a build of `stack` as job `job`.
-    StartBuild {
-        /// Job number.
-        job: u64,
-        /// Stack name.
-        stack: String,
-        /// Cancels it.
-        cancel: CancelToken,
-        /// Add the stack's tracked suites so the pending updates are installed
-        /// (`drover build --apply-updates`).
-        apply_updates: bool,
-    },
-    /// Check `stack` for updates (`drover updates STACK --refresh`) as job `job`.
-    CheckUpdates {
-        /// Job number.
-        job: u64,
-        /// Stack name.
-        stack: String,
-    },
-    /// Deploy or roll back (`drover deploy` / `drover rollback`) as job `job`.
-    Deploy {
-        /// Job number.
-        job: u64,
-        /// The request (`by` is filled in by the job).
-        req: DeployRequest,
-    },
-    /// Reload stacks, builds and the manifest from the store.
-    Reload,
-    /// Find `needle` in the viewed log from line `from`.
-    SearchLog {
-        /// Text to find.
-        needle: String,
-        /// First line to look at.
-        from: usize,
-        /// Direction.
-        forward: bool,
-    },
-}
-
-/// A command of the `:` palette: name, description, whether it works yet.
-pub const COMMANDS: &[(&str, &str, bool)] = &[
-    ("build", "build the selected stack (or: build NAME)", true),
-    ("builds", "show the Builds pane", true),
-    ("logs", "show the Log pane", true),
-    ("manifest", "show the Manifest pane", true),
-    ("updates", "show the Updates pane", true),
-    ("releases", "show the Releases pane", true),
-    ("jobs", "list background jobs", true),
-    ("help", "show the keys", true),
-    ("check", "check the selected stack for updates", true),
-    ("rebuild", "rebuild applying pending updates", true),
-    ("deploy", "deploy the selected or newest build", true),
-    (
-        "rollback",
-        "roll back to the previous (or selected) release",
-        true,
-    ),
-    ("problems", "show the config file problems", true),
-    ("quit", "quit drover", true),
-];
-
-/// Palette completions for the typed text.
-pub fn completions(text: &str) -> Vec<&'static (&'static str, &'static str, bool)> {
-    let word = text.split_whitespace().next().unwrap_or("");
-    COMMANDS.iter().filter(|c| c.0.starts_with(word)).collect()
-}
+// Re-exported: call sites name them as `update::{Msg, JobMsg, Effect}`.
+pub use super::msg::{Effect, JobMsg, Msg};
+use super::overlays;
+// Re-exported: they were public here before the overlays and panes got their own modules.
+pub use super::overlays::detail::{show_config_problems, update_detail};
+pub use super::overlays::palette::{completions, COMMANDS};
+pub use super::panes::updates::stale_updates_text;
 
 /// Handle one message.
 pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
@@ -139,12 +31,16 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             state.now = now;
             Vec::new()
         }
-        Msg::Job(j) => job(state, j),
+        Msg::Job(j) => overlays::jobs::on_msg(state, j),
         Msg::Agent(a) => {
             state.agent = match a {
                 Some(s) => AgentView::Running(s),
                 None => AgentView::NotRunning,
             };
+            Vec::new()
+        }
+        Msg::Stacks(loaded) => {
+            super::panes::stacks::on_loaded(state, loaded);
             Vec::new()
         }
         Msg::Key(k) => {
@@ -166,324 +62,27 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
     }
 }
 
-fn job(state: &mut State, msg: JobMsg) -> Vec<Effect> {
-    match msg {
-        JobMsg::Event { job, event } => {
-            let Some(j) = state.jobs.iter_mut().find(|j| j.id == job) else {
-                return Vec::new();
-            };
-            match event {
-                BuildEvent::Started { build_id, .. } => {
-                    j.build_id = Some(build_id);
-                    if state.loaded_stack.as_deref() == Some(j.stack.as_str()) {
-                        state.select_build = Some(build_id);
-                        // Show its log from the first line: live lines arrive before the
-                        // reload selects the build.
-                        let (wrap, height) = (state.log.wrap, state.log.height);
-                        state.log = super::state::LogView {
-                            build_id: Some(build_id),
-                            follow: true,
-                            wrap,
-                            height,
-                            ..Default::default()
-                        };
-                    }
-                    vec![Effect::Reload]
-                }
-                BuildEvent::StepStarted { step, .. } => {
-                    j.step = Some(step);
-                    Vec::new()
-                }
-                BuildEvent::Log {
-                    build_id,
-                    seq,
-                    stream,
-                    line,
-                } => {
-                    j.lines += 1;
-                    if seq >= 0 {
-                        let text = crate::text::sanitize_for_terminal(&line);
-                        if state.log.build_id == Some(build_id) {
-                            state
-                                .log
-                                .push_live(seq as usize, stream.as_str(), text.clone());
-                        }
-                        j.live.push_live(seq as usize, stream.as_str(), text);
-                    }
-                    Vec::new()
-                }
-                BuildEvent::Base { .. } => Vec::new(),
-                BuildEvent::Finished { .. } => vec![Effect::Reload],
-            }
-        }
-        JobMsg::Done { job, outcome } => {
-            let now = state.now;
-            let Some(j) = state.jobs.iter_mut().find(|j| j.id == job) else {
-                return Vec::new();
-            };
-            j.finished = Some(now);
-            let build = j
-                .build_id
-                .map(|b| format!("build #{b}"))
-                .unwrap_or_else(|| "build".into());
-            let (st, msg) = match outcome {
-                Ok((BuildStatus::Succeeded, _)) => (
-                    JobState::Succeeded,
-                    format!("{build} of {} succeeded", j.stack),
-                ),
-                Ok((BuildStatus::Cancelled, _)) => (
-                    JobState::Cancelled,
-                    format!("{build} of {} cancelled; no image kept", j.stack),
-                ),
-                Ok((s, e)) => {
-                    let e = e.unwrap_or_else(|| s.as_str().to_string());
-                    (
-                        JobState::Failed(e.clone()),
-                        format!("{build} of {} {}: {e}", j.stack, s.as_str()),
-                    )
-                }
-                Err(e) => (
-                    JobState::Failed(e.clone()),
-                    format!("job {job} ({} {}) failed: {e}", j.kind, j.stack),
-                ),
-            };
-            j.state = st;
-            state.status = Some(crate::text::sanitize_for_terminal(&msg));
-            vec![Effect::Reload]
-        }
-        JobMsg::Line { job, line } => {
-            if let Some(j) = state.jobs.iter_mut().find(|j| j.id == job) {
-                job_line(j, &line);
-            }
-            Vec::new()
-        }
-        JobMsg::Ended { job, outcome } => {
-            let now = state.now;
-            let Some(j) = state.jobs.iter_mut().find(|j| j.id == job) else {
-                return Vec::new();
-            };
-            j.finished = Some(now);
-            let (st, text) = match outcome {
-                Ok(summary) => (JobState::Succeeded, summary),
-                Err(e) => (
-                    JobState::Failed(e.lines().next().unwrap_or("").to_string()),
-                    format!("{} of {} failed: {e}", j.kind, j.stack),
-                ),
-            };
-            job_line(j, &text);
-            let failed = matches!(st, JobState::Failed(_));
-            j.state = st;
-            // One line in the footer; every line stays with the job (J, enter).
-            let one = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ");
-            state.status = Some(crate::text::sanitize_for_terminal(&if failed {
-                format!("{one} (J, enter: details)")
-            } else {
-                one
-            }));
-            vec![Effect::Reload]
-        }
-    }
-}
-
-/// Append `text` (one or more lines) to a non-build job's lines.
-fn job_line(j: &mut Job, text: &str) {
-    for l in text.lines() {
-        let seq = j.lines as usize;
-        j.lines += 1;
-        j.live
-            .push_live(seq, "drover", crate::text::sanitize_for_terminal(l));
-    }
-}
-
 fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
     let Some(overlay) = state.overlay.take() else {
         return Vec::new();
     };
     let act = state.keymap.action(&k);
     match overlay {
-        Overlay::Help {
-            mut input,
-            mut scroll,
-        } => {
-            match k.code {
-                // Like every text field: esc clears the filter; on an empty one it closes.
-                KeyCode::Esc if !input.value().is_empty() => {
-                    input = Input::default();
-                    scroll = 0;
-                }
-                KeyCode::Esc => return Vec::new(),
-                KeyCode::Char('q') | KeyCode::Char('?') if input.value().is_empty() => {
-                    return Vec::new()
-                }
-                KeyCode::Down => scroll += 1,
-                KeyCode::Up => scroll = scroll.saturating_sub(1),
-                KeyCode::PageDown => scroll += 10,
-                KeyCode::PageUp => scroll = scroll.saturating_sub(10),
-                KeyCode::Enter => return Vec::new(),
-                _ => {
-                    input.handle_event(&Event::Key(k));
-                    scroll = 0;
-                }
-            }
-            state.overlay = Some(Overlay::Help { input, scroll });
-            Vec::new()
-        }
-        Overlay::Palette {
-            mut input,
-            mut selected,
-        } => {
-            let n = completions(input.value()).len();
-            match k.code {
-                KeyCode::Esc => return Vec::new(),
-                KeyCode::Enter => return run_command(state, input.value(), selected),
-                KeyCode::Down => selected = (selected + 1).min(n.saturating_sub(1)),
-                KeyCode::Up => selected = selected.saturating_sub(1),
-                KeyCode::Tab => {
-                    if let Some(c) = completions(input.value()).get(selected) {
-                        let rest: Vec<&str> = input.value().split_whitespace().skip(1).collect();
-                        let mut v = c.0.to_string();
-                        if !rest.is_empty() {
-                            v = format!("{v} {}", rest.join(" "));
-                        }
-                        input = Input::new(v);
-                        selected = 0;
-                    }
-                }
-                _ => {
-                    input.handle_event(&Event::Key(k));
-                    selected = 0;
-                }
-            }
-            state.overlay = Some(Overlay::Palette { input, selected });
-            Vec::new()
-        }
-        Overlay::Confirm(c) => {
-            let yes = matches!(
-                k.code,
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
-            );
-            let no = matches!(
-                k.code,
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc
-            ) || act == Some(Action::Back);
-            if yes {
-                return confirmed(state, c.pending);
-            }
-            if !no {
-                state.overlay = Some(Overlay::Confirm(c));
-            } else {
-                state.status = Some("cancelled: nothing was changed".into());
-            }
-            Vec::new()
-        }
-        Overlay::Jobs { mut selected } => {
-            let n = state.jobs.len();
-            match act {
-                Some(Action::Back) | Some(Action::Jobs) => return Vec::new(),
-                Some(Action::Quit) => return action(state, Action::Quit),
-                Some(Action::Down) => selected = (selected + 1).min(n.saturating_sub(1)),
-                Some(Action::Up) => selected = selected.saturating_sub(1),
-                Some(Action::Top) => selected = 0,
-                Some(Action::Bottom) => selected = n.saturating_sub(1),
-                Some(Action::CancelJob) => {
-                    // Newest first on screen.
-                    if let Some(j) = state.jobs.iter().rev().nth(selected) {
-                        if j.state == JobState::Running
-                            && !matches!(j.kind.as_str(), "build" | "rebuild")
-                        {
-                            state.status = Some(format!(
-                                "job {} ({}) cannot be cancelled: it ends by itself (a deploy \
-                                 fails back to the live release)",
-                                j.id, j.kind
-                            ));
-                        } else if j.state == JobState::Running {
-                            let c = Confirm {
-                                title: format!("Cancel job {}?", j.id),
-                                body: vec![
-                                    format!(
-                                        "job {}: {} of {}{}",
-                                        j.id,
-                                        j.kind,
-                                        j.stack,
-                                        j.build_id
-                                            .map(|b| format!(" (build #{b})"))
-                                            .unwrap_or_default()
-                                    ),
-                                    "running children are stopped; the build is recorded".into(),
-                                    "as cancelled and leaves no image.".into(),
-                                ],
-                                pending: Pending::CancelJob(j.id),
-                            };
-                            state.overlay = Some(Overlay::Confirm(c));
-                            return Vec::new();
-                        } else {
-                            state.status = Some(format!("job {} is not running", j.id));
-                        }
-                    }
-                }
-                Some(Action::Enter) => {
-                    if let Some(j) = state.jobs.iter().rev().nth(selected) {
-                        if j.build_id.is_none() {
-                            // A check, deploy or rollback: its progress lines and outcome.
-                            state.overlay = Some(Overlay::detail(
-                                format!("Job {}: {} of {}", j.id, j.kind, j.stack),
-                                j.live.tail.iter().map(|(_, l)| l.clone()).collect(),
-                            ));
-                            return Vec::new();
-                        }
-                        if let Some(b) = j.build_id {
-                            let stack = j.stack.clone();
-                            select_stack(state, &stack);
-                            state.select_build = Some(b);
-                            state.pane = Pane::Log;
-                            state.focus = Focus::Pane;
-                            return vec![Effect::Reload];
-                        }
-                    }
-                }
-                _ => {}
-            }
-            state.overlay = Some(Overlay::Jobs { selected });
-            Vec::new()
-        }
+        Overlay::Help { input, scroll } => overlays::help::key(state, k, input, scroll),
+        Overlay::Palette { input, selected } => overlays::palette::key(state, k, input, selected),
+        Overlay::Confirm(c) => overlays::confirm::key(state, k, act, c),
+        Overlay::Jobs { selected } => overlays::jobs::key(state, act, selected),
         Overlay::Detail {
             title,
             lines,
-            mut scroll,
+            scroll,
             page,
             max,
-        } => {
-            if matches!(k.code, KeyCode::Esc | KeyCode::Enter) || act == Some(Action::Back) {
-                return Vec::new();
-            }
-            scroll = match act {
-                Some(Action::Down) => scroll + 1,
-                Some(Action::Up) => scroll.saturating_sub(1),
-                Some(Action::PageDown) => scroll + page.max(1),
-                Some(Action::PageUp) => scroll.saturating_sub(page.max(1)),
-                Some(Action::Top) => 0,
-                Some(Action::Bottom) => max,
-                _ => scroll,
-            }
-            .min(max);
-            state.overlay = Some(Overlay::Detail {
-                title,
-                lines,
-                scroll,
-                page,
-                max,
-            });
-            Vec::new()
-        }
+        } => overlays::detail::key(state, k, title, lines, scroll, page, max),
     }
 }
 
-fn select_stack(state: &mut State, name: &str) {
+pub(super) fn select_stack(state: &mut State, name: &str) {
     if let Some(p) = state
         .stacks_list
         .visible
@@ -494,58 +93,8 @@ fn select_stack(state: &mut State, name: &str) {
     }
 }
 
-fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
-    let mut words = text.split_whitespace();
-    let first = words.next().unwrap_or("");
-    let arg = words.next().map(str::to_string);
-    let name = match COMMANDS.iter().find(|c| c.0 == first) {
-        Some(c) => c.0,
-        None => match completions(text).get(selected) {
-            Some(c) => c.0,
-            None => {
-                state.status = Some(format!("unknown command `{first}`; press : and tab"));
-                return Vec::new();
-            }
-        },
-    };
-    match name {
-        "build" => {
-            if let Some(a) = arg {
-                if !state.stacks.iter().any(|s| s.name == a) {
-                    state.status = Some(format!("no stack named `{a}`"));
-                    return Vec::new();
-                }
-                select_stack(state, &a);
-                let mut e = vec![Effect::Reload];
-                e.extend(action(state, Action::Build));
-                return e;
-            }
-            action(state, Action::Build)
-        }
-        "builds" => action(state, Action::PaneBuilds),
-        "logs" => action(state, Action::PaneLog),
-        "manifest" => action(state, Action::PaneManifest),
-        "updates" => action(state, Action::PaneUpdates),
-        "releases" => action(state, Action::PaneReleases),
-        "jobs" => action(state, Action::Jobs),
-        "help" => action(state, Action::Help),
-        "check" => action(state, Action::CheckUpdates),
-        "rebuild" => action(state, Action::Rebuild),
-        "deploy" => action(state, Action::Deploy),
-        "rollback" => action(state, Action::Rollback),
-        "problems" => {
-            if !show_config_problems(state) {
-                state.status = Some("no config file problems".into());
-            }
-            Vec::new()
-        }
-        "quit" => action(state, Action::Quit),
-        _ => Vec::new(),
-    }
-}
-
 /// Add a running job of `kind` on `stack`; returns its number and cancel token.
-fn new_job(state: &mut State, kind: &str, stack: &str) -> (u64, CancelToken) {
+pub(super) fn new_job(state: &mut State, kind: &str, stack: &str) -> (u64, CancelToken) {
     let id = state.next_job;
     state.next_job += 1;
     let cancel = CancelToken::new();
@@ -565,7 +114,7 @@ fn new_job(state: &mut State, kind: &str, stack: &str) -> (u64, CancelToken) {
     (id, cancel)
 }
 
-fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
+pub(super) fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
     match p {
         Pending::Build(_) | Pending::Rebuild(_) => {
             let (apply_updates, stack) = match p {
@@ -687,7 +236,7 @@ fn log_visible(state: &State) -> bool {
     state.fullscreen || matches!(state.pane, Pane::Log | Pane::Builds)
 }
 
-fn quit(state: &mut State) -> Vec<Effect> {
+pub(super) fn quit(state: &mut State) -> Vec<Effect> {
     let n = state.running_jobs();
     if n == 0 {
         state.quit = true;
@@ -711,7 +260,7 @@ fn scroll_log(state: &mut State, delta: isize) {
     l.top = (l.top as isize + delta).clamp(0, l.max_top() as isize) as usize;
 }
 
-fn action(state: &mut State, a: Action) -> Vec<Effect> {
+pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
     let page = state.log.height.max(1) as isize;
     let list_page = state.list_height.max(1) as isize;
     match a {
@@ -958,7 +507,7 @@ fn enter(state: &mut State) {
 }
 
 /// The selected stack with no job of its own running, or why not (set as the status).
-fn idle_stack(state: &mut State, what: &str) -> Option<String> {
+pub(super) fn idle_stack(state: &mut State, what: &str) -> Option<String> {
     let Some(name) = state.selected_stack().map(str::to_string) else {
         state.status = Some("no stack selected".into());
         return None;
@@ -1061,48 +610,6 @@ fn rebuild(state: &mut State) {
     }));
 }
 
-/// Open a Detail overlay with the config-file problems (keymap, theme), each in full;
-/// false when there are none.
-pub fn show_config_problems(state: &mut State) -> bool {
-    let n = state.config_problems.len();
-    if n == 0 {
-        return false;
-    }
-    let mut lines = Vec::new();
-    for p in &state.config_problems {
-        lines.extend(p.lines().map(str::to_string));
-        lines.push(String::new());
-    }
-    lines.push("The defaults are used for what is broken; fix the file(s) and restart".into());
-    lines.push("drover. :problems shows this again.".into());
-    state.overlay = Some(Overlay::detail(
-        format!("Config file problems ({n})"),
-        lines,
-    ));
-    true
-}
-
-/// `checked build #1; build #3 is not checked yet: press u` when the newest update check
-/// is of an older build than the newest succeeded one.
-pub fn stale_updates_text(state: &State) -> Option<String> {
-    state.updates_stale().map(|(checked, newest)| {
-        format!(
-            "checked build #{checked}; build #{newest} is not checked yet: press {}",
-            state.keymap.first(Action::CheckUpdates)
-        )
-    })
-}
-
-/// `release #N: build #B, DIGEST`.
-fn release_text(r: &crate::store::deploys::ReleaseRecord) -> String {
-    format!(
-        "release #{}: build #{}, {}",
-        r.release,
-        r.build_id,
-        crate::text::short_digest(&r.image_digest)
-    )
-}
-
 /// `d` (deploy the selected build in Builds, else the newest succeeded one) and `R` (roll
 /// back to the previous release, or to the one selected in Releases): decided by
 /// [`plan::resolve`] on the loaded builds and releases, then confirmed with from -> to.
@@ -1153,12 +660,12 @@ fn deploy(state: &mut State, rollback: bool) {
         }
     };
     let from = match current.and_then(|c| state.releases.iter().find(|r| r.release == c.release)) {
-        Some(r) => format!("live {}", release_text(r)),
+        Some(r) => format!("live {}", overlays::confirm::release_text(r)),
         None => "nothing deployed".into(),
     };
     let to = match target.rollback_of {
         Some(n) => match state.releases.iter().find(|r| r.release == n) {
-            Some(r) => format!("{} (as a new release)", release_text(r)),
+            Some(r) => format!("{} (as a new release)", overlays::confirm::release_text(r)),
             None => format!("release #{n}"),
         },
         None => format!(
@@ -1185,65 +692,4 @@ fn deploy(state: &mut State, rollback: bool) {
         ],
         pending: Pending::Deploy(req),
     }));
-}
-
-/// The detail view of one pending update: versions, suite, binary packages, then each CVE
-/// under the changelog entry that names it, with that entry's urgency, date and DSA/DLA
-/// advisories (when the check cached the changelog), else the bare ids.
-pub fn update_detail(u: &super::state::UpdateRow) -> Vec<String> {
-    let mut lines = vec![
-        format!("source      {} {} -> {}", u.source, u.from, u.to),
-        format!("suite       {}", u.suites.join(", ")),
-        format!("packages    {}", u.packages.join(", ")),
-        format!(
-            "urgency     {}",
-            if u.urgency.is_empty() {
-                "-"
-            } else {
-                &u.urgency
-            }
-        ),
-        String::new(),
-        format!("CVEs fixed: {}", u.cves.len()),
-    ];
-    let mut listed: Vec<&str> = Vec::new();
-    for e in &u.entries {
-        let ids: Vec<&String> = e
-            .cves
-            .iter()
-            .filter(|c| !listed.contains(&c.as_str()))
-            .collect();
-        if ids.is_empty() && e.advisories.is_empty() {
-            continue;
-        }
-        lines.push(
-            format!(
-                "{} ({}, {}) {}",
-                e.version,
-                e.urgency,
-                if e.date.is_empty() {
-                    "no date"
-                } else {
-                    &e.date
-                },
-                e.advisories.join(" ")
-            )
-            .trim_end()
-            .to_string(),
-        );
-        for c in ids {
-            lines.push(format!("  {c}"));
-            listed.push(c);
-        }
-    }
-    let rest: Vec<&String> = u
-        .cves
-        .iter()
-        .filter(|c| !listed.contains(&c.as_str()))
-        .collect();
-    if !rest.is_empty() && !u.entries.is_empty() {
-        lines.push("not in a cached changelog entry:".into());
-    }
-    lines.extend(rest.iter().map(|c| format!("  {c}")));
-    lines
 }

@@ -1,0 +1,189 @@
+//! The header line (state directory, problems, jobs, clock) and the footer line (the
+//! input being typed, a status message, or the keys that work where the focus is).
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::tui::keymap::Action;
+use crate::tui::state::{Focus, InputTarget, Overlay, Pane, State};
+use crate::tui::theme::Theme;
+
+pub fn header(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    let running = state.running_jobs();
+    let jobs = if running == 0 {
+        "no jobs running".to_string()
+    } else {
+        format!("{running} job(s) running")
+    };
+    let clock = state.now.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    // Config-file problems stay counted here once their overlay is closed (`:problems`).
+    let problems = match state.config_problems.len() {
+        0 => String::new(),
+        n => format!("{n} config problem(s) | "),
+    };
+    let right = format!("{problems}{jobs} | {clock} ");
+    let rw = right.chars().count() as u16;
+    let [l, r] = Layout::horizontal([Constraint::Min(10), Constraint::Length(rw)]).areas(area);
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(" drover ", theme.accent),
+            Span::styled("state ", theme.dim),
+            Span::raw(state.state_dir.clone()),
+        ])),
+        l,
+    );
+    let jobs_style = if running > 0 { theme.warn } else { theme.dim };
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(problems, theme.error),
+            Span::styled(jobs, jobs_style),
+            Span::styled(" | ", theme.dim),
+            Span::raw(clock + " "),
+        ])),
+        r,
+    );
+}
+
+pub fn hints(state: &State) -> Vec<(String, &'static str)> {
+    let k = |a: Action| state.keymap.first(a);
+    let kk = |a: Action, b: Action| format!("{}/{}", state.keymap.first(a), state.keymap.first(b));
+    match &state.overlay {
+        Some(Overlay::Help { .. }) => {
+            return vec![
+                ("type".into(), "filter"),
+                ("up/down".into(), "scroll"),
+                ("esc".into(), "clear/close"),
+            ]
+        }
+        Some(Overlay::Palette { .. }) => {
+            return vec![
+                ("enter".into(), "run"),
+                ("tab".into(), "complete"),
+                ("up/down".into(), "choose"),
+                ("esc".into(), "close"),
+            ]
+        }
+        Some(Overlay::Confirm(_)) => {
+            return vec![("y/enter".into(), "yes"), ("n/esc/q".into(), "no")]
+        }
+        Some(Overlay::Jobs { .. }) => {
+            return vec![
+                (kk(Action::Down, Action::Up), "move"),
+                (k(Action::CancelJob), "cancel job"),
+                ("enter".into(), "log/details"),
+                (k(Action::Back), "close"),
+            ]
+        }
+        Some(Overlay::Detail { .. }) => {
+            return vec![
+                (kk(Action::Down, Action::Up), "scroll"),
+                (kk(Action::PageDown, Action::PageUp), "page"),
+                (kk(Action::Top, Action::Bottom), "top/end"),
+                ("esc/q/enter".into(), "close"),
+            ]
+        }
+        None => {}
+    }
+    let log_keys = vec![
+        (kk(Action::Down, Action::Up), "scroll"),
+        (kk(Action::Top, Action::Bottom), "top/end"),
+        (k(Action::Follow), "follow"),
+        (k(Action::Wrap), "wrap"),
+        (k(Action::Filter), "search"),
+        (kk(Action::NextMatch, Action::PrevMatch), "next/prev"),
+        (k(Action::Fullscreen), "fullscreen"),
+        (k(Action::Back), "back"),
+    ];
+    if state.fullscreen {
+        return log_keys;
+    }
+    let mut v: Vec<(String, &'static str)> = Vec::new();
+    if state.focus == Focus::Stacks {
+        v.push((kk(Action::Down, Action::Up), "move"));
+        v.push((k(Action::Enter), "open"));
+        v.push((k(Action::Build), "build"));
+        v.push((k(Action::Deploy), "deploy"));
+        v.push((k(Action::Filter), "filter"));
+        v.push(("1-5".into(), "panes"));
+    } else {
+        match state.pane {
+            Pane::Log => return log_keys,
+            Pane::Builds => {
+                v.push((kk(Action::Down, Action::Up), "move"));
+                v.push((k(Action::Enter), "log"));
+                v.push((k(Action::Build), "build"));
+                v.push((k(Action::Follow), "follow"));
+                v.push((k(Action::Fullscreen), "fullscreen"));
+                v.push((k(Action::Filter), "filter"));
+            }
+            Pane::Manifest => {
+                v.push((kk(Action::Down, Action::Up), "move"));
+                v.push((k(Action::Enter), "details"));
+                v.push((k(Action::Sort), "sort"));
+                v.push((k(Action::SortReverse), "reverse"));
+                v.push((k(Action::Filter), "filter"));
+            }
+            Pane::Updates => {
+                v.push((kk(Action::Down, Action::Up), "move"));
+                v.push((k(Action::Enter), "CVEs"));
+                v.push((k(Action::CheckUpdates), "check"));
+                v.push((k(Action::Rebuild), "rebuild"));
+            }
+            Pane::Releases => {
+                v.push((kk(Action::Down, Action::Up), "move"));
+                v.push((k(Action::Deploy), "deploy"));
+                v.push((k(Action::Rollback), "rollback"));
+            }
+        }
+        v.push((k(Action::Back), "back"));
+    }
+    v.push((k(Action::Jobs), "jobs"));
+    v.push((k(Action::Palette), "cmd"));
+    v.push((k(Action::Help), "help"));
+    if state.focus == Focus::Stacks {
+        v.push((k(Action::Back), "quit"));
+    }
+    v
+}
+
+pub fn footer(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    if let Some((target, input)) = &state.input {
+        let prompt = match target {
+            InputTarget::LogSearch => "search: ",
+            _ => "filter: ",
+        };
+        let hint = "  (enter keep, esc clear)";
+        let text = crate::text::sanitize_for_terminal(input.value());
+        f.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(prompt, theme.key),
+                Span::raw(text),
+                Span::styled(hint, theme.dim),
+            ])),
+            area,
+        );
+        let x = area.x + prompt.len() as u16 + input.visual_cursor() as u16;
+        if x < area.x + area.width {
+            f.set_cursor_position((x, area.y));
+        }
+        return;
+    }
+    if let Some(s) = &state.status {
+        f.render_widget(
+            Paragraph::new(Line::styled(
+                format!(" {}", crate::text::sanitize_for_terminal(s)),
+                theme.warn,
+            )),
+            area,
+        );
+        return;
+    }
+    let mut spans = vec![Span::raw(" ")];
+    for (key, what) in hints(state) {
+        spans.push(Span::styled(key, theme.key));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}

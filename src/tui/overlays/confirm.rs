@@ -1,0 +1,79 @@
+//! The confirmation overlay: what is about to happen, answered with y or n.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph};
+use ratatui::Frame;
+
+use crate::tui::keymap::Action;
+use crate::tui::msg::Effect;
+use crate::tui::state::Confirm;
+use crate::tui::state::{Overlay, State};
+use crate::tui::theme::Theme;
+use crate::tui::update::confirmed;
+use crate::tui::widgets::*;
+use crossterm::event::{KeyCode, KeyEvent};
+
+/// Draw the confirm overlay over `area` (nothing when another overlay is open).
+pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    let Some(Overlay::Confirm(c)) = &state.overlay else {
+        return;
+    };
+    let w = c
+        .body
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(20)
+        .max(c.title.chars().count())
+        .max(30) as u16
+        + 4;
+    let r = centered(area, w, c.body.len() as u16 + 3);
+    f.render_widget(Clear, r);
+    let b = block(
+        Span::styled(format!(" {} ", c.title), theme.accent),
+        true,
+        theme,
+    );
+    let inner = b.inner(r);
+    f.render_widget(b, r);
+    let mut lines: Vec<Line> = c.body.iter().map(|l| Line::raw(l.clone())).collect();
+    lines.push(Line::from(vec![
+        Span::styled("y", theme.key),
+        Span::raw("/enter yes   "),
+        Span::styled("n", theme.key),
+        Span::raw("/esc/q no"),
+    ]));
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// Keys of a confirmation: y/enter does it, n/esc/back cancels, anything else keeps asking.
+pub fn key(state: &mut State, k: KeyEvent, act: Option<Action>, c: Confirm) -> Vec<Effect> {
+    let yes = matches!(
+        k.code,
+        KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter
+    );
+    let no = matches!(
+        k.code,
+        KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc
+    ) || act == Some(Action::Back);
+    if yes {
+        return confirmed(state, c.pending);
+    }
+    if !no {
+        state.overlay = Some(Overlay::Confirm(c));
+    } else {
+        state.status = Some("cancelled: nothing was changed".into());
+    }
+    Vec::new()
+}
+
+/// `release #N: build #B, DIGEST`: one side of a deploy or rollback confirmation.
+pub fn release_text(r: &crate::store::deploys::ReleaseRecord) -> String {
+    format!(
+        "release #{}: build #{}, {}",
+        r.release,
+        r.build_id,
+        crate::text::short_digest(&r.image_digest)
+    )
+}

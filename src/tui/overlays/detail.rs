@@ -1,0 +1,199 @@
+//! The Detail overlay: a scrollable page of text (a component, an update's CVEs, a job's
+//! error, config problems), wrapped to the box.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph};
+use ratatui::Frame;
+
+use crate::tui::keymap::Action;
+use crate::tui::msg::Effect;
+use crate::tui::state::UpdateRow;
+use crate::tui::state::{Overlay, State};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::*;
+use crossterm::event::{KeyCode, KeyEvent};
+
+/// The Detail overlay: inside the frame between header and footer (the footer keys stay
+/// visible), lines wrapped to the box, scrolled by `scroll`, with `a-b of n` in the bottom
+/// border when it does not all fit. Writes the page size and largest scroll back.
+pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
+    let Some(Overlay::Detail {
+        title,
+        lines,
+        scroll,
+        page,
+        max,
+    }) = &mut state.overlay
+    else {
+        return;
+    };
+    let body = Rect {
+        y: area.y + 1.min(area.height),
+        height: area.height.saturating_sub(2),
+        ..area
+    };
+    let title = crate::text::sanitize_for_terminal(title);
+    let want_w = lines
+        .iter()
+        .map(|l| crate::text::sanitize_for_terminal(l).chars().count())
+        .max()
+        .unwrap_or(20)
+        .max(title.chars().count())
+        .max(30)
+        + 4;
+    let w = (want_w as u16).min(body.width);
+    let inner_w = w.saturating_sub(2).max(1) as usize;
+    let rows: Vec<String> = lines
+        .iter()
+        .flat_map(|l| wrap_words(&crate::text::sanitize_for_terminal(l), inner_w))
+        .collect();
+    let h = (rows.len() as u16 + 2).min(body.height);
+    let r = centered(body, w, h);
+    let inner_h = h.saturating_sub(2) as usize;
+    *page = inner_h.max(1);
+    *max = rows.len().saturating_sub(inner_h);
+    *scroll = (*scroll).min(*max);
+    f.render_widget(Clear, r);
+    let mut b = block(
+        Span::styled(format!(" {title} "), theme.accent),
+        true,
+        theme,
+    );
+    if rows.len() > inner_h {
+        b = b.title_bottom(Line::styled(
+            format!(
+                " {}-{} of {} ",
+                *scroll + 1,
+                (*scroll + inner_h).min(rows.len()),
+                rows.len()
+            ),
+            theme.dim,
+        ));
+    }
+    let inner = b.inner(r);
+    f.render_widget(b, r);
+    let shown: Vec<Line> = rows
+        .into_iter()
+        .skip(*scroll)
+        .take(inner_h)
+        .map(Line::raw)
+        .collect();
+    f.render_widget(Paragraph::new(shown), inner);
+}
+
+/// Open a Detail overlay with the config-file problems (keymap, theme), each in full;
+/// false when there are none.
+pub fn show_config_problems(state: &mut State) -> bool {
+    let n = state.config_problems.len();
+    if n == 0 {
+        return false;
+    }
+    let mut lines = Vec::new();
+    for p in &state.config_problems {
+        lines.extend(p.lines().map(str::to_string));
+        lines.push(String::new());
+    }
+    lines.push("The defaults are used for what is broken; fix the file(s) and restart".into());
+    lines.push("drover. :problems shows this again.".into());
+    state.overlay = Some(Overlay::detail(
+        format!("Config file problems ({n})"),
+        lines,
+    ));
+    true
+}
+
+/// The detail view of one pending update: versions, suite, binary packages, then each CVE
+/// under the changelog entry that names it, with that entry's urgency, date and DSA/DLA
+/// advisories (when the check cached the changelog), else the bare ids.
+pub fn update_detail(u: &UpdateRow) -> Vec<String> {
+    let mut lines = vec![
+        format!("source      {} {} -> {}", u.source, u.from, u.to),
+        format!("suite       {}", u.suites.join(", ")),
+        format!("packages    {}", u.packages.join(", ")),
+        format!(
+            "urgency     {}",
+            if u.urgency.is_empty() {
+                "-"
+            } else {
+                &u.urgency
+            }
+        ),
+        String::new(),
+        format!("CVEs fixed: {}", u.cves.len()),
+    ];
+    let mut listed: Vec<&str> = Vec::new();
+    for e in &u.entries {
+        let ids: Vec<&String> = e
+            .cves
+            .iter()
+            .filter(|c| !listed.contains(&c.as_str()))
+            .collect();
+        if ids.is_empty() && e.advisories.is_empty() {
+            continue;
+        }
+        lines.push(
+            format!(
+                "{} ({}, {}) {}",
+                e.version,
+                e.urgency,
+                if e.date.is_empty() {
+                    "no date"
+                } else {
+                    &e.date
+                },
+                e.advisories.join(" ")
+            )
+            .trim_end()
+            .to_string(),
+        );
+        for c in ids {
+            lines.push(format!("  {c}"));
+            listed.push(c);
+        }
+    }
+    let rest: Vec<&String> = u
+        .cves
+        .iter()
+        .filter(|c| !listed.contains(&c.as_str()))
+        .collect();
+    if !rest.is_empty() && !u.entries.is_empty() {
+        lines.push("not in a cached changelog entry:".into());
+    }
+    lines.extend(rest.iter().map(|c| format!("  {c}")));
+    lines
+}
+
+/// Keys of the Detail overlay: scroll by line or page, top/end, esc/enter/back closes.
+pub fn key(
+    state: &mut State,
+    k: KeyEvent,
+    title: String,
+    lines: Vec<String>,
+    mut scroll: usize,
+    page: usize,
+    max: usize,
+) -> Vec<Effect> {
+    let act = state.keymap.action(&k);
+    if matches!(k.code, KeyCode::Esc | KeyCode::Enter) || act == Some(Action::Back) {
+        return Vec::new();
+    }
+    scroll = match act {
+        Some(Action::Down) => scroll + 1,
+        Some(Action::Up) => scroll.saturating_sub(1),
+        Some(Action::PageDown) => scroll + page.max(1),
+        Some(Action::PageUp) => scroll.saturating_sub(page.max(1)),
+        Some(Action::Top) => 0,
+        Some(Action::Bottom) => max,
+        _ => scroll,
+    }
+    .min(max);
+    state.overlay = Some(Overlay::Detail {
+        title,
+        lines,
+        scroll,
+        page,
+        max,
+    });
+    Vec::new()
+}

@@ -1,0 +1,95 @@
+//! The Builds pane: the selected stack's builds, newest first, above the selected log.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Table};
+use ratatui::Frame;
+
+use crate::store::builds::BuildRecord;
+use crate::text::{age_at, short_digest};
+use crate::tui::keymap::Action;
+use crate::tui::state::State;
+use crate::tui::theme::Theme;
+use crate::tui::widgets::*;
+
+fn duration(b: &BuildRecord) -> String {
+    let (Ok(s), Some(Ok(e))) = (
+        chrono::DateTime::parse_from_rfc3339(&b.started_at),
+        b.finished_at
+            .as_deref()
+            .map(chrono::DateTime::parse_from_rfc3339),
+    ) else {
+        return "-".into();
+    };
+    let secs = (e - s).num_seconds().max(0);
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+    let title = filter_title("Builds", &state.builds_list, state.builds.len());
+    let b = block(Span::styled(title, theme.accent), focused, theme);
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    if state.builds.is_empty() {
+        let text = if state.stacks.is_empty() {
+            "No stack selected.".to_string()
+        } else {
+            format!(
+                "Never built. Press {} to build.",
+                state.keymap.first(Action::Build)
+            )
+        };
+        f.render_widget(Paragraph::new(Line::styled(text, theme.dim)), inner);
+        return;
+    }
+    let body_h = inner.height.saturating_sub(1) as usize;
+    state.list_height = body_h;
+    fit_offset(&mut state.builds_list, body_h);
+    let l = &state.builds_list;
+    let now = state.now;
+    let rows: Vec<Row> = l
+        .visible
+        .iter()
+        .enumerate()
+        .skip(l.offset)
+        .take(body_h)
+        .map(|(pos, &i)| {
+            let b = &state.builds[i];
+            let note = match (&b.failed_step, &b.error) {
+                (Some(s), Some(e)) => format!("{s}: {e}"),
+                _ => b
+                    .image_digest
+                    .as_deref()
+                    .map(short_digest)
+                    .unwrap_or_default(),
+            };
+            let row = Row::new(vec![
+                Span::raw(format!("#{}", b.id)),
+                Span::styled(status_word(b.status), status_style(b.status, theme)),
+                Span::styled(age_at(&b.started_at, now), theme.dim),
+                Span::raw(duration(b)),
+                Span::raw(crate::text::sanitize_for_terminal(&note)),
+            ]);
+            selectable(row, pos == l.selected, theme)
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(5),
+                Constraint::Length(11),
+                Constraint::Length(4),
+                Constraint::Length(6),
+                Constraint::Min(10),
+            ],
+        )
+        .header(Row::new(vec!["BUILD", "STATUS", "AGE", "TIME", "IMAGE / ERROR"]).style(theme.dim))
+        .column_spacing(1),
+        inner,
+    );
+}

@@ -1,0 +1,138 @@
+//! The Log pane: the visible window of a build's log, with search matches and wrapping.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::tui::state::{LogView, State};
+use crate::tui::theme::Theme;
+use crate::tui::update::in_log;
+use crate::tui::widgets::*;
+
+/// Spans of one log line with search matches highlighted.
+fn log_spans<'a>(text: &'a str, base: Style, needle: Option<&str>, theme: &Theme) -> Line<'a> {
+    let Some(n) = needle.filter(|n| !n.is_empty()) else {
+        return Line::styled(text, base);
+    };
+    let mut spans = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(n) {
+        if i > 0 {
+            spans.push(Span::styled(&rest[..i], base));
+        }
+        spans.push(Span::styled(&rest[i..i + n.len()], theme.matched));
+        rest = &rest[i + n.len()..];
+    }
+    if !rest.is_empty() {
+        spans.push(Span::styled(rest, base));
+    }
+    Line::from(spans)
+}
+
+fn log_title(state: &State) -> String {
+    let l = &state.log;
+    let Some(id) = l.build_id else {
+        return " Log ".into();
+    };
+    let status = state
+        .builds
+        .iter()
+        .find(|b| b.id == id)
+        .map(|b| b.status.as_str())
+        .unwrap_or("");
+    let mut flags = Vec::new();
+    if l.follow {
+        flags.push("follow".to_string());
+    }
+    if l.wrap {
+        flags.push("wrap".to_string());
+    }
+    if let Some(s) = &l.search {
+        flags.push(format!("/{}", crate::text::sanitize_for_terminal(s)));
+    }
+    let last = (l.top + l.height).min(l.total);
+    let mut t = format!(
+        " Log #{id} {status} | {}-{} of {} ",
+        if l.total == 0 { 0 } else { l.top + 1 },
+        last,
+        l.total
+    );
+    if !flags.is_empty() {
+        t.push_str(&format!("[{}] ", flags.join(" ")));
+    }
+    t
+}
+
+/// Draw the log of `state.log`: only the rows that fit are built.
+pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+    let focused = focused || (in_log(state) && state.overlay.is_none());
+    let b = block(Span::styled(log_title(state), theme.accent), focused, theme);
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    let h = inner.height as usize;
+    let w = inner.width as usize;
+    let log: &mut LogView = &mut state.log;
+    log.height = h;
+    if log.follow {
+        log.top = log.max_top();
+    }
+    log.top = log.top.min(log.max_top());
+    if log.build_id.is_none() {
+        f.render_widget(
+            Paragraph::new(Line::styled("No build selected.", theme.dim)),
+            inner,
+        );
+        return;
+    }
+    if log.total == 0 {
+        f.render_widget(
+            Paragraph::new(Line::styled("(no log lines yet)", theme.dim)),
+            inner,
+        );
+        return;
+    }
+    let needle = log.search.as_deref();
+    let mut lines: Vec<Line> = Vec::with_capacity(h);
+    let mut seq = log.top;
+    while lines.len() < h && seq < log.total {
+        let (stream, text) = log.line(seq).unwrap_or(("", "..."));
+        let mut base = if stream == "drover" {
+            theme.drover
+        } else {
+            Style::new()
+        };
+        if log.matched == Some(seq) {
+            base = base.add_modifier(Modifier::BOLD);
+        }
+        if log.wrap && w > 0 {
+            for piece in wrap_line(text, w) {
+                if lines.len() >= h {
+                    break;
+                }
+                lines.push(log_spans_owned(piece, base, needle, theme));
+            }
+        } else {
+            lines.push(log_spans(text, base, needle, theme));
+        }
+        seq += 1;
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+fn log_spans_owned(
+    text: String,
+    base: Style,
+    needle: Option<&str>,
+    theme: &Theme,
+) -> Line<'static> {
+    let l = log_spans(&text, base, needle, theme);
+    Line::from(
+        l.spans
+            .into_iter()
+            .map(|s| Span::styled(s.content.into_owned(), s.style))
+            .collect::<Vec<_>>(),
+    )
+    .style(l.style)
+}

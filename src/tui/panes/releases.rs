@@ -1,0 +1,214 @@
+//! The Releases pane: the agent's route and instances for the selected stack, then its
+//! release history.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Table};
+use ratatui::Frame;
+
+use crate::deploy::api::InstanceStatus;
+use crate::text::{age_at, short_digest};
+use crate::tui::keymap::Action;
+use crate::tui::state::{AgentView, State};
+use crate::tui::theme::Theme;
+use crate::tui::widgets::*;
+
+/// The agent line of the Releases pane and the selected stack's instances (live release
+/// and a deploy in progress), from the polled agent status.
+fn agent_lines(state: &State, theme: &Theme) -> (Line<'static>, Vec<InstanceStatus>) {
+    let stack = state.selected_stack().unwrap_or("");
+    match &state.agent {
+        AgentView::Unknown => (Line::styled("agent: checking…", theme.dim), Vec::new()),
+        AgentView::NotRunning => (
+            Line::styled(
+                format!(
+                    "agent not running ({} deploys and starts it)",
+                    state.keymap.first(Action::Deploy)
+                ),
+                theme.dim,
+            ),
+            Vec::new(),
+        ),
+        AgentView::Running(a) => match a.stacks.iter().find(|s| s.stack == stack) {
+            None => (
+                Line::styled(
+                    format!("agent pid {}: no route for {stack} yet", a.pid),
+                    theme.dim,
+                ),
+                Vec::new(),
+            ),
+            Some(s) => {
+                let healthy = s
+                    .instances
+                    .iter()
+                    .filter(|i| i.healthy && Some(i.release) == s.live_release)
+                    .count();
+                let style = if s.live_release.is_some() && healthy >= s.replicas.max(1) {
+                    theme.ok
+                } else {
+                    theme.warn
+                };
+                let mut spans = vec![
+                    Span::raw(format!("route :{}  ", s.route_port)),
+                    Span::styled(
+                        format!(
+                            "live {}  {healthy}/{} healthy",
+                            s.live_release
+                                .map(|r| format!("#{r}"))
+                                .unwrap_or_else(|| "-".into()),
+                            s.replicas
+                        ),
+                        style,
+                    ),
+                ];
+                if let Some(d) = &s.deploying {
+                    spans.push(Span::styled(format!("  ({d})"), theme.warn));
+                }
+                (Line::from(spans), s.instances.clone())
+            }
+        },
+    }
+}
+
+pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+    let b = block(
+        Span::styled(
+            format!(" Releases ({}) ", state.releases.len()),
+            theme.accent,
+        ),
+        focused,
+        theme,
+    );
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    let (agent, instances) = agent_lines(state, theme);
+    let inst_h = if instances.is_empty() {
+        0
+    } else {
+        (instances.len() as u16 + 1).min(inner.height / 3).max(2)
+    };
+    let [agent_area, inst_area, _, list_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(inst_h),
+        Constraint::Length(1),
+        Constraint::Min(1),
+    ])
+    .areas(inner);
+    f.render_widget(Paragraph::new(agent), agent_area);
+    if inst_h > 0 {
+        let rows: Vec<Row> = instances
+            .iter()
+            .map(|i| {
+                let st = if i.healthy { theme.ok } else { theme.warn };
+                Row::new(vec![
+                    Span::raw(i.id.clone()),
+                    Span::raw(format!("#{}", i.release)),
+                    Span::styled(i.state.clone(), st),
+                    Span::raw(format!(":{}", i.port)),
+                    Span::styled(crate::text::sanitize_for_terminal(&i.last_check), theme.dim),
+                ])
+            })
+            .collect();
+        f.render_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(16),
+                    Constraint::Length(4),
+                    Constraint::Length(9),
+                    Constraint::Length(6),
+                    Constraint::Fill(1),
+                ],
+            )
+            .header(
+                Row::new(vec!["INSTANCE", "REL", "STATE", "PORT", "LAST CHECK"]).style(theme.dim),
+            )
+            .column_spacing(1),
+            inst_area,
+        );
+    }
+    if state.releases.is_empty() {
+        empty_state(
+            f,
+            list_area,
+            vec![
+                "No releases yet.".into(),
+                format!(
+                    "{} deploys the newest succeeded build (or the one selected in Builds); \
+                     {} rolls back. Releases of this stack show here with build, image and \
+                     status.",
+                    state.keymap.first(Action::Deploy),
+                    state.keymap.first(Action::Rollback)
+                ),
+            ],
+            theme,
+        );
+        return;
+    }
+    let body_h = list_area.height.saturating_sub(1) as usize;
+    if state.releases_list.visible.len() != state.releases.len() {
+        state.releases_list.visible = (0..state.releases.len()).collect();
+    }
+    fit_offset(&mut state.releases_list, body_h);
+    let l = &state.releases_list;
+    let now = state.now;
+    let wide = list_area.width >= 60;
+    let rows: Vec<Row> = l
+        .visible
+        .iter()
+        .enumerate()
+        .skip(l.offset)
+        .take(body_h)
+        .map(|(pos, &i)| {
+            let r = &state.releases[i];
+            let st = match r.status.as_str() {
+                "live" => theme.ok,
+                "failed" => theme.error,
+                "deploying" => theme.warn,
+                _ => Style::default(),
+            };
+            let mut cells = vec![
+                Span::raw(format!("#{}", r.release)),
+                Span::raw(format!("#{}", r.build_id)),
+                Span::raw(short_digest(&r.image_digest)),
+                Span::raw(age_at(&r.created_at, now)),
+                Span::styled(r.status.clone(), st),
+            ];
+            if wide {
+                cells.push(Span::raw(r.by.clone()));
+                cells.push(Span::styled(
+                    r.rollback_of
+                        .map(|n| format!("rollback to #{n}"))
+                        .or_else(|| {
+                            r.error.as_deref().map(|e| {
+                                crate::text::sanitize_for_terminal(e.lines().next().unwrap_or(""))
+                            })
+                        })
+                        .unwrap_or_default(),
+                    theme.dim,
+                ));
+            }
+            let row = Row::new(cells);
+            selectable(row, pos == l.selected, theme)
+        })
+        .collect();
+    let mut widths = vec![
+        Constraint::Length(4),
+        Constraint::Length(5),
+        Constraint::Length(12),
+        Constraint::Length(4),
+        Constraint::Length(10),
+    ];
+    let mut header = vec!["REL", "BUILD", "IMAGE", "AGE", "STATUS"];
+    if wide {
+        widths.extend([Constraint::Length(8), Constraint::Fill(1)]);
+        header.extend(["BY", "NOTE"]);
+    }
+    f.render_widget(
+        Table::new(rows, widths)
+            .header(Row::new(header).style(theme.dim))
+            .column_spacing(1),
+        list_area,
+    );
+}

@@ -1,0 +1,129 @@
+//! The Updates pane: pending updates of the selected stack by source package, riskiest
+//! first, with their CVE count and urgency.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Table};
+use ratatui::Frame;
+
+use crate::tui::keymap::Action;
+use crate::tui::state::State;
+use crate::tui::theme::Theme;
+use crate::tui::widgets::*;
+
+pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+    let b = block(
+        Span::styled(format!(" Updates ({}) ", state.updates.len()), theme.accent),
+        focused,
+        theme,
+    );
+    let inner = b.inner(area);
+    f.render_widget(b, area);
+    // After a rebuild the newest check is of an older build: say so above its rows.
+    let inner = match stale_updates_text(state) {
+        Some(why) => {
+            // Word wrap may need a little more than the characters over the width.
+            let rows = why
+                .chars()
+                .count()
+                .div_ceil((inner.width as usize).saturating_sub(10).max(1))
+                as u16;
+            let [note, rest] =
+                Layout::vertical([Constraint::Length(rows + 1), Constraint::Min(1)]).areas(inner);
+            let mut lines = vec![Line::styled(why, theme.warn)];
+            if !state.updates.is_empty() {
+                lines.push(Line::styled(
+                    "the rows below are of the older build:",
+                    theme.dim,
+                ));
+            }
+            f.render_widget(
+                Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: true }),
+                note,
+            );
+            rest
+        }
+        None => inner,
+    };
+    if state.updates.is_empty() {
+        empty_state(
+            f,
+            inner,
+            vec![
+                "No pending updates recorded for this stack.".into(),
+                String::new(),
+                format!(
+                    "Press {} to check (like `drover updates STACK --refresh`): pending \
+                     updates show here grouped by source package with CVE count and urgency, \
+                     riskiest first; {} rebuilds applying them.",
+                    state.keymap.first(Action::CheckUpdates),
+                    state.keymap.first(Action::Rebuild)
+                ),
+            ],
+            theme,
+        );
+        return;
+    }
+    let body_h = inner.height.saturating_sub(1) as usize;
+    if state.updates_list.visible.len() != state.updates.len() {
+        state.updates_list.visible = (0..state.updates.len()).collect();
+    }
+    fit_offset(&mut state.updates_list, body_h);
+    let l = &state.updates_list;
+    let on_screen = || {
+        l.visible
+            .iter()
+            .skip(l.offset)
+            .take(body_h)
+            .map(|&i| &state.updates[i])
+    };
+    // Versions get the room they need (the candidate is never cut); the source column
+    // takes the rest, at least 8 columns.
+    const CVES_W: usize = 4;
+    const URGENCY_W: usize = 8;
+    let room = (inner.width as usize).saturating_sub(CVES_W + URGENCY_W + 3);
+    let want_v = on_screen()
+        .map(|u| u.from.chars().count() + 4 + u.to.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("VERSION".len());
+    let version_w = want_v.min(room.saturating_sub(8));
+    let source_w = room.saturating_sub(version_w);
+    let rows: Vec<Row> = on_screen()
+        .enumerate()
+        .map(|(n, u)| {
+            let row = Row::new(vec![
+                u.source.clone(),
+                crate::text::version_change(&u.from, &u.to, version_w),
+                u.cves.len().to_string(),
+                u.urgency.clone(),
+            ]);
+            selectable(row, l.offset + n == l.selected, theme)
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(source_w as u16),
+                Constraint::Length(version_w as u16),
+                Constraint::Length(CVES_W as u16),
+                Constraint::Length(URGENCY_W as u16),
+            ],
+        )
+        .header(Row::new(vec!["SOURCE", "VERSION", "CVES", "URGENCY"]).style(theme.dim))
+        .column_spacing(1),
+        inner,
+    );
+}
+
+/// `checked build #1; build #3 is not checked yet: press u` when the newest update check
+/// is of an older build than the newest succeeded one.
+pub fn stale_updates_text(state: &State) -> Option<String> {
+    state.updates_stale().map(|(checked, newest)| {
+        format!(
+            "checked build #{checked}; build #{newest} is not checked yet: press {}",
+            state.keymap.first(Action::CheckUpdates)
+        )
+    })
+}
