@@ -61,7 +61,7 @@ fn call(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<serde_json::Value, CliError> {
-    api::call(&api::socket_path(&paths.state), method, path, body, None)?.map_err(agent_error)
+    api::call(&paths.agent_socket(), method, path, body, None)?.map_err(agent_error)
 }
 
 /// `drover deploy STACK` / `drover rollback STACK`: [`crate::deploy::client::deploy`]
@@ -213,7 +213,7 @@ pub fn status(paths: &Paths, json: bool) -> CliResult {
                  again, and see {} and `drover releases STACK`",
                 waiting.join(", "),
                 api::DEFAULT_HEALTH_TIMEOUT.as_secs(),
-                paths.state.join("logs").display()
+                paths.logs().display()
             );
         }
     }
@@ -291,7 +291,7 @@ fn print_status(s: &AgentStatus) {
 
 /// `drover agent`, `drover agent status`, `drover agent stop`.
 pub fn agent(paths: &Paths, cmd: Option<AgentCommand>, json: bool) -> CliResult {
-    let sock = api::socket_path(&paths.state);
+    let sock = paths.agent_socket();
     match cmd {
         None => Ok(crate::deploy::agent::run(paths.clone())?),
         Some(AgentCommand::Status) => {
@@ -330,7 +330,7 @@ pub fn agent(paths: &Paths, cmd: Option<AgentCommand>, json: bool) -> CliResult 
             }
         }
         Some(AgentCommand::Stop) => {
-            let pid = std::fs::read_to_string(paths.state.join("agent.pid"))
+            let pid = std::fs::read_to_string(paths.agent_pid())
                 .ok()
                 .and_then(|p| p.trim().parse::<i32>().ok());
             match api::call(

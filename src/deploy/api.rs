@@ -153,11 +153,6 @@ pub struct ApiError {
 pub const LOST: &str = "lost the connection to the agent before it answered (did the agent \
                         die?); see `drover status`, which restarts it and shows what runs";
 
-/// `STATE/agent.sock`.
-pub fn socket_path(state: &Path) -> std::path::PathBuf {
-    state.join("agent.sock")
-}
-
 /// One request to the agent on `socket`. `Ok(Err(..))` is an error answer from the agent;
 /// `Err(..)` means the agent could not be reached.
 pub fn call(

@@ -3,7 +3,6 @@
 //! at once and never starts the agent), start the agent when needed, send the request, and
 //! report progress lines while the agent works (from its status, polled on the socket).
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::api::{self, AgentStatus, DeployReport, DeployRequest, InstanceStatus};
@@ -42,9 +41,9 @@ fn failed(e: impl std::fmt::Display) -> DeployError {
 
 /// The agent's status, without starting it: `None` when no agent answers on
 /// `STATE/agent.sock` within `timeout`.
-pub fn status(state: &Path, timeout: Duration) -> Option<AgentStatus> {
+pub fn status(paths: &Paths, timeout: Duration) -> Option<AgentStatus> {
     match api::call(
-        &api::socket_path(state),
+        &paths.agent_socket(),
         "GET",
         "/v1/status",
         None,
@@ -83,11 +82,11 @@ pub fn wait_serving(
         .map_err(|e| failed(format!("{e:#}")))?;
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let s = status(&paths.state, Duration::from_secs(5)).ok_or_else(|| {
+        let s = status(paths, Duration::from_secs(5)).ok_or_else(|| {
             failed(format!(
                 "the agent does not answer on {}; see {}",
-                api::socket_path(&paths.state).display(),
-                paths.state.join("logs/agent.log").display()
+                paths.agent_socket().display(),
+                paths.agent_log().display()
             ))
         })?;
         let waiting: Vec<String> = live
@@ -159,7 +158,7 @@ pub fn deploy(
     if super::ensure_agent(paths).map_err(|e| failed(format!("{e:#}")))? {
         progress("started the drover agent");
     }
-    let sock = api::socket_path(&paths.state);
+    let sock = paths.agent_socket();
     let body = serde_json::to_value(req).map_err(failed)?;
     // The answer arrives on a channel, so a quick deploy (a warm rollback takes a few ms in
     // the agent) returns at once instead of after a whole progress period.
@@ -177,7 +176,7 @@ pub fn deploy(
             }
         }
         if let Some(line) =
-            status(&paths.state, Duration::from_secs(2)).and_then(|s| describe(&s, &req.stack))
+            status(paths, Duration::from_secs(2)).and_then(|s| describe(&s, &req.stack))
         {
             if line != last {
                 progress(&line);

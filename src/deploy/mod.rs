@@ -12,7 +12,6 @@
 //! - [`api`]: the agent's HTTP/JSON API on `STATE/agent.sock` and the CLI's client.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,9 +31,9 @@ pub mod secrets;
 pub mod unpack;
 
 /// Whether an agent answers on `STATE/agent.sock`.
-pub fn agent_running(state: &Path) -> bool {
+pub fn agent_running(paths: &Paths) -> bool {
     api::call(
-        &api::socket_path(state),
+        &paths.agent_socket(),
         "GET",
         "/v1/status",
         None,
@@ -50,13 +49,12 @@ pub fn agent_running(state: &Path) -> bool {
 /// Errors: the agent binary cannot be run, or it did not come up (the message points at
 /// its log).
 pub fn ensure_agent(paths: &Paths) -> Result<bool> {
-    if agent_running(&paths.state) {
+    if agent_running(paths) {
         return Ok(false);
     }
     paths.ensure_state()?;
-    let logs = paths.state.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let log_path = logs.join("agent.log");
+    std::fs::create_dir_all(paths.logs())?;
+    let log_path = paths.agent_log();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -82,7 +80,7 @@ pub fn ensure_agent(paths: &Paths) -> Result<bool> {
     let mut child = cmd.spawn().context("cannot start the agent")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if agent_running(&paths.state) {
+        if agent_running(paths) {
             // Reap it in the background if it ever exits while we still run.
             std::thread::spawn(move || {
                 let _ = child.wait();
@@ -99,7 +97,7 @@ pub fn ensure_agent(paths: &Paths) -> Result<bool> {
     }
     bail!(
         "the agent did not answer on {} within 15 s; see {}",
-        api::socket_path(&paths.state).display(),
+        paths.agent_socket().display(),
         log_path.display()
     )
 }

@@ -159,9 +159,9 @@ pub fn spawn_deploy(paths: Paths, mut req: DeployRequest, job: u64, tx: Unbounde
 
 /// Poll the agent's status without starting it; the answer (`None`: not running) goes to
 /// `tx`. Returns at once; the poll runs on the blocking pool.
-pub fn poll_agent(state_dir: std::path::PathBuf, tx: UnboundedSender<Option<AgentStatus>>) {
+pub fn poll_agent(paths: Paths, tx: UnboundedSender<Option<AgentStatus>>) {
     tokio::task::spawn_blocking(move || {
-        let s = crate::deploy::client::status(&state_dir, std::time::Duration::from_secs(2));
+        let s = crate::deploy::client::status(&paths, std::time::Duration::from_secs(2));
         let _ = tx.send(s);
     });
 }

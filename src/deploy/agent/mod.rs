@@ -29,9 +29,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
-use crate::deploy::api::{
-    socket_path, AgentStatus, DeployReport, DeployRequest, InstanceStatus, StackStatus,
-};
+use crate::deploy::api::{AgentStatus, DeployReport, DeployRequest, InstanceStatus, StackStatus};
 use crate::deploy::instance::{self, InstanceSpec, LogSink};
 use crate::deploy::machine::{self, Check, Plan};
 use crate::deploy::route::{empty_table, Backend, RouteTable, SharedTable};
@@ -74,7 +72,7 @@ pub struct Agent {
 /// created.
 pub fn run(paths: Paths) -> Result<()> {
     paths.ensure_state()?;
-    let lock_path = paths.state.join("agent.lock");
+    let lock_path = paths.agent_lock();
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -83,7 +81,7 @@ pub fn run(paths: Paths) -> Result<()> {
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
     // SAFETY: flock on a file descriptor we own.
     if unsafe { libc::flock(lock_file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let pid = std::fs::read_to_string(paths.state.join("agent.pid")).unwrap_or_default();
+        let pid = std::fs::read_to_string(paths.agent_pid()).unwrap_or_default();
         bail!(
             "an agent is already running for {} (pid {}); use `drover agent status` or \
              `drover agent stop`",
@@ -91,10 +89,7 @@ pub fn run(paths: Paths) -> Result<()> {
             pid.trim()
         );
     }
-    std::fs::write(
-        paths.state.join("agent.pid"),
-        std::process::id().to_string(),
-    )?;
+    std::fs::write(paths.agent_pid(), std::process::id().to_string())?;
     unpack::clean_temp(&paths.state);
     let store = Store::open(&paths.database())?;
     let failed = store.fail_unfinished_releases()?;
@@ -116,7 +111,7 @@ pub fn run(paths: Paths) -> Result<()> {
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
-        let sock = socket_path(&paths.state);
+        let sock = paths.agent_socket();
         let _ = std::fs::remove_file(&sock);
         let listener = tokio::net::UnixListener::bind(&sock)
             .with_context(|| format!("cannot listen on {}", sock.display()))?;
@@ -163,7 +158,7 @@ pub fn run(paths: Paths) -> Result<()> {
         agent.stop_everything().await;
         Ok::<(), anyhow::Error>(())
     });
-    let _ = std::fs::remove_file(paths.state.join("agent.pid"));
+    let _ = std::fs::remove_file(paths.agent_pid());
     rt.shutdown_timeout(Duration::from_secs(2));
     drop(lock_file);
     result
@@ -240,7 +235,7 @@ impl Agent {
             name: stack.name.clone(),
             port,
             table: empty_table(),
-            log: LogSink::open(&self.paths.state, &stack.name)?,
+            log: LogSink::open(&self.paths.runtime_log(&stack.name))?,
             live: Mutex::new(Live::default()),
             pending: Mutex::new(Vec::new()),
             warm: Mutex::new(None),
