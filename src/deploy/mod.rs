@@ -30,17 +30,9 @@ pub mod route;
 pub mod secrets;
 pub mod unpack;
 
-/// Whether an agent answers on `STATE/agent.sock`.
+/// Whether an agent answers on `STATE/agent.sock` (within 5 s).
 pub fn agent_running(paths: &Paths) -> bool {
-    api::call(
-        &paths.agent_socket(),
-        "GET",
-        "/v1/status",
-        None,
-        Some(Duration::from_secs(5)),
-    )
-    .map(|r| r.is_ok())
-    .unwrap_or(false)
+    client::AgentClient::new(paths).running(Duration::from_secs(5))
 }
 
 /// Start `drover agent` detached (its own session, output to `STATE/logs/agent.log`) unless

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::StatusCode;
+use crate::deploy::api::AgentError;
 
 use super::model::*;
 use super::runtime::LocalRuntime;
@@ -22,14 +22,11 @@ impl Agent {
             Ok(g) => g,
             Err(_) => {
                 let holder = lock(&srt.holder).clone().unwrap_or_default();
-                return Err((
-                    StatusCode::CONFLICT,
-                    format!(
-                        "another deploy of {} is running ({holder}); wait for it to finish \
+                return Err(AgentError::Conflict(format!(
+                    "another deploy of {} is running ({holder}); wait for it to finish \
                          (see `drover status`)",
-                        stack.name
-                    ),
-                ));
+                    stack.name
+                )));
             }
         };
         let action = if req.rollback { "rollback" } else { "deploy" };
@@ -67,23 +64,18 @@ impl Agent {
                 build_id: current_build,
                 replicas: current_replicas,
             });
-            let t = crate::deploy::plan::resolve(req, &releases, cur, wanted.as_ref()).map_err(
-                |e| match e {
-                    crate::deploy::plan::Rejection::NotFound(m) => (StatusCode::NOT_FOUND, m),
-                    crate::deploy::plan::Rejection::BadInput(m) => (StatusCode::BAD_REQUEST, m),
-                },
-            )?;
+            let t = crate::deploy::plan::resolve(req, &releases, cur, wanted.as_ref())?;
             (t.build_id, t.rollback_of, t.replicas)
         };
         let build = lock(&self.store)
             .build(build_id)
             .map_err(internal)?
-            .ok_or((StatusCode::NOT_FOUND, format!("build {build_id} is gone")))?;
+            .ok_or_else(|| AgentError::NotFound(format!("build {build_id} is gone")))?;
         let digest = build.image_digest.clone().unwrap_or_default();
         let image = self.unpack_build(stack, &build).await?;
         let warnings: Vec<String> =
             crate::deploy::secrets::resolve(&self.paths.config, &stack.name, &stack.secrets)
-                .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e:#}")))?
+                .map_err(|e| AgentError::BadInput(format!("{e:#}")))?
                 .warning(&self.paths.config, &stack.name)
                 .into_iter()
                 .collect();
@@ -187,7 +179,7 @@ impl Agent {
                     Some(&stack.name),
                     &e.to_string(),
                 );
-                Err((StatusCode::UNPROCESSABLE_ENTITY, msg))
+                Err(AgentError::ReleaseFailed(msg))
             }
         }
     }
@@ -229,13 +221,10 @@ impl Agent {
         .await
         .map_err(|e| internal(e.into()))?
         .map_err(|e| {
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "{e:#}\n(was the image pruned? rebuild with `drover build {}`)",
-                    stack.name
-                ),
-            )
+            AgentError::ReleaseFailed(format!(
+                "{e:#}\n(was the image pruned? rebuild with `drover build {}`)",
+                stack.name
+            ))
         })
     }
 }

@@ -25,11 +25,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
-use crate::deploy::api::{AgentStatus, DeployReport, DeployRequest, InstanceStatus, StackStatus};
+use crate::deploy::api::{
+    AgentError, AgentStatus, DeployReport, DeployRequest, InstanceStatus, StackStatus,
+};
 use crate::deploy::instance::{self, InstanceSpec, LogSink};
 use crate::deploy::machine::{self, Check, Plan};
 use crate::deploy::route::{empty_table, Backend, RouteTable, SharedTable};
@@ -172,17 +174,16 @@ impl Agent {
                 .map(|d| d.to_string())
                 .collect::<Vec<_>>()
                 .join("\n");
-            let status = if self
+            if self
                 .paths
                 .stacks_dir()
                 .join(format!("{name}.toml"))
                 .is_file()
             {
-                StatusCode::BAD_REQUEST
+                AgentError::BadInput(text)
             } else {
-                StatusCode::NOT_FOUND
-            };
-            (status, text)
+                AgentError::NotFound(text)
+            }
         })
     }
 

@@ -27,7 +27,7 @@ pub(super) async fn restore(agent: Arc<Agent>) {
             let agent = agent2;
             let stack = match agent.load_stack(&r.stack) {
                 Ok(s) => s,
-                Err((_, e)) => {
+                Err(e) => {
                     eprintln!("drover agent: cannot restore {}: {e}", r.stack);
                     return;
                 }
@@ -51,7 +51,7 @@ pub(super) async fn restore(agent: Arc<Agent>) {
             };
             let image = match agent.unpack_build(&stack, &build).await {
                 Ok(i) => i,
-                Err((_, e)) => {
+                Err(e) => {
                     eprintln!("drover agent: cannot restore {}: {e}", r.stack);
                     return;
                 }
@@ -104,7 +104,7 @@ impl Agent {
         };
         let image = match self.unpack_build(stack, &build).await {
             Ok(i) => i,
-            Err((_, e)) => {
+            Err(e) => {
                 eprintln!(
                     "drover agent: cannot restore the warm release of {}: {e}",
                     srt.name

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use hyper::StatusCode;
 
 use super::*;
+use crate::deploy::api::AgentError;
 
 fn json_response(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
@@ -16,8 +17,9 @@ fn json_response(status: StatusCode, v: serde_json::Value) -> Response<Full<Byte
     r
 }
 
-fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response<Full<Bytes>> {
-    json_response(status, serde_json::json!({ "error": msg.to_string() }))
+/// The answer for `e`: its status ([`AgentError::status`]) and `{"error": MESSAGE}`.
+fn error(e: AgentError) -> Response<Full<Bytes>> {
+    json_response(e.status(), serde_json::json!({ "error": e.to_string() }))
 }
 
 pub(super) async fn handle(
@@ -27,7 +29,7 @@ pub(super) async fn handle(
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("unreadable request: {e}")),
+        Err(e) => return error(AgentError::BadInput(format!("unreadable request: {e}"))),
     };
     match (method.as_str(), path.as_str()) {
         ("GET", "/v1/status") => json_response(
@@ -37,9 +39,7 @@ pub(super) async fn handle(
         ("POST", "/v1/deploy") => {
             let req: DeployRequest = match serde_json::from_slice(&body) {
                 Ok(r) => r,
-                Err(e) => {
-                    return error(StatusCode::BAD_REQUEST, format!("bad deploy request: {e}"))
-                }
+                Err(e) => return error(AgentError::BadInput(format!("bad deploy request: {e}"))),
             };
             // Run in its own task: a client that goes away must not cancel a deploy halfway.
             let a = agent.clone();
@@ -48,28 +48,23 @@ pub(super) async fn handle(
                     StatusCode::OK,
                     serde_json::to_value(report).unwrap_or_default(),
                 ),
-                Ok(Err((status, msg))) => error(status, msg),
-                Err(e) => error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("deploy task failed: {e}"),
-                ),
+                Ok(Err(e)) => error(e),
+                Err(e) => error(AgentError::Internal(format!("deploy task failed: {e}"))),
             }
         }
         ("POST", "/v1/stop") => {
             agent.shutdown.notify_one();
             json_response(StatusCode::OK, serde_json::json!({ "stopping": true }))
         }
-        _ => error(
-            StatusCode::NOT_FOUND,
-            format!("no endpoint {method} {path}"),
-        ),
+        _ => error(AgentError::NotFound(format!("no endpoint {method} {path}"))),
     }
 }
 
-pub(super) type ApiResult<T> = std::result::Result<T, (StatusCode, String)>;
+pub(super) type ApiResult<T> = std::result::Result<T, AgentError>;
 
-pub(super) fn internal(e: anyhow::Error) -> (StatusCode, String) {
-    (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+/// An unexpected failure inside the agent (store, filesystem): 500 with the whole chain.
+pub(super) fn internal(e: anyhow::Error) -> AgentError {
+    AgentError::Internal(format!("{e:#}"))
 }
 
 impl Agent {
