@@ -167,7 +167,7 @@ pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
         .map(|r| {
             vec![
                 r.release.to_string(),
-                r.status.clone(),
+                r.status.to_string(),
                 r.build_id.to_string(),
                 short_digest(&r.image_digest),
                 age(&r.created_at),

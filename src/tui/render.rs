@@ -983,7 +983,7 @@ fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
                 Span::raw(format!("#{}", r.build_id)),
                 Span::raw(short_digest(&r.image_digest)),
                 Span::raw(age_at(&r.created_at, now)),
-                Span::styled(r.status.clone(), st),
+                Span::styled(r.status.as_str(), st),
             ];
             if wide {
                 cells.push(Span::raw(r.by.clone()));
