@@ -246,7 +246,7 @@ fn print_status(s: &AgentStatus) {
                 vec![
                     i.id.clone(),
                     i.release.to_string(),
-                    i.state.clone(),
+                    i.state.to_string(),
                     i.pid.map(|p| p.to_string()).unwrap_or_default(),
                     i.port.to_string(),
                     i.in_flight.to_string(),

@@ -83,6 +83,66 @@ pub struct DeployReport {
     pub warnings: Vec<String>,
 }
 
+/// Where an instance is, as `GET /v1/status` reports it (the lowercase word of
+/// [`InstanceState::as_str`] in JSON and on screen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Started; no health check passed yet.
+    Starting,
+    /// Its health checks pass.
+    Healthy,
+    /// Was healthy; failed `[health] unhealthy_threshold` checks in a row.
+    Unhealthy,
+    /// Its sandbox exited.
+    Exited,
+    /// Asked to stop (drained or replaced), not gone yet.
+    Stopping,
+    /// The previous release kept running unrouted (`[deploy] keep_warm`).
+    Warm,
+}
+
+impl InstanceState {
+    /// The word in JSON and on screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Healthy => "healthy",
+            InstanceState::Unhealthy => "unhealthy",
+            InstanceState::Exited => "exited",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Warm => "warm",
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not an [`InstanceState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown instance state `{0}`")]
+pub struct UnknownInstanceState(pub String);
+
+impl std::str::FromStr for InstanceState {
+    type Err = UnknownInstanceState;
+    /// The inverse of [`InstanceState::as_str`].
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "starting" => Ok(InstanceState::Starting),
+            "healthy" => Ok(InstanceState::Healthy),
+            "unhealthy" => Ok(InstanceState::Unhealthy),
+            "exited" => Ok(InstanceState::Exited),
+            "stopping" => Ok(InstanceState::Stopping),
+            "warm" => Ok(InstanceState::Warm),
+            _ => Err(UnknownInstanceState(s.to_string())),
+        }
+    }
+}
+
 /// One instance in [`StackStatus`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceStatus {
@@ -94,10 +154,8 @@ pub struct InstanceStatus {
     pub pid: Option<u32>,
     /// Loopback port it listens on.
     pub port: u16,
-    /// `starting` (no passed check yet), `healthy`, `unhealthy`, `exited`, `stopping`, or
-    /// `warm` (the previous release kept running unrouted, `[deploy] keep_warm`; `healthy`
-    /// says whether its checks pass).
-    pub state: String,
+    /// Where it is (for `warm`, `healthy` says whether its checks pass).
+    pub state: InstanceState,
     /// Whether the router sends it requests.
     pub healthy: bool,
     /// The last health check (status and body, or the error).

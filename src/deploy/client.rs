@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::api::{self, AgentError, AgentStatus, DeployReport, DeployRequest, InstanceStatus};
+use super::api::{
+    self, AgentError, AgentStatus, DeployReport, DeployRequest, InstanceState, InstanceStatus,
+};
 use crate::paths::Paths;
 use crate::store::Store;
 
@@ -84,7 +86,7 @@ pub fn serving(status: &AgentStatus, stack: &str, release: i64) -> bool {
             && st
                 .instances
                 .iter()
-                .filter(|i| i.healthy && i.release == release && i.state == "healthy")
+                .filter(|i| i.healthy && i.release == release && i.state == InstanceState::Healthy)
                 .count()
                 >= st.replicas.max(1)
     })
@@ -216,7 +218,7 @@ mod tests {
             release,
             pid: Some(1),
             port: 4000,
-            state: state.into(),
+            state: state.parse().unwrap(),
             healthy: state == "healthy" || state == "warm",
             last_check: String::new(),
             in_flight: 0,

@@ -914,7 +914,7 @@ fn draw_releases(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, fo
                 Row::new(vec![
                     Span::raw(i.id.clone()),
                     Span::raw(format!("#{}", i.release)),
-                    Span::styled(i.state.clone(), st),
+                    Span::styled(i.state.as_str(), st),
                     Span::raw(format!(":{}", i.port)),
                     Span::styled(crate::text::sanitize_for_terminal(&i.last_check), theme.dim),
                 ])

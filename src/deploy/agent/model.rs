@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::*;
+use crate::deploy::api::InstanceState;
 
 /// What is needed to start instances of one release.
 #[derive(Debug, Clone)]
@@ -54,24 +55,24 @@ impl Instance {
     pub(super) fn status(&self) -> InstanceStatus {
         let st = lock(&self.state);
         let state = if st.exited.is_some() {
-            "exited"
+            InstanceState::Exited
         } else if self.stopping.load(Ordering::SeqCst) {
-            "stopping"
+            InstanceState::Stopping
         } else if self.warm.load(Ordering::SeqCst) {
-            "warm"
+            InstanceState::Warm
         } else if self.backend.healthy() {
-            "healthy"
+            InstanceState::Healthy
         } else if st.ever_healthy {
-            "unhealthy"
+            InstanceState::Unhealthy
         } else {
-            "starting"
+            InstanceState::Starting
         };
         InstanceStatus {
             id: self.id.clone(),
             release: self.release(),
             pid: self.pid,
             port: self.port,
-            state: state.into(),
+            state,
             healthy: self.backend.healthy(),
             last_check: st.last_check.clone(),
             in_flight: self.backend.in_flight(),
