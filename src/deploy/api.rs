@@ -125,7 +125,10 @@ impl std::fmt::Display for InstanceState {
 /// A word that is not an [`InstanceState`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown instance state `{0}`")]
-pub struct UnknownInstanceState(pub String);
+pub struct UnknownInstanceState(
+    /// The word read.
+    pub String,
+);
 
 impl std::str::FromStr for InstanceState {
     type Err = UnknownInstanceState;

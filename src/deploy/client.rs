@@ -2,6 +2,7 @@
 //! check the request against the store first ([`super::plan::check`]: a bad request fails
 //! at once and never starts the agent), start the agent when needed, send the request, and
 //! report progress lines while the agent works (from its status, polled on the socket).
+//! [`AgentClient`] is the one typed way to speak to the agent's socket.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,7 +39,12 @@ impl AgentClient {
 
     /// Whether an agent answers `GET /v1/status` within `timeout` (whatever its body).
     pub fn running(&self, timeout: Duration) -> bool {
-        api::call(&self.socket, "GET", "/v1/status", None, Some(timeout)).is_ok()
+        self.get_status(Some(timeout)).is_ok()
+    }
+
+    /// `GET /v1/status`, its body as sent.
+    fn get_status(&self, timeout: Option<Duration>) -> Result<serde_json::Value, AgentError> {
+        api::call(&self.socket, "GET", "/v1/status", None, timeout)
     }
 
     /// `GET /v1/status`: the agent's PID, start time and every stack with a route.
@@ -47,7 +53,7 @@ impl AgentClient {
     /// Errors: [`AgentError::Unreachable`] when no agent answers, [`AgentError::Unexpected`]
     /// when the answer is not an [`AgentStatus`].
     pub fn status(&self, timeout: Option<Duration>) -> Result<AgentStatus, AgentError> {
-        let v = api::call(&self.socket, "GET", "/v1/status", None, timeout)?;
+        let v = self.get_status(timeout)?;
         serde_json::from_value(v).map_err(|e| AgentError::Unexpected(e.to_string()))
     }
 

@@ -9,7 +9,11 @@
 //! - [`proxy`]: the router (hyper 1 reverse proxy) on the route port.
 //! - [`machine`]: the deploy state machine (verify → start → healthy → switch → drain → stop).
 //! - [`agent`]: `drover agent`, the long-running router and supervisor, and its restore.
-//! - [`api`]: the agent's HTTP/JSON API on `STATE/agent.sock` and the CLI's client.
+//! - [`api`]: the agent's HTTP/JSON API on `STATE/agent.sock`: types, [`api::AgentError`]
+//!   and its HTTP status mapping.
+//! - [`client`]: [`client::AgentClient`], the typed client the CLI, the console and the
+//!   tests use, and the deploy a front end runs (precheck, start the agent, progress).
+//! - [`plan`]: which build, as which rollback, with how many replicas (both ends decide alike).
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};

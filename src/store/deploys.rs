@@ -47,7 +47,10 @@ impl std::fmt::Display for ReleaseStatus {
 /// A `status` word that is not a [`ReleaseStatus`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown release status `{0}`")]
-pub struct UnknownReleaseStatus(pub String);
+pub struct UnknownReleaseStatus(
+    /// The word read.
+    pub String,
+);
 
 impl std::str::FromStr for ReleaseStatus {
     type Err = UnknownReleaseStatus;

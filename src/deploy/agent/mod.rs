@@ -8,12 +8,12 @@
 //! are replaced with exponential backoff (0.5 s doubling, at most 30 s); every start,
 //! health change, exit and replacement is recorded as an instance event.
 //!
-//! - [`server`]: the socket's HTTP handlers.
-//! - [`model`]: the runtime model (instances, live and warm sets, one stack's route).
-//! - [`deploy`]: deploy and rollback through the state machine.
-//! - [`restore`]: restoring live and warm releases at start.
-//! - [`supervise`]: starting, supervising, health-checking and replacing instances.
-//! - [`runtime`]: [`runtime::LocalRuntime`], the state machine's view of the agent.
+//! - `server.rs`: the socket's HTTP handlers.
+//! - `model.rs`: the runtime model (instances, live and warm sets, one stack's route).
+//! - `deploy.rs`: deploy and rollback through the state machine.
+//! - `restore.rs`: restoring live and warm releases at start.
+//! - `supervise.rs`: starting, supervising, health-checking and replacing instances.
+//! - `runtime.rs`: `LocalRuntime`, the state machine's view of the agent.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
