@@ -103,6 +103,30 @@ impl Paths {
     pub fn tmp(&self) -> PathBuf {
         self.state.join("tmp")
     }
+    /// `STATE/agent.sock`: the agent's Unix socket (its HTTP/JSON API, `deploy::api`).
+    pub fn agent_socket(&self) -> PathBuf {
+        self.state.join("agent.sock")
+    }
+    /// `STATE/agent.lock`: held (`flock`, exclusive) by the one agent of this state directory.
+    pub fn agent_lock(&self) -> PathBuf {
+        self.state.join("agent.lock")
+    }
+    /// `STATE/agent.pid`: the running agent's PID, in decimal.
+    pub fn agent_pid(&self) -> PathBuf {
+        self.state.join("agent.pid")
+    }
+    /// `STATE/logs`: the agent's log and the runtime logs.
+    pub fn logs(&self) -> PathBuf {
+        self.state.join("logs")
+    }
+    /// `STATE/logs/agent.log`: the detached agent's stdout and stderr.
+    pub fn agent_log(&self) -> PathBuf {
+        self.logs().join("agent.log")
+    }
+    /// `STATE/logs/STACK.log`: the runtime log of every instance of one stack.
+    pub fn runtime_log(&self, stack: &str) -> PathBuf {
+        self.logs().join(format!("{stack}.log"))
+    }
 }
 
 fn xdg(var: &str, fallback: &str) -> Result<PathBuf> {

@@ -394,7 +394,7 @@ fn deployed_fixture() -> Fixture {
         release: 2,
         pid: Some(4000 + n),
         port: 40000 + n as u16,
-        state: state.into(),
+        state: state.parse().unwrap(),
         healthy,
         last_check: check.into(),
         in_flight: 0,
@@ -455,7 +455,7 @@ fn releases_with_a_warm_release() {
         w.release = 1;
         w.pid = Some(3999);
         w.port = 39999;
-        w.state = "warm".into();
+        w.state = "warm".parse().unwrap();
         a.stacks[0].instances.push(w);
         update(&mut f.state, Msg::Agent(Some(a)));
         f

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::output::{age, print_json, short_digest, table};
 use super::{CliError, CliResult};
-use crate::deploy::api::{self, AgentStatus, DeployRequest};
+use crate::deploy::api::{self, AgentError, AgentStatus, DeployRequest};
+use crate::deploy::client::AgentClient;
 use crate::paths::Paths;
 use crate::store::Store;
 
@@ -38,11 +39,14 @@ pub struct DeployArgs {
     pub grace: Option<u64>,
 }
 
-fn agent_error(e: api::ApiError) -> CliError {
-    if matches!(e.status, 400 | 404 | 409) {
-        CliError::input(e.message)
-    } else {
-        CliError::failed(e.message)
+/// An input error of the agent ([`AgentError::is_input`]) exits 2, any other 1.
+impl From<AgentError> for CliError {
+    fn from(e: AgentError) -> Self {
+        if e.is_input() {
+            CliError::input(e.to_string())
+        } else {
+            CliError::failed(e.to_string())
+        }
     }
 }
 
@@ -53,15 +57,6 @@ fn ensure(paths: &Paths) -> Result<bool, CliError> {
         eprintln!("started the drover agent");
     }
     Ok(started)
-}
-
-fn call(
-    paths: &Paths,
-    method: &str,
-    path: &str,
-    body: Option<&serde_json::Value>,
-) -> Result<serde_json::Value, CliError> {
-    api::call(&api::socket_path(&paths.state), method, path, body, None)?.map_err(agent_error)
 }
 
 /// `drover deploy STACK` / `drover rollback STACK`: [`crate::deploy::client::deploy`]
@@ -94,13 +89,7 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
             eprintln!("  {line}");
         }
     };
-    let r = crate::deploy::client::deploy(paths, &req, &mut progress).map_err(|e| {
-        if e.input {
-            CliError::input(e.message)
-        } else {
-            CliError::failed(e.message)
-        }
-    })?;
+    let r = crate::deploy::client::deploy(paths, &req, &mut progress)?;
     if json {
         return print_json(&r);
     }
@@ -178,7 +167,7 @@ pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
         .map(|r| {
             vec![
                 r.release.to_string(),
-                r.status.clone(),
+                r.status.to_string(),
                 r.build_id.to_string(),
                 short_digest(&r.image_digest),
                 age(&r.created_at),
@@ -206,22 +195,24 @@ pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
 pub fn status(paths: &Paths, json: bool) -> CliResult {
     if ensure(paths)? {
         let (_, waiting) = crate::deploy::client::wait_serving(paths, api::DEFAULT_HEALTH_TIMEOUT)
-            .map_err(|e| CliError::failed(e.message))?;
+            .map_err(|e| CliError::failed(e.to_string()))?;
         if !waiting.is_empty() {
             eprintln!(
                 "warning: {} not serving yet {}s after the agent started; run `drover status` \
                  again, and see {} and `drover releases STACK`",
                 waiting.join(", "),
                 api::DEFAULT_HEALTH_TIMEOUT.as_secs(),
-                paths.state.join("logs").display()
+                paths.logs().display()
             );
         }
     }
-    let v = call(paths, "GET", "/v1/status", None)?;
+    let s = AgentClient::new(paths).status(None)?;
     if json {
-        return print_json(&v["stacks"]);
+        // Through a Value, as before: its keys print sorted.
+        return print_json(
+            &serde_json::to_value(&s.stacks).map_err(|e| CliError::failed(e.to_string()))?,
+        );
     }
-    let s: AgentStatus = serde_json::from_value(v).map_err(|e| CliError::failed(e.to_string()))?;
     print_status(&s);
     Ok(())
 }
@@ -255,7 +246,7 @@ fn print_status(s: &AgentStatus) {
                 vec![
                     i.id.clone(),
                     i.release.to_string(),
-                    i.state.clone(),
+                    i.state.to_string(),
                     i.pid.map(|p| p.to_string()).unwrap_or_default(),
                     i.port.to_string(),
                     i.in_flight.to_string(),
@@ -291,25 +282,18 @@ fn print_status(s: &AgentStatus) {
 
 /// `drover agent`, `drover agent status`, `drover agent stop`.
 pub fn agent(paths: &Paths, cmd: Option<AgentCommand>, json: bool) -> CliResult {
-    let sock = api::socket_path(&paths.state);
+    let client = AgentClient::new(paths);
+    let sock = client.socket();
     match cmd {
         None => Ok(crate::deploy::agent::run(paths.clone())?),
         Some(AgentCommand::Status) => {
-            match api::call(
-                &sock,
-                "GET",
-                "/v1/status",
-                None,
-                Some(Duration::from_secs(5)),
-            ) {
-                Ok(Ok(v)) => {
+            match client.status(Some(Duration::from_secs(5))) {
+                Ok(s) => {
                     if json {
                         return print_json(
-                            &json!({"running": true, "pid": v["pid"], "started_at": v["started_at"], "socket": sock}),
+                            &json!({"running": true, "pid": s.pid, "started_at": s.started_at, "socket": sock}),
                         );
                     }
-                    let s: AgentStatus =
-                        serde_json::from_value(v).map_err(|e| CliError::failed(e.to_string()))?;
                     println!(
                         "agent running: pid {}, started {}, socket {}",
                         s.pid,
@@ -319,7 +303,9 @@ pub fn agent(paths: &Paths, cmd: Option<AgentCommand>, json: bool) -> CliResult 
                     print_status(&s);
                     Ok(())
                 }
-                _ => {
+                // An answer that is not a status is a failure, not a stopped agent.
+                Err(AgentError::Unexpected(m)) => Err(CliError::failed(m)),
+                Err(_) => {
                     if json {
                         print_json(&json!({"running": false, "socket": sock}))?;
                     } else {
@@ -330,18 +316,12 @@ pub fn agent(paths: &Paths, cmd: Option<AgentCommand>, json: bool) -> CliResult 
             }
         }
         Some(AgentCommand::Stop) => {
-            let pid = std::fs::read_to_string(paths.state.join("agent.pid"))
+            let pid = std::fs::read_to_string(paths.agent_pid())
                 .ok()
                 .and_then(|p| p.trim().parse::<i32>().ok());
-            match api::call(
-                &sock,
-                "POST",
-                "/v1/stop",
-                None,
-                Some(Duration::from_secs(5)),
-            ) {
-                Ok(Ok(_)) => {}
-                _ => {
+            match client.stop(Some(Duration::from_secs(5))) {
+                Ok(()) => {}
+                Err(_) => {
                     println!("agent not running");
                     return Ok(());
                 }

@@ -1,5 +1,6 @@
-//! The agent's HTTP/JSON API on its Unix socket (`STATE/agent.sock`), and a small
-//! blocking client for the CLI.
+//! The agent's HTTP/JSON API on its Unix socket (`STATE/agent.sock`): the request and
+//! answer types, [`AgentError`] with its status mapping, and the blocking transport under
+//! [`super::client::AgentClient`].
 //!
 //! Endpoints: `GET /v1/status` → [`AgentStatus`]; `POST /v1/deploy` with a
 //! [`DeployRequest`] → [`DeployReport`]; `POST /v1/stop` → `{"stopping": true}`. Errors
@@ -82,6 +83,69 @@ pub struct DeployReport {
     pub warnings: Vec<String>,
 }
 
+/// Where an instance is, as `GET /v1/status` reports it (the lowercase word of
+/// [`InstanceState::as_str`] in JSON and on screen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Started; no health check passed yet.
+    Starting,
+    /// Its health checks pass.
+    Healthy,
+    /// Was healthy; failed `[health] unhealthy_threshold` checks in a row.
+    Unhealthy,
+    /// Its sandbox exited.
+    Exited,
+    /// Asked to stop (drained or replaced), not gone yet.
+    Stopping,
+    /// The previous release kept running unrouted (`[deploy] keep_warm`).
+    Warm,
+}
+
+impl InstanceState {
+    /// The word in JSON and on screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Healthy => "healthy",
+            InstanceState::Unhealthy => "unhealthy",
+            InstanceState::Exited => "exited",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Warm => "warm",
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not an [`InstanceState`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown instance state `{0}`")]
+pub struct UnknownInstanceState(
+    /// The word read.
+    pub String,
+);
+
+impl std::str::FromStr for InstanceState {
+    type Err = UnknownInstanceState;
+    /// The inverse of [`InstanceState::as_str`].
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "starting" => Ok(InstanceState::Starting),
+            "healthy" => Ok(InstanceState::Healthy),
+            "unhealthy" => Ok(InstanceState::Unhealthy),
+            "exited" => Ok(InstanceState::Exited),
+            "stopping" => Ok(InstanceState::Stopping),
+            "warm" => Ok(InstanceState::Warm),
+            _ => Err(UnknownInstanceState(s.to_string())),
+        }
+    }
+}
+
 /// One instance in [`StackStatus`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceStatus {
@@ -93,10 +157,8 @@ pub struct InstanceStatus {
     pub pid: Option<u32>,
     /// Loopback port it listens on.
     pub port: u16,
-    /// `starting` (no passed check yet), `healthy`, `unhealthy`, `exited`, `stopping`, or
-    /// `warm` (the previous release kept running unrouted, `[deploy] keep_warm`; `healthy`
-    /// says whether its checks pass).
-    pub state: String,
+    /// Where it is (for `warm`, `healthy` says whether its checks pass).
+    pub state: InstanceState,
     /// Whether the router sends it requests.
     pub healthy: bool,
     /// The last health check (status and body, or the error).
@@ -139,13 +201,85 @@ pub struct AgentStatus {
     pub stacks: Vec<StackStatus>,
 }
 
-/// An API error as the CLI sees it.
-#[derive(Debug)]
-pub struct ApiError {
-    /// HTTP status.
-    pub status: u16,
-    /// The message.
-    pub message: String,
+/// Why the agent did not do what a request asked, as both ends of the socket see it.
+///
+/// The agent answers one as `{"error": MESSAGE}` with the status of
+/// [`AgentError::status`]; the client turns an error answer back into one with
+/// [`AgentError::from_status`]. [`AgentError::is_input`] says whether the request itself
+/// was wrong (the CLI exits 2) or the operation failed (exit 1). The message is what the
+/// operator reads: what happened and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    /// 400: the request contradicts the state (bad replicas, nothing to roll back), the
+    /// stack file is invalid, or the request is unreadable.
+    #[error("{0}")]
+    BadInput(String),
+    /// 404: an unknown stack, build, release or endpoint.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: a deploy of that stack is running.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the release did not go live (its image could not be unpacked, or its instances
+    /// failed their checks); the message holds the last health check and log lines.
+    #[error("{0}")]
+    ReleaseFailed(String),
+    /// 500 (and any other error status): the agent or the front end itself failed.
+    #[error("{0}")]
+    Internal(String),
+    /// Client side only: a success answer whose body is not what the endpoint returns.
+    #[error("{0}")]
+    Unexpected(String),
+    /// Client side only: no answer (no agent on the socket, or it went away mid-request).
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+impl AgentError {
+    /// The HTTP status the agent answers this error with (the client-side variants, never
+    /// sent, are 500).
+    pub fn status(&self) -> hyper::StatusCode {
+        use hyper::StatusCode as S;
+        match self {
+            AgentError::BadInput(_) => S::BAD_REQUEST,
+            AgentError::NotFound(_) => S::NOT_FOUND,
+            AgentError::Conflict(_) => S::CONFLICT,
+            AgentError::ReleaseFailed(_) => S::UNPROCESSABLE_ENTITY,
+            AgentError::Internal(_) | AgentError::Unexpected(_) | AgentError::Unreachable(_) => {
+                S::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The error an error answer with HTTP `status` and `message` stands for: the inverse
+    /// of [`AgentError::status`]; an unknown status is [`AgentError::Internal`].
+    pub fn from_status(status: u16, message: String) -> AgentError {
+        match status {
+            400 => AgentError::BadInput(message),
+            404 => AgentError::NotFound(message),
+            409 => AgentError::Conflict(message),
+            422 => AgentError::ReleaseFailed(message),
+            _ => AgentError::Internal(message),
+        }
+    }
+
+    /// Whether the request itself was wrong (400, 404, 409): retrying it unchanged cannot
+    /// work. Otherwise the deploy ran and failed, or the agent was unreachable.
+    pub fn is_input(&self) -> bool {
+        matches!(
+            self,
+            AgentError::BadInput(_) | AgentError::NotFound(_) | AgentError::Conflict(_)
+        )
+    }
+}
+
+impl From<super::plan::Rejection> for AgentError {
+    fn from(r: super::plan::Rejection) -> Self {
+        match r {
+            super::plan::Rejection::BadInput(m) => AgentError::BadInput(m),
+            super::plan::Rejection::NotFound(m) => AgentError::NotFound(m),
+        }
+    }
 }
 
 /// The error of a request whose answer never came: the agent died or dropped the
@@ -153,20 +287,37 @@ pub struct ApiError {
 pub const LOST: &str = "lost the connection to the agent before it answered (did the agent \
                         die?); see `drover status`, which restarts it and shows what runs";
 
-/// `STATE/agent.sock`.
-pub fn socket_path(state: &Path) -> std::path::PathBuf {
-    state.join("agent.sock")
-}
-
-/// One request to the agent on `socket`. `Ok(Err(..))` is an error answer from the agent;
-/// `Err(..)` means the agent could not be reached.
-pub fn call(
+/// One request to the agent on `socket` (use [`super::client::AgentClient`]): the JSON
+/// body of a success answer, [`AgentError::from_status`] of an error answer, or
+/// [`AgentError::Unreachable`] when no (readable) answer came.
+pub(super) fn call(
     socket: &Path,
     method: &str,
     path: &str,
     body: Option<&serde_json::Value>,
     timeout: Option<Duration>,
-) -> Result<std::result::Result<serde_json::Value, ApiError>> {
+) -> std::result::Result<serde_json::Value, AgentError> {
+    match exchange(socket, method, path, body, timeout) {
+        Err(e) => Err(AgentError::Unreachable(format!("{e:#}"))),
+        Ok((status, json)) if (200..300).contains(&status) => Ok(json),
+        Ok((status, json)) => {
+            let message = json["error"]
+                .as_str()
+                .unwrap_or("the agent failed without a message")
+                .to_string();
+            Err(AgentError::from_status(status, message))
+        }
+    }
+}
+
+/// Send one request and read the answer: its status and JSON body.
+fn exchange(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    timeout: Option<Duration>,
+) -> Result<(u16, serde_json::Value)> {
     let mut s = UnixStream::connect(socket)
         .with_context(|| format!("cannot connect to the agent at {}", socket.display()))?;
     s.set_read_timeout(timeout)?;
@@ -201,15 +352,7 @@ pub fn call(
     } else {
         serde_json::from_str(rest).context("the agent sent malformed JSON")?
     };
-    if (200..300).contains(&status) {
-        Ok(Ok(json))
-    } else {
-        let message = json["error"]
-            .as_str()
-            .unwrap_or("the agent failed without a message")
-            .to_string();
-        Ok(Err(ApiError { status, message }))
-    }
+    Ok((status, json))
 }
 
 fn dechunk(s: &str) -> String {
@@ -261,9 +404,7 @@ mod tests {
             assert!(!text.contains("malformed"), "{text}");
         }
         let (_dir, sock) = one_shot_agent(b"HTTP/1.1 200 OK\r\n\r\n{\"ok\": 1}");
-        let v = call(&sock, "GET", "/v1/status", None, None)
-            .unwrap()
-            .unwrap();
+        let v = call(&sock, "GET", "/v1/status", None, None).unwrap();
         assert_eq!(v["ok"], 1);
     }
 }

@@ -2,57 +2,85 @@
 //! check the request against the store first ([`super::plan::check`]: a bad request fails
 //! at once and never starts the agent), start the agent when needed, send the request, and
 //! report progress lines while the agent works (from its status, polled on the socket).
+//! [`AgentClient`] is the one typed way to speak to the agent's socket.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::api::{self, AgentStatus, DeployReport, DeployRequest, InstanceStatus};
+use super::api::{
+    self, AgentError, AgentStatus, DeployReport, DeployRequest, InstanceState, InstanceStatus,
+};
 use crate::paths::Paths;
 use crate::store::Store;
 
 /// How often the agent's status is polled for progress during a deploy.
 pub const PROGRESS_POLL: Duration = Duration::from_millis(300);
 
-/// Why a deploy did not happen or did not go live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployError {
-    /// The request itself is wrong (unknown stack/build/release, bad replicas, nothing to
-    /// roll back): the CLI exits 2. Otherwise the deploy ran and failed, or the agent was
-    /// unreachable.
-    pub input: bool,
-    /// What happened; for a failed release, the agent's message with the health check's
-    /// status and body and the last instance log lines.
-    pub message: String,
+/// A typed client of the agent's API (see [`super::api`]) on its socket,
+/// `STATE/agent.sock`: one method per endpoint. Blocking; every error is an
+/// [`AgentError`].
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    socket: PathBuf,
 }
 
-impl std::fmt::Display for DeployError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+impl AgentClient {
+    /// The client of the agent of `paths`' state directory ([`Paths::agent_socket`]).
+    pub fn new(paths: &Paths) -> AgentClient {
+        AgentClient {
+            socket: paths.agent_socket(),
+        }
+    }
+
+    /// The socket it talks to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Whether an agent answers `GET /v1/status` within `timeout` (whatever its body).
+    pub fn running(&self, timeout: Duration) -> bool {
+        self.get_status(Some(timeout)).is_ok()
+    }
+
+    /// `GET /v1/status`, its body as sent.
+    fn get_status(&self, timeout: Option<Duration>) -> Result<serde_json::Value, AgentError> {
+        api::call(&self.socket, "GET", "/v1/status", None, timeout)
+    }
+
+    /// `GET /v1/status`: the agent's PID, start time and every stack with a route.
+    /// `timeout` bounds the wait for the answer (`None`: wait as long as it takes).
+    ///
+    /// Errors: [`AgentError::Unreachable`] when no agent answers, [`AgentError::Unexpected`]
+    /// when the answer is not an [`AgentStatus`].
+    pub fn status(&self, timeout: Option<Duration>) -> Result<AgentStatus, AgentError> {
+        let v = self.get_status(timeout)?;
+        serde_json::from_value(v).map_err(|e| AgentError::Unexpected(e.to_string()))
+    }
+
+    /// `POST /v1/deploy`: deploy (or roll back) as `req` says; blocks until the agent
+    /// answers (the deploy's whole run).
+    ///
+    /// Errors: the agent's [`AgentError`] (input errors: 400/404/409; a release that did
+    /// not go live: 422), or [`AgentError::Unreachable`].
+    pub fn deploy(&self, req: &DeployRequest) -> Result<DeployReport, AgentError> {
+        let body = serde_json::to_value(req).map_err(|e| AgentError::Internal(e.to_string()))?;
+        let v = api::call(&self.socket, "POST", "/v1/deploy", Some(&body), None)?;
+        serde_json::from_value(v).map_err(|e| {
+            AgentError::Unexpected(format!("the agent sent an unexpected report: {e}"))
+        })
+    }
+
+    /// `POST /v1/stop`: ask the agent to stop (its instances stop with it); returns once it
+    /// accepted, not once it is gone.
+    ///
+    /// Errors: [`AgentError::Unreachable`] when no agent answers within `timeout`.
+    pub fn stop(&self, timeout: Option<Duration>) -> Result<(), AgentError> {
+        api::call(&self.socket, "POST", "/v1/stop", None, timeout).map(|_| ())
     }
 }
 
-impl std::error::Error for DeployError {}
-
-fn failed(e: impl std::fmt::Display) -> DeployError {
-    DeployError {
-        input: false,
-        message: e.to_string(),
-    }
-}
-
-/// The agent's status, without starting it: `None` when no agent answers on
-/// `STATE/agent.sock` within `timeout`.
-pub fn status(state: &Path, timeout: Duration) -> Option<AgentStatus> {
-    match api::call(
-        &api::socket_path(state),
-        "GET",
-        "/v1/status",
-        None,
-        Some(timeout),
-    ) {
-        Ok(Ok(v)) => serde_json::from_value(v).ok(),
-        _ => None,
-    }
+fn failed(e: impl std::fmt::Display) -> AgentError {
+    AgentError::Internal(e.to_string())
 }
 
 /// Whether `status` shows the stack's release `release` live with at least its replica
@@ -64,7 +92,7 @@ pub fn serving(status: &AgentStatus, stack: &str, release: i64) -> bool {
             && st
                 .instances
                 .iter()
-                .filter(|i| i.healthy && i.release == release && i.state == "healthy")
+                .filter(|i| i.healthy && i.release == release && i.state == InstanceState::Healthy)
                 .count()
                 >= st.replicas.max(1)
     })
@@ -77,17 +105,18 @@ pub fn serving(status: &AgentStatus, stack: &str, release: i64) -> bool {
 pub fn wait_serving(
     paths: &Paths,
     timeout: Duration,
-) -> Result<(AgentStatus, Vec<String>), DeployError> {
+) -> Result<(AgentStatus, Vec<String>), AgentError> {
     let live = Store::open(&paths.database())
         .and_then(|s| s.live_releases())
         .map_err(|e| failed(format!("{e:#}")))?;
     let deadline = std::time::Instant::now() + timeout;
+    let client = AgentClient::new(paths);
     loop {
-        let s = status(&paths.state, Duration::from_secs(5)).ok_or_else(|| {
-            failed(format!(
+        let s = client.status(Some(Duration::from_secs(5))).map_err(|_| {
+            AgentError::Unreachable(format!(
                 "the agent does not answer on {}; see {}",
-                api::socket_path(&paths.state).display(),
-                paths.state.join("logs/agent.log").display()
+                paths.agent_socket().display(),
+                paths.agent_log().display()
             ))
         })?;
         let waiting: Vec<String> = live
@@ -103,16 +132,10 @@ pub fn wait_serving(
 }
 
 /// Check `req` against the store; a rejection is an input error.
-pub fn precheck(paths: &Paths, req: &DeployRequest) -> Result<super::plan::Target, DeployError> {
+pub fn precheck(paths: &Paths, req: &DeployRequest) -> Result<super::plan::Target, AgentError> {
     paths.ensure_state().map_err(failed)?;
     let store = Store::open(&paths.database()).map_err(failed)?;
-    match super::plan::check(&store, req).map_err(failed)? {
-        Ok(t) => Ok(t),
-        Err(r) => Err(DeployError {
-            input: true,
-            message: r.message().to_string(),
-        }),
-    }
+    Ok(super::plan::check(&store, req).map_err(failed)??)
 }
 
 /// One progress line per change of the stack's deploy state or instances.
@@ -146,53 +169,47 @@ pub fn accepted_line(req: &DeployRequest) -> String {
 /// once the store accepted the request (a rejected request gets none); then the agent
 /// started, instances starting/healthy, the switch. Blocks until the agent answers.
 ///
-/// Errors: [`DeployError`] with `input` for a request the store already rejects (checked
-/// before the agent starts) or the agent rejects (400/404/409); otherwise the failure with
-/// the agent's message (for 422 it holds the last health check's status and body).
+/// Errors: an input [`AgentError`] ([`AgentError::is_input`]) for a request the store
+/// already rejects (checked before the agent starts) or the agent rejects (400/404/409);
+/// otherwise the failure with the agent's message (for 422 it holds the last health
+/// check's status and body).
 pub fn deploy(
     paths: &Paths,
     req: &DeployRequest,
     progress: &mut dyn FnMut(&str),
-) -> Result<DeployReport, DeployError> {
+) -> Result<DeployReport, AgentError> {
     precheck(paths, req)?;
     progress(&accepted_line(req));
     if super::ensure_agent(paths).map_err(|e| failed(format!("{e:#}")))? {
         progress("started the drover agent");
     }
-    let sock = api::socket_path(&paths.state);
-    let body = serde_json::to_value(req).map_err(failed)?;
+    let client = AgentClient::new(paths);
     // The answer arrives on a channel, so a quick deploy (a warm rollback takes a few ms in
     // the agent) returns at once instead of after a whole progress period.
     let (tx, rx) = std::sync::mpsc::channel();
+    let (deployer, request) = (client.clone(), req.clone());
     std::thread::spawn(move || {
-        let _ = tx.send(api::call(&sock, "POST", "/v1/deploy", Some(&body), None));
+        let _ = tx.send(deployer.deploy(&request));
     });
     let mut last = String::new();
-    let answer = loop {
+    loop {
         match rx.recv_timeout(PROGRESS_POLL) {
-            Ok(answer) => break answer,
+            Ok(answer) => return answer,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(failed("the deploy request thread panicked"))
             }
         }
-        if let Some(line) =
-            status(&paths.state, Duration::from_secs(2)).and_then(|s| describe(&s, &req.stack))
+        if let Some(line) = client
+            .status(Some(Duration::from_secs(2)))
+            .ok()
+            .and_then(|s| describe(&s, &req.stack))
         {
             if line != last {
                 progress(&line);
                 last = line;
             }
         }
-    }
-    .map_err(|e| failed(format!("{e:#}")))?;
-    match answer {
-        Ok(v) => serde_json::from_value(v)
-            .map_err(|e| failed(format!("the agent sent an unexpected report: {e}"))),
-        Err(e) => Err(DeployError {
-            input: matches!(e.status, 400 | 404 | 409),
-            message: e.message,
-        }),
     }
 }
 
@@ -207,7 +224,7 @@ mod tests {
             release,
             pid: Some(1),
             port: 4000,
-            state: state.into(),
+            state: state.parse().unwrap(),
             healthy: state == "healthy" || state == "warm",
             last_check: String::new(),
             in_flight: 0,

@@ -32,12 +32,14 @@ pub struct LogSink {
 }
 
 impl LogSink {
-    /// Open (creating) `STATE/logs/STACK.log` for appending.
-    pub fn open(state: &Path, stack: &str) -> Result<LogSink> {
-        let dir = state.join("logs");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(format!("{stack}.log"));
+    /// Open (creating it and its directory) the log file `path` for appending: a stack's
+    /// runtime log, [`crate::paths::Paths::runtime_log`].
+    pub fn open(path: &Path) -> Result<LogSink> {
+        let path = path.to_path_buf();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -583,7 +585,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sandbox_stopped_at_any_moment_leaves_no_process() {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogSink::open(dir.path(), "leak").unwrap();
+        let log = LogSink::open(&dir.path().join("logs/leak.log")).unwrap();
         let tag = format!("leaktest{}", std::process::id());
         let mut ids = Vec::new();
         for n in 0..40u64 {

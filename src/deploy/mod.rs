@@ -9,10 +9,13 @@
 //! - [`proxy`]: the router (hyper 1 reverse proxy) on the route port.
 //! - [`machine`]: the deploy state machine (verify → start → healthy → switch → drain → stop).
 //! - [`agent`]: `drover agent`, the long-running router and supervisor, and its restore.
-//! - [`api`]: the agent's HTTP/JSON API on `STATE/agent.sock` and the CLI's client.
+//! - [`api`]: the agent's HTTP/JSON API on `STATE/agent.sock`: types, [`api::AgentError`]
+//!   and its HTTP status mapping.
+//! - [`client`]: [`client::AgentClient`], the typed client the CLI, the console and the
+//!   tests use, and the deploy a front end runs (precheck, start the agent, progress).
+//! - [`plan`]: which build, as which rollback, with how many replicas (both ends decide alike).
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,17 +34,9 @@ pub mod route;
 pub mod secrets;
 pub mod unpack;
 
-/// Whether an agent answers on `STATE/agent.sock`.
-pub fn agent_running(state: &Path) -> bool {
-    api::call(
-        &api::socket_path(state),
-        "GET",
-        "/v1/status",
-        None,
-        Some(Duration::from_secs(5)),
-    )
-    .map(|r| r.is_ok())
-    .unwrap_or(false)
+/// Whether an agent answers on `STATE/agent.sock` (within 5 s).
+pub fn agent_running(paths: &Paths) -> bool {
+    client::AgentClient::new(paths).running(Duration::from_secs(5))
 }
 
 /// Start `drover agent` detached (its own session, output to `STATE/logs/agent.log`) unless
@@ -50,13 +45,12 @@ pub fn agent_running(state: &Path) -> bool {
 /// Errors: the agent binary cannot be run, or it did not come up (the message points at
 /// its log).
 pub fn ensure_agent(paths: &Paths) -> Result<bool> {
-    if agent_running(&paths.state) {
+    if agent_running(paths) {
         return Ok(false);
     }
     paths.ensure_state()?;
-    let logs = paths.state.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let log_path = logs.join("agent.log");
+    std::fs::create_dir_all(paths.logs())?;
+    let log_path = paths.agent_log();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -82,7 +76,7 @@ pub fn ensure_agent(paths: &Paths) -> Result<bool> {
     let mut child = cmd.spawn().context("cannot start the agent")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if agent_running(&paths.state) {
+        if agent_running(paths) {
             // Reap it in the background if it ever exits while we still run.
             std::thread::spawn(move || {
                 let _ = child.wait();
@@ -99,7 +93,7 @@ pub fn ensure_agent(paths: &Paths) -> Result<bool> {
     }
     bail!(
         "the agent did not answer on {} within 15 s; see {}",
-        api::socket_path(&paths.state).display(),
+        paths.agent_socket().display(),
         log_path.display()
     )
 }

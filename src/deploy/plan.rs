@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::api::DeployRequest;
 use crate::store::builds::{BuildRecord, BuildStatus};
-use crate::store::deploys::ReleaseRecord;
+use crate::store::deploys::{ReleaseRecord, ReleaseStatus};
 use crate::store::Store;
 
 /// Most instances one release may ask for.
@@ -57,7 +57,7 @@ impl Current {
     pub fn from_releases(releases: &[ReleaseRecord]) -> Option<Current> {
         releases
             .iter()
-            .find(|r| r.status == "live")
+            .find(|r| r.status == ReleaseStatus::Live)
             .map(|r| Current {
                 release: r.release,
                 build_id: r.build_id,
@@ -119,7 +119,7 @@ pub fn resolve(
                 if n == cur.release {
                     return Err(Rejection::BadInput(format!("release {n} is already live")));
                 }
-                if r.status == "failed" || r.status == "deploying" {
+                if matches!(r.status, ReleaseStatus::Failed | ReleaseStatus::Deploying) {
                     return Err(Rejection::BadInput(format!(
                         "release {n} never went live ({}); pick another",
                         r.status
@@ -131,7 +131,7 @@ pub fn resolve(
                 .iter()
                 .filter(|r| {
                     r.release < cur.release
-                        && r.status == "superseded"
+                        && r.status == ReleaseStatus::Superseded
                         && r.build_id != cur.build_id
                 })
                 .max_by_key(|r| r.release)

@@ -10,6 +10,62 @@ use serde::Serialize;
 
 use super::{now_rfc3339, Store};
 
+/// Lifecycle of a release row: `deploying` → `live` | `failed`; a live release becomes
+/// `superseded` when the next one goes live. Serialised (JSON, the `status` column) as
+/// the lowercase word of [`ReleaseStatus::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseStatus {
+    /// Its deploy is running (or its agent died; marked failed at the next agent start).
+    Deploying,
+    /// Behind the route now.
+    Live,
+    /// Was live; replaced by a newer release (a rollback target).
+    Superseded,
+    /// Never went live; `error` says why.
+    Failed,
+}
+
+impl ReleaseStatus {
+    /// The word stored in the `status` column and shown by `releases`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Deploying => "deploying",
+            ReleaseStatus::Live => "live",
+            ReleaseStatus::Superseded => "superseded",
+            ReleaseStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `status` word that is not a [`ReleaseStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown release status `{0}`")]
+pub struct UnknownReleaseStatus(
+    /// The word read.
+    pub String,
+);
+
+impl std::str::FromStr for ReleaseStatus {
+    type Err = UnknownReleaseStatus;
+    /// The inverse of [`ReleaseStatus::as_str`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "deploying" => Ok(ReleaseStatus::Deploying),
+            "live" => Ok(ReleaseStatus::Live),
+            "superseded" => Ok(ReleaseStatus::Superseded),
+            "failed" => Ok(ReleaseStatus::Failed),
+            _ => Err(UnknownReleaseStatus(s.to_string())),
+        }
+    }
+}
+
 /// One row of `releases` (the `releases --json` shape, plus details).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseRecord {
@@ -21,9 +77,8 @@ pub struct ReleaseRecord {
     pub build_id: i64,
     /// `sha256:…` image digest of that build.
     pub image_digest: String,
-    /// `deploying` → `live` | `failed`; a live release becomes `superseded` when the next
-    /// one goes live.
-    pub status: String,
+    /// Where it is in its lifecycle.
+    pub status: ReleaseStatus,
     /// Instances wanted.
     pub replicas: i64,
     /// RFC 3339 UTC.
@@ -47,7 +102,7 @@ impl ReleaseRecord {
             release: n,
             build_id: build,
             image_digest: format!("sha256:{build:064}"),
-            status: status.into(),
+            status: status.parse().expect("a release status"),
             replicas: 2,
             created_at: "2026-01-01T00:00:00Z".into(),
             finished_at: None,
@@ -67,7 +122,16 @@ fn record(r: &Row<'_>) -> rusqlite::Result<ReleaseRecord> {
         release: r.get(1)?,
         build_id: r.get(2)?,
         image_digest: r.get(3)?,
-        status: r.get(4)?,
+        status: r
+            .get::<_, String>(4)?
+            .parse()
+            .map_err(|e: UnknownReleaseStatus| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    4,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
         replicas: r.get(5)?,
         created_at: r.get(6)?,
         finished_at: r.get(7)?,
@@ -387,8 +451,8 @@ mod tests {
         s.mark_release_live("a", 1).unwrap();
         s.mark_release_live("a", 2).unwrap();
         let rel = s.releases("a").unwrap();
-        assert_eq!(rel[0].status, "live");
-        assert_eq!(rel[1].status, "superseded");
+        assert_eq!(rel[0].status, ReleaseStatus::Live);
+        assert_eq!(rel[1].status, ReleaseStatus::Superseded);
         s.mark_release_failed("b", 1, "never healthy").unwrap();
         let live = s.live_releases().unwrap();
         assert_eq!(live.len(), 1);

@@ -27,7 +27,7 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
         let release = store
             .releases(&s.name)?
             .into_iter()
-            .find(|r| r.status == "live")
+            .find(|r| r.status == crate::store::deploys::ReleaseStatus::Live)
             .map(|r| format!("#{}", r.release));
         let updates_stale = match (
             store.latest_checked_build(&s.name)?,

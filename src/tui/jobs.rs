@@ -136,8 +136,8 @@ pub fn spawn_deploy(paths: Paths, mut req: DeployRequest, job: u64, tx: Unbounde
                 line: line.to_string(),
             });
         };
-        let r =
-            crate::deploy::client::deploy(&paths, &req, &mut progress).map_err(|e| e.message)?;
+        let r = crate::deploy::client::deploy(&paths, &req, &mut progress)
+            .map_err(|e| e.to_string())?;
         for w in &r.warnings {
             progress(&format!("warning: {w}"));
         }
@@ -159,9 +159,11 @@ pub fn spawn_deploy(paths: Paths, mut req: DeployRequest, job: u64, tx: Unbounde
 
 /// Poll the agent's status without starting it; the answer (`None`: not running) goes to
 /// `tx`. Returns at once; the poll runs on the blocking pool.
-pub fn poll_agent(state_dir: std::path::PathBuf, tx: UnboundedSender<Option<AgentStatus>>) {
+pub fn poll_agent(paths: Paths, tx: UnboundedSender<Option<AgentStatus>>) {
     tokio::task::spawn_blocking(move || {
-        let s = crate::deploy::client::status(&state_dir, std::time::Duration::from_secs(2));
+        let s = crate::deploy::client::AgentClient::new(&paths)
+            .status(Some(std::time::Duration::from_secs(2)))
+            .ok();
         let _ = tx.send(s);
     });
 }

@@ -248,7 +248,7 @@ async fn app(
             _ = tokio::time::sleep_until(next_agent_poll), if !agent_polling => {
                 // The agent's routes and instances, without ever starting it.
                 agent_polling = true;
-                jobs::poll_agent(paths.state.clone(), agent_tx.clone());
+                jobs::poll_agent(paths.clone(), agent_tx.clone());
                 Vec::new()
             },
             Some(a) = agent_rx.recv() => {

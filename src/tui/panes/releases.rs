@@ -104,7 +104,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
                 Row::new(vec![
                     Span::raw(i.id.clone()),
                     Span::raw(format!("#{}", i.release)),
-                    Span::styled(i.state.clone(), st),
+                    Span::styled(i.state.as_str(), st),
                     Span::raw(format!(":{}", i.port)),
                     Span::styled(crate::text::sanitize_for_terminal(&i.last_check), theme.dim),
                 ])
@@ -173,7 +173,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
                 Span::raw(format!("#{}", r.build_id)),
                 Span::raw(short_digest(&r.image_digest)),
                 Span::raw(age_at(&r.created_at, now)),
-                Span::styled(r.status.clone(), st),
+                Span::styled(r.status.as_str(), st),
             ];
             if wide {
                 cells.push(Span::raw(r.by.clone()));

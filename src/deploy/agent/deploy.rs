@@ -1,0 +1,269 @@
+//! Deploy and rollback: pick the build, unpack it, run the state machine, record the outcome.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::deploy::api::AgentError;
+
+use super::model::*;
+use super::runtime::LocalRuntime;
+use super::server::internal;
+use super::supervise::or_dash;
+use super::*;
+
+impl Agent {
+    /// Deploy (or roll back) as `req` says. Errors carry the HTTP status for the API.
+    pub(super) async fn deploy(self: Arc<Self>, req: DeployRequest) -> ApiResult<DeployReport> {
+        let t0 = Instant::now();
+        let stack = self.load_stack(&req.stack)?;
+        let srt = self.stack_rt(&stack).await.map_err(internal)?;
+        let _guard = match srt.deploy_lock.try_lock() {
+            Ok(g) => g,
+            Err(_) => {
+                let holder = lock(&srt.holder).clone().unwrap_or_default();
+                return Err(AgentError::Conflict(format!(
+                    "another deploy of {} is running ({holder}); wait for it to finish \
+                         (see `drover status`)",
+                    stack.name
+                )));
+            }
+        };
+        let action = if req.rollback { "rollback" } else { "deploy" };
+        *lock(&srt.holder) = Some(format!("{action} by {} since {}", req.by, now_rfc3339()));
+        let result = self.deploy_locked(&req, &stack, &srt, t0).await;
+        *lock(&srt.holder) = None;
+        lock(&srt.pending).clear();
+        result
+    }
+
+    async fn deploy_locked(
+        self: &Arc<Self>,
+        req: &DeployRequest,
+        stack: &Stack,
+        srt: &Arc<StackRt>,
+        t0: Instant,
+    ) -> ApiResult<DeployReport> {
+        let action = if req.rollback { "rollback" } else { "deploy" };
+        let (current, current_build, current_replicas) = {
+            let live = lock(&srt.live);
+            (
+                live.template.as_ref().map(|t| t.release),
+                live.build_id,
+                live.replicas,
+            )
+        };
+        // Which build, as which rollback, with how many replicas: the same decision the
+        // CLI and the console make before they call.
+        let (build_id, rollback_of, replicas) = {
+            let store = lock(&self.store);
+            let releases = store.releases(&stack.name).map_err(internal)?;
+            let wanted = crate::deploy::plan::request_build(&store, req).map_err(internal)?;
+            let cur = current.map(|release| crate::deploy::plan::Current {
+                release,
+                build_id: current_build,
+                replicas: current_replicas,
+            });
+            let t = crate::deploy::plan::resolve(req, &releases, cur, wanted.as_ref())?;
+            (t.build_id, t.rollback_of, t.replicas)
+        };
+        let build = lock(&self.store)
+            .build(build_id)
+            .map_err(internal)?
+            .ok_or_else(|| AgentError::NotFound(format!("build {build_id} is gone")))?;
+        let digest = build.image_digest.clone().unwrap_or_default();
+        let image = self.unpack_build(stack, &build).await?;
+        let warnings: Vec<String> =
+            crate::deploy::secrets::resolve(&self.paths.config, &stack.name, &stack.secrets)
+                .map_err(|e| AgentError::BadInput(format!("{e:#}")))?
+                .warning(&self.paths.config, &stack.name)
+                .into_iter()
+                .collect();
+        let release = lock(&self.store)
+            .create_release(
+                &stack.name,
+                build_id,
+                &digest,
+                replicas as i64,
+                &req.by,
+                rollback_of,
+            )
+            .map_err(internal)?;
+        let template = Template {
+            stack: stack.clone(),
+            image,
+            release,
+        };
+        let rt = LocalRuntime {
+            agent: self.clone(),
+            srt: srt.clone(),
+            template: template.clone(),
+            build_id,
+            replicas,
+            replaced: Mutex::new(None),
+        };
+        let plan = Plan {
+            replicas,
+            healthy_timeout: req
+                .timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(crate::deploy::api::DEFAULT_HEALTH_TIMEOUT),
+            drain_grace: Duration::from_secs(req.grace_secs.unwrap_or(30)),
+            poll: Duration::from_millis(10),
+            keep_warm: stack.deploy.keep_warm,
+        };
+        let result = if req.rollback {
+            let warm = warm_instances(srt, stack, build_id);
+            machine::rollback(&rt, plan, warm).await
+        } else {
+            machine::deploy(&rt, plan).await
+        };
+        match result {
+            Ok(out) => {
+                srt.failures.store(0, Ordering::SeqCst);
+                self.collect_unpacked();
+                let store = &mut lock(&self.store);
+                store
+                    .mark_release_live(&stack.name, release)
+                    .map_err(internal)?;
+                let how = match (&out.cold_reason, out.warm) {
+                    (_, true) => " to its warm instances".to_string(),
+                    (Some(why), false) => format!(" with new instances ({why})"),
+                    (None, false) => String::new(),
+                };
+                let detail = format!(
+                    "release {release} (build {build_id}, {digest}) live with {replicas} instance(s){how}; \
+                     route switched in {:?}, previous release {} drained in {:?}{}{}",
+                    out.switch_time,
+                    or_dash(current),
+                    out.drain_time,
+                    if out.drained_cleanly { "" } else { " (grace ran out)" },
+                    if out.kept_warm > 0 { " and kept warm" } else { "" }
+                );
+                let _ = store.audit(action, Some(&stack.name), &detail);
+                Ok(DeployReport {
+                    stack: stack.name.clone(),
+                    release,
+                    build_id,
+                    image_digest: digest,
+                    previous_release: current,
+                    rollback_of,
+                    route_port: srt.port,
+                    instances: out.instances.iter().map(|i| i.id.clone()).collect(),
+                    switch_ms: out.switch_time.as_secs_f64() * 1e3,
+                    drain_ms: out.drain_time.as_secs_f64() * 1e3,
+                    total_ms: t0.elapsed().as_secs_f64() * 1e3,
+                    warm: out.warm,
+                    cold_reason: out.cold_reason,
+                    kept_warm: out.kept_warm,
+                    warnings,
+                })
+            }
+            Err(e) => {
+                let tail = rt.last_log_lines();
+                let mut msg = format!(
+                    "{action} of {} release {release} (build {build_id}) failed: {e}",
+                    stack.name
+                );
+                if let Some(c) = current {
+                    msg.push_str(&format!("\nrelease {c} keeps serving"));
+                }
+                if !tail.is_empty() {
+                    msg.push_str("\nlast instance log lines:\n");
+                    msg.push_str(&tail.join("\n"));
+                }
+                let store = lock(&self.store);
+                let _ = store.mark_release_failed(&stack.name, release, &e.to_string());
+                let _ = store.audit(
+                    &format!("{action}-failed"),
+                    Some(&stack.name),
+                    &e.to_string(),
+                );
+                Err(AgentError::ReleaseFailed(msg))
+            }
+        }
+    }
+
+    pub(super) async fn unpack_build(
+        &self,
+        stack: &Stack,
+        build: &crate::store::builds::BuildRecord,
+    ) -> ApiResult<UnpackedImage> {
+        let digest = build.image_digest.clone().unwrap_or_default();
+        let archive = build
+            .image_path
+            .clone()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                self.paths
+                    .images()
+                    .join(&stack.name)
+                    .join(format!("{}.oci.tar", build.id))
+            });
+        let state = self.paths.state.clone();
+        let mounts: Vec<String> = stack.data.iter().map(|d| d.path.clone()).collect();
+        let name = stack.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let m: Vec<&str> = mounts.iter().map(String::as_str).collect();
+            let t = Instant::now();
+            let fresh = !unpack::rootfs_root(&state)
+                .join(digest.trim_start_matches("sha256:"))
+                .exists();
+            let r = unpack::unpack(&state, &archive, &digest, &m);
+            if fresh && r.is_ok() {
+                eprintln!(
+                    "drover agent: unpacked {name} image {digest} in {:?}",
+                    t.elapsed()
+                );
+            }
+            r
+        })
+        .await
+        .map_err(|e| internal(e.into()))?
+        .map_err(|e| {
+            AgentError::ReleaseFailed(format!(
+                "{e:#}\n(was the image pruned? rebuild with `drover build {}`)",
+                stack.name
+            ))
+        })
+    }
+}
+
+/// The instances a rollback to `build_id` can switch to at once: the stack's warm set when
+/// it runs that build with the stack file as it is now (the `[deploy]` table aside), else
+/// why not.
+fn warm_instances(
+    srt: &StackRt,
+    stack: &Stack,
+    build_id: i64,
+) -> std::result::Result<Vec<Arc<Instance>>, String> {
+    let warm = lock(&srt.warm);
+    let Some(w) = warm.as_ref() else {
+        return Err(if stack.deploy.keep_warm {
+            format!("no release of {} is kept warm", stack.name)
+        } else {
+            format!(
+                "no release of {} is kept warm ([deploy] keep_warm is off)",
+                stack.name
+            )
+        });
+    };
+    if w.build_id != build_id {
+        return Err(format!(
+            "the warm release {} runs build {}, not build {build_id}",
+            w.template.release, w.build_id
+        ));
+    }
+    let same_config = Stack {
+        deploy: stack.deploy.clone(),
+        ..w.template.stack.clone()
+    } == *stack;
+    if !same_config {
+        return Err(format!(
+            "{} changed since the warm release {} started",
+            stack.file.display(),
+            w.template.release
+        ));
+    }
+    Ok(w.instances.clone())
+}

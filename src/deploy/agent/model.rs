@@ -1,0 +1,133 @@
+//! The agent's runtime model: instances, the live and warm sets, one stack's route.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::*;
+use crate::deploy::api::InstanceState;
+
+/// What is needed to start instances of one release.
+#[derive(Debug, Clone)]
+pub(super) struct Template {
+    pub(super) stack: Stack,
+    pub(super) image: UnpackedImage,
+    pub(super) release: i64,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct InstState {
+    pub(super) last_check: String,
+    pub(super) exited: Option<String>,
+    pub(super) ever_healthy: bool,
+}
+
+/// One running instance.
+pub(super) struct Instance {
+    pub(super) id: String,
+    /// The release it serves: the one it was started for, or the release a warm rollback
+    /// promoted it to (its id keeps the release it was started for).
+    pub(super) release: AtomicI64,
+    /// Parked as the stack's warm release: running, health-checked, not routed.
+    pub(super) warm: AtomicBool,
+    pub(super) port: u16,
+    pub(super) pid: Option<u32>,
+    pub(super) started_at: String,
+    pub(super) backend: Arc<Backend>,
+    pub(super) state: Mutex<InstState>,
+    pub(super) stopping: AtomicBool,
+    pub(super) stop: Notify,
+}
+
+impl Instance {
+    pub(super) fn release(&self) -> i64 {
+        self.release.load(Ordering::SeqCst)
+    }
+    pub(super) fn request_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify_one();
+    }
+    pub(super) fn kill_for_replacement(&self) {
+        self.stop.notify_one();
+    }
+    pub(super) fn status(&self) -> InstanceStatus {
+        let st = lock(&self.state);
+        let state = if st.exited.is_some() {
+            InstanceState::Exited
+        } else if self.stopping.load(Ordering::SeqCst) {
+            InstanceState::Stopping
+        } else if self.warm.load(Ordering::SeqCst) {
+            InstanceState::Warm
+        } else if self.backend.healthy() {
+            InstanceState::Healthy
+        } else if st.ever_healthy {
+            InstanceState::Unhealthy
+        } else {
+            InstanceState::Starting
+        };
+        InstanceStatus {
+            id: self.id.clone(),
+            release: self.release(),
+            pid: self.pid,
+            port: self.port,
+            state,
+            healthy: self.backend.healthy(),
+            last_check: st.last_check.clone(),
+            in_flight: self.backend.in_flight(),
+            started_at: self.started_at.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Live {
+    pub(super) template: Option<Template>,
+    pub(super) build_id: i64,
+    pub(super) replicas: usize,
+    pub(super) instances: Vec<Arc<Instance>>,
+    /// Instances started for this release (restore, replacement) that have not passed a
+    /// health check yet: not routed until they do.
+    pub(super) joining: Vec<Arc<Instance>>,
+}
+
+/// The stack's warm release (`[deploy] keep_warm`): the previous live release's
+/// instances, running unrouted for an immediate rollback.
+pub(super) struct WarmSet {
+    pub(super) template: Template,
+    pub(super) build_id: i64,
+    pub(super) instances: Vec<Arc<Instance>>,
+}
+
+/// One stack's route and instances.
+pub(super) struct StackRt {
+    pub(super) name: String,
+    pub(super) port: u16,
+    pub(super) table: SharedTable,
+    pub(super) log: LogSink,
+    pub(super) live: Mutex<Live>,
+    /// Instances of a deploy in progress (shown by status).
+    pub(super) pending: Mutex<Vec<Arc<Instance>>>,
+    /// The warm release, if one is kept.
+    pub(super) warm: Mutex<Option<WarmSet>>,
+    pub(super) deploy_lock: tokio::sync::Mutex<()>,
+    pub(super) holder: Mutex<Option<String>>,
+    pub(super) failures: AtomicU32,
+    pub(super) seq: AtomicU64,
+}
+
+impl StackRt {
+    /// The next restart delay after a failure: 0.5 s doubling, at most 30 s.
+    pub(super) fn backoff(&self) -> Duration {
+        let n = self.failures.fetch_add(1, Ordering::SeqCst).min(6);
+        Duration::from_millis(500 * (1u64 << n)).min(Duration::from_secs(30))
+    }
+
+    pub(super) fn publish(&self, live: &Live) {
+        let release = live.template.as_ref().map(|t| t.release).unwrap_or(0);
+        let backends = live.instances.iter().map(|i| i.backend.clone()).collect();
+        self.table
+            .store(Arc::new(RouteTable::new(release, backends)));
+    }
+}

@@ -1,0 +1,350 @@
+//! Instances: start, supervise (exit → replace with backoff), health checks, joining the route.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::sync::Notify;
+
+use super::model::*;
+use super::*;
+
+impl Agent {
+    /// Start one instance of `t` and its supervision and health-check tasks.
+    pub(super) fn start_instance(
+        self: &Arc<Self>,
+        srt: &Arc<StackRt>,
+        t: &Template,
+    ) -> Result<Arc<Instance>> {
+        let n = srt.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let id = format!("{}-r{}-{n}", srt.name, t.release);
+        let data = match &t.stack.data {
+            Some(d) => {
+                let host = self.paths.state.join("data").join(&srt.name);
+                std::fs::create_dir_all(&host)
+                    .with_context(|| format!("cannot create the data volume {}", host.display()))?;
+                Some((host, d.path.clone()))
+            }
+            None => None,
+        };
+        let resolved =
+            crate::deploy::secrets::resolve(&self.paths.config, &srt.name, &t.stack.secrets)?;
+        if let Some(w) = resolved.warning(&self.paths.config, &srt.name) {
+            self.event(&srt.name, t.release, &id, "secret-missing", &w);
+        }
+        let secrets = resolved.values;
+        let spec = InstanceSpec {
+            id: id.clone(),
+            image: t.image.clone(),
+            data,
+            env: t
+                .stack
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            secrets,
+            port: instance::free_port()?,
+        };
+        let child = instance::spawn(&spec, &srt.log)?;
+        let inst = Arc::new(Instance {
+            id: id.clone(),
+            release: AtomicI64::new(t.release),
+            warm: AtomicBool::new(false),
+            port: spec.port,
+            pid: child.id(),
+            started_at: now_rfc3339(),
+            backend: Backend::new(&id, t.release, spec.port),
+            state: Mutex::new(InstState {
+                last_check: "no check yet".into(),
+                ..Default::default()
+            }),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+        });
+        self.event(
+            &srt.name,
+            t.release,
+            &id,
+            "started",
+            &started_detail(inst.pid, spec.port),
+        );
+        tokio::spawn(supervise(self.clone(), srt.clone(), inst.clone(), child));
+        tokio::spawn(health_loop(
+            self.clone(),
+            srt.clone(),
+            inst.clone(),
+            t.stack.health.clone(),
+        ));
+        Ok(inst)
+    }
+
+    /// An instance of the live set exited: take it out of the route and start a
+    /// replacement after the backoff.
+    fn replace(self: &Arc<Self>, srt: &Arc<StackRt>, inst: &Arc<Instance>) {
+        {
+            let mut live = lock(&srt.live);
+            let before = live.instances.len();
+            live.instances.retain(|i| !Arc::ptr_eq(i, inst));
+            if live.instances.len() == before {
+                return; // not wanted any more (drained, or never went live)
+            }
+            srt.publish(&live);
+        }
+        let delay = srt.backoff();
+        self.event(
+            &srt.name,
+            inst.release(),
+            &inst.id,
+            "replacing",
+            &format!("a replacement starts in {delay:?}"),
+        );
+        let (agent, srt, release) = (self.clone(), srt.clone(), inst.release());
+        tokio::spawn(async move { agent.refill(srt, release, delay).await });
+    }
+
+    /// After `delay`, start instances until the live release has its replica count. New
+    /// instances wait in `live.joining` and join the route only once their health check
+    /// passed, as in a deploy ([`Agent::join`], [`Agent::join_when_healthy`]); after a start failure, an
+    /// exit or a missed health deadline the next try waits a backoff.
+    pub(super) async fn refill(self: Arc<Self>, srt: Arc<StackRt>, release: i64, delay: Duration) {
+        tokio::time::sleep(delay).await;
+        loop {
+            let (t, missing) = {
+                let live = lock(&srt.live);
+                match &live.template {
+                    Some(t) if t.release == release => {
+                        let have = live.instances.len() + live.joining.len();
+                        if have >= live.replicas {
+                            return;
+                        }
+                        (t.clone(), live.replicas - have)
+                    }
+                    _ => return,
+                }
+            };
+            let mut batch = Vec::new();
+            let mut ok = true;
+            for _ in 0..missing {
+                match self.start_instance(&srt, &t) {
+                    Ok(i) => {
+                        lock(&srt.live).joining.push(i.clone());
+                        batch.push(i);
+                    }
+                    Err(e) => {
+                        self.event(&srt.name, release, "-", "start-failed", &format!("{e:#}"));
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            ok &= self.join_when_healthy(&srt, release, batch).await;
+            if !ok {
+                tokio::time::sleep(srt.backoff()).await;
+            }
+        }
+    }
+
+    /// Wait until each of `batch` (instances in `live.joining`) has left it: joined the
+    /// route once its health check passed ([`Agent::join`], called by the health loop), or
+    /// taken by a deploy. One that exits or is not healthy within
+    /// [`crate::deploy::api::DEFAULT_HEALTH_TIMEOUT`] is stopped. True when none failed.
+    async fn join_when_healthy(
+        &self,
+        srt: &StackRt,
+        release: i64,
+        mut batch: Vec<Arc<Instance>>,
+    ) -> bool {
+        let deadline = Instant::now() + crate::deploy::api::DEFAULT_HEALTH_TIMEOUT;
+        let mut all = true;
+        while !batch.is_empty() {
+            let late = Instant::now() >= deadline;
+            let mut waiting = Vec::new();
+            for i in batch {
+                let (exited, last_check) = {
+                    let st = lock(&i.state);
+                    (st.exited.is_some(), st.last_check.clone())
+                };
+                let joining = lock(&srt.live).joining.iter().any(|j| Arc::ptr_eq(j, &i));
+                if !joining {
+                    continue;
+                }
+                if exited || late {
+                    all = false;
+                    lock(&srt.live).joining.retain(|j| !Arc::ptr_eq(j, &i));
+                    if !exited {
+                        self.event(
+                            &srt.name,
+                            release,
+                            &i.id,
+                            "never-healthy",
+                            &format!(
+                                "not healthy within {:?}; last check: {last_check}",
+                                crate::deploy::api::DEFAULT_HEALTH_TIMEOUT
+                            ),
+                        );
+                    }
+                    i.request_stop();
+                } else {
+                    waiting.push(i);
+                }
+            }
+            batch = waiting;
+            if !batch.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        all
+    }
+
+    /// Move `i` from `live.joining` into the route (stopped instead when another release
+    /// went live meanwhile). Does nothing for an instance not in `live.joining` (a deploy's
+    /// or a warm one, or one a deploy took).
+    fn join(&self, srt: &StackRt, i: &Arc<Instance>) {
+        let release = i.release();
+        let mut live = lock(&srt.live);
+        let Some(pos) = live.joining.iter().position(|j| Arc::ptr_eq(j, i)) else {
+            return;
+        };
+        live.joining.remove(pos);
+        if live.template.as_ref().map(|t| t.release) == Some(release) {
+            live.instances.push(i.clone());
+            srt.publish(&live);
+            drop(live);
+            self.event(
+                &srt.name,
+                release,
+                &i.id,
+                "replaced",
+                "joined the route after its health check passed",
+            );
+        } else {
+            drop(live);
+            i.request_stop();
+        }
+    }
+}
+
+/// `value`, or `-` when there is none (event and audit text: never `Some(..)`).
+pub(super) fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// The detail of an instance's `started` event: `pid 2361, port 4000`.
+fn started_detail(pid: Option<u32>, port: u16) -> String {
+    format!("pid {}, port {port}", or_dash(pid))
+}
+
+/// Wait for the instance's sandbox; on a requested stop kill it (every process in it). An unexpected exit is
+/// recorded and the instance replaced.
+async fn supervise(
+    agent: Arc<Agent>,
+    srt: Arc<StackRt>,
+    inst: Arc<Instance>,
+    mut sandbox: instance::Sandbox,
+) {
+    let exited = tokio::select! {
+        s = sandbox.wait() => Some(s),
+        _ = inst.stop.notified() => None,
+    };
+    let status = match exited {
+        Some(s) => s,
+        None => sandbox.kill().await,
+    };
+    let desc = match status {
+        Ok(s) => s.to_string(),
+        Err(e) => e.to_string(),
+    };
+    inst.backend.set_healthy(false);
+    lock(&inst.state).exited = Some(desc.clone());
+    if inst.stopping.load(Ordering::SeqCst) {
+        agent.event(&srt.name, inst.release(), &inst.id, "stopped", &desc);
+    } else {
+        agent.event(&srt.name, inst.release(), &inst.id, "exited", &desc);
+        // A warm instance that exits is not replaced: a rollback then starts new ones.
+        if let Some(w) = lock(&srt.warm).as_mut() {
+            w.instances.retain(|i| !Arc::ptr_eq(i, &inst));
+        }
+        agent.replace(&srt, &inst);
+    }
+}
+
+/// Active health checks: every 100 ms until the first pass, then every `interval`.
+async fn health_loop(
+    agent: Arc<Agent>,
+    srt: Arc<StackRt>,
+    inst: Arc<Instance>,
+    health: crate::stack::Health,
+) {
+    let mut fails = 0u32;
+    let mut passes = 0u32;
+    loop {
+        if lock(&inst.state).exited.is_some() || inst.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let r = instance::check(inst.port, &health.path, health.timeout).await;
+        let ever = {
+            let mut st = lock(&inst.state);
+            st.last_check = r.to_string();
+            st.ever_healthy
+        };
+        if r.ok() {
+            fails = 0;
+            passes += 1;
+            if !inst.backend.healthy() && passes >= health.healthy_threshold {
+                agent.event(
+                    &srt.name,
+                    inst.release(),
+                    &inst.id,
+                    "healthy",
+                    &r.to_string(),
+                );
+                // A restored or replacement instance joins the route now, before status
+                // shows it healthy, so "healthy" in status means "routed" for the live set.
+                agent.join(&srt, &inst);
+                inst.backend.set_healthy(true);
+                lock(&inst.state).ever_healthy = true;
+            }
+        } else {
+            passes = 0;
+            fails += 1;
+            if ever && fails == health.unhealthy_threshold {
+                inst.backend.set_healthy(false);
+                agent.event(
+                    &srt.name,
+                    inst.release(),
+                    &inst.id,
+                    "unhealthy",
+                    &r.to_string(),
+                );
+                let is_live = lock(&srt.live)
+                    .instances
+                    .iter()
+                    .any(|i| Arc::ptr_eq(i, &inst));
+                if is_live {
+                    inst.kill_for_replacement();
+                }
+            }
+        }
+        let wait = if ever {
+            health.interval
+        } else {
+            Duration::from_millis(100)
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_details_print_numbers_not_options() {
+        assert_eq!(started_detail(Some(2361), 4000), "pid 2361, port 4000");
+        assert_eq!(started_detail(None, 4000), "pid -, port 4000");
+        assert_eq!(or_dash(Some(3)), "3");
+        assert_eq!(or_dash(None::<i64>), "-");
+    }
+}
