@@ -9,7 +9,7 @@ use super::build::{load_stack, sanitize};
 use super::output::{age, print_json, short_digest, table};
 use super::{CliError, CliResult, Format};
 use crate::paths::Paths;
-use crate::stack::{self, Diagnostic};
+use crate::stack::{self, Diagnostic, Diagnostics};
 use crate::store::builds::{BuildRecord, BuildStatus};
 use crate::store::Store;
 
@@ -101,13 +101,7 @@ fn report_diagnostics(diags: &[Diagnostic]) -> CliResult {
     if diags.is_empty() {
         return Ok(());
     }
-    Err(CliError::input(
-        diags
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    ))
+    Err(CliError::input(Diagnostics::from(diags).to_string()))
 }
 
 /// Result of `validate --json`.

@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod diag;
 pub mod parse;
 
-pub use parse::{load_all, load_file, load_named, Diagnostic};
+pub use diag::{Diagnostic, Diagnostics};
+pub use parse::{load_all, load_file, load_named};
 
 /// A validated stack: one service, from its Debian base to its health check.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,6 @@
 //! A TOML syntax error stops the walk: only that error is reported.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::fs;
 use std::io;
 use std::ops::Range;
@@ -16,60 +15,11 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::diag::Diagnostic;
 use super::{
     App, AppSource, AptSource, AutoRebuild, Base, Data, Deploy, Distro, Health, RepoTrust, Scripts,
     Stack, Track,
 };
-
-/// One problem found in a stack file, located by 1-based line and column (in characters).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// The file the problem is in.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, counted in characters.
-    pub col: usize,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it.
-    pub hint: Option<String>,
-}
-
-impl Diagnostic {
-    /// A diagnostic about a whole file (or a file that could not be read), located at 1:1.
-    fn whole_file(file: &Path, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Diagnostic {
-            file: file.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
-    }
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            // No position: the problem is the file's (or directory's) absence, not its text.
-            write!(f, "{}: {}", self.file.display(), self.message)?;
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.col,
-                self.message
-            )?;
-        }
-        if let Some(h) = &self.hint {
-            write!(f, "\n  hint: {h}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Distributions accepted in `[base] distro`.
 pub const SUPPORTED_DISTROS: &[&str] = &["debian"];
