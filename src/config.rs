@@ -26,7 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::stack::parse::{Checker, Field};
+use crate::stack::toml_check::{Checker, Field, Tbl};
 use crate::stack::Diagnostic;
 
 /// Parsed `drover.toml`.
@@ -322,7 +322,7 @@ fn is_http_url(s: &str) -> bool {
 /// A feed location: an http(s) URL, or a path resolved against `base_dir`.
 fn feed(
     chk: &mut Checker<'_>,
-    t: &crate::stack::parse::Tbl<'_, '_>,
+    t: &Tbl<'_, '_>,
     key: &str,
     example: &str,
     base_dir: &Path,

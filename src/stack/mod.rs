@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub mod diag;
 pub mod parse;
+pub(crate) mod toml_check;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use parse::{load_all, load_file, load_named};
