@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::diag::Diagnostic;
+use super::diag::{Diagnostic, Diagnostics};
 use super::parse::{is_valid_stack_name, parse_stack};
 use super::Stack;
 
@@ -111,4 +111,14 @@ pub fn load_named(config_dir: &Path, name: &str) -> Result<Stack, Vec<Diagnostic
         message: format!("unknown stack `{name}`"),
         hint: Some(hint),
     }])
+}
+
+/// Load the stack `name` from `config_dir/stacks/NAME.toml` for an operation on it (build,
+/// export, update check, deploy): the one call both front ends make.
+///
+/// Errors: the same diagnostics as [`load_named`], as [`Diagnostics`] so that each front end
+/// prints them with one call (`to_string()` in the CLI, [`Diagnostics::one_line`] in the
+/// console's status line).
+pub fn load_stack(config_dir: &Path, name: &str) -> Result<Stack, Diagnostics> {
+    load_named(config_dir, name).map_err(Diagnostics::from)
 }

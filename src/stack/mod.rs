@@ -16,7 +16,7 @@ mod sections;
 pub(crate) mod toml_check;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use load::{load_all, load_file, load_named};
+pub use load::{load_all, load_file, load_named, load_stack};
 
 /// A validated stack: one service, from its Debian base to its health check.
 #[derive(Debug, Clone, PartialEq)]
