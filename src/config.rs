@@ -115,13 +115,11 @@ pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     match fs::read_to_string(path) {
         Ok(src) => parse(path, &src),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Config::default()),
-        Err(e) => Err(vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read config file: {e}"),
-            hint: Some("check that the file is readable UTF-8 text, or remove it".into()),
-        }]),
+        Err(e) => Err(vec![Diagnostic::whole_file(
+            path,
+            format!("cannot read config file: {e}"),
+            "check that the file is readable UTF-8 text, or remove it",
+        )]),
     }
 }
 
