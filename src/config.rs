@@ -26,7 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::stack::parse::{Checker, Field};
+use crate::stack::toml_check::{Checker, Field, Tbl};
 use crate::stack::Diagnostic;
 
 /// Parsed `drover.toml`.
@@ -115,13 +115,11 @@ pub fn load(path: &Path) -> Result<Config, Vec<Diagnostic>> {
     match fs::read_to_string(path) {
         Ok(src) => parse(path, &src),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Config::default()),
-        Err(e) => Err(vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read config file: {e}"),
-            hint: Some("check that the file is readable UTF-8 text, or remove it".into()),
-        }]),
+        Err(e) => Err(vec![Diagnostic::whole_file(
+            path,
+            format!("cannot read config file: {e}"),
+            "check that the file is readable UTF-8 text, or remove it",
+        )]),
     }
 }
 
@@ -322,7 +320,7 @@ fn is_http_url(s: &str) -> bool {
 /// A feed location: an http(s) URL, or a path resolved against `base_dir`.
 fn feed(
     chk: &mut Checker<'_>,
-    t: &crate::stack::parse::Tbl<'_, '_>,
+    t: &Tbl<'_, '_>,
     key: &str,
     example: &str,
     base_dir: &Path,

@@ -16,15 +16,8 @@ use crate::text::sanitize_for_terminal;
 
 /// Load a stack by name, turning diagnostics into an exit-2 error.
 pub(super) fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stack, CliError> {
-    crate::stack::load_named(&paths.config, name).map_err(|diags| {
-        CliError::input(
-            diags
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })
+    crate::stack::load_stack(&paths.config, name)
+        .map_err(|diags| CliError::input(diags.to_string()))
 }
 
 /// Build `name`; print progress, then the result (or `--json` report).

@@ -10,7 +10,7 @@ use super::output::{age, print_json, short_digest, table};
 use super::{CliError, CliResult, Format};
 use crate::build::select::Need;
 use crate::paths::Paths;
-use crate::stack::{self, Diagnostic};
+use crate::stack::{self, Diagnostic, Diagnostics};
 use crate::store::builds::BuildRecord;
 use crate::store::Store;
 use crate::text::sanitize_for_terminal;
@@ -100,13 +100,7 @@ fn report_diagnostics(diags: &[Diagnostic]) -> CliResult {
     if diags.is_empty() {
         return Ok(());
     }
-    Err(CliError::input(
-        diags
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    ))
+    Err(CliError::input(Diagnostics::from(diags).to_string()))
 }
 
 /// Result of `validate --json`.

@@ -2,15 +2,21 @@
 //! `FILE:LINE:COL` diagnostics.
 //!
 //! The types here are the *validated* form: every path is resolved, every script is read,
-//! every default is filled in. Parsing and validation live in [`parse`].
+//! every default is filled in. Parsing and validation live in [`parse`] (one validator per
+//! table under `sections/`), diagnostics in [`diag`], and loading from disk in `load`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod diag;
+mod load;
 pub mod parse;
+mod sections;
+pub(crate) mod toml_check;
 
-pub use parse::{load_all, load_file, load_named, Diagnostic};
+pub use diag::{Diagnostic, Diagnostics};
+pub use load::{load_all, load_file, load_named, load_stack};
 
 /// A validated stack: one service, from its Debian base to its health check.
 #[derive(Debug, Clone, PartialEq)]

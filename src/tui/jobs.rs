@@ -18,13 +18,7 @@ use crate::store::builds::BuildStatus;
 use crate::store::Store;
 
 fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stack, String> {
-    crate::stack::load_named(&paths.config, name).map_err(|diags| {
-        diags
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
+    crate::stack::load_stack(&paths.config, name).map_err(|diags| diags.one_line())
 }
 
 /// Start a build of `stack` as job `job` (with `apply_updates`, the stack's tracked suites

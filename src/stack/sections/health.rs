@@ -1,0 +1,87 @@
+//! The `[health]` table: the HTTP health check and its durations.
+
+use std::time::Duration;
+
+use super::super::toml_check::{Checker, Tbl};
+use super::super::Health;
+
+const HEALTH_KEYS: &[&str] = &[
+    "path",
+    "interval",
+    "timeout",
+    "healthy_threshold",
+    "unhealthy_threshold",
+];
+
+pub(in crate::stack) fn validate_duration(
+    chk: &mut Checker<'_>,
+    t: &Tbl<'_, '_>,
+    key: &str,
+    default: Duration,
+) -> Duration {
+    let example = format!("{key} = \"{}\"", humantime::format_duration(default));
+    let Some((s, span)) = chk.string(t, key, &example).present() else {
+        return default;
+    };
+    let hint = "use a duration such as \"500ms\", \"1s\" or \"2m 30s\"";
+    match humantime::parse_duration(&s) {
+        Ok(d) if d.is_zero() => {
+            chk.error(
+                &span,
+                format!("`{key}` in [health] must be greater than zero"),
+                hint,
+            );
+            default
+        }
+        Ok(d) => d,
+        Err(e) => {
+            chk.error(
+                &span,
+                format!("invalid duration `{s}` for `{key}` in [health]: {e}"),
+                hint,
+            );
+            default
+        }
+    }
+}
+
+pub(in crate::stack) fn validate_health(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Health {
+    let mut health = Health::default();
+    let Some((t, _)) = chk.table(root, "health", "[health]", "[health]").present() else {
+        return health;
+    };
+    chk.check_keys(&t, HEALTH_KEYS);
+    if let Some((p, span)) = chk.string(&t, "path", "path = \"/up\"").present() {
+        if p.starts_with('/') {
+            health.path = p;
+        } else {
+            chk.error(
+                &span,
+                format!("health path `{p}` must start with '/'"),
+                format!("write the HTTP path from the root, e.g. `path = \"/{p}\"`"),
+            );
+        }
+    }
+    health.interval = validate_duration(chk, &t, "interval", health.interval);
+    health.timeout = validate_duration(chk, &t, "timeout", health.timeout);
+    for key in ["healthy_threshold", "unhealthy_threshold"] {
+        let example = format!("{key} = 3");
+        if let Some((n, span)) = chk.integer(&t, key, &example).present() {
+            match u32::try_from(n) {
+                Ok(n) if (1..=100).contains(&n) => {
+                    if key == "healthy_threshold" {
+                        health.healthy_threshold = n;
+                    } else {
+                        health.unhealthy_threshold = n;
+                    }
+                }
+                _ => chk.error(
+                    &span,
+                    format!("{key} {n} is out of range (1-100)"),
+                    format!("count consecutive health checks, e.g. `{example}`"),
+                ),
+            }
+        }
+    }
+    health
+}

@@ -1,0 +1,11 @@
+//! One validator per section of a stack file, each reading its table through the
+//! [`Checker`](super::toml_check::Checker) and recording every problem it finds.
+
+pub(super) mod app;
+pub(super) mod base;
+pub(super) mod data;
+pub(super) mod deploy;
+pub(super) mod health;
+pub(super) mod scripts;
+pub(super) mod top;
+pub(super) mod track;
