@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::lang::LangPackage;
 use super::Component;
-use crate::updates::PendingUpdate;
+use crate::manifest::pending::PendingUpdate;
 
 /// What the SBOM describes besides its components.
 #[derive(Debug, Clone)]

@@ -24,9 +24,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::PendingUpdate;
+use super::{FeedCve, PendingUpdate};
 use crate::config::{FeedLocation, Feeds};
 use crate::debian::packages::parse_version;
 use crate::manifest::Component;
@@ -34,30 +34,6 @@ use crate::manifest::Component;
 /// The repository family (Release `Origin`) whose packages the feeds describe; installed
 /// packages from other repositories get nothing from them.
 pub const DEBIAN_FAMILY: &str = "Debian";
-
-/// A CVE a feed knows about, as stored and shown (`feed_cves`, `open_cves` in the JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FeedCve {
-    /// CVE id (or the tracker's `TEMP-…` / an OSV id without a CVE alias).
-    pub id: String,
-    /// Source package it concerns.
-    pub source: String,
-    /// The feed's urgency or severity as written there (`low`, `medium`, `high`,
-    /// `unimportant`, `not yet assigned`), if any.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub urgency: Option<String>,
-    /// The first fixed source version in the stack's release, if a fix exists.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub fixed_version: Option<String>,
-    /// For open CVEs: `open`, `undetermined`, `no fix planned` (tracker `nodsa`) or
-    /// `fix not in tracked suites`; for CVEs an update fixes: `fixed`.
-    pub status: String,
-    /// The tracker's `nodsa` reason, if any.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub note: Option<String>,
-    /// `security-tracker` or `osv`.
-    pub feed: String,
-}
 
 /// What a feed says about one (source package, CVE) in the stack's release.
 #[derive(Debug, Clone, PartialEq, Eq)]
