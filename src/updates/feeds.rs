@@ -28,6 +28,7 @@ use serde::Deserialize;
 
 use super::{FeedCve, PendingUpdate};
 use crate::config::{FeedLocation, Feeds};
+pub use crate::debian::codename::release_number;
 use crate::debian::packages::parse_version;
 use crate::manifest::Component;
 
@@ -64,24 +65,6 @@ pub struct FeedEntry {
     pub nodsa: Option<String>,
     /// `security-tracker` or `osv`.
     pub feed: &'static str,
-}
-
-/// Release number of a Debian codename from squeeze (6) to duke (15); OSV ecosystems are
-/// `Debian:N`.
-pub fn release_number(codename: &str) -> Option<u32> {
-    Some(match codename {
-        "squeeze" => 6,
-        "wheezy" => 7,
-        "jessie" => 8,
-        "stretch" => 9,
-        "buster" => 10,
-        "bullseye" => 11,
-        "bookworm" => 12,
-        "trixie" => 13,
-        "forky" => 14,
-        "duke" => 15,
-        _ => return None,
-    })
 }
 
 /// The release codename feeds are keyed by, from a stack's base suite: `bookworm`,
