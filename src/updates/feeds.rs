@@ -83,9 +83,7 @@ pub fn feed_codename(suite: &str) -> &str {
 fn read_feed(loc: &FeedLocation) -> Result<Vec<(String, Vec<u8>)>> {
     match loc {
         FeedLocation::Url(url) => {
-            let client = reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()?;
+            let client = crate::http::client_builder(Duration::from_secs(120)).build()?;
             let resp = client
                 .get(url)
                 .send()

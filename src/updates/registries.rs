@@ -63,11 +63,7 @@ pub fn check(regs: &Registries, pkgs: &[LangPackage], checked_at: &str) -> LangC
             "{n} {eco} package(s) not checked: drover has no {eco} registry client yet"
         ));
     }
-    let http = match reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("drover/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let http = match crate::http::client_builder(Duration::from_secs(10)).build() {
         Ok(h) => h,
         Err(e) => {
             out.warnings
