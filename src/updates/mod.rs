@@ -198,6 +198,44 @@ pub struct CheckReport {
     pub feed_errors: Vec<String>,
 }
 
+/// How many pending updates a check found and from how many source packages: the counts
+/// of every one-line check summary (CLI, console jobs, scheduled checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingSummary {
+    /// Pending updates (binary packages).
+    pub updates: usize,
+    /// Distinct source packages they come from (one rebuild fixes all binaries of each).
+    pub sources: usize,
+}
+
+impl PendingSummary {
+    /// The counts of `updates`.
+    pub fn of(updates: &[PendingUpdate]) -> PendingSummary {
+        let sources: BTreeSet<&str> = updates.iter().map(|u| u.source.as_str()).collect();
+        PendingSummary {
+            updates: updates.len(),
+            sources: sources.len(),
+        }
+    }
+}
+
+impl CheckReport {
+    /// The counts of this check's pending updates.
+    pub fn pending_summary(&self) -> PendingSummary {
+        PendingSummary::of(&self.updates)
+    }
+
+    /// `STACK: build #N, U pending update(s) from S source package(s)`: the console's line
+    /// for a finished check job.
+    pub fn summary_line(&self) -> String {
+        let s = self.pending_summary();
+        format!(
+            "{}: build #{}, {} pending update(s) from {} source package(s)",
+            self.stack, self.build_id, s.updates, s.sources
+        )
+    }
+}
+
 /// Options of [`check_stack`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CheckOptions {
