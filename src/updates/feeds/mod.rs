@@ -20,7 +20,7 @@
 //! or parsed is reported (location, line:column, what) and skipped: the changelog results
 //! always stand.
 //!
-//! [`fetch`] reads a feed's bytes, [`tracker`] and [`osv`] parse the two formats into
+//! `fetch` reads a feed's bytes, [`tracker`] and [`osv`] parse the two formats into
 //! [`FeedEntry`]s; this module loads the configured feeds and layers them on a check.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
