@@ -42,7 +42,7 @@ pub struct Config {
     /// Where new security updates are announced (`[notify]`).
     pub notify: Notify,
     /// Language registries asked for newer versions (`[registries]`).
-    pub registries: crate::updates::registries::Registries,
+    pub registries: Registries,
 }
 
 impl Default for Config {
@@ -95,6 +95,28 @@ pub struct Notify {
     pub command: Option<Vec<String>>,
     /// `http(s)://` URL the notification JSON is POSTed to; a 2xx answer means delivered.
     pub webhook: Option<String>,
+}
+
+/// The `[registries]` table: base URLs of the language registries asked for newer
+/// versions (no trailing slash needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registries {
+    /// PyPI (default `https://pypi.org`).
+    pub pypi: String,
+    /// npm registry (default `https://registry.npmjs.org`).
+    pub npm: String,
+    /// crates.io sparse index (default `https://index.crates.io`).
+    pub crates: String,
+}
+
+impl Default for Registries {
+    fn default() -> Self {
+        Registries {
+            pypi: "https://pypi.org".into(),
+            npm: "https://registry.npmjs.org".into(),
+            crates: "https://index.crates.io".into(),
+        }
+    }
 }
 
 /// Shortest accepted `check_interval`.

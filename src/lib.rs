@@ -14,6 +14,7 @@ pub mod config;
 pub mod debian;
 pub mod deploy;
 pub mod export;
+pub mod http;
 pub mod jobs;
 pub mod manifest;
 pub mod paths;

@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -38,7 +37,7 @@ pub mod prune;
 pub mod sandbox;
 pub mod select;
 
-use sandbox::{private_mounts, run_logged, BuildLog};
+use sandbox::{build_script_command, private_mounts, run_logged, BuildLog};
 
 /// Paths left out of the app layer: apt's lists and caches, and the tmpfs mount points.
 pub const APP_LAYER_EXCLUDES: &[&str] = &["var/lib/apt/lists", "var/cache/apt", "tmp", "run"];
@@ -309,36 +308,7 @@ fn steps(
         let script_path = work.join("build-script");
         std::fs::write(&script_path, app::build_script_text(script))?;
         log.say("running the build script in the sandbox");
-        let mut cmd = Command::new("bwrap");
-        cmd.arg("--bind")
-            .arg(&merged)
-            .arg("/")
-            // /tmp world-writable and sticky like on a real system: apt drops to the `_apt`
-            // user, which must write its temporary files there.
-            .args([
-                "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-                "--tmpfs", "/run",
-            ])
-            .args(["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"])
-            .arg("--ro-bind")
-            .arg(&script_path)
-            .arg("/tmp/drover-build")
-            .args([
-                "--unshare-pid",
-                "--unshare-ipc",
-                "--unshare-uts",
-                "--hostname",
-                "drover-build",
-            ])
-            .args(["--die-with-parent", "--new-session", "--clearenv"])
-            .args(["--setenv", "PATH", IMAGE_PATH_ENV])
-            .args(["--setenv", "HOME", "/root"])
-            .args(["--setenv", "LANG", "C.UTF-8"])
-            .args(["--setenv", "DEBIAN_FRONTEND", "noninteractive"]);
-        for (k, v) in &stack.env {
-            cmd.arg("--setenv").arg(k).arg(v);
-        }
-        cmd.args(["--chdir", "/", "/bin/sh", "-e", "/tmp/drover-build"]);
+        let mut cmd = build_script_command(&merged, &script_path, &stack.env);
         private_mounts(
             &mut cmd,
             Some((&base.rootfs, &upper, &overlay_work, &merged)),

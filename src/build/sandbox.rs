@@ -2,6 +2,7 @@
 //! log, and children that touch a root filesystem run in a private mount namespace so a
 //! killed build never leaves mounts on the host.
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::IMAGE_PATH_ENV;
 use crate::jobs::{BuildEvent, CancelToken, Cancelled, Stream};
 use crate::store::builds::LogLine;
 use crate::store::{now_rfc3339, Store};
@@ -224,6 +226,49 @@ fn package_of(program: &str) -> &str {
         "unshare" => "util-linux",
         other => other,
     }
+}
+
+/// The bubblewrap command that runs a stack's `[scripts].build` (bound read-only at
+/// `script`) as `/bin/sh -e` inside the image root `merged`, with a fresh /proc, /dev,
+/// /tmp and /run, the host's resolv.conf, private PID/IPC/UTS namespaces, and an
+/// environment of only PATH ([`super::IMAGE_PATH_ENV`]), HOME, LANG, DEBIAN_FRONTEND and the
+/// stack's `env`. The caller adds [`private_mounts`] (for the overlay at `merged`).
+pub fn build_script_command(
+    merged: &Path,
+    script: &Path,
+    env: &BTreeMap<String, String>,
+) -> Command {
+    let mut cmd = Command::new("bwrap");
+    cmd.arg("--bind")
+        .arg(merged)
+        .arg("/")
+        // /tmp world-writable and sticky like on a real system: apt drops to the `_apt`
+        // user, which must write its temporary files there.
+        .args([
+            "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs",
+            "/run",
+        ])
+        .args(["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"])
+        .arg("--ro-bind")
+        .arg(script)
+        .arg("/tmp/drover-build")
+        .args([
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--hostname",
+            "drover-build",
+        ])
+        .args(["--die-with-parent", "--new-session", "--clearenv"])
+        .args(["--setenv", "PATH", IMAGE_PATH_ENV])
+        .args(["--setenv", "HOME", "/root"])
+        .args(["--setenv", "LANG", "C.UTF-8"])
+        .args(["--setenv", "DEBIAN_FRONTEND", "noninteractive"]);
+    for (k, v) in env {
+        cmd.arg("--setenv").arg(k).arg(v);
+    }
+    cmd.args(["--chdir", "/", "/bin/sh", "-e", "/tmp/drover-build"]);
+    cmd
 }
 
 /// Make `cmd` run in a private mount namespace (mounts it makes vanish with it) and die

@@ -98,15 +98,10 @@ pub fn updates(
             println!("no stack has a succeeded build to check; run `drover build STACK` first");
         }
         for r in reports.iter().copied() {
-            let sources: std::collections::BTreeSet<&str> =
-                r.updates.iter().map(|u| u.source.as_str()).collect();
+            let counts = r.pending_summary();
             println!(
                 "{}: build #{}, {} pending updates from {} source packages (checked {})",
-                r.stack,
-                r.build_id,
-                r.updates.len(),
-                sources.len(),
-                r.checked_at
+                r.stack, r.build_id, counts.updates, counts.sources, r.checked_at
             );
             if r.updates.is_empty() {
                 continue;

@@ -217,10 +217,8 @@ impl RepoClient {
     ///
     /// Errors: the HTTP client cannot be built (TLS setup).
     pub fn new(cache: &Path) -> Result<RepoClient> {
-        let http = reqwest::blocking::Client::builder()
-            .user_agent(concat!("drover/", env!("CARGO_PKG_VERSION")))
+        let http = crate::http::client_builder(Duration::from_secs(300))
             .connect_timeout(Duration::from_secs(20))
-            .timeout(Duration::from_secs(300))
             .build()
             .context("cannot set up the HTTP client")?;
         Ok(RepoClient {

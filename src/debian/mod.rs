@@ -3,10 +3,12 @@
 //! [`client`] fetches and caches repositories with conditional requests, [`packages`]
 //! parses Packages indexes into a candidate index keyed by (package, architecture),
 //! [`deb`] reads the changelog out of a .deb, [`changelog`] the CVEs out of it, and
-//! [`sources`] the repositories (and keys) a build script configured in an image.
+//! [`sources`] the repositories (and keys) a build script configured in an image;
+//! [`codename`] maps release codenames to numbers.
 
 pub mod changelog;
 pub mod client;
+pub mod codename;
 pub mod deb;
 pub mod packages;
 pub mod release;

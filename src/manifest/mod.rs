@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub mod dpkg;
 pub mod lang;
 pub mod origin;
+pub mod pending;
 pub mod rootfs;
 pub mod sbom;
 

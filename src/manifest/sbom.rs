@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::lang::LangPackage;
 use super::Component;
-use crate::updates::PendingUpdate;
+use crate::debian::codename::release_number;
+use crate::manifest::pending::PendingUpdate;
 
 /// What the SBOM describes besides its components.
 #[derive(Debug, Clone)]
@@ -31,15 +32,10 @@ pub struct SbomSubject<'a> {
 /// unknown.
 pub fn debian_release(suite: &str) -> String {
     let codename = suite.split('-').next().unwrap_or(suite);
-    match codename {
-        "buster" => "10",
-        "bullseye" => "11",
-        "bookworm" => "12",
-        "trixie" => "13",
-        "forky" => "14",
-        other => other,
+    match release_number(codename) {
+        Some(n) => n.to_string(),
+        None => codename.to_string(),
     }
-    .to_string()
 }
 
 /// Percent-encode a purl component (everything but unreserved characters, purl spec).

@@ -2,10 +2,30 @@
 
 use anyhow::Result;
 use rusqlite::OptionalExtension;
+use serde::Serialize;
 
 use super::Store;
 use crate::manifest::lang::LangPackage;
-use crate::updates::registries::LangUpdate;
+
+/// A language package with a newer version in its registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LangUpdate {
+    /// `pypi`, `npm` or `cargo` (the purl type).
+    pub ecosystem: String,
+    /// Package name as the image records it.
+    pub package: String,
+    /// Installed (or locked) version.
+    pub installed: String,
+    /// Newest version in the registry.
+    pub latest: String,
+    /// Where the installed version was found in the image (metadata file or lockfile);
+    /// several locations are joined with `, `.
+    pub location: String,
+    /// The URL the latest version was read from.
+    pub registry: String,
+    /// RFC 3339 UTC time of the check.
+    pub checked_at: String,
+}
 
 impl Store {
     /// Store the language packages of build `build_id` (one transaction).

@@ -6,7 +6,7 @@ use rusqlite::OptionalExtension;
 
 use super::Store;
 use crate::debian::changelog::Entry;
-use crate::updates::{FeedCve, PendingUpdate};
+use crate::manifest::pending::{attach_open, FeedCve, PendingUpdate};
 
 /// A stored check: its time, its pending updates (risk order) and its open CVEs.
 pub type StoredCheck = (String, Vec<PendingUpdate>, Vec<FeedCve>);
@@ -84,7 +84,7 @@ impl Store {
         Ok(self
             .latest_update_check_full(stack)?
             .map(|(at, mut updates, open)| {
-                crate::updates::attach_open(&mut updates, &open);
+                attach_open(&mut updates, &open);
                 (at, updates)
             }))
     }

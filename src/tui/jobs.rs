@@ -96,15 +96,7 @@ pub fn spawn_check(paths: Paths, stack: String, job: u64, tx: UnboundedSender<Jo
             };
             let _ = lines.send(JobMsg::Line { job, line });
         }
-        let sources: std::collections::BTreeSet<&str> =
-            r.updates.iter().map(|u| u.source.as_str()).collect();
-        let summary = format!(
-            "{}: build #{}, {} pending update(s) from {} source package(s)",
-            r.stack,
-            r.build_id,
-            r.updates.len(),
-            sources.len()
-        );
+        let summary = r.summary_line();
         if r.refresh_errors.is_empty() {
             Ok(summary)
         } else {

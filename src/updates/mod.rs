@@ -13,7 +13,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::{Context, Result};
 use debversion::Version;
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::debian::packages::parse_version;
@@ -29,53 +28,8 @@ pub mod notify;
 pub mod registries;
 pub mod schedule;
 
-pub use feeds::FeedCve;
+pub use crate::manifest::pending::{attach_open, DebRef, FeedCve, PendingUpdate};
 pub use schedule::{run_check, RunReport};
-
-/// One pending update of a binary package (the `updates --json` shape).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PendingUpdate {
-    /// Binary package name.
-    pub package: String,
-    /// Architecture (`amd64`, `all`, …).
-    pub arch: String,
-    /// Installed version.
-    pub installed: String,
-    /// Candidate version (strictly newer than `installed`).
-    pub candidate: String,
-    /// Suite the candidate comes from (e.g. `bookworm-security`).
-    pub suite: String,
-    /// Source package; binaries of one source are fixed by one update.
-    pub source: String,
-    /// Installed source version.
-    pub source_installed: String,
-    /// Candidate source version.
-    pub source_candidate: String,
-    /// CVE ids the changelog entries between the two source versions name, sorted.
-    pub cves: Vec<String>,
-    /// Highest urgency of those entries (`low`, `medium`, `high`, `emergency`, `critical`),
-    /// null when the changelog was not read.
-    pub urgency: Option<String>,
-    /// RFC 3339 UTC time of the check.
-    pub checked_at: String,
-    /// DSA/DLA advisories named by those entries (table output; not in the JSON contract).
-    #[serde(skip)]
-    pub advisories: Vec<String>,
-    /// Dates of those entries, newest first (not in the JSON contract).
-    #[serde(skip)]
-    pub dates: Vec<String>,
-    /// Where the candidate .deb is (not part of the JSON contract).
-    #[serde(skip)]
-    pub deb: Option<DebRef>,
-    /// CVEs this update fixes that its changelog does not name, from the `[feeds]` of
-    /// `drover.toml` (added to the original contract; empty without feeds).
-    #[serde(default)]
-    pub feed_cves: Vec<FeedCve>,
-    /// CVEs of this source package that stay open after the update, from the feeds (no fix
-    /// yet, no fix planned, or a fix outside the tracked suites).
-    #[serde(default)]
-    pub open_cves: Vec<FeedCve>,
-}
 
 /// A pending update of binary `package` of `source` from version 1 to 2 on amd64 with
 /// changelog `cves` (unit tests).
@@ -114,19 +68,6 @@ pub fn is_security(u: &PendingUpdate) -> bool {
         || !u.feed_cves.is_empty()
         || urgency_rank(u.urgency.as_deref()) >= urgency_rank(Some("high"))
         || u.suite.ends_with("-security")
-}
-
-/// Location of a candidate .deb in its repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DebRef {
-    /// Mirror URL.
-    pub mirror: String,
-    /// `Filename:` path under the mirror.
-    pub filename: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Lowercase hex SHA-256.
-    pub sha256: String,
 }
 
 /// Compare a manifest with an index. `families` maps a mirror URL (as recorded in the
@@ -255,6 +196,44 @@ pub struct CheckReport {
     /// Feeds that could not be used (each names the feed, the file and position, and what);
     /// the changelog results stand. Reported like `refresh_errors`.
     pub feed_errors: Vec<String>,
+}
+
+/// How many pending updates a check found and from how many source packages: the counts
+/// of every one-line check summary (CLI, console jobs, scheduled checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingSummary {
+    /// Pending updates (binary packages).
+    pub updates: usize,
+    /// Distinct source packages they come from (one rebuild fixes all binaries of each).
+    pub sources: usize,
+}
+
+impl PendingSummary {
+    /// The counts of `updates`.
+    pub fn of(updates: &[PendingUpdate]) -> PendingSummary {
+        let sources: BTreeSet<&str> = updates.iter().map(|u| u.source.as_str()).collect();
+        PendingSummary {
+            updates: updates.len(),
+            sources: sources.len(),
+        }
+    }
+}
+
+impl CheckReport {
+    /// The counts of this check's pending updates.
+    pub fn pending_summary(&self) -> PendingSummary {
+        PendingSummary::of(&self.updates)
+    }
+
+    /// `STACK: build #N, U pending update(s) from S source package(s)`: the console's line
+    /// for a finished check job.
+    pub fn summary_line(&self) -> String {
+        let s = self.pending_summary();
+        format!(
+            "{}: build #{}, {} pending update(s) from {} source package(s)",
+            self.stack, self.build_id, s.updates, s.sources
+        )
+    }
 }
 
 /// Options of [`check_stack`].
@@ -521,17 +500,6 @@ fn check_languages(
     let found = registries::check(registries, &pkgs, checked_at);
     warnings.extend(found.warnings);
     Ok(found.updates)
-}
-
-/// Copy each open CVE onto the pending updates of its source package (`open_cves`).
-pub fn attach_open(updates: &mut [PendingUpdate], open: &[FeedCve]) {
-    for u in updates.iter_mut() {
-        u.open_cves = open
-            .iter()
-            .filter(|c| c.source == u.source)
-            .cloned()
-            .collect();
-    }
 }
 
 fn note_problems(s: &SyncedRepo, warnings: &mut Vec<String>, errors: &mut Vec<String>) {

@@ -165,9 +165,7 @@ pub fn send_command(argv: &[String], json: &[u8]) -> Result<()> {
 ///
 /// Errors: the request fails or times out, or the answer is not 2xx.
 pub fn send_webhook(url: &str, json: &[u8]) -> Result<()> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(TIMEOUT)
-        .build()?;
+    let client = crate::http::client_builder(TIMEOUT).build()?;
     let resp = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

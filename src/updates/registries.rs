@@ -18,50 +18,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
+pub use crate::config::Registries;
 use crate::manifest::lang::LangPackage;
-
-/// Base URLs of the registries (no trailing slash needed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registries {
-    /// PyPI (default `https://pypi.org`).
-    pub pypi: String,
-    /// npm registry (default `https://registry.npmjs.org`).
-    pub npm: String,
-    /// crates.io sparse index (default `https://index.crates.io`).
-    pub crates: String,
-}
-
-impl Default for Registries {
-    fn default() -> Self {
-        Registries {
-            pypi: "https://pypi.org".into(),
-            npm: "https://registry.npmjs.org".into(),
-            crates: "https://index.crates.io".into(),
-        }
-    }
-}
-
-/// A language package with a newer version in its registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LangUpdate {
-    /// `pypi`, `npm` or `cargo` (the purl type).
-    pub ecosystem: String,
-    /// Package name as the image records it.
-    pub package: String,
-    /// Installed (or locked) version.
-    pub installed: String,
-    /// Newest version in the registry.
-    pub latest: String,
-    /// Where the installed version was found in the image (metadata file or lockfile);
-    /// several locations are joined with `, `.
-    pub location: String,
-    /// The URL the latest version was read from.
-    pub registry: String,
-    /// RFC 3339 UTC time of the check.
-    pub checked_at: String,
-}
+pub use crate::store::lang::LangUpdate;
 
 /// The outcome of [`check`]: updates sorted by ecosystem and package, and problems that
 /// did not stop the check (an unreachable registry, an unknown package, a version that
@@ -103,11 +63,7 @@ pub fn check(regs: &Registries, pkgs: &[LangPackage], checked_at: &str) -> LangC
             "{n} {eco} package(s) not checked: drover has no {eco} registry client yet"
         ));
     }
-    let http = match reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("drover/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let http = match crate::http::client_builder(Duration::from_secs(10)).build() {
         Ok(h) => h,
         Err(e) => {
             out.warnings

@@ -287,13 +287,12 @@ where
 /// One line about a run: pending and security counts, notifications, rebuild, problems.
 pub fn summary(r: &RunReport) -> String {
     let sec = notify::security_updates(&r.check);
-    let sources: std::collections::BTreeSet<&str> =
-        r.check.updates.iter().map(|u| u.source.as_str()).collect();
+    let counts = r.check.pending_summary();
     let mut s = format!(
         "{}: {} pending updates from {} sources, {} security, {} open CVEs",
         r.check.stack,
-        r.check.updates.len(),
-        sources.len(),
+        counts.updates,
+        counts.sources,
         sec.len(),
         r.check.open_cves.len()
     );

@@ -19,45 +19,29 @@
 //! Versions are compared in Debian order (the `debversion` crate). A feed that cannot be read
 //! or parsed is reported (location, line:column, what) and skipped: the changelog results
 //! always stand.
+//!
+//! `fetch` reads a feed's bytes, [`tracker`] and [`osv`] parse the two formats into
+//! [`FeedEntry`]s; this module loads the configured feeds and layers them on a check.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
-
-use super::PendingUpdate;
-use crate::config::{FeedLocation, Feeds};
+use super::{FeedCve, PendingUpdate};
+use crate::config::Feeds;
+pub use crate::debian::codename::release_number;
 use crate::debian::packages::parse_version;
 use crate::manifest::Component;
+
+mod fetch;
+pub mod osv;
+pub mod tracker;
+
+use fetch::read_feed;
+pub use osv::parse_osv;
+pub use tracker::parse_tracker;
 
 /// The repository family (Release `Origin`) whose packages the feeds describe; installed
 /// packages from other repositories get nothing from them.
 pub const DEBIAN_FAMILY: &str = "Debian";
-
-/// A CVE a feed knows about, as stored and shown (`feed_cves`, `open_cves` in the JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FeedCve {
-    /// CVE id (or the tracker's `TEMP-…` / an OSV id without a CVE alias).
-    pub id: String,
-    /// Source package it concerns.
-    pub source: String,
-    /// The feed's urgency or severity as written there (`low`, `medium`, `high`,
-    /// `unimportant`, `not yet assigned`), if any.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub urgency: Option<String>,
-    /// The first fixed source version in the stack's release, if a fix exists.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub fixed_version: Option<String>,
-    /// For open CVEs: `open`, `undetermined`, `no fix planned` (tracker `nodsa`) or
-    /// `fix not in tracked suites`; for CVEs an update fixes: `fixed`.
-    pub status: String,
-    /// The tracker's `nodsa` reason, if any.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub note: Option<String>,
-    /// `security-tracker` or `osv`.
-    pub feed: String,
-}
 
 /// What a feed says about one (source package, CVE) in the stack's release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,24 +74,6 @@ pub struct FeedEntry {
     pub feed: &'static str,
 }
 
-/// Release number of a Debian codename from squeeze (6) to duke (15); OSV ecosystems are
-/// `Debian:N`.
-pub fn release_number(codename: &str) -> Option<u32> {
-    Some(match codename {
-        "squeeze" => 6,
-        "wheezy" => 7,
-        "jessie" => 8,
-        "stretch" => 9,
-        "buster" => 10,
-        "bullseye" => 11,
-        "bookworm" => 12,
-        "trixie" => 13,
-        "forky" => 14,
-        "duke" => 15,
-        _ => return None,
-    })
-}
-
 /// The release codename feeds are keyed by, from a stack's base suite: `bookworm`,
 /// `bookworm-security`, `bookworm-updates` → `bookworm`.
 pub fn feed_codename(suite: &str) -> &str {
@@ -119,54 +85,6 @@ pub fn feed_codename(suite: &str) -> &str {
     suite
 }
 
-/// Read a feed's bytes: a file, or (for OSV) every `*.json` file of a directory in name
-/// order, or an http(s) URL. Returns `(name, bytes)` pairs, `name` used in errors.
-fn read_feed(loc: &FeedLocation) -> Result<Vec<(String, Vec<u8>)>> {
-    match loc {
-        FeedLocation::Url(url) => {
-            let client = reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()?;
-            let resp = client
-                .get(url)
-                .send()
-                .with_context(|| format!("cannot fetch {url}"))?;
-            if !resp.status().is_success() {
-                bail!("cannot fetch {url}: HTTP {}", resp.status());
-            }
-            let body = resp
-                .bytes()
-                .with_context(|| format!("cannot read the answer of {url}"))?;
-            Ok(vec![(url.clone(), body.to_vec())])
-        }
-        FeedLocation::Path(p) if p.is_dir() => {
-            let mut files: Vec<_> = std::fs::read_dir(p)
-                .with_context(|| format!("cannot list {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "json"))
-                .collect();
-            files.sort();
-            files
-                .into_iter()
-                .map(|f| {
-                    let data = std::fs::read(&f)
-                        .with_context(|| format!("cannot read {}", f.display()))?;
-                    Ok((f.display().to_string(), data))
-                })
-                .collect()
-        }
-        FeedLocation::Path(p) => {
-            let data = std::fs::read(p).with_context(|| {
-                format!(
-                    "cannot read {} (check the path in [feeds] of drover.toml)",
-                    p.display()
-                )
-            })?;
-            Ok(vec![(p.display().to_string(), data)])
-        }
-    }
-}
-
 /// `NAME:LINE:COL: what` for a JSON error.
 fn json_error(name: &str, e: &serde_json::Error) -> anyhow::Error {
     let text = e.to_string();
@@ -175,225 +93,6 @@ fn json_error(name: &str, e: &serde_json::Error) -> anyhow::Error {
         .map(|(w, _)| w)
         .unwrap_or(&text);
     anyhow::anyhow!("{name}:{}:{}: {what}", e.line(), e.column())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum TrackerStatus {
-    Resolved,
-    Open,
-    Undetermined,
-}
-
-#[derive(Deserialize)]
-struct TrackerRelease {
-    status: TrackerStatus,
-    #[serde(default)]
-    fixed_version: Option<String>,
-    #[serde(default)]
-    urgency: Option<String>,
-    /// Text in the tracker's data; any other JSON value is taken as "set, no reason".
-    #[serde(default)]
-    nodsa: Option<serde_json::Value>,
-    #[serde(default)]
-    nodsa_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct TrackerCve {
-    #[serde(default)]
-    releases: HashMap<String, TrackerRelease>,
-}
-
-/// Parse the Security Tracker JSON `data` (named `name` in errors), keeping the statements
-/// about `codename` for the source packages in `sources` (all when `None`).
-///
-/// Errors: invalid JSON or an unexpected shape, as `NAME:LINE:COLUMN: what`.
-pub fn parse_tracker(
-    name: &str,
-    data: &[u8],
-    codename: &str,
-    sources: Option<&HashSet<&str>>,
-) -> Result<Vec<FeedEntry>> {
-    let doc: HashMap<String, HashMap<String, TrackerCve>> =
-        serde_json::from_slice(data).map_err(|e| json_error(name, &e))?;
-    let mut out = Vec::new();
-    for (source, cves) in doc {
-        if sources.is_some_and(|s| !s.contains(source.as_str())) {
-            continue;
-        }
-        for (cve, entry) in cves {
-            let Some(rel) = entry.releases.get(codename) else {
-                continue;
-            };
-            let status = match rel.status {
-                TrackerStatus::Resolved => match rel.fixed_version.as_deref() {
-                    Some("0") => FeedStatus::NotAffected,
-                    Some(v) if !v.is_empty() => FeedStatus::Fixed(v.to_string()),
-                    // Resolved without a version: nothing to compare, nothing to report.
-                    _ => FeedStatus::NotAffected,
-                },
-                TrackerStatus::Open => FeedStatus::Open {
-                    undetermined: false,
-                },
-                TrackerStatus::Undetermined => FeedStatus::Open { undetermined: true },
-            };
-            let nodsa = match &rel.nodsa {
-                None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => None,
-                Some(serde_json::Value::String(n)) if !n.is_empty() => Some(n.clone()),
-                Some(_) => Some(rel.nodsa_reason.clone().unwrap_or_default()),
-            };
-            out.push(FeedEntry {
-                source: source.clone(),
-                cve,
-                status,
-                urgency: rel.urgency.clone().filter(|u| !u.is_empty()),
-                nodsa,
-                feed: "security-tracker",
-            });
-        }
-    }
-    out.sort_by(|a, b| (&a.source, &a.cve).cmp(&(&b.source, &b.cve)));
-    Ok(out)
-}
-
-#[derive(Deserialize)]
-struct OsvPackage {
-    ecosystem: String,
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct OsvRange {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    events: Vec<BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-struct OsvAffected {
-    package: OsvPackage,
-    #[serde(default)]
-    ranges: Vec<OsvRange>,
-    #[serde(default)]
-    ecosystem_specific: Option<serde_json::Value>,
-    #[serde(default)]
-    database_specific: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct OsvRecord {
-    id: String,
-    #[serde(default)]
-    aliases: Vec<String>,
-    #[serde(default)]
-    upstream: Vec<String>,
-    #[serde(default)]
-    withdrawn: Option<String>,
-    #[serde(default)]
-    affected: Vec<OsvAffected>,
-}
-
-fn urgency_of(v: &Option<serde_json::Value>) -> Option<String> {
-    v.as_ref()?
-        .get("urgency")?
-        .as_str()
-        .map(str::to_string)
-        .filter(|s| !s.is_empty())
-}
-
-/// Parse OSV JSON `data` (one record or an array of records, named `name` in errors),
-/// keeping the `Debian:N` statements for release `number`.
-///
-/// Errors: invalid JSON or an unexpected shape, as `NAME:LINE:COLUMN: what`.
-pub fn parse_osv(name: &str, data: &[u8], number: u32) -> Result<Vec<FeedEntry>> {
-    // Syntax errors carry a line and column; shape errors name the record.
-    let value: serde_json::Value =
-        serde_json::from_slice(data).map_err(|e| json_error(name, &e))?;
-    let records = match value {
-        serde_json::Value::Array(items) => items,
-        v @ serde_json::Value::Object(_) => vec![v],
-        other => bail!(
-            "{name}:1:1: expected an OSV record (object) or an array of records, got {}",
-            match other {
-                serde_json::Value::Null => "null",
-                serde_json::Value::Bool(_) => "a boolean",
-                serde_json::Value::Number(_) => "a number",
-                _ => "a string",
-            }
-        ),
-    };
-    let ecosystem = format!("Debian:{number}");
-    let mut out = Vec::new();
-    for (i, v) in records.into_iter().enumerate() {
-        let rec: OsvRecord = serde_json::from_value(v)
-            .map_err(|e| anyhow::anyhow!("{name}: record {i}: not an OSV record: {e}"))?;
-        if rec.withdrawn.is_some() {
-            continue;
-        }
-        let mut ids: Vec<String> = if rec.id.starts_with("CVE-") {
-            vec![rec.id.clone()]
-        } else if let Some(c) = rec.id.strip_prefix("DEBIAN-") {
-            vec![c.to_string()]
-        } else {
-            rec.aliases
-                .iter()
-                .chain(&rec.upstream)
-                .filter(|a| a.starts_with("CVE-"))
-                .cloned()
-                .collect()
-        };
-        if ids.is_empty() {
-            ids.push(rec.id.clone());
-        }
-        ids.sort();
-        ids.dedup();
-        for a in &rec.affected {
-            if a.package.ecosystem != ecosystem {
-                continue;
-            }
-            let mut fixed: Option<String> = None;
-            let mut any_range = false;
-            for r in a.ranges.iter().filter(|r| r.kind == "ECOSYSTEM") {
-                any_range = true;
-                for ev in &r.events {
-                    if let Some(f) = ev.get("fixed") {
-                        let newer = match (&fixed, parse_version(f)) {
-                            (None, _) => true,
-                            (Some(old), Some(fv)) => parse_version(old).is_none_or(|o| fv > o),
-                            (Some(_), None) => false,
-                        };
-                        if newer {
-                            fixed = Some(f.clone());
-                        }
-                    }
-                }
-            }
-            if !any_range {
-                continue;
-            }
-            let status = match fixed {
-                Some(f) if f == "0" => FeedStatus::NotAffected,
-                Some(f) => FeedStatus::Fixed(f),
-                None => FeedStatus::Open {
-                    undetermined: false,
-                },
-            };
-            let urgency = urgency_of(&a.ecosystem_specific).or(urgency_of(&a.database_specific));
-            for id in &ids {
-                out.push(FeedEntry {
-                    source: a.package.name.clone(),
-                    cve: id.clone(),
-                    status: status.clone(),
-                    urgency: urgency.clone(),
-                    nodsa: None,
-                    feed: "osv",
-                });
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Read and parse the configured feeds for release `codename`, keeping what concerns
@@ -551,6 +250,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::FeedLocation;
     use std::path::PathBuf;
 
     fn fixtures() -> PathBuf {
