@@ -64,9 +64,9 @@ impl From<crate::build::select::PickError> for CliError {
     }
 }
 
-/// The longest `--timeout`/`--grace` accepted, in seconds (one hour): a bound at parse time
-/// (exit 2) so no later `Instant + Duration` can overflow.
-pub const MAX_WAIT_SECS: u64 = 3600;
+/// The longest `--timeout`/`--grace` accepted, in seconds, checked at parse time (exit 2):
+/// [`crate::deploy::plan::MAX_WAIT_SECS`], which the agent checks again.
+pub const MAX_WAIT_SECS: u64 = crate::deploy::plan::MAX_WAIT_SECS;
 
 /// Result of a command.
 pub type CliResult = Result<(), CliError>;
@@ -196,6 +196,7 @@ pub enum Command {
         /// Output directory (created; replaced only if it is an earlier drover export).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Replicas, repository and data size of the export.
         #[command(flatten)]
         opts: export::ExportOpts,
     },

@@ -14,6 +14,10 @@ use crate::store::Store;
 /// Most instances one release may ask for.
 pub const MAX_REPLICAS: usize = 64;
 
+/// The longest health timeout or drain grace a deploy accepts, in seconds (one hour): a
+/// bound checked before any `Instant + Duration` is computed, so none can overflow.
+pub const MAX_WAIT_SECS: u64 = 3600;
+
 /// Why a request cannot run. The agent answers `BadInput` with 400 and `NotFound` with 404;
 /// the CLI exits 2 for both.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +99,13 @@ pub fn resolve(
         return Err(Rejection::BadInput(format!(
             "--replicas must be 1..={MAX_REPLICAS}, not {replicas}"
         )));
+    }
+    for (flag, value) in [("--timeout", req.timeout_secs), ("--grace", req.grace_secs)] {
+        if let Some(v) = value.filter(|v| *v > MAX_WAIT_SECS) {
+            return Err(Rejection::BadInput(format!(
+                "{flag} must be at most {MAX_WAIT_SECS} seconds, not {v}"
+            )));
+        }
     }
     if req.timeout_secs == Some(0) {
         return Err(Rejection::BadInput(
@@ -242,6 +253,33 @@ mod tests {
         assert!(e.message().contains("at least 1"), "{e}");
         let t = resolve(&req(|r| r.timeout_secs = Some(1)), &[], None, Some(&b)).unwrap();
         assert_eq!(t.build_id, 3);
+    }
+
+    /// Issue #12 §5: the agent gets requests from any socket client, not only the CLI
+    /// (which bounds them at parse time): 2^64-1 seconds panicked the deploy task.
+    #[test]
+    fn durations_that_could_overflow_are_rejected() {
+        let b = build(3, BuildStatus::Succeeded);
+        let e = resolve(
+            &req(|r| r.timeout_secs = Some(u64::MAX)),
+            &[],
+            None,
+            Some(&b),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("--timeout must be at most 3600"),
+            "{e}"
+        );
+        let e = resolve(&req(|r| r.grace_secs = Some(u64::MAX)), &[], None, Some(&b)).unwrap_err();
+        assert!(e.message().contains("--grace must be at most 3600"), "{e}");
+        let t = resolve(
+            &req(|r| r.grace_secs = Some(MAX_WAIT_SECS)),
+            &[],
+            None,
+            Some(&b),
+        );
+        assert!(t.is_ok());
     }
 
     #[test]

@@ -220,6 +220,20 @@ impl Store {
         Ok(())
     }
 
+    /// The release of `stack` still `deploying`, if any (at most one: deploys of a stack
+    /// are serialised by the agent).
+    pub fn deploying_release(&self, stack: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT release FROM releases WHERE stack = ?1 AND status = 'deploying' \
+                 ORDER BY release DESC LIMIT 1",
+                [stack],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Releases left `deploying` by an agent that died are marked failed. Returns how many.
     pub fn fail_unfinished_releases(&self) -> Result<usize> {
         Ok(self.conn().execute(

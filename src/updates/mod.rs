@@ -101,16 +101,17 @@ pub fn find_pending(
             if cand.version == c.version || &*cand.family != family {
                 continue;
             }
+            // The installed version is parsed once, on the first candidate (lazy: most
+            // packages have none); an unparsable one has no updates.
             if installed.is_none() {
                 match parse_version(&c.version) {
                     Some(v) => installed = Some(v),
                     None => break,
                 }
             }
-            let Some(cv) = cand.parsed() else {
+            let (Some(cv), Some(inst)) = (cand.parsed(), installed.as_ref()) else {
                 continue;
             };
-            let inst = installed.as_ref().expect("set above");
             if cv > *inst && best.as_ref().is_none_or(|(bv, _)| cv > *bv) {
                 best = Some((cv, cand));
             }

@@ -43,13 +43,18 @@ pub(super) async fn handle(
             };
             // Run in its own task: a client that goes away must not cancel a deploy halfway.
             let a = agent.clone();
+            let stack = req.stack.clone();
             match tokio::spawn(async move { a.deploy(req).await }).await {
                 Ok(Ok(report)) => json_response(
                     StatusCode::OK,
                     serde_json::to_value(report).unwrap_or_default(),
                 ),
                 Ok(Err(e)) => error(e),
-                Err(e) => error(AgentError::Internal(format!("deploy task failed: {e}"))),
+                Err(e) => {
+                    let why = format!("deploy task failed: {e}");
+                    agent.abandon_deploy(&stack, &why);
+                    error(AgentError::Internal(why))
+                }
             }
         }
         ("POST", "/v1/stop") => {
@@ -68,6 +73,32 @@ pub(super) fn internal(e: anyhow::Error) -> AgentError {
 }
 
 impl Agent {
+    /// After a deploy task panicked (issue #12 §5): the store must say what the route
+    /// serves, and no instance may run untracked. If the route already switched to the
+    /// deploying release, that release is recorded `live`; otherwise it is `failed` and
+    /// the instances started for it are stopped.
+    pub(super) fn abandon_deploy(&self, stack: &str, why: &str) {
+        let srt = lock(&self.stacks).get(stack).cloned();
+        let store = &mut lock(&self.store);
+        let Ok(Some(release)) = store.deploying_release(stack) else {
+            return;
+        };
+        let routed = srt.as_ref().map(|s| s.table.load().release) == Some(release);
+        let recorded = if routed {
+            store.mark_release_live(stack, release)
+        } else {
+            store.mark_release_failed(stack, release, why)
+        };
+        if let Err(e) = recorded {
+            eprintln!("drover agent: cannot record the end of release {release} of {stack}: {e:#}");
+        }
+        if let (false, Some(srt)) = (routed, srt) {
+            for i in std::mem::take(&mut *lock(&srt.pending)) {
+                i.request_stop();
+            }
+        }
+    }
+
     pub(super) fn status(&self) -> AgentStatus {
         let stacks = lock(&self.stacks).values().cloned().collect::<Vec<_>>();
         AgentStatus {
