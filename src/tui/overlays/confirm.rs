@@ -1,5 +1,6 @@
 //! The confirmation overlay: what is about to happen, answered with y or n.
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
@@ -7,12 +8,10 @@ use ratatui::Frame;
 
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
-use crate::tui::state::Confirm;
-use crate::tui::state::{Overlay, State};
+use crate::tui::state::{Confirm, Overlay, State};
 use crate::tui::theme::Theme;
 use crate::tui::update::confirmed;
-use crate::tui::widgets::*;
-use crossterm::event::{KeyCode, KeyEvent};
+use crate::tui::widgets::{block, centered};
 
 /// Draw the confirm overlay over `area` (nothing when another overlay is open).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {

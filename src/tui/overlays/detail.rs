@@ -1,6 +1,7 @@
 //! The Detail overlay: a scrollable page of text (a component, an update's CVEs, a job's
 //! error, config problems), wrapped to the box.
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
@@ -8,11 +9,9 @@ use ratatui::Frame;
 
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
-use crate::tui::state::UpdateRow;
-use crate::tui::state::{Overlay, State};
+use crate::tui::state::{Overlay, State, UpdateRow};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
-use crossterm::event::{KeyCode, KeyEvent};
+use crate::tui::widgets::{block, centered, wrap_words};
 
 /// The Detail overlay: inside the frame between header and footer (the footer keys stay
 /// visible), lines wrapped to the box, scrolled by `scroll`, with `a-b of n` in the bottom

@@ -10,7 +10,9 @@ use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{
+    block, bordered_inner, filter_title, fit_offset, selectable, status_style, status_word,
+};
 
 fn duration(b: &BuildRecord) -> String {
     let (Ok(s), Some(Ok(e))) = (

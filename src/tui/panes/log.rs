@@ -9,7 +9,7 @@ use ratatui::Frame;
 use crate::tui::state::{LogView, State};
 use crate::tui::theme::Theme;
 use crate::tui::update::in_log;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, bordered_inner, wrap_line};
 
 /// Spans of one log line with search matches highlighted.
 fn log_spans<'a>(text: &'a str, base: Style, needle: Option<&str>, theme: &Theme) -> Line<'a> {

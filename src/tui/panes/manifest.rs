@@ -8,7 +8,7 @@ use ratatui::Frame;
 use crate::tui::keymap::Action;
 use crate::tui::state::{ManifestColumn, State};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, bordered_inner, filter_title, fit_offset, selectable};
 
 /// Draw the Manifest table into `area` (offsets as [`fit`] left them).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bool) {

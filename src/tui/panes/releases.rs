@@ -12,7 +12,7 @@ use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
 use crate::tui::state::{AgentView, State};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, selectable};
 
 /// The agent line of the Releases pane and the selected stack's instances (live release
 /// and a deploy in progress), from the polled agent status.

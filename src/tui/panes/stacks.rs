@@ -9,7 +9,9 @@ use ratatui::Frame;
 use crate::text::{age_at, short_digest};
 use crate::tui::state::{Focus, State};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{
+    block, bordered_inner, filter_title, fit_offset, selectable, status_style, status_word,
+};
 
 /// Draw the Stacks list into `area` (offsets as [`fit`] left them).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use crate::tui::keymap::Action;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, selectable};
 
 /// Draw the Updates table into `area` (offsets as [`fit`] left them).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bool) {
