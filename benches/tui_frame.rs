@@ -13,7 +13,7 @@ use drover::store::Store;
 use drover::tui::keymap::Keymap;
 use drover::tui::state::{Focus, Pane, StackRow, State, LOG_WINDOW};
 use drover::tui::theme::{ColorDepth, Theme};
-use drover::tui::{data, render};
+use drover::tui::{data, render, viewport};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -79,7 +79,11 @@ fn bench(c: &mut Criterion) {
             } else {
                 LINES / 2
             };
-            term.draw(|f| render::draw(f, &mut s, &theme)).unwrap();
+            term.draw(|f| {
+                viewport::fit(&mut s, f.area());
+                render::draw(f, &s, &theme)
+            })
+            .unwrap();
             black_box(&term);
         })
     });
@@ -93,7 +97,11 @@ fn bench(c: &mut Criterion) {
             } else {
                 2500
             };
-            term.draw(|f| render::draw(f, &mut s, &theme)).unwrap();
+            term.draw(|f| {
+                viewport::fit(&mut s, f.area());
+                render::draw(f, &s, &theme)
+            })
+            .unwrap();
             black_box(&term);
         })
     });
@@ -108,7 +116,11 @@ fn bench(c: &mut Criterion) {
             } else {
                 LINES / 2
             };
-            term.draw(|f| render::draw(f, &mut s, &theme)).unwrap();
+            term.draw(|f| {
+                viewport::fit(&mut s, f.area());
+                render::draw(f, &s, &theme)
+            })
+            .unwrap();
             black_box(&term);
         })
     });
@@ -140,7 +152,11 @@ fn bench(c: &mut Criterion) {
             pos = (pos + 997_331) % LINES; // jump far each time: always a window reload
             s.log.top = pos;
             data::ensure_window(&mut s.log, &store).unwrap();
-            term.draw(|f| render::draw(f, &mut s, &theme)).unwrap();
+            term.draw(|f| {
+                viewport::fit(&mut s, f.area());
+                render::draw(f, &s, &theme)
+            })
+            .unwrap();
             black_box(&term);
         })
     });

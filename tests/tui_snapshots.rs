@@ -16,7 +16,7 @@ use drover::tui::keymap::Keymap;
 use drover::tui::state::State;
 use drover::tui::theme::{ColorDepth, Theme};
 use drover::tui::update::{update, Msg};
-use drover::tui::{data, render};
+use drover::tui::{data, render, viewport};
 use drover::updates::PendingUpdate;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -164,13 +164,19 @@ fn screen(f: &mut Fixture, w: u16, h: u16) -> String {
     let theme = Theme::new(ColorDepth::None);
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     // Draw, load what became visible, draw again (as the app loop does).
-    term.draw(|fr| render::draw(fr, &mut f.state, &theme))
-        .unwrap();
+    term.draw(|fr| {
+        viewport::fit(&mut f.state, fr.area());
+        render::draw(fr, &f.state, &theme)
+    })
+    .unwrap();
     data::sync(&mut f.state, &f.store).unwrap();
     data::ensure_window(&mut f.state.log, &f.store).unwrap();
     normalise(&mut f.state);
-    term.draw(|fr| render::draw(fr, &mut f.state, &theme))
-        .unwrap();
+    term.draw(|fr| {
+        viewport::fit(&mut f.state, fr.area());
+        render::draw(fr, &f.state, &theme)
+    })
+    .unwrap();
     term.backend().to_string()
 }
 
@@ -708,8 +714,11 @@ fn stacks_and_builds_age_both_count_from_the_start() {
     }
     let theme = Theme::new(ColorDepth::None);
     let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    term.draw(|fr| render::draw(fr, &mut f.state, &theme))
-        .unwrap();
+    term.draw(|fr| {
+        viewport::fit(&mut f.state, fr.area());
+        render::draw(fr, &f.state, &theme)
+    })
+    .unwrap();
     let text = term.backend().to_string();
     let stack_row = text.lines().find(|l| l.contains("│hello ")).unwrap();
     assert!(stack_row.contains(" 2d "), "{text}");

@@ -10,6 +10,7 @@ use crate::tui::keymap::Action;
 use crate::tui::state::{Focus, InputTarget, Overlay, Pane, State};
 use crate::tui::theme::Theme;
 
+/// Draw the header line: state directory, config problems, running jobs, clock.
 pub fn header(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let running = state.running_jobs();
     let jobs = if running == 0 {
@@ -46,6 +47,7 @@ pub fn header(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     );
 }
 
+/// The keys worth showing in the footer where the focus is: `(keys, what)` pairs.
 pub fn hints(state: &State) -> Vec<(String, &'static str)> {
     let k = |a: Action| state.keymap.first(a);
     let kk = |a: Action, b: Action| format!("{}/{}", state.keymap.first(a), state.keymap.first(b));
@@ -148,6 +150,8 @@ pub fn hints(state: &State) -> Vec<(String, &'static str)> {
     v
 }
 
+/// Draw the footer line: the input being typed (with the cursor), else a status
+/// message, else the [`hints`].
 pub fn footer(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     if let Some((target, input)) = &state.input {
         let prompt = match target {

@@ -1,7 +1,8 @@
 //! The operator console (`drover` without a command): stacks on the left; Builds (with the
 //! log), Log, Manifest, Updates and Releases on the right; background builds with live
-//! logs. Pure state ([`state`]) changed by [`update::update`] on keys and job events, drawn
-//! by [`render::draw`]; the loop here does the I/O (terminal, store, jobs).
+//! logs. Pure state ([`state`]) changed by [`update::update`] on keys and job events, sized
+//! for the terminal by [`viewport::fit`] and drawn by [`render::draw`]; the loop here does
+//! the I/O (terminal, store, jobs).
 //!
 //! The terminal is restored (main screen, cooked mode, cursor) on quit, on error and on a
 //! panic of the UI thread; a panic in a background job is reported in the UI.
@@ -20,6 +21,7 @@ use crossterm::terminal::{
 };
 use futures_util::StreamExt;
 use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
 use ratatui::Terminal;
 
 use crate::paths::Paths;
@@ -36,6 +38,7 @@ pub mod render;
 pub mod state;
 pub mod theme;
 pub mod update;
+pub mod viewport;
 pub mod widgets;
 
 #[cfg(test)]
@@ -196,15 +199,17 @@ async fn app(
         }
         if dirty && last_draw.elapsed() >= FRAME {
             data::sync(&mut state, &store)?;
-            terminal.draw(|f| render::draw(f, &mut state, &theme))?;
-            // The draw may have changed the visible range (height, follow): fill and redraw.
+            // Size the viewport first (it may move the visible log range: height,
+            // follow), fill that range, then draw once from the settled state.
+            let size = terminal.size()?;
+            viewport::fit(&mut state, Rect::new(0, 0, size.width, size.height));
             if !state
                 .log
                 .covers(state.log.top, state.log.top + state.log.height)
             {
                 data::ensure_window(&mut state.log, &store)?;
-                terminal.draw(|f| render::draw(f, &mut state, &theme))?;
             }
+            terminal.draw(|f| render::draw(f, &state, &theme))?;
             dirty = false;
             last_draw = Instant::now();
         }

@@ -16,34 +16,18 @@ use super::{chrome, overlays, panes};
 // Re-exported: it was public here before the split.
 pub use super::widgets::status_word;
 
-/// Draw one frame.
-pub fn draw(f: &mut Frame, state: &mut State, theme: &Theme) {
+/// Draw one frame from `state`, a pure function of it: list offsets, the log's scroll
+/// and the Detail overlay's page were sized for this frame by [`super::viewport::fit`].
+pub fn draw(f: &mut Frame, state: &State, theme: &Theme) {
     let area = f.area();
-    let [header, body, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(3),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let ([header, body, footer], sides) = frame_areas(area, state);
     chrome::header(f, header, state, theme);
-    if state.fullscreen {
-        panes::log::draw(f, body, state, theme, true);
-    } else {
-        // Under 100 columns the stacks list narrows to name and status while a pane on
-        // the right has the focus, so manifest versions fit.
-        let left_w = if area.width < 100 {
-            if state.focus == Focus::Pane {
-                18
-            } else {
-                32
-            }
-        } else {
-            (area.width * 2 / 5).min(70)
-        };
-        let [left, right] =
-            Layout::horizontal([Constraint::Length(left_w), Constraint::Min(20)]).areas(body);
-        panes::stacks::draw(f, left, state, theme);
-        draw_right(f, right, state, theme);
+    match sides {
+        None => panes::log::draw(f, body, state, theme, true),
+        Some([left, right]) => {
+            panes::stacks::draw(f, left, state, theme);
+            draw_right(f, right, state, theme);
+        }
     }
     chrome::footer(f, footer, state, theme);
     match &state.overlay {
@@ -56,8 +40,47 @@ pub fn draw(f: &mut Frame, state: &mut State, theme: &Theme) {
     }
 }
 
-fn draw_right(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
-    let [tabs, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(2)]).areas(area);
+/// `[header, body, footer]` of a frame of `area`, and `[Stacks list, right side]` of the
+/// body unless the log is full screen (one layout for drawing and for the viewport pass).
+pub(crate) fn frame_areas(area: Rect, state: &State) -> ([Rect; 3], Option<[Rect; 2]>) {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    if state.fullscreen {
+        return ([header, body, footer], None);
+    }
+    // Under 100 columns the stacks list narrows to name and status while a pane on
+    // the right has the focus, so manifest versions fit.
+    let left_w = if area.width < 100 {
+        if state.focus == Focus::Pane {
+            18
+        } else {
+            32
+        }
+    } else {
+        (area.width * 2 / 5).min(70)
+    };
+    let sides = Layout::horizontal([Constraint::Length(left_w), Constraint::Min(20)]).areas(body);
+    ([header, body, footer], Some(sides))
+}
+
+/// `[tab line, pane]` of the right side.
+pub(crate) fn right_areas(area: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Length(1), Constraint::Min(2)]).areas(area)
+}
+
+/// `[builds list, log]` of the Builds pane: the list as tall as its rows, up to 2/5.
+pub(crate) fn builds_split(rest: Rect, state: &State) -> [Rect; 2] {
+    let n = state.builds_list.visible.len() as u16;
+    let list_h = (n + 3).clamp(4, (rest.height * 2 / 5).max(4));
+    Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(rest)
+}
+
+fn draw_right(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    let [tabs, rest] = right_areas(area);
     let stack = state.selected_stack().unwrap_or("-").to_string();
     // Narrow: no stack name, tighter labels, so all five tabs fit in 46 columns.
     let narrow = area.width < 60;
@@ -84,10 +107,7 @@ fn draw_right(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
     let focused = state.focus == Focus::Pane && state.overlay.is_none();
     match state.pane {
         Pane::Builds => {
-            let n = state.builds_list.visible.len() as u16;
-            let list_h = (n + 3).clamp(4, (rest.height * 2 / 5).max(4));
-            let [top, bottom] =
-                Layout::vertical([Constraint::Length(list_h), Constraint::Min(3)]).areas(rest);
+            let [top, bottom] = builds_split(rest, state);
             panes::builds::draw(f, top, state, theme, focused);
             panes::log::draw(f, bottom, state, theme, false);
         }

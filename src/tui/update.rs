@@ -242,15 +242,7 @@ pub(super) fn quit(state: &mut State) -> Vec<Effect> {
         state.quit = true;
         return Vec::new();
     }
-    state.overlay = Some(Overlay::Confirm(Confirm {
-        title: "Quit drover?".into(),
-        body: vec![
-            format!("{n} job(s) still running: they are cancelled"),
-            "(builds are recorded as cancelled and leave no image;".into(),
-            "a deploy or rollback goes on in the agent).".into(),
-        ],
-        pending: Pending::Quit,
-    }));
+    state.overlay = Some(Overlay::Confirm(overlays::confirm::quit(n)));
     Vec::new()
 }
 
@@ -367,18 +359,7 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
                 return Vec::new();
             };
             let from = image_of(state, &name);
-            state.overlay = Some(Overlay::Confirm(Confirm {
-                title: format!("Build {name}?"),
-                body: vec![
-                    format!("stack  {name}"),
-                    format!("from   {from}"),
-                    "to     a new image from the stack file: base layer (cached".into(),
-                    "       when unchanged), app layer, manifest, OCI archive".into(),
-                    "Runs in the background; the log streams into Builds.".into(),
-                    "Nothing that runs is changed; J lists jobs, x cancels.".into(),
-                ],
-                pending: Pending::Build(name),
-            }));
+            state.overlay = Some(Overlay::Confirm(overlays::confirm::build(name, &from)));
         }
         Action::CheckUpdates => return check_updates(state),
         Action::Rebuild => rebuild(state),
@@ -679,17 +660,12 @@ fn deploy(state: &mut State, rollback: bool) {
         ),
     };
     req.replicas = Some(target.replicas);
-    state.overlay = Some(Overlay::Confirm(Confirm {
-        title: format!("{} {name}?", if rollback { "Roll back" } else { "Deploy" }),
-        body: vec![
-            format!("stack     {name}"),
-            format!("from      {from}"),
-            format!("to        {to}"),
-            format!("replicas  {}", target.replicas),
-            "New instances start; the route switches once all are healthy;".into(),
-            "the old ones drain. If they never get healthy, nothing changes.".into(),
-            "Runs in the background (starts the agent if needed); J lists it.".into(),
-        ],
-        pending: Pending::Deploy(req),
-    }));
+    state.overlay = Some(Overlay::Confirm(overlays::confirm::deploy(
+        rollback,
+        &name,
+        &from,
+        &to,
+        target.replicas,
+        req,
+    )));
 }

@@ -12,6 +12,7 @@ use crate::store::builds::BuildStatus;
 use crate::tui::state::ListState;
 use crate::tui::theme::Theme;
 
+/// A bordered box titled `title`, its border in the accent colour when `focused`.
 pub fn block<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
     let b = Block::default().borders(Borders::ALL).title(title);
     if focused {
@@ -19,6 +20,12 @@ pub fn block<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Bl
     } else {
         b.border_style(theme.dim)
     }
+}
+
+/// The inside of a [`block`] drawn over `area` (one cell of border each side): what the
+/// viewport pass ([`super::viewport::fit`]) sizes lists by.
+pub fn bordered_inner(area: Rect) -> Rect {
+    Block::default().borders(Borders::ALL).inner(area)
 }
 
 /// Keep the selection inside `[offset, offset + height)`.
@@ -48,6 +55,7 @@ pub fn status_word(s: BuildStatus) -> &'static str {
     s.as_str()
 }
 
+/// The colour of a build status: ok, error, or warn for running and the rest.
 pub fn status_style(s: BuildStatus, theme: &Theme) -> Style {
     match s {
         BuildStatus::Succeeded => theme.ok,
@@ -57,6 +65,7 @@ pub fn status_style(s: BuildStatus, theme: &Theme) -> Style {
     }
 }
 
+/// ` NAME (TOTAL) `, or ` NAME (SHOWN/TOTAL) /FILTER ` while a filter is set.
 pub fn filter_title(name: &str, list: &ListState, total: usize) -> String {
     if list.filter.is_empty() {
         format!(" {name} ({total}) ")
@@ -69,6 +78,7 @@ pub fn filter_title(name: &str, list: &ListState, total: usize) -> String {
     }
 }
 
+/// A `w`×`h` rectangle centred in `area` (clipped to it).
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
@@ -80,6 +90,7 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
+/// Dim explanatory lines, wrapped, for a pane with nothing to list.
 pub fn empty_state(f: &mut Frame, area: Rect, lines: Vec<String>, theme: &Theme) {
     f.render_widget(
         Paragraph::new(

@@ -1,18 +1,18 @@
 //! The confirmation overlay: what is about to happen, answered with y or n.
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
+use crate::deploy::api::DeployRequest;
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
-use crate::tui::state::Confirm;
-use crate::tui::state::{Overlay, State};
+use crate::tui::state::{Confirm, Overlay, Pending, State};
 use crate::tui::theme::Theme;
 use crate::tui::update::confirmed;
-use crate::tui::widgets::*;
-use crossterm::event::{KeyCode, KeyEvent};
+use crate::tui::widgets::{block, centered};
 
 /// Draw the confirm overlay over `area` (nothing when another overlay is open).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
@@ -76,4 +76,58 @@ pub fn release_text(r: &crate::store::deploys::ReleaseRecord) -> String {
         r.build_id,
         crate::text::short_digest(&r.image_digest)
     )
+}
+
+/// The confirmation of quitting while `n` jobs still run.
+pub fn quit(n: usize) -> Confirm {
+    Confirm {
+        title: "Quit drover?".into(),
+        body: vec![
+            format!("{n} job(s) still running: they are cancelled"),
+            "(builds are recorded as cancelled and leave no image;".into(),
+            "a deploy or rollback goes on in the agent).".into(),
+        ],
+        pending: Pending::Quit,
+    }
+}
+
+/// The confirmation of building stack `name`, whose current image is `from`.
+pub fn build(name: String, from: &str) -> Confirm {
+    Confirm {
+        title: format!("Build {name}?"),
+        body: vec![
+            format!("stack  {name}"),
+            format!("from   {from}"),
+            "to     a new image from the stack file: base layer (cached".into(),
+            "       when unchanged), app layer, manifest, OCI archive".into(),
+            "Runs in the background; the log streams into Builds.".into(),
+            "Nothing that runs is changed; J lists jobs, x cancels.".into(),
+        ],
+        pending: Pending::Build(name),
+    }
+}
+
+/// The confirmation of a deploy (or a rollback) of `name` from `from` to `to` (both as
+/// [`release_text`] or a build) with `replicas` instances, sending `req` when confirmed.
+pub fn deploy(
+    rollback: bool,
+    name: &str,
+    from: &str,
+    to: &str,
+    replicas: usize,
+    req: DeployRequest,
+) -> Confirm {
+    Confirm {
+        title: format!("{} {name}?", if rollback { "Roll back" } else { "Deploy" }),
+        body: vec![
+            format!("stack     {name}"),
+            format!("from      {from}"),
+            format!("to        {to}"),
+            format!("replicas  {replicas}"),
+            "New instances start; the route switches once all are healthy;".into(),
+            "the old ones drain. If they never get healthy, nothing changes.".into(),
+            "Runs in the background (starts the agent if needed); J lists it.".into(),
+        ],
+        pending: Pending::Deploy(req),
+    }
 }

@@ -1,6 +1,7 @@
 //! The Detail overlay: a scrollable page of text (a component, an update's CVEs, a job's
 //! error, config problems), wrapped to the box.
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
@@ -8,52 +9,24 @@ use ratatui::Frame;
 
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
-use crate::tui::state::UpdateRow;
-use crate::tui::state::{Overlay, State};
+use crate::tui::state::{Overlay, State, UpdateRow};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
-use crossterm::event::{KeyCode, KeyEvent};
+use crate::tui::widgets::{block, centered, wrap_words};
 
 /// The Detail overlay: inside the frame between header and footer (the footer keys stay
 /// visible), lines wrapped to the box, scrolled by `scroll`, with `a-b of n` in the bottom
-/// border when it does not all fit. Writes the page size and largest scroll back.
-pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
+/// border when it does not all fit (scroll clamped by [`fit`]).
+pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let Some(Overlay::Detail {
         title,
         lines,
         scroll,
-        page,
-        max,
-    }) = &mut state.overlay
+        ..
+    }) = &state.overlay
     else {
         return;
     };
-    let body = Rect {
-        y: area.y + 1.min(area.height),
-        height: area.height.saturating_sub(2),
-        ..area
-    };
-    let title = crate::text::sanitize_for_terminal(title);
-    let want_w = lines
-        .iter()
-        .map(|l| crate::text::sanitize_for_terminal(l).chars().count())
-        .max()
-        .unwrap_or(20)
-        .max(title.chars().count())
-        .max(30)
-        + 4;
-    let w = (want_w as u16).min(body.width);
-    let inner_w = w.saturating_sub(2).max(1) as usize;
-    let rows: Vec<String> = lines
-        .iter()
-        .flat_map(|l| wrap_words(&crate::text::sanitize_for_terminal(l), inner_w))
-        .collect();
-    let h = (rows.len() as u16 + 2).min(body.height);
-    let r = centered(body, w, h);
-    let inner_h = h.saturating_sub(2) as usize;
-    *page = inner_h.max(1);
-    *max = rows.len().saturating_sub(inner_h);
-    *scroll = (*scroll).min(*max);
+    let (r, title, rows, inner_h) = geometry(area, title, lines);
     f.render_widget(Clear, r);
     let mut b = block(
         Span::styled(format!(" {title} "), theme.accent),
@@ -196,4 +169,52 @@ pub fn key(
         max,
     });
     Vec::new()
+}
+
+/// Where the Detail box goes in `area` (between header and footer, as wide as its longest
+/// line allows), its sanitised title, its lines wrapped to the box, and its inner height.
+fn geometry(area: Rect, title: &str, lines: &[String]) -> (Rect, String, Vec<String>, usize) {
+    let body = Rect {
+        y: area.y + 1.min(area.height),
+        height: area.height.saturating_sub(2),
+        ..area
+    };
+    let title = crate::text::sanitize_for_terminal(title);
+    let want_w = lines
+        .iter()
+        .map(|l| crate::text::sanitize_for_terminal(l).chars().count())
+        .max()
+        .unwrap_or(20)
+        .max(title.chars().count())
+        .max(30)
+        + 4;
+    let w = (want_w as u16).min(body.width);
+    let inner_w = w.saturating_sub(2).max(1) as usize;
+    let rows: Vec<String> = lines
+        .iter()
+        .flat_map(|l| wrap_words(&crate::text::sanitize_for_terminal(l), inner_w))
+        .collect();
+    let h = (rows.len() as u16 + 2).min(body.height);
+    let r = centered(body, w, h);
+    let inner_h = h.saturating_sub(2) as usize;
+    (r, title, rows, inner_h)
+}
+
+/// Size the Detail overlay for a frame of `area`: the page size, the largest scroll, and
+/// the scroll clamped to it.
+pub fn fit(state: &mut State, area: Rect) {
+    let Some(Overlay::Detail {
+        title,
+        lines,
+        scroll,
+        page,
+        max,
+    }) = &mut state.overlay
+    else {
+        return;
+    };
+    let (_, _, rows, inner_h) = geometry(area, title, lines);
+    *page = inner_h.max(1);
+    *max = rows.len().saturating_sub(inner_h);
+    *scroll = (*scroll).min(*max);
 }

@@ -1,18 +1,18 @@
 //! The Help overlay (`?`): every key of the keymap with what it does, filtered as typed.
 
+use crossterm::event::{Event, KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
+use tui_input::backend::crossterm::EventHandler;
+use tui_input::Input;
 
 use crate::tui::keymap::ACTIONS;
 use crate::tui::msg::Effect;
 use crate::tui::state::{Overlay, State};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
-use crossterm::event::{Event, KeyCode, KeyEvent};
-use tui_input::backend::crossterm::EventHandler;
-use tui_input::Input;
+use crate::tui::widgets::{block, centered};
 
 /// Draw the help overlay over `area` (nothing when another overlay is open).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {

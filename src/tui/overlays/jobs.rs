@@ -9,11 +9,10 @@ use crate::jobs::BuildEvent;
 use crate::store::builds::BuildStatus;
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Effect, JobMsg};
-use crate::tui::state::{Confirm, Focus, Job, Pane, Pending};
-use crate::tui::state::{JobState, Overlay, State};
+use crate::tui::state::{Confirm, Focus, Job, JobState, Overlay, Pane, Pending, State};
 use crate::tui::theme::Theme;
 use crate::tui::update::{action, select_stack};
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, centered, selectable};
 
 /// Draw the jobs overlay over `area` (nothing when another overlay is open).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {

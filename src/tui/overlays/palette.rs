@@ -1,20 +1,20 @@
 //! The command palette (`:`): the typed command and the commands it completes to.
 
+use crossterm::event::{Event, KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
+use tui_input::backend::crossterm::EventHandler;
+use tui_input::Input;
 
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
 use crate::tui::state::{Overlay, State};
 use crate::tui::theme::Theme;
 use crate::tui::update::{action, select_stack, show_config_problems};
-use crate::tui::widgets::*;
-use crossterm::event::{Event, KeyCode, KeyEvent};
-use tui_input::backend::crossterm::EventHandler;
-use tui_input::Input;
+use crate::tui::widgets::{block, centered};
 
 /// Draw the palette overlay over `area` (nothing when another overlay is open).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {

@@ -10,7 +10,9 @@ use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{
+    block, bordered_inner, filter_title, fit_offset, selectable, status_style, status_word,
+};
 
 fn duration(b: &BuildRecord) -> String {
     let (Ok(s), Some(Ok(e))) = (
@@ -29,7 +31,8 @@ fn duration(b: &BuildRecord) -> String {
     }
 }
 
-pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+/// Draw the Builds list into `area` (offsets as [`fit`] left them).
+pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bool) {
     let title = filter_title("Builds", &state.builds_list, state.builds.len());
     let b = block(Span::styled(title, theme.accent), focused, theme);
     let inner = b.inner(area);
@@ -47,8 +50,6 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
         return;
     }
     let body_h = inner.height.saturating_sub(1) as usize;
-    state.list_height = body_h;
-    fit_offset(&mut state.builds_list, body_h);
     let l = &state.builds_list;
     let now = state.now;
     let rows: Vec<Row> = l
@@ -92,4 +93,15 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
         .column_spacing(1),
         inner,
     );
+}
+
+/// Keep the Builds selection on screen for a list drawn into `area`; the page size is
+/// what page up/down moves by.
+pub fn fit(state: &mut State, area: Rect) {
+    if state.builds.is_empty() {
+        return;
+    }
+    let body_h = bordered_inner(area).height.saturating_sub(1) as usize;
+    state.list_height = body_h;
+    fit_offset(&mut state.builds_list, body_h);
 }

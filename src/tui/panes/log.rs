@@ -9,7 +9,7 @@ use ratatui::Frame;
 use crate::tui::state::{LogView, State};
 use crate::tui::theme::Theme;
 use crate::tui::update::in_log;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, bordered_inner, wrap_line};
 
 /// Spans of one log line with search matches highlighted.
 fn log_spans<'a>(text: &'a str, base: Style, needle: Option<&str>, theme: &Theme) -> Line<'a> {
@@ -65,20 +65,16 @@ fn log_title(state: &State) -> String {
     t
 }
 
-/// Draw the log of `state.log`: only the rows that fit are built.
-pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+/// Draw the log of `state.log` (scrolled as [`fit`] left it): only the rows that fit are
+/// built.
+pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bool) {
     let focused = focused || (in_log(state) && state.overlay.is_none());
     let b = block(Span::styled(log_title(state), theme.accent), focused, theme);
     let inner = b.inner(area);
     f.render_widget(b, area);
     let h = inner.height as usize;
     let w = inner.width as usize;
-    let log: &mut LogView = &mut state.log;
-    log.height = h;
-    if log.follow {
-        log.top = log.max_top();
-    }
-    log.top = log.top.min(log.max_top());
+    let log: &LogView = &state.log;
     if log.build_id.is_none() {
         f.render_widget(
             Paragraph::new(Line::styled("No build selected.", theme.dim)),
@@ -135,4 +131,15 @@ fn log_spans_owned(
             .collect::<Vec<_>>(),
     )
     .style(l.style)
+}
+
+/// Size the log view for a pane drawn into `area`: its height, and the top line clamped
+/// (the end when following).
+pub fn fit(state: &mut State, area: Rect) {
+    let log = &mut state.log;
+    log.height = bordered_inner(area).height as usize;
+    if log.follow {
+        log.top = log.max_top();
+    }
+    log.top = log.top.min(log.max_top());
 }

@@ -8,9 +8,10 @@ use ratatui::Frame;
 use crate::tui::keymap::Action;
 use crate::tui::state::{ManifestColumn, State};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, bordered_inner, filter_title, fit_offset, selectable};
 
-pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+/// Draw the Manifest table into `area` (offsets as [`fit`] left them).
+pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bool) {
     let mut title = filter_title("Manifest", &state.manifest_list, state.manifest.len());
     if let Some(b) = state.manifest_build {
         title.push_str(&format!("build #{b} "));
@@ -39,8 +40,6 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
         return;
     }
     let body_h = inner.height.saturating_sub(1) as usize;
-    state.list_height = body_h;
-    fit_offset(&mut state.manifest_list, body_h);
     let l = &state.manifest_list;
     let rows: Vec<Row> = l
         .visible
@@ -119,4 +118,15 @@ fn manifest_widths(want: [usize; 4], total: usize) -> [usize; 4] {
         w[0] += total - sum;
     }
     w
+}
+
+/// Keep the Manifest selection on screen for a table drawn into `area`; the page size is
+/// what page up/down moves by.
+pub fn fit(state: &mut State, area: Rect) {
+    if state.manifest.is_empty() {
+        return;
+    }
+    let body_h = bordered_inner(area).height.saturating_sub(1) as usize;
+    state.list_height = body_h;
+    fit_offset(&mut state.manifest_list, body_h);
 }

@@ -12,7 +12,7 @@ use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
 use crate::tui::state::{AgentView, State};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, selectable};
 
 /// The agent line of the Releases pane and the selected stack's instances (live release
 /// and a deploy in progress), from the polled agent status.
@@ -71,7 +71,8 @@ fn agent_lines(state: &State, theme: &Theme) -> (Line<'static>, Vec<InstanceStat
     }
 }
 
-pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+/// Draw the Releases pane into `area` (offsets as [`fit`] left them).
+pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bool) {
     let b = block(
         Span::styled(
             format!(" Releases ({}) ", state.releases.len()),
@@ -83,18 +84,8 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
     let inner = b.inner(area);
     f.render_widget(b, area);
     let (agent, instances) = agent_lines(state, theme);
-    let inst_h = if instances.is_empty() {
-        0
-    } else {
-        (instances.len() as u16 + 1).min(inner.height / 3).max(2)
-    };
-    let [agent_area, inst_area, _, list_area] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(inst_h),
-        Constraint::Length(1),
-        Constraint::Min(1),
-    ])
-    .areas(inner);
+    let [agent_area, inst_area, _, list_area] = areas(inner, instances.len());
+    let inst_h = inst_area.height;
     f.render_widget(Paragraph::new(agent), agent_area);
     if inst_h > 0 {
         let rows: Vec<Row> = instances
@@ -147,10 +138,6 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
         return;
     }
     let body_h = list_area.height.saturating_sub(1) as usize;
-    if state.releases_list.visible.len() != state.releases.len() {
-        state.releases_list.visible = (0..state.releases.len()).collect();
-    }
-    fit_offset(&mut state.releases_list, body_h);
     let l = &state.releases_list;
     let now = state.now;
     let wide = list_area.width >= 60;
@@ -210,5 +197,50 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
             .header(Row::new(header).style(theme.dim))
             .column_spacing(1),
         list_area,
+    );
+}
+
+/// `[agent line, instances, gap, releases]` inside the border, for `instances` rows.
+fn areas(inner: Rect, instances: usize) -> [Rect; 4] {
+    let inst_h = if instances == 0 {
+        0
+    } else {
+        (instances as u16 + 1).min(inner.height / 3).max(2)
+    };
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(inst_h),
+        Constraint::Length(1),
+        Constraint::Min(1),
+    ])
+    .areas(inner)
+}
+
+/// How many instance rows [`agent_lines`] lists for the selected stack.
+fn instance_count(state: &State) -> usize {
+    let stack = state.selected_stack().unwrap_or("");
+    match &state.agent {
+        AgentView::Running(a) => a
+            .stacks
+            .iter()
+            .find(|s| s.stack == stack)
+            .map_or(0, |s| s.instances.len()),
+        _ => 0,
+    }
+}
+
+/// Keep the Releases selection on screen for a pane drawn into `area` (every release is
+/// listed: the pane has no filter).
+pub fn fit(state: &mut State, area: Rect) {
+    let [_, _, _, list_area] = areas(bordered_inner(area), instance_count(state));
+    if state.releases.is_empty() {
+        return;
+    }
+    if state.releases_list.visible.len() != state.releases.len() {
+        state.releases_list.visible = (0..state.releases.len()).collect();
+    }
+    fit_offset(
+        &mut state.releases_list,
+        list_area.height.saturating_sub(1) as usize,
     );
 }

@@ -9,20 +9,20 @@ use ratatui::Frame;
 use crate::text::{age_at, short_digest};
 use crate::tui::state::{Focus, State};
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{
+    block, bordered_inner, filter_title, fit_offset, selectable, status_style, status_word,
+};
 
-pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
+/// Draw the Stacks list into `area` (offsets as [`fit`] left them).
+pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let focused = state.focus == Focus::Stacks && state.overlay.is_none();
     let title = filter_title("Stacks", &state.stacks_list, state.stacks.len());
     let b = block(Span::styled(title, theme.accent), focused, theme);
     let inner = b.inner(area);
     f.render_widget(b, area);
     let problems: Vec<&String> = state.problems.iter().collect();
-    // Room for each line of each problem, plus one for wrapping.
-    let prob_lines: usize = problems.iter().map(|p| p.lines().count() + 1).sum();
-    let prob_h = (prob_lines as u16).min(inner.height / 2);
-    let [list_area, prob_area] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(prob_h)]).areas(inner);
+    let (list_area, prob_area) = areas(inner, state);
+    let prob_h = prob_area.height;
     if state.stacks.is_empty() {
         f.render_widget(
             Paragraph::new(vec![
@@ -40,7 +40,6 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme) {
         // updates and the live release before age, and age before the image digest.
         let tier = stacks_tier(inner.width);
         let body_h = list_area.height.saturating_sub(1) as usize;
-        fit_offset(&mut state.stacks_list, body_h);
         let l = &state.stacks_list;
         let now = state.now;
         let rows: Vec<Row> = l
@@ -167,5 +166,26 @@ pub fn on_loaded(state: &mut State, loaded: crate::tui::msg::StacksLoad) {
             state.set_stacks(rows);
         }
         Err(e) => state.status = Some(format!("cannot read the store: {e}")),
+    }
+}
+
+/// The list and, below it, the stack-file problems inside the border.
+fn areas(inner: Rect, state: &State) -> (Rect, Rect) {
+    // Room for each line of each problem, plus one for wrapping.
+    let prob_lines: usize = state.problems.iter().map(|p| p.lines().count() + 1).sum();
+    let prob_h = (prob_lines as u16).min(inner.height / 2);
+    let [list_area, prob_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(prob_h)]).areas(inner);
+    (list_area, prob_area)
+}
+
+/// Keep the Stacks selection on screen for a list drawn into `area`.
+pub fn fit(state: &mut State, area: Rect) {
+    let (list_area, _) = areas(bordered_inner(area), state);
+    if !state.stacks.is_empty() {
+        fit_offset(
+            &mut state.stacks_list,
+            list_area.height.saturating_sub(1) as usize,
+        );
     }
 }

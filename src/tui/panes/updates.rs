@@ -9,9 +9,10 @@ use ratatui::Frame;
 use crate::tui::keymap::Action;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
-use crate::tui::widgets::*;
+use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, selectable};
 
-pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused: bool) {
+/// Draw the Updates table into `area` (offsets as [`fit`] left them).
+pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bool) {
     let b = block(
         Span::styled(format!(" Updates ({}) ", state.updates.len()), theme.accent),
         focused,
@@ -22,14 +23,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
     // After a rebuild the newest check is of an older build: say so above its rows.
     let inner = match stale_updates_text(state) {
         Some(why) => {
-            // Word wrap may need a little more than the characters over the width.
-            let rows = why
-                .chars()
-                .count()
-                .div_ceil((inner.width as usize).saturating_sub(10).max(1))
-                as u16;
-            let [note, rest] =
-                Layout::vertical([Constraint::Length(rows + 1), Constraint::Min(1)]).areas(inner);
+            let [note, rest] = note_split(inner, &why);
             let mut lines = vec![Line::styled(why, theme.warn)];
             if !state.updates.is_empty() {
                 lines.push(Line::styled(
@@ -65,10 +59,6 @@ pub fn draw(f: &mut Frame, area: Rect, state: &mut State, theme: &Theme, focused
         return;
     }
     let body_h = inner.height.saturating_sub(1) as usize;
-    if state.updates_list.visible.len() != state.updates.len() {
-        state.updates_list.visible = (0..state.updates.len()).collect();
-    }
-    fit_offset(&mut state.updates_list, body_h);
     let l = &state.updates_list;
     let on_screen = || {
         l.visible
@@ -126,4 +116,34 @@ pub fn stale_updates_text(state: &State) -> Option<String> {
             state.keymap.first(Action::CheckUpdates)
         )
     })
+}
+
+/// The stale-check note `why` above the rows: `[note, rows]` inside the border.
+fn note_split(inner: Rect, why: &str) -> [Rect; 2] {
+    // Word wrap may need a little more than the characters over the width.
+    let rows = why
+        .chars()
+        .count()
+        .div_ceil((inner.width as usize).saturating_sub(10).max(1)) as u16;
+    Layout::vertical([Constraint::Length(rows + 1), Constraint::Min(1)]).areas(inner)
+}
+
+/// Keep the Updates selection on screen for a table drawn into `area` (every row is
+/// listed: the pane has no filter).
+pub fn fit(state: &mut State, area: Rect) {
+    let inner = bordered_inner(area);
+    let inner = match stale_updates_text(state) {
+        Some(why) => note_split(inner, &why)[1],
+        None => inner,
+    };
+    if state.updates.is_empty() {
+        return;
+    }
+    if state.updates_list.visible.len() != state.updates.len() {
+        state.updates_list.visible = (0..state.updates.len()).collect();
+    }
+    fit_offset(
+        &mut state.updates_list,
+        inner.height.saturating_sub(1) as usize,
+    );
 }
