@@ -1,6 +1,9 @@
 //! Parsing a 5,000-entry dpkg status file (the size of a large server image), and the
 //! overlay-aware read of the same database from disk.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use drover::manifest::dpkg::{parse_status, read_db};
 use drover::manifest::rootfs::RootView;

@@ -1,6 +1,9 @@
 //! Writing a base-sized layer: the cost of a cold base (a warm build copies the blob).
 //! Input: a Debian-like tree of ~48 MB (text and binary-ish files) made once.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -3,6 +3,9 @@
 //! visible rows are built. Also: scrolling a page through a 1,000,000-line log stored in
 //! SQLite (window reload included).
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use chrono::TimeZone;

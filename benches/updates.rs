@@ -3,6 +3,9 @@
 //! it. The index is fetched once (verified like any tracked repository) into
 //! `.bench-cache/` at the crate root (git-ignored) and reused.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;

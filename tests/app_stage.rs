@@ -2,6 +2,9 @@
 //! the test) and checked against its sha256, archives that try to escape, and the
 //! lifecycle scripts.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;

@@ -3,6 +3,9 @@
 //! inside the unpacked image, the base cache on an app change, a failing build script and
 //! a killed build. Needs root, network to the Debian mirror, and `.ci/setup`'s packages.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

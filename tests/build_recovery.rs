@@ -2,6 +2,9 @@
 //! may be marked `interrupted`. A build between its row's insert and its lock's `flock` holds
 //! no lock yet; a concurrent `drover builds` (which recovers) must leave it alone.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use drover::build::recover_interrupted;
 use drover::paths::Paths;
 use drover::store::builds::{BuildStatus, LogLine};

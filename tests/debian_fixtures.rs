@@ -2,6 +2,9 @@
 //! signed with a throwaway key generated here, served by an HTTP server on 127.0.0.1 started
 //! by the test, and .deb files built here.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

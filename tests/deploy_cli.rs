@@ -2,6 +2,9 @@
 //! input, JSON shapes of an empty history, and the agent's lifecycle (start by `status`,
 //! one agent per state dir, `agent stop`).
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -10,6 +10,9 @@
 //! starts nothing (then a fallback when its instance is gone). Needs root, bubblewrap and
 //! network to the Debian mirror (`.ci/setup`).
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/http.rs"]
 mod http;
 use http::get;

@@ -1,5 +1,8 @@
 //! The dpkg database reader and the origin mapping, on fixtures (no network).
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 

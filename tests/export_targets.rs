@@ -2,6 +2,9 @@
 //! (kubernetes-validate, cfn-lint, python-hcl2; helm lint / terraform fmt when installed).
 //! A missing validator fails the test with the command that installs it.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

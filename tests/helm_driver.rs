@@ -1,6 +1,9 @@
 //! The Helm driver against a stub `helm` on PATH that records its arguments and answers
 //! `helm version --short` and `helm history -o json` (no cluster is available here).
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! the app directory; malformed files become warnings naming them; a file outside the
 //! searched places is not reported.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use drover::manifest::lang::scan;

@@ -2,6 +2,9 @@
 //! answers served on 127.0.0.1 by the test, and the real path against PyPI, the npm
 //! registry and the crates.io sparse index.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

@@ -1,6 +1,9 @@
 //! OCI writer: layer blobs (contents, digests, whiteouts, excludes, determinism) and image
 //! archives (structure, digests, and acceptance by skopeo).
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 use std::fs::{self, File};

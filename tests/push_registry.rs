@@ -1,6 +1,9 @@
 //! `drover push` against a real registry: Debian's `docker-registry` (distribution 2.8)
 //! started on 127.0.0.1 with a temporary storage dir, checked with `skopeo`.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

@@ -1,6 +1,9 @@
 //! Stack-file parsing and validation: the demo stack, valid variants, and one fixture per
 //! kind of error, each checked for its exact `LINE:COL` and message.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! database 0600, tightened when it was readable by others, refused when others can write
 //! to it.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,6 +2,9 @@
 //! store seeded with the store API (no network). Times are fixed and the state directory
 //! is shown as `[STATE]`.
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use chrono::TimeZone;

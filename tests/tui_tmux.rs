@@ -6,6 +6,9 @@
 //! the greeting; the agent is stopped at the end); and `NO_COLOR`.
 //! Needs root, network to the Debian mirror, and `.ci/setup`'s packages (tmux).
 
+// Tests and benchmarks may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "support/http.rs"]
 mod http;
 
