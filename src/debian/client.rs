@@ -94,6 +94,17 @@ struct Meta {
     release_date: Option<String>,
 }
 
+impl Meta {
+    /// The repository's `meta.json` (default when missing or unreadable: no conditional
+    /// request, no known Date).
+    fn read(dir: &Path) -> Meta {
+        std::fs::read(dir.join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// How far a Release's `Date` may lie in the future of our clock before it is refused as
 /// "not valid yet" (clock skew between the mirror and this machine).
 pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(10);
@@ -363,10 +374,7 @@ impl RepoClient {
                 bail!("the cached index {path} of {} is missing", repo.name());
             }
         }
-        let meta: Meta = std::fs::read(dir.join("meta.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let meta = Meta::read(&dir);
         Ok(SyncedRepo {
             repo: repo.clone(),
             release,
@@ -435,10 +443,7 @@ impl RepoClient {
     ) -> Result<SyncedRepo> {
         let dir = self.repo_dir(repo);
         let url = format!("{}/InRelease", repo.dists_url());
-        let stored: Meta = std::fs::read(dir.join("meta.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let stored = Meta::read(&dir);
         // The newest Date this repository was seen with, cached copy usable or not.
         let previous_date = [
             cached.and_then(|c| c.release.date),

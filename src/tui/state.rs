@@ -173,6 +173,17 @@ pub struct ListState {
 }
 
 impl ListState {
+    /// The rows on screen in a list `height` rows tall: `(position in visible, data index)`
+    /// from `offset` on, as every pane draws them.
+    pub fn on_screen(&self, height: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.visible
+            .iter()
+            .copied()
+            .enumerate()
+            .skip(self.offset)
+            .take(height)
+    }
+
     /// The data index of the selected row.
     pub fn current(&self) -> Option<usize> {
         self.visible.get(self.selected).copied()

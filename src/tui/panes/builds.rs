@@ -53,12 +53,8 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
     let l = &state.builds_list;
     let now = state.now;
     let rows: Vec<Row> = l
-        .visible
-        .iter()
-        .enumerate()
-        .skip(l.offset)
-        .take(body_h)
-        .map(|(pos, &i)| {
+        .on_screen(body_h)
+        .map(|(pos, i)| {
             let b = &state.builds[i];
             let note = match (&b.failed_step, &b.error) {
                 (Some(s), Some(e)) => format!("{s}: {e}"),

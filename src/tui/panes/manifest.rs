@@ -42,12 +42,8 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
     let body_h = inner.height.saturating_sub(1) as usize;
     let l = &state.manifest_list;
     let rows: Vec<Row> = l
-        .visible
-        .iter()
-        .enumerate()
-        .skip(l.offset)
-        .take(body_h)
-        .map(|(pos, &i)| {
+        .on_screen(body_h)
+        .map(|(pos, i)| {
             let c = &state.manifest[i];
             let row = Row::new(vec![
                 c.name.clone(),

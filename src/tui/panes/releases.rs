@@ -142,12 +142,8 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
     let now = state.now;
     let wide = list_area.width >= 60;
     let rows: Vec<Row> = l
-        .visible
-        .iter()
-        .enumerate()
-        .skip(l.offset)
-        .take(body_h)
-        .map(|(pos, &i)| {
+        .on_screen(body_h)
+        .map(|(pos, i)| {
             let r = &state.releases[i];
             let st = match r.status.as_str() {
                 "live" => theme.ok,

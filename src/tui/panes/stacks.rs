@@ -43,12 +43,8 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         let l = &state.stacks_list;
         let now = state.now;
         let rows: Vec<Row> = l
-            .visible
-            .iter()
-            .enumerate()
-            .skip(l.offset)
-            .take(body_h)
-            .map(|(pos, &i)| {
+            .on_screen(body_h)
+            .map(|(pos, i)| {
                 let s = &state.stacks[i];
                 let (st, st_style, when, img) = match &s.last_build {
                     None => ("never".to_string(), theme.dim, String::new(), "-".into()),

@@ -60,13 +60,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
     }
     let body_h = inner.height.saturating_sub(1) as usize;
     let l = &state.updates_list;
-    let on_screen = || {
-        l.visible
-            .iter()
-            .skip(l.offset)
-            .take(body_h)
-            .map(|&i| &state.updates[i])
-    };
+    let on_screen = || l.on_screen(body_h).map(|(_, i)| &state.updates[i]);
     // Versions get the room they need (the candidate is never cut); the source column
     // takes the rest, at least 8 columns.
     const CVES_W: usize = 4;
