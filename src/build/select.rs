@@ -3,9 +3,11 @@
 //! checks a command needs (a manifest, an image archive on disk).
 //!
 //! One place decides what is the operator's mistake (a build id that does not exist or
-//! belongs to another stack, a build without an image: [`PickError::is_bad_input`]) and what
-//! is a failed operation (nothing built yet, an image pruned or missing on disk), so every
-//! command answers the same case with the same message and exit code.
+//! belongs to another stack: [`PickError::is_bad_input`]) and what is a failed operation
+//! (nothing built yet, a build that failed and so has no manifest or image, an image pruned
+//! or missing on disk), so every command answers the same case with the same message and
+//! exit code (`drover manifest` of a failed build always exited 1: kept, and push and
+//! export now agree).
 
 use std::path::Path;
 
@@ -114,9 +116,7 @@ impl PickError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            PickError::NoSuchBuild { .. }
-                | PickError::OtherStack { .. }
-                | PickError::NotSucceeded { .. }
+            PickError::NoSuchBuild { .. } | PickError::OtherStack { .. }
         )
     }
 }
