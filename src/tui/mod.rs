@@ -39,6 +39,7 @@ pub mod state;
 pub mod theme;
 pub mod update;
 pub mod viewport;
+pub mod views;
 pub mod widgets;
 
 #[cfg(test)]
