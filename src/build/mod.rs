@@ -492,13 +492,15 @@ pub fn image_spec(
 /// holds no lock yet, and a concurrent `drover builds` must not take it for dead.
 pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<Vec<i64>> {
     let mut marked = Vec::new();
-    for (id, pid, started_at) in store.running_builds()? {
+    let running = store.running_builds()?;
+    for (id, pid, started_at) in &running {
+        let (id, pid) = (*id, *pid);
         let work = paths.builds().join(id.to_string());
         let lock_free = match File::open(work.join("lock")) {
             Ok(f) => f.try_lock().is_ok(),
             Err(_) => true,
         };
-        if !lock_free || pid.is_some_and(|pid| owner_alive(pid, &started_at)) {
+        if !lock_free || pid.is_some_and(|pid| owner_alive(pid, started_at)) {
             continue;
         }
         store.mark_interrupted(id)?;
@@ -512,7 +514,7 @@ pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<Vec<i64>> {
     base::clean_stale(paths);
     // mmdebstrap's temporary keyrings (`STATE/tmp/mmdebstrap.*`) outlive a killed build;
     // they can only be told apart from a live build's when no build runs at all.
-    if store.running_builds()?.is_empty() {
+    if marked.len() == running.len() {
         if let Ok(rd) = std::fs::read_dir(paths.tmp()) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with("mmdebstrap.") {
