@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod export;
 pub mod http;
 pub mod jobs;
+pub mod lock;
 pub mod manifest;
 pub mod paths;
 pub mod registry;

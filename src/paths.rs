@@ -69,7 +69,13 @@ impl Paths {
             std::fs::set_permissions(&self.state, std::fs::Permissions::from_mode(0o700))
                 .with_context(|| format!("cannot make {} private", self.state.display()))?;
         }
-        for d in [self.bases(), self.images(), self.tmp(), self.builds()] {
+        for d in [
+            self.bases(),
+            self.images(),
+            self.tmp(),
+            self.builds(),
+            self.debs(),
+        ] {
             private_dir(&d)?;
         }
         Ok(())
@@ -90,6 +96,11 @@ impl Paths {
     /// `STATE/bases`: the base-layer cache, one directory per base key.
     pub fn bases(&self) -> PathBuf {
         self.state.join("bases")
+    }
+    /// `STATE/debs`: the local .deb cache, one file per SHA-256 (`debs/HEX.deb`), so a base
+    /// that changes one package downloads one package and a past lock builds again.
+    pub fn debs(&self) -> PathBuf {
+        self.state.join("debs")
     }
     /// `STATE/images`: published OCI archives, `images/STACK/BUILD.oci.tar`.
     pub fn images(&self) -> PathBuf {

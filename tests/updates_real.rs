@@ -193,15 +193,16 @@ fn pending_updates_equal_apts_answer() {
         .join("state/repos/deb.debian.org_debian-security_dists_bookworm-security/InRelease")
         .is_file());
 
-    // One rebuild applies them: another base (tracked suites added to its sources), and the
-    // new build's pending list no longer holds any of the applied updates.
+    // One rebuild applies them: the lock moves to the updates (another base, its key the
+    // new lock's), and the new build's pending list no longer holds any of the applied ones.
     let applied = env.json(&["build", "hello", "--apply-updates", "--json"]);
     assert_eq!(applied["status"], "succeeded", "{applied}");
     assert_ne!(applied["base_key"], build["base_key"]);
-    let manifest = env.json(&["manifest", "hello", "--format", "json"]);
+    assert_eq!(applied["lock_changed"], !ours.is_empty(), "{applied}");
+    let applied_manifest = env.json(&["manifest", "hello", "--format", "json"]);
     for (package, candidate) in &ours {
         assert!(
-            manifest
+            applied_manifest
                 .as_array()
                 .unwrap()
                 .iter()
@@ -216,16 +217,42 @@ fn pending_updates_equal_apts_answer() {
         "still pending after --apply-updates: {still:?}"
     );
     assert_eq!(applied["warnings"], serde_json::json!([]), "{applied}");
-
-    // A plain build after that goes back to the older packages: it succeeds, but says so.
-    if !ours.is_empty() {
-        let plain = env.json(&["build", "hello", "--json"]);
-        assert_eq!(plain["status"], "succeeded", "{plain}");
-        let w = plain["warnings"][0].as_str().unwrap_or_default();
+    let lock = std::fs::read_to_string(env.root.join("config/stacks/hello.lock")).unwrap();
+    for (package, candidate) in &ours {
         assert!(
-            w.contains(&format!("older than in build #{}", applied["build_id"]))
-                && w.contains("--apply-updates"),
-            "{plain}"
+            lock.contains(&format!("name = \"{package}\", arch = ")) && lock.contains(candidate.as_str()),
+            "{package} {candidate} not in the lock"
         );
     }
+
+    // Issue #11: then an app change and a plain build keep the applied fixes: the same
+    // system packages, the base of the moved lock reused, and nothing pending for it.
+    let server = env.root.join("assets/demo/hello/server.py");
+    let mut text = std::fs::read_to_string(&server).unwrap();
+    text.push_str("\n# an app-only change\n");
+    std::fs::write(&server, text).unwrap();
+    let plain = env.json(&["build", "hello", "--json"]);
+    assert_eq!(plain["status"], "succeeded", "{plain}");
+    assert_eq!(plain["base_key"], applied["base_key"], "{plain}");
+    assert_eq!(plain["base_cached"], true, "{plain}");
+    assert_eq!(plain["lock_changed"], false, "{plain}");
+    assert_eq!(plain["warnings"], serde_json::json!([]), "{plain}");
+    let plain_manifest = env.json(&["manifest", "hello", "--format", "json"]);
+    let versions = |m: &Value| -> BTreeSet<(String, String, String)> {
+        m.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["arch"].as_str().unwrap().to_string(),
+                    c["version"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(versions(&plain_manifest), versions(&applied_manifest));
+    let plain_updates = env.json(&["updates", "hello", "--refresh", "--json"]);
+    let again: BTreeSet<_> = pairs(&plain_updates).intersection(&ours).cloned().collect();
+    assert!(again.is_empty(), "the plain build undid {again:?}");
 }

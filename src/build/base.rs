@@ -1,5 +1,6 @@
-//! The base layer: the OS plus the stack's system packages, made by mmdebstrap from the
-//! stack's mirror and suites, and cached under a key that hashes every input.
+//! The base layer: the OS plus the stack's system packages, made by mmdebstrap exactly as
+//! the stack's lock says (or resolving a new lock, [`resolve`]), and cached under the
+//! lock's key ([`Lock::base_key`]).
 //!
 //! Cache layout: `STATE/bases/KEY/` holds `rootfs/` (the tree, apt lists kept so the build
 //! script can use apt and the manifest can name origins), `layer.tar.gz` (the base layer
@@ -12,16 +13,16 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::debcache::DebCache;
 use super::oci::{self, LayerBlob, LayerMode};
 use super::sandbox::{private_mounts, run_logged, BuildLog};
+use crate::lock::diff::mismatches;
+use crate::lock::resolve::{pins_text, read_tree};
+use crate::lock::{Lock, LockedPackage};
+use crate::manifest::rootfs::RootView;
 use crate::paths::Paths;
-use crate::stack::{Distro, Stack};
-
-/// Bumped whenever the way a base is made changes (mmdebstrap options, excludes), so old
-/// cache entries are not reused for the new recipe.
-pub const RECIPE_VERSION: u32 = 1;
+use crate::stack::AptSource;
 
 /// Paths left out of the base layer blob: kernel-provided mounts, device nodes (runtimes
 /// create their own /dev), apt's lists and package cache (large, and stale by design).
@@ -64,35 +65,6 @@ pub struct Base {
     _lock: Option<std::sync::Arc<File>>,
 }
 
-/// The canonical inputs of a stack's base as JSON: recipe version, distro, architecture,
-/// variant, sources in order (mirror, suite, components) and the sorted package list.
-pub fn key_inputs(stack: &Stack, arch: &str) -> serde_json::Value {
-    let mut packages = stack.packages.clone();
-    packages.sort();
-    packages.dedup();
-    let sources: Vec<_> = stack
-        .base
-        .sources()
-        .into_iter()
-        .map(|s| serde_json::json!({"mirror": s.mirror, "suite": s.suite, "components": s.components}))
-        .collect();
-    serde_json::json!({
-        "recipe": RECIPE_VERSION,
-        "distro": match stack.base.distro { Distro::Debian => "debian" },
-        "arch": arch,
-        "variant": stack.base.variant,
-        "sources": sources,
-        "packages": packages,
-    })
-}
-
-/// The base key: hex SHA-256 of the compact JSON of [`key_inputs`] (serde_json keeps
-/// object keys sorted, so the text is canonical).
-pub fn key(stack: &Stack, arch: &str) -> String {
-    let text = serde_json::to_string(&key_inputs(stack, arch)).unwrap_or_default();
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
 /// The host's Debian architecture (`dpkg --print-architecture`), which mmdebstrap builds for.
 pub fn host_arch() -> Result<String> {
     let out = Command::new("dpkg")
@@ -105,21 +77,14 @@ pub fn host_arch() -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Return the cached base for `stack`, or build it with mmdebstrap when missing or when
-/// `refresh` is set. Holds `bases/KEY.lock` meanwhile so two builds never race on a key.
-///
-/// Errors: mmdebstrap missing or failing (its output is in the log), the layer cannot be
-/// written. Nothing is left in `bases/` on failure.
-pub fn ensure(
-    paths: &Paths,
-    stack: &Stack,
-    arch: &str,
-    refresh: bool,
-    log: &mut BuildLog<'_>,
-) -> Result<Base> {
-    let key = key(stack, arch);
-    let dir = paths.bases().join(&key);
-    let lock_path = paths.bases().join(format!("{key}.lock"));
+/// Whether the base with this key is in the cache and usable.
+pub fn is_cached(paths: &Paths, key: &str) -> bool {
+    matches!(load(&paths.bases().join(key), key), Ok(Some(_)))
+}
+
+/// Take `bases/NAME.lock`, waiting (and saying so) while another build holds it.
+fn take_lock(paths: &Paths, name: &str, log: &mut BuildLog<'_>) -> Result<File> {
+    let lock_path = paths.bases().join(format!("{name}.lock"));
     let lock = File::create(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
@@ -127,9 +92,31 @@ pub fn ensure(
         lock.lock()
             .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     }
+    Ok(lock)
+}
+
+/// Return the cached base of `lock`, or make it with mmdebstrap from the lock's
+/// repositories with every package pinned to its locked version (and the cached .debs
+/// given to apt), then check that the tree holds exactly the lock. With `refresh` the base
+/// is made again even when cached. Holds `bases/KEY.lock` meanwhile so two builds never
+/// race on a key.
+///
+/// Errors: mmdebstrap missing or failing (its output is in the log); the tree differs from
+/// the lock (a locked version is no longer in the repositories: the message names the
+/// packages and `drover lock --update`); the layer cannot be written. Nothing is left in
+/// `bases/` on failure.
+pub fn ensure_locked(
+    paths: &Paths,
+    lock: &Lock,
+    refresh: bool,
+    log: &mut BuildLog<'_>,
+) -> Result<Base> {
+    let key = lock.base_key();
+    let dir = paths.bases().join(&key);
+    let key_lock = take_lock(paths, &key, log)?;
     if !refresh {
         if let Some(mut base) = load(&dir, &key)? {
-            base._lock = Some(std::sync::Arc::new(lock));
+            base._lock = Some(std::sync::Arc::new(key_lock));
             return Ok(base);
         }
     }
@@ -137,25 +124,154 @@ pub fn ensure(
         .bases()
         .join(format!(".tmp-{key}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let result = make(paths, stack, arch, &key, &tmp, log);
-    if let Err(e) = result {
+    let spec = MakeSpec {
+        arch: &lock.arch,
+        variant: &lock.variant,
+        sources: lock.sources(),
+        include: &lock.include,
+        pins: &lock.packages,
+        stage: &lock.packages,
+    };
+    let made = make(paths, &spec, &tmp, log).and_then(|()| {
+        let (packages, _) = read_tree(&RootView::Dir(tmp.join("rootfs")), &spec.sources)?;
+        let got = Lock {
+            packages,
+            ..lock.clone()
+        };
+        let wrong = mismatches(lock, &got);
+        if !wrong.is_empty() {
+            let n = wrong.len();
+            bail!(
+                "the base made from the lock differs from it in {n} package(s): {}{}. The \
+                 repositories no longer hold a locked version and no cached .deb has it; run \
+                 `drover lock {} --update` to move the lock to what they hold",
+                wrong[..n.min(5)].join("; "),
+                if n > 5 { "; …" } else { "" },
+                lock.stack
+            );
+        }
+        write_info(&tmp, &key, lock)
+    });
+    if let Err(e) = made {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    // Publish in one step: with an old entry, swap the two directories atomically
-    // (renameat2 RENAME_EXCHANGE), so a kill at any moment leaves either the old or the
-    // new base at KEY, never none; the old one, now at the temporary name, is removed.
-    if dir.exists() {
-        exchange(&tmp, &dir).with_context(|| format!("cannot publish base {}", dir.display()))?;
-        let _ = std::fs::remove_dir_all(&tmp);
-    } else {
-        std::fs::rename(&tmp, &dir)
-            .with_context(|| format!("cannot publish base {}", dir.display()))?;
-    }
+    publish(&tmp, &dir)?;
     let mut base = load(&dir, &key)?.context("the base just built cannot be read back")?;
     base.cached = false;
-    base._lock = Some(std::sync::Arc::new(lock));
+    base._lock = Some(std::sync::Arc::new(key_lock));
     Ok(base)
+}
+
+/// Resolve a lock with apt: make a base with mmdebstrap from `template`'s repositories
+/// (its `packages` and `repositories` dates are filled in here) installing
+/// `template.include`, with `pins` held at their versions (apt_preferences(5)) and
+/// everything else at apt's candidate (the cached .debs of `known`, e.g. the previous
+/// lock's, are offered to apt so what did not move is not downloaded again); the lock is what the tree then holds. The base is
+/// published under the new lock's key (an existing base of that key is kept unless
+/// `refresh`).
+///
+/// Errors: those of mmdebstrap, of reading the tree ([`read_tree`]) and of writing the
+/// layer; nothing is left in `bases/` on failure.
+pub fn resolve(
+    paths: &Paths,
+    template: &Lock,
+    pins: &[LockedPackage],
+    known: &[LockedPackage],
+    refresh: bool,
+    log: &mut BuildLog<'_>,
+) -> Result<(Base, Lock)> {
+    // The key is known only once apt has resolved: work under a token of our own.
+    let token = format!(
+        "resolve{}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let token_lock = take_lock(paths, &token, log)?;
+    let tmp = paths
+        .bases()
+        .join(format!(".tmp-{token}-{}", std::process::id()));
+    let sources = template.sources();
+    let spec = MakeSpec {
+        arch: &template.arch,
+        variant: &template.variant,
+        sources: sources.clone(),
+        include: &template.include,
+        pins,
+        stage: known,
+    };
+    let resolved = make(paths, &spec, &tmp, log).and_then(|()| {
+        let (packages, repositories) = read_tree(&RootView::Dir(tmp.join("rootfs")), &sources)?;
+        Ok(Lock {
+            packages,
+            repositories,
+            ..template.clone()
+        })
+    });
+    let lock = match resolved {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let key = lock.base_key();
+    let dir = paths.bases().join(&key);
+    let key_lock = take_lock(paths, &key, log)?;
+    let reuse = !refresh && load(&dir, &key)?.is_some();
+    if reuse {
+        let _ = std::fs::remove_dir_all(&tmp);
+    } else {
+        if let Err(e) = write_info(&tmp, &key, &lock) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        publish(&tmp, &dir)?;
+    }
+    drop(token_lock);
+    let _ = std::fs::remove_file(paths.bases().join(format!("{token}.lock")));
+    let mut base = load(&dir, &key)?.context("the base just built cannot be read back")?;
+    base.cached = reuse;
+    base._lock = Some(std::sync::Arc::new(key_lock));
+    Ok((base, lock))
+}
+
+/// Publish `tmp` at `dir` in one step: with an old entry, swap the two directories
+/// atomically (renameat2 RENAME_EXCHANGE), so a kill at any moment leaves either the old or
+/// the new base at KEY, never none; the old one, now at the temporary name, is removed.
+fn publish(tmp: &Path, dir: &Path) -> Result<()> {
+    if dir.exists() {
+        exchange(tmp, dir).with_context(|| format!("cannot publish base {}", dir.display()))?;
+        let _ = std::fs::remove_dir_all(tmp);
+    } else {
+        std::fs::rename(tmp, dir)
+            .with_context(|| format!("cannot publish base {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn write_info(tmp: &Path, key: &str, lock: &Lock) -> Result<()> {
+    let layer_text = std::fs::read_to_string(tmp.join("layer.json"))
+        .context("the base layer description is missing")?;
+    let mut layer: LayerBlob = serde_json::from_str(&layer_text)?;
+    layer.path = PathBuf::from("layer.tar.gz");
+    let info = BaseInfo {
+        key: key.to_string(),
+        inputs: serde_json::json!({
+            "recipe": crate::lock::RECIPE_VERSION,
+            "stack": lock.stack,
+            "arch": lock.arch,
+            "variant": lock.variant,
+            "include": lock.include,
+            "repositories": lock.sources().iter().map(|s| format!("{} {}", s.mirror, s.suite)).collect::<Vec<_>>(),
+            "packages": lock.packages.len(),
+        }),
+        created_at: crate::store::now_rfc3339(),
+        layer,
+    };
+    let info_path = tmp.join("base.json");
+    std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("cannot write {}", info_path.display()))?;
+    Ok(())
 }
 
 /// Swap two paths atomically (Linux `renameat2(2)` with `RENAME_EXCHANGE`).
@@ -208,14 +324,25 @@ fn load(dir: &Path, key: &str) -> Result<Option<Base>> {
     }))
 }
 
-fn make(
-    paths: &Paths,
-    stack: &Stack,
-    arch: &str,
-    key: &str,
-    tmp: &Path,
-    log: &mut BuildLog<'_>,
-) -> Result<()> {
+/// What one mmdebstrap run makes.
+struct MakeSpec<'a> {
+    arch: &'a str,
+    variant: &'a str,
+    sources: Vec<AptSource>,
+    include: &'a [String],
+    /// Held at their versions.
+    pins: &'a [LockedPackage],
+    /// Given to apt from the .deb cache when cached (apt uses a file only when it is the
+    /// version it chose).
+    stage: &'a [LockedPackage],
+}
+
+/// Quote `s` for mmdebstrap's hook words (split like a POSIX shell).
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) -> Result<()> {
     std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let rootfs = tmp.join("rootfs");
     // mmdebstrap runs as PID 1 of its own PID namespace (util-linux `unshare`): when drover
@@ -228,6 +355,19 @@ fn make(
     if !on_path {
         bail!("`mmdebstrap` is not installed; install it with `apt-get install mmdebstrap`");
     }
+    let Some(primary) = spec.sources.first() else {
+        bail!("no apt source to make the base from");
+    };
+    // The .deb cache goes in through apt's archives directory and the .debs apt used come
+    // out of it (mmdebstrap(1), "use a local package cache"); the pins through
+    // preferences.d, removed again at the end.
+    let cache = DebCache::new(&paths.debs());
+    let debs_in = tmp.join("debs-in");
+    let debs_out = tmp.join("debs-out");
+    std::fs::create_dir_all(&debs_out)?;
+    let staged = cache.stage(spec.stage.iter(), &debs_in)?;
+    let prefs = tmp.join("drover-lock.pref");
+    std::fs::write(&prefs, pins_text(spec.pins.iter()))?;
     let mut cmd = Command::new("unshare");
     cmd.args([
         "--pid",
@@ -237,18 +377,36 @@ fn make(
         "mmdebstrap",
     ])
     .arg("--mode=root")
-    .arg(format!("--variant={}", stack.base.variant))
-    .arg(format!("--architectures={arch}"))
+    .arg(format!("--variant={}", spec.variant))
+    .arg(format!("--architectures={}", spec.arch))
     .arg("--format=directory")
-    // Keep the lists: the build script may use apt, and the manifest names origins.
+    // Keep the lists: the build script may use apt, and the lock names origins and hashes.
     .arg("--skip=cleanup/apt/lists")
+    // Keep the essential .debs in archives/ until the customize hook copies them out.
+    .arg("--skip=essential/unlink")
     .arg("--aptopt=Acquire::Languages \"none\"")
-    .arg("--verbose");
-    if !stack.packages.is_empty() {
-        cmd.arg(format!("--include={}", stack.packages.join(",")));
+    .arg("--verbose")
+    .arg("--setup-hook=mkdir -p \"$1/var/cache/apt/archives\" \"$1/etc/apt/preferences.d\"")
+    .arg(format!(
+        "--setup-hook=copy-in {} /etc/apt/preferences.d/",
+        sh_quote(&prefs.to_string_lossy())
+    ));
+    if staged > 0 {
+        cmd.arg(format!(
+            "--setup-hook=sync-in {} /var/cache/apt/archives/",
+            sh_quote(&debs_in.to_string_lossy())
+        ));
     }
-    cmd.arg(&stack.base.suite).arg(&rootfs);
-    for s in stack.base.sources() {
+    cmd.arg(format!(
+        "--customize-hook=sync-out /var/cache/apt/archives {}",
+        sh_quote(&debs_out.to_string_lossy())
+    ))
+    .arg("--customize-hook=rm -f \"$1/etc/apt/preferences.d/drover-lock.pref\"");
+    if !spec.include.is_empty() {
+        cmd.arg(format!("--include={}", spec.include.join(",")));
+    }
+    cmd.arg(&primary.suite).arg(&rootfs);
+    for s in &spec.sources {
         cmd.arg(format!(
             "deb {} {} {}",
             s.mirror,
@@ -260,12 +418,17 @@ fn make(
         .env("LC_ALL", "C.UTF-8")
         .env_remove("APT_CONFIG");
     private_mounts(&mut cmd, None)?;
+    let suites: Vec<&str> = spec.sources.iter().map(|s| s.suite.as_str()).collect();
     log.say(&format!(
-        "mmdebstrap {} ({}) with {} package(s) from {}",
-        stack.base.suite,
-        stack.base.variant,
-        stack.packages.len(),
-        stack.base.mirror
+        "mmdebstrap {} ({}) with {} package(s) from {} [{}]; {} version(s) pinned, {} .deb(s) \
+         from the local cache",
+        primary.suite,
+        spec.variant,
+        spec.include.len(),
+        primary.mirror,
+        suites.join(", "),
+        spec.pins.len(),
+        staged
     ));
     let status = run_logged(cmd, log)?;
     if !status.success() {
@@ -274,23 +437,23 @@ fn make(
              (a wrong suite, mirror or package name is the usual cause)"
         );
     }
+    let _ = std::fs::remove_dir_all(&debs_in);
+    match cache.ingest(&debs_out) {
+        Ok((n, bytes)) => log.say(&format!(
+            "{n} new .deb(s) ({bytes} bytes) kept in the local cache"
+        )),
+        Err(e) => log.say(&format!("cannot keep the .debs in the local cache: {e:#}")),
+    }
+    let _ = std::fs::remove_dir_all(&debs_out);
+    let _ = std::fs::remove_file(&prefs);
     log.say("writing the base layer");
     let layer_path = tmp.join("layer.tar.gz");
-    let mut layer = oci::write_layer(&rootfs, LayerMode::Full, BASE_LAYER_EXCLUDES, &layer_path)?;
-    layer.path = PathBuf::from("layer.tar.gz");
+    let layer = oci::write_layer(&rootfs, LayerMode::Full, BASE_LAYER_EXCLUDES, &layer_path)?;
     log.say(&format!(
         "base layer {} ({} bytes)",
         layer.digest, layer.size
     ));
-    let info = BaseInfo {
-        key: key.to_string(),
-        inputs: key_inputs(stack, arch),
-        created_at: crate::store::now_rfc3339(),
-        layer,
-    };
-    let info_path = tmp.join("base.json");
-    std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)
-        .with_context(|| format!("cannot write {}", info_path.display()))?;
+    std::fs::write(tmp.join("layer.json"), serde_json::to_vec(&layer)?)?;
     Ok(())
 }
 

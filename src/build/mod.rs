@@ -1,6 +1,7 @@
 //! The build pipeline (`drover build STACK`):
 //!
-//! 1. **base**: OS + system packages from mmdebstrap, cached by [`base::key`];
+//! 1. **base**: OS + system packages from mmdebstrap exactly as the stack's lock says
+//!    ([`locking::prepare`] settles the lock first), cached by [`crate::lock::Lock::base_key`];
 //! 2. **app**: the app's files and lifecycle scripts written into an overlayfs upper
 //!    directory over the base, then the `build` script run inside the merged tree under
 //!    bubblewrap (never on the host);
@@ -32,6 +33,8 @@ use crate::store::Store;
 
 pub mod app;
 pub mod base;
+pub mod debcache;
+pub mod locking;
 pub mod oci;
 pub mod prune;
 pub mod sandbox;
@@ -52,6 +55,8 @@ pub struct BuildOptions {
     pub refresh_base: bool,
     /// Stops the build when cancelled; the build is then recorded as `cancelled`.
     pub cancel: CancelToken,
+    /// How the build gets its lock (`--locked`, `--apply-updates`, `--reproduce`).
+    pub lock: locking::LockMode,
 }
 
 /// The outcome of a build: the `drover build --json` contract.
@@ -82,6 +87,11 @@ pub struct BuildReport {
     /// Things the operator should know about a build that still succeeded (e.g. packages
     /// older than in the previous build); also in the build log.
     pub warnings: Vec<String>,
+    /// Whether the build wrote the stack's lock (created, re-locked for changed inputs, or
+    /// moved to the updates).
+    pub lock_changed: bool,
+    /// What the lock step did; null if the build failed before it.
+    pub lock: Option<locking::LockOutcome>,
 }
 
 /// Map a Debian architecture to the OCI/Go name used in image configs.
@@ -118,6 +128,7 @@ pub fn run(
         base_key: None,
         base_cached: false,
         warnings: Vec::new(),
+        lock: None,
     };
     let outcome = {
         let mut log =
@@ -149,6 +160,8 @@ pub fn run(
         failed_step: None,
         packages: 0,
         warnings: std::mem::take(&mut state.warnings),
+        lock_changed: state.lock.as_ref().is_some_and(|l| l.changed),
+        lock: state.lock.take(),
     };
     match outcome {
         Ok(done) => {
@@ -187,6 +200,7 @@ struct Progress {
     base_key: Option<String>,
     base_cached: bool,
     warnings: Vec<String>,
+    lock: Option<locking::LockOutcome>,
 }
 
 struct Done {
@@ -269,11 +283,15 @@ fn steps(
     // 1. Base.
     begin(log, state, Step::Base, "OS and system packages")?;
     let t = Instant::now();
-    let key = base::key(stack, &arch);
+    let prepared = locking::prepare(paths, stack, &arch, &opts.lock, opts.refresh_base, log)?;
+    let base = prepared.base;
+    let key = base.key.clone();
     state.base_key = Some(key.clone());
-    let base = base::ensure(paths, stack, &arch, opts.refresh_base, log)?;
     state.base_cached = base.cached;
-    log.store().set_build_base(build_id, &key, base.cached)?;
+    let lock_text = prepared.outcome.lock.to_toml();
+    state.lock = Some(prepared.outcome);
+    log.store()?.set_build_base(build_id, &key, base.cached)?;
+    log.store()?.set_build_lock(build_id, &lock_text)?;
     log.event(BuildEvent::Base {
         build_id,
         key: key.clone(),
@@ -354,7 +372,7 @@ fn steps(
     sources.extend(image_repos.iter().map(|r| r.source()));
     let components: Vec<Component> = manifest::capture(&view, &sources)?;
     log.say(&format!("{} installed package(s)", components.len()));
-    if let Some(w) = older_than_previous(log.store(), &stack.name, &components)? {
+    if let Some(w) = older_than_previous(log.store()?, &stack.name, &components)? {
         log.say(&format!("warning: {w}"));
         state.warnings.push(w);
     }
@@ -397,7 +415,7 @@ fn steps(
     std::fs::rename(&archive_tmp, &final_path)
         .with_context(|| format!("cannot publish {}", final_path.display()))?;
     let path_text = final_path.display().to_string();
-    let stored = log.store().finish_build_success_with_repos(
+    let stored = log.store()?.finish_build_success_with_repos(
         build_id,
         &Success {
             image_digest: &info.digest,
@@ -410,7 +428,7 @@ fn steps(
         let _ = std::fs::remove_file(&final_path);
         return Err(e.context("cannot record the finished build"));
     }
-    if let Err(e) = log.store().put_language_packages(build_id, &lang_packages) {
+    if let Err(e) = log.store()?.put_language_packages(build_id, &lang_packages) {
         log.say(&format!("cannot record the language packages: {e:#}"));
     }
     log.say(&format!("published {path_text}"));

@@ -20,7 +20,7 @@ use crate::store::{now_rfc3339, Store};
 
 /// Where a build's log lines go: the store (batched) and the progress observer.
 pub struct BuildLog<'a> {
-    store: &'a mut Store,
+    store: Option<&'a mut Store>,
     build_id: i64,
     seq: i64,
     pending: Vec<LogLine>,
@@ -41,8 +41,22 @@ impl<'a> BuildLog<'a> {
         observer: &'a mut dyn FnMut(&BuildEvent),
     ) -> Self {
         BuildLog {
-            store,
+            store: Some(store),
             build_id,
+            seq: 0,
+            pending: Vec::new(),
+            last_flush: Instant::now(),
+            observer,
+            cancel: CancelToken::new(),
+        }
+    }
+
+    /// A log kept by nobody: lines go to `observer` only (`drover lock`, which makes a
+    /// base but records no build).
+    pub fn detached(observer: &'a mut dyn FnMut(&BuildEvent)) -> Self {
+        BuildLog {
+            store: None,
+            build_id: 0,
             seq: 0,
             pending: Vec::new(),
             last_flush: Instant::now(),
@@ -103,17 +117,23 @@ impl<'a> BuildLog<'a> {
         if self.pending.is_empty() {
             return;
         }
-        if let Err(e) = self.store.append_logs(self.build_id, &self.pending) {
-            eprintln!("drover: cannot store build log lines: {e:#}");
+        if let Some(store) = self.store.as_deref_mut() {
+            if let Err(e) = store.append_logs(self.build_id, &self.pending) {
+                eprintln!("drover: cannot store build log lines: {e:#}");
+            }
         }
         self.pending.clear();
         self.last_flush = Instant::now();
     }
 
     /// The store, for the pipeline's own writes.
-    pub fn store(&mut self) -> &mut Store {
+    ///
+    /// Errors: a [`BuildLog::detached`] log has none.
+    pub fn store(&mut self) -> Result<&mut Store> {
         self.flush();
         self.store
+            .as_deref_mut()
+            .context("this step needs the store, and the log has none")
     }
 
     /// The build id.

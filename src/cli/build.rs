@@ -7,8 +7,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::{print_json, short_digest};
 use super::{interactive, CliError, CliResult};
+use crate::build::locking::{LockMode, UpdateSelection};
 use crate::build::{self, BuildOptions};
 use crate::jobs::{BuildEvent, CancelToken, Stream};
+use crate::lock::Lock;
 use crate::paths::Paths;
 use crate::store::builds::BuildStatus;
 use crate::store::Store;
@@ -20,20 +22,47 @@ pub(super) fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stac
         .map_err(|diags| CliError::input(diags.to_string()))
 }
 
-/// Build `name`; print progress, then the result (or `--json` report).
-pub fn build(
+/// The lock mode of `drover build` from its flags; `--reproduce N` reads build N's lock.
+///
+/// Errors: build N does not exist, is of another stack, or recorded no lock (exit 2).
+pub fn lock_mode(
     paths: &Paths,
-    name: &str,
-    refresh_base: bool,
+    stack: &str,
     apply_updates: bool,
-    json: bool,
-) -> CliResult {
-    let mut stack = load_stack(paths, name)?;
-    if apply_updates {
-        crate::updates::add_tracked_suites(&mut stack);
+    locked: bool,
+    reproduce: Option<i64>,
+) -> Result<LockMode, CliError> {
+    if let Some(id) = reproduce {
+        let store = crate::build::select::open_store(paths)?;
+        let b = crate::build::select::pick_build(
+            &store,
+            stack,
+            Some(id),
+            crate::build::select::Need::Any,
+        )?;
+        let Some(text) = store.build_lock(b.id)? else {
+            return Err(CliError::input(format!(
+                "build {id} of {stack} recorded no lock (it was made before drover kept \
+                 locks, or failed before its base); pick a later build"
+            )));
+        };
+        let lock = Lock::parse(&text, std::path::Path::new(&format!("build {id}")))
+            .map_err(|d| CliError::failed(d.to_string()))?;
+        return Ok(LockMode::Exact(Box::new(lock)));
     }
-    let tty = interactive();
-    let bar = if tty {
+    Ok(if apply_updates {
+        LockMode::Update(UpdateSelection::all())
+    } else if locked {
+        LockMode::Locked
+    } else {
+        LockMode::Follow
+    })
+}
+
+/// A progress bar on a terminal (None otherwise) and the observer that feeds it build
+/// events, or prints them to stderr when not `json`.
+fn progress(json: bool) -> (Option<ProgressBar>, impl FnMut(&BuildEvent)) {
+    let bar = if interactive() {
         let b = ProgressBar::new_spinner();
         b.set_style(
             ProgressStyle::with_template("{spinner} {elapsed:>4} {prefix:.bold} {wide_msg}")
@@ -44,12 +73,13 @@ pub fn build(
     } else {
         None
     };
-    let mut observer = |e: &BuildEvent| match e {
-        BuildEvent::StepStarted { step, .. } => match &bar {
+    let shown = bar.clone();
+    let observer = move |e: &BuildEvent| match e {
+        BuildEvent::StepStarted { step, .. } => match &shown {
             Some(b) => b.set_prefix(step.as_str()),
             None => eprintln!("[{}]", step.as_str()),
         },
-        BuildEvent::Log { line, stream, .. } => match &bar {
+        BuildEvent::Log { line, stream, .. } => match &shown {
             Some(b) => {
                 if *stream == Stream::Drover {
                     b.println(format!("  {line}"));
@@ -61,6 +91,82 @@ pub fn build(
         },
         _ => {}
     };
+    (bar, observer)
+}
+
+/// `drover lock STACK [--update [--security-only] [PACKAGE...]]`: settle the lock, print
+/// old → new per package with the CVEs each fixes (or the `--json` outcome).
+pub fn lock(
+    paths: &Paths,
+    name: &str,
+    update: bool,
+    security_only: bool,
+    packages: Vec<String>,
+    json: bool,
+) -> CliResult {
+    let stack = load_stack(paths, name)?;
+    let mode = if update {
+        let security_sources = if security_only {
+            let store = crate::build::select::open_store(paths)?;
+            crate::build::locking::security_sources(&store, name)
+                .map_err(|e| CliError::input(format!("{e:#}")))?
+        } else {
+            Vec::new()
+        };
+        LockMode::Update(UpdateSelection {
+            security_only,
+            packages,
+            security_sources,
+        })
+    } else {
+        LockMode::Follow
+    };
+    let (bar, mut observer) = progress(json);
+    let outcome = crate::build::locking::lock_stack(paths, &stack, &mode, &mut observer);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let outcome = outcome.map_err(|e| CliError::failed(format!("{e:#}")))?;
+    if json {
+        return print_json(&outcome);
+    }
+    for c in &outcome.changes {
+        let cves = if c.cves.is_empty() {
+            String::new()
+        } else {
+            format!("  fixes {}", c.cves.join(", "))
+        };
+        println!("{:<11} {}{cves}", c.kind.as_str(), c.line());
+    }
+    let fixed: std::collections::BTreeSet<&String> =
+        outcome.changes.iter().flat_map(|c| c.cves.iter()).collect();
+    println!(
+        "lock {}: {} package(s), {}{}",
+        outcome.path,
+        outcome.packages,
+        match (&outcome.reason, outcome.changed) {
+            (Some(r), true) => format!("written ({r}), {} changed", outcome.changes.len()),
+            _ => "unchanged".to_string(),
+        },
+        if fixed.is_empty() {
+            String::new()
+        } else {
+            format!(", fixes {} CVE(s)", fixed.len())
+        }
+    );
+    Ok(())
+}
+
+/// Build `name`; print progress, then the result (or `--json` report).
+pub fn build(
+    paths: &Paths,
+    name: &str,
+    refresh_base: bool,
+    lock: LockMode,
+    json: bool,
+) -> CliResult {
+    let stack = load_stack(paths, name)?;
+    let (bar, mut observer) = progress(json);
     let cancel = CancelToken::new();
     // Ctrl-C / SIGTERM cancel the build cleanly (children stopped, build recorded as
     // cancelled); a second Ctrl-C exits at once.
@@ -74,6 +180,7 @@ pub fn build(
         &BuildOptions {
             refresh_base,
             cancel,
+            lock,
         },
         &mut observer,
     )?;

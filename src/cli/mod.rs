@@ -120,10 +120,36 @@ pub enum Command {
         /// Rebuild the base layer even if it is cached.
         #[arg(long)]
         refresh_base: bool,
-        /// Build with the tracked suites added to the base's sources, so pending updates
-        /// get installed (a different base key).
-        #[arg(long)]
+        /// Move the lock to the pending updates first (`drover lock STACK --update`), then
+        /// build it.
+        #[arg(long, conflicts_with_all = ["locked", "reproduce"])]
         apply_updates: bool,
+        /// Build the lock as it is; fail when it is missing or the stack file's package
+        /// inputs changed since it was written (for CI, like `cargo build --locked`).
+        #[arg(long, conflicts_with = "reproduce")]
+        locked: bool,
+        /// Rebuild build N from the lock it recorded: the same packages, every version
+        /// (from the local .deb cache when the repositories dropped them); the lock file is
+        /// not touched.
+        #[arg(long, value_name = "N")]
+        reproduce: Option<i64>,
+    },
+    /// Create or refresh a stack's lock (`CONFIG/stacks/NAME.lock`): packages added to the
+    /// stack file are resolved, removed ones dropped, the rest stays pinned; `--update`
+    /// moves it to the pending updates.
+    Lock {
+        /// Stack name.
+        stack: String,
+        /// Move the locked packages to the newest versions the base and tracked suites hold.
+        #[arg(long)]
+        update: bool,
+        /// With --update: only the source packages with a security update in the newest
+        /// check (`drover updates STACK`).
+        #[arg(long, requires = "update")]
+        security_only: bool,
+        /// With --update: only these source (or binary) packages.
+        #[arg(requires = "update")]
+        packages: Vec<String>,
     },
     /// List a stack's builds, newest first.
     Builds {
@@ -296,7 +322,18 @@ pub fn run(cli: Cli) -> CliResult {
             stack,
             refresh_base,
             apply_updates,
-        } => build::build(&paths, &stack, refresh_base, apply_updates, json),
+            locked,
+            reproduce,
+        } => {
+            let lock = build::lock_mode(&paths, &stack, apply_updates, locked, reproduce)?;
+            build::build(&paths, &stack, refresh_base, lock, json)
+        }
+        Command::Lock {
+            stack,
+            update,
+            security_only,
+            packages,
+        } => build::lock(&paths, &stack, update, security_only, packages, json),
         Command::Builds { stack } => query::builds(&paths, &stack, json),
         Command::Logs { stack, build } => query::logs(&paths, &stack, build, json),
         Command::Manifest {

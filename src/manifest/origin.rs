@@ -19,6 +19,11 @@ pub struct Origin {
     pub mirror: String,
     /// Suite.
     pub suite: String,
+    /// Lowercase hex SHA-256 of the .deb as the (signed) Packages index gives it; empty
+    /// when the list has none.
+    pub sha256: String,
+    /// Size of the .deb in bytes as the index gives it (0 when absent).
+    pub size: u64,
 }
 
 /// (name, version, arch) → origin, for the packages asked about.
@@ -70,6 +75,8 @@ impl OriginIndex {
                         Origin {
                             mirror: s.mirror.clone(),
                             suite: s.suite.clone(),
+                            sha256: String::new(),
+                            size: 0,
                         },
                     ));
                 }
@@ -86,6 +93,8 @@ impl OriginIndex {
                     Origin {
                         mirror: format!("http://{}", base.replace('_', "/").replace("%5f", "_")),
                         suite,
+                        sha256: String::new(),
+                        size: 0,
                     },
                 ));
             }
@@ -111,7 +120,17 @@ impl OriginIndex {
                 let key = (n.trim(), v.trim(), a.trim());
                 if wanted.contains(&key) {
                     map.entry((key.0.to_string(), key.1.to_string(), key.2.to_string()))
-                        .or_insert_with(|| origin.clone());
+                        .or_insert_with(|| Origin {
+                            sha256: p
+                                .get_single("SHA256")
+                                .map(|h| h.trim().to_ascii_lowercase())
+                                .unwrap_or_default(),
+                            size: p
+                                .get_single("Size")
+                                .and_then(|n| n.trim().parse().ok())
+                                .unwrap_or(0),
+                            ..origin.clone()
+                        });
                 }
             }
         }

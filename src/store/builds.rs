@@ -155,6 +155,36 @@ impl Store {
         Ok(())
     }
 
+    /// Record the lock (TOML text, `crate::lock::Lock::to_toml`) build `id` installs.
+    pub fn set_build_lock(&self, id: i64, lock: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE builds SET lock = ?2 WHERE id = ?1",
+            params![id, lock],
+        )?;
+        Ok(())
+    }
+
+    /// The lock text build `id` installed; `None` for builds made before locks (or that
+    /// failed before the lock step).
+    pub fn build_lock(&self, id: i64) -> Result<Option<String>> {
+        let v: Option<Option<String>> = self
+            .conn()
+            .query_row("SELECT lock FROM builds WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(v.flatten())
+    }
+
+    /// The lock texts of every build that still has an image (what `prune` keeps).
+    pub fn locks_of_kept_builds(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn()
+            .prepare("SELECT lock FROM builds WHERE lock IS NOT NULL AND image_path IS NOT NULL")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Append log lines (one transaction; `seq` must continue the build's sequence).
     pub fn append_logs(&mut self, build_id: i64, lines: &[LogLine]) -> Result<()> {
         if lines.is_empty() {

@@ -229,6 +229,11 @@ const MIGRATIONS: &[&str] = &[
         release  INTEGER NOT NULL
     );
     "#,
+    // 9 (issue #11, the lock): the lock each build installed (TOML text), so any build can
+    // be reproduced and its .debs kept by `prune`.
+    r#"
+    ALTER TABLE builds ADD COLUMN lock TEXT;
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.

@@ -9,6 +9,7 @@
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::update::JobMsg;
+use crate::build::locking::{LockMode, UpdateSelection};
 use crate::build::{self, BuildOptions};
 use crate::deploy::api::{AgentStatus, DeployRequest};
 use crate::jobs::CancelToken;
@@ -21,8 +22,9 @@ fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stack, String> 
     crate::stack::load_stack(&paths.config, name).map_err(|diags| diags.one_line())
 }
 
-/// Start a build of `stack` as job `job` (with `apply_updates`, the stack's tracked suites
-/// are added as for `drover build --apply-updates`); progress and the end arrive on `tx`.
+/// Start a build of `stack` as job `job` (with `apply_updates`, the lock first moves to the
+/// pending updates, as `drover build --apply-updates` does); progress and the end arrive on
+/// `tx`.
 pub fn spawn_build(
     paths: Paths,
     stack: String,
@@ -33,13 +35,16 @@ pub fn spawn_build(
 ) {
     let events = tx.clone();
     let handle = tokio::task::spawn_blocking(move || {
-        let mut stack = load_stack(&paths, &stack)?;
-        if apply_updates {
-            crate::updates::add_tracked_suites(&mut stack);
-        }
+        let stack = load_stack(&paths, &stack)?;
+        let lock = if apply_updates {
+            LockMode::Update(UpdateSelection::all())
+        } else {
+            LockMode::Follow
+        };
         let opts = BuildOptions {
             refresh_base: false,
             cancel,
+            lock,
         };
         let mut observer = |e: &crate::jobs::BuildEvent| {
             let _ = events.send(JobMsg::Event {

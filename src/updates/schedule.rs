@@ -144,13 +144,13 @@ fn rebuild(
             error: Some(format!("cannot record the rebuild in the store: {e:#}")),
         };
     }
-    let mut applying = stack.clone();
-    super::add_tracked_suites(&mut applying);
+    // The same as `drover build --apply-updates`: move the lock, then build it.
     let opts = BuildOptions {
         refresh_base: false,
         cancel: cancel.clone(),
+        lock: build::locking::LockMode::Update(build::locking::UpdateSelection::all()),
     };
-    let result = build::run(paths, &applying, &opts, &mut |_| {});
+    let result = build::run(paths, stack, &opts, &mut |_| {});
     let (build_id, status, error) = match result {
         Ok(r) => (Some(r.build_id), Some(r.status), r.error),
         Err(e) => (None, None, Some(format!("{e:#}"))),

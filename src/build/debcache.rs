@@ -1,0 +1,181 @@
+//! The local .deb cache, `STATE/debs/HEX.deb` keyed by SHA-256: every .deb a base
+//! installs is kept, and fed back to apt (its `/var/cache/apt/archives`, which apt uses
+//! instead of downloading when a file of that name and hash is there), so a base that
+//! differs by one package downloads one package.
+//!
+//! A file enters the cache only under its own hash (computed while copying) and leaves it
+//! only after its hash is checked again against the lock, so a damaged or planted file is
+//! never given to apt.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::lock::LockedPackage;
+
+/// The cache at `dir` (normally `STATE/debs`).
+pub struct DebCache {
+    dir: PathBuf,
+}
+
+/// The name apt gives a downloaded .deb in `archives/`: `NAME_VERSION_ARCH.deb` with `:`
+/// (the epoch) and `_` quoted as `%3a`/`%5f` (apt's `pkgAcqArchive` / `QuoteString`).
+pub fn archive_name(p: &LockedPackage) -> String {
+    let quote = |s: &str| {
+        s.replace('%', "%25")
+            .replace(':', "%3a")
+            .replace('_', "%5f")
+    };
+    format!(
+        "{}_{}_{}.deb",
+        quote(&p.name),
+        quote(&p.version),
+        quote(&p.arch)
+    )
+}
+
+/// Hex SHA-256 and size of a file, read in 64 KiB blocks.
+///
+/// Errors: the file cannot be read.
+pub fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+impl DebCache {
+    /// The cache in `dir`; created on first write.
+    pub fn new(dir: &Path) -> DebCache {
+        DebCache {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Path of the cached .deb with this SHA-256.
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}.deb"))
+    }
+
+    /// Whether a .deb with this SHA-256 is cached.
+    pub fn has(&self, sha256: &str) -> bool {
+        self.path(sha256).is_file()
+    }
+
+    /// Put every `*.deb` of `from` into the cache under its own SHA-256 (hard link when on
+    /// the same filesystem, else a copy; a temporary name, then a rename). Returns (files
+    /// added, bytes added).
+    ///
+    /// Errors: the cache directory cannot be written.
+    pub fn ingest(&self, from: &Path) -> Result<(usize, u64)> {
+        let Ok(rd) = std::fs::read_dir(from) else {
+            return Ok((0, 0));
+        };
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let (mut files, mut bytes) = (0, 0);
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "deb") || !p.is_file() {
+                continue;
+            }
+            let (sha, size) = hash_file(&p)?;
+            let dest = self.path(&sha);
+            if dest.exists() {
+                continue;
+            }
+            let tmp = self.dir.join(format!(".tmp-{sha}-{}", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            if std::fs::hard_link(&p, &tmp).is_err() {
+                copy_synced(&p, &tmp)?;
+            }
+            std::fs::rename(&tmp, &dest)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+            files += 1;
+            bytes += size;
+        }
+        Ok((files, bytes))
+    }
+
+    /// Link the cached .debs of `packages` into `dest` under apt's archive names, each
+    /// checked against its locked SHA-256 first (a mismatch is removed from the cache and
+    /// left for apt to download). Returns how many were staged.
+    ///
+    /// Errors: `dest` cannot be written.
+    pub fn stage<'a>(
+        &self,
+        packages: impl IntoIterator<Item = &'a LockedPackage>,
+        dest: &Path,
+    ) -> Result<usize> {
+        std::fs::create_dir_all(dest)
+            .with_context(|| format!("cannot create {}", dest.display()))?;
+        let mut n = 0;
+        for p in packages {
+            let src = self.path(&p.sha256);
+            if !src.is_file() {
+                continue;
+            }
+            match hash_file(&src) {
+                Ok((sha, _)) if sha == p.sha256 => {}
+                _ => {
+                    let _ = std::fs::remove_file(&src);
+                    continue;
+                }
+            }
+            let to = dest.join(archive_name(p));
+            if std::fs::hard_link(&src, &to).is_err() {
+                copy_synced(&src, &to)?;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Remove every cached .deb whose SHA-256 is not in `keep` (and temporary files left
+    /// by a killed build). Returns (files removed, bytes freed).
+    pub fn prune(&self, keep: &BTreeSet<String>) -> (usize, u64) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return (0, 0);
+        };
+        let (mut files, mut bytes) = (0, 0);
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale_tmp = name.starts_with(".tmp-");
+            let unkept = name
+                .strip_suffix(".deb")
+                .is_some_and(|sha| !keep.contains(sha));
+            if stale_tmp || unkept {
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                if std::fs::remove_file(e.path()).is_ok() {
+                    files += 1;
+                    bytes += size;
+                }
+            }
+        }
+        (files, bytes)
+    }
+}
+
+fn copy_synced(from: &Path, to: &Path) -> Result<()> {
+    let mut src =
+        std::fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mut dst =
+        std::fs::File::create(to).with_context(|| format!("cannot write {}", to.display()))?;
+    std::io::copy(&mut src, &mut dst)?;
+    dst.flush()?;
+    dst.sync_all()?;
+    Ok(())
+}
