@@ -220,7 +220,8 @@ fn pending_updates_equal_apts_answer() {
     let lock = std::fs::read_to_string(env.root.join("config/stacks/hello.lock")).unwrap();
     for (package, candidate) in &ours {
         assert!(
-            lock.contains(&format!("name = \"{package}\", arch = ")) && lock.contains(candidate.as_str()),
+            lock.contains(&format!("name = \"{package}\", arch = "))
+                && lock.contains(candidate.as_str()),
             "{package} {candidate} not in the lock"
         );
     }

@@ -179,3 +179,48 @@ fn copy_synced(from: &Path, to: &Path) -> Result<()> {
     dst.sync_all()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(name: &str, version: &str, sha256: &str) -> LockedPackage {
+        LockedPackage {
+            name: name.into(),
+            arch: "amd64".into(),
+            version: version.into(),
+            source: name.into(),
+            source_version: version.into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            suite: "bookworm".into(),
+            sha256: sha256.into(),
+            size: 0,
+        }
+    }
+
+    #[test]
+    fn debs_go_in_by_their_hash_and_out_only_when_it_still_matches() {
+        let t = tempfile::tempdir().unwrap();
+        let from = t.path().join("out");
+        std::fs::create_dir_all(&from).unwrap();
+        std::fs::write(from.join("a_1_amd64.deb"), b"package a").unwrap();
+        std::fs::write(from.join("b_1_amd64.deb"), b"package b").unwrap();
+        std::fs::write(from.join("notes.txt"), b"not a deb").unwrap();
+        let cache = DebCache::new(&t.path().join("debs"));
+        assert_eq!(cache.ingest(&from).unwrap(), (2, 18));
+        assert_eq!(cache.ingest(&from).unwrap(), (0, 0), "already cached");
+        let (sha_a, _) = hash_file(&from.join("a_1_amd64.deb")).unwrap();
+        let (sha_b, _) = hash_file(&from.join("b_1_amd64.deb")).unwrap();
+        assert!(cache.has(&sha_a) && cache.has(&sha_b));
+        // A planted or damaged file is not given to apt, and leaves the cache.
+        std::fs::write(cache.path(&sha_b), b"tampered").unwrap();
+        let stage = t.path().join("in");
+        let pkgs = [pkg("a", "1:2.0", &sha_a), pkg("b", "1", &sha_b)];
+        assert_eq!(cache.stage(pkgs.iter(), &stage).unwrap(), 1);
+        assert!(stage.join("a_1%3a2.0_amd64.deb").is_file());
+        assert!(!cache.has(&sha_b));
+        let keep: BTreeSet<String> = BTreeSet::new();
+        assert_eq!(cache.prune(&keep), (1, 9));
+        assert!(!cache.has(&sha_a));
+    }
+}

@@ -255,6 +255,68 @@ pub fn check_available(paths: &Paths, stack: &Stack, lock: &Lock) -> Result<()> 
     Ok(())
 }
 
+/// Check, without any work, that `mode` can proceed with the stack's lock as it is on
+/// disk: the lock parses, `--locked` has a lock that matches the stack file, and a lock
+/// that may be written can be. Front ends call it first so bad input is reported as such
+/// (and no build is recorded); [`prepare`] checks the same again.
+///
+/// Errors: the lock's diagnostics (`FILE:LINE:COL`), a missing or stale lock under
+/// `--locked`, an unwritable lock directory.
+pub fn check_mode(stack: &Stack, mode: &LockMode) -> Result<()> {
+    if matches!(mode, LockMode::Exact(_)) {
+        return Ok(());
+    }
+    let path = lock::path_of(stack);
+    let current = Lock::read(&path).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let arch = base::host_arch()?;
+    let fresh = current
+        .as_ref()
+        .is_some_and(|l| l.inputs == lock::inputs_hash(stack, &arch) && l.arch == arch);
+    match (mode, &current) {
+        (LockMode::Locked, None) => bail!(
+            "{} does not exist, and --locked builds only from a lock: run `drover lock {}` \
+             and commit the lock",
+            path.display(),
+            stack.name
+        ),
+        (LockMode::Locked, Some(l)) if !fresh => bail!(
+            "the lock {} is out of date ({}), and --locked refuses to change it: run `drover \
+             lock {}` and commit the lock",
+            path.display(),
+            why_stale(l, stack, &arch),
+            stack.name
+        ),
+        (LockMode::Locked, _) => Ok(()),
+        (LockMode::Follow, _) if fresh => Ok(()),
+        (LockMode::Update(sel), Some(l)) => {
+            unknown_names(sel, l, &path, stack)?;
+            lock::check_writable(&path)
+        }
+        _ => lock::check_writable(&path),
+    }
+}
+
+/// Refuse `--update NAME` for a NAME that is neither a source nor a binary package of the
+/// lock (a typo would otherwise update nothing and say so only in the end).
+fn unknown_names(
+    sel: &UpdateSelection,
+    l: &Lock,
+    path: &std::path::Path,
+    stack: &Stack,
+) -> Result<()> {
+    for n in &sel.packages {
+        if !l.packages.iter().any(|p| p.source == *n || p.name == *n) {
+            bail!(
+                "`{n}` is not a source or binary package in the lock {}; see `drover manifest \
+                 {}` for what the image holds",
+                path.display(),
+                stack.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The lock step: settle the lock of `stack` as `mode` says (writing the lock file when it
 /// changes, atomically) and return the base of that lock, cached or just made.
 ///
@@ -342,15 +404,7 @@ pub fn prepare(
                 })
                 .unwrap_or_default();
             if let Some(l) = &l {
-                for n in &sel.packages {
-                    if !l.packages.iter().any(|p| p.source == *n || p.name == *n) {
-                        bail!(
-                            "`{n}` is not a source or binary package in the lock {path_text}; \
-                             see `drover manifest {}` for what the image holds",
-                            stack.name
-                        );
-                    }
-                }
+                unknown_names(sel, l, &path, stack)?;
             }
             (sources, pins, "updates applied".to_string(), l)
         }
@@ -361,7 +415,10 @@ pub fn prepare(
         pins.len()
     ));
     let tpl = template(stack, arch, sources);
-    let known = old.as_ref().map(|o| o.packages.as_slice()).unwrap_or_default();
+    let known = old
+        .as_ref()
+        .map(|o| o.packages.as_slice())
+        .unwrap_or_default();
     let (base, new) = base::resolve(paths, &tpl, &pins, known, refresh, log)?;
     let changes = match &old {
         Some(o) => lock::diff(o, &new),

@@ -1,4 +1,5 @@
-//! `drover prune`: keep the newest N images per stack, drop unused cached bases.
+//! `drover prune`: keep the newest N images per stack, drop unused cached bases and the
+//! cached .debs no kept build's lock (nor any stack's lock file) names.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -30,6 +31,33 @@ pub struct PruneReport {
     pub bases_removed: Vec<String>,
     /// Bytes freed by removing bases (layer blobs; trees counted by their blobs' size).
     pub base_bytes: u64,
+    /// Cached .debs removed (no kept build's lock and no stack's lock file names them).
+    pub debs_removed: usize,
+    /// Bytes freed by removing them.
+    pub deb_bytes: u64,
+}
+
+/// The SHA-256s of the .debs to keep: every package of the locks of builds that keep an
+/// image, and of every lock file under `CONFIG/stacks`.
+fn debs_in_use(paths: &Paths, store: &Store) -> Result<std::collections::BTreeSet<String>> {
+    let mut texts = store.locks_of_kept_builds()?;
+    if let Ok(rd) = std::fs::read_dir(paths.stacks_dir()) {
+        for e in rd.flatten() {
+            if e.path().extension().is_some_and(|x| x == "lock") {
+                if let Ok(t) = std::fs::read_to_string(e.path()) {
+                    texts.push(t);
+                }
+            }
+        }
+    }
+    let mut keep = std::collections::BTreeSet::new();
+    for t in texts {
+        // An unreadable lock keeps nothing of its own; its build is unusable anyway.
+        if let Ok(l) = crate::lock::Lock::parse(&t, std::path::Path::new("lock")) {
+            keep.extend(l.packages.into_iter().map(|p| p.sha256));
+        }
+    }
+    Ok(keep)
 }
 
 /// Keep the newest `keep` images of every stack; delete older archives and forget their
@@ -88,5 +116,24 @@ pub fn prune(paths: &Paths, store: &Store, keep: usize) -> Result<PruneReport> {
             }
         }
     }
+    // .debs that a running build may have just added are kept (younger than an hour).
+    let mut keep = debs_in_use(paths, store)?;
+    if let Ok(rd) = std::fs::read_dir(paths.debs()) {
+        for e in rd.flatten() {
+            let young = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() < 3600);
+            if young {
+                let name = e.file_name().to_string_lossy().into_owned();
+                keep.extend(name.strip_suffix(".deb").map(str::to_string));
+            }
+        }
+    }
+    let (n, bytes) = super::debcache::DebCache::new(&paths.debs()).prune(&keep);
+    report.debs_removed = n;
+    report.deb_bytes = bytes;
     Ok(report)
 }

@@ -121,6 +121,8 @@ pub fn lock(
     } else {
         LockMode::Follow
     };
+    crate::build::locking::check_mode(&stack, &mode)
+        .map_err(|e| CliError::input(format!("{e:#}")))?;
     let (bar, mut observer) = progress(json);
     let outcome = crate::build::locking::lock_stack(paths, &stack, &mode, &mut observer);
     if let Some(b) = &bar {
@@ -166,6 +168,8 @@ pub fn build(
     json: bool,
 ) -> CliResult {
     let stack = load_stack(paths, name)?;
+    crate::build::locking::check_mode(&stack, &lock)
+        .map_err(|e| CliError::input(format!("{e:#}")))?;
     let (bar, mut observer) = progress(json);
     let cancel = CancelToken::new();
     // Ctrl-C / SIGTERM cancel the build cleanly (children stopped, build recorded as

@@ -411,6 +411,8 @@ pub fn prune(paths: &Paths, keep: Option<usize>, json: bool) -> CliResult {
             "keep": keep,
             "removed": rows,
             "bases_removed": report.bases_removed,
+            "debs_removed": report.debs_removed,
+            "bytes_freed": rows.iter().map(|r| r.bytes).sum::<u64>() + report.base_bytes + report.deb_bytes,
         }));
     }
     for r in &rows {
@@ -421,11 +423,14 @@ pub fn prune(paths: &Paths, keep: Option<usize>, json: bool) -> CliResult {
             r.bytes as f64 / 1048576.0
         );
     }
-    let total: u64 = rows.iter().map(|r| r.bytes).sum::<u64>() + report.base_bytes;
+    let total: u64 =
+        rows.iter().map(|r| r.bytes).sum::<u64>() + report.base_bytes + report.deb_bytes;
     println!(
-        "kept the newest {keep} image(s) per stack; removed {} image(s) and {} unused base(s), {:.1} MiB freed",
+        "kept the newest {keep} image(s) per stack; removed {} image(s), {} unused base(s) and {} \
+         cached .deb(s), {:.1} MiB freed",
         rows.len(),
         report.bases_removed.len(),
+        report.debs_removed,
         total as f64 / 1048576.0
     );
     store.audit(

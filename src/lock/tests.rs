@@ -128,7 +128,10 @@ fn diff_names_upgrades_downgrades_additions_and_removals() {
         ..old.packages[0].clone()
     });
     let d = diff(&old, &new);
-    let kinds: Vec<(&str, &str)> = d.iter().map(|c| (c.name.as_str(), c.kind.as_str())).collect();
+    let kinds: Vec<(&str, &str)> = d
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind.as_str()))
+        .collect();
     assert_eq!(
         kinds,
         vec![
