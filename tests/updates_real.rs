@@ -256,4 +256,39 @@ fn pending_updates_equal_apts_answer() {
     let plain_updates = env.json(&["updates", "hello", "--refresh", "--json"]);
     let again: BTreeSet<_> = pairs(&plain_updates).intersection(&ours).cloned().collect();
     assert!(again.is_empty(), "the plain build undid {again:?}");
+
+    // `--reproduce` of the first build after the lock moved on: the same manifest, made
+    // without the network (no network namespace at all) from the local .deb cache.
+    let out = Command::new("unshare")
+        .arg("--net")
+        .arg(&env.bin)
+        .arg("--config")
+        .arg(env.root.join("config"))
+        .arg("--state")
+        .arg(env.root.join("state"))
+        .args(["build", "hello", "--json", "--refresh-base", "--reproduce"])
+        .arg(build["build_id"].to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(again["base_key"], build["base_key"], "{again}");
+    assert_eq!(again["base_cached"], false, "{again}");
+    let first = env.json(&[
+        "manifest",
+        "hello",
+        "--format",
+        "json",
+        "--build",
+        &build["build_id"].to_string(),
+    ]);
+    let reproduced = env.json(&["manifest", "hello", "--format", "json"]);
+    assert_eq!(versions(&reproduced), versions(&first));
+    let lock_after = std::fs::read_to_string(env.root.join("config/stacks/hello.lock")).unwrap();
+    assert_eq!(lock_after, lock, "--reproduce must not touch the lock file");
 }

@@ -20,6 +20,7 @@ use super::sandbox::{private_mounts, run_logged, BuildLog};
 use crate::lock::diff::mismatches;
 use crate::lock::resolve::{pins_text, read_tree};
 use crate::lock::{Lock, LockedPackage};
+use crate::manifest::origin::uri_to_filename;
 use crate::manifest::rootfs::RootView;
 use crate::paths::Paths;
 use crate::stack::AptSource;
@@ -109,6 +110,7 @@ pub fn ensure_locked(
     paths: &Paths,
     lock: &Lock,
     refresh: bool,
+    offline: bool,
     log: &mut BuildLog<'_>,
 ) -> Result<Base> {
     let key = lock.base_key();
@@ -124,18 +126,24 @@ pub fn ensure_locked(
         .bases()
         .join(format!(".tmp-{key}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
+    let local = tmp.join("local-repo");
     let spec = MakeSpec {
         arch: &lock.arch,
         variant: &lock.variant,
+        suite: lock
+            .repositories
+            .first()
+            .map(|r| r.suite.as_str())
+            .unwrap_or_default(),
         sources: lock.sources(),
         include: &lock.include,
         pins: &lock.packages,
         stage: &lock.packages,
+        local: offline.then_some(local.as_path()),
     };
     let made = make(paths, &spec, &tmp, log).and_then(|()| {
-        let (packages, _) = read_tree(&RootView::Dir(tmp.join("rootfs")), &spec.sources)?;
         let got = Lock {
-            packages,
+            packages: installed(&RootView::Dir(tmp.join("rootfs")))?,
             ..lock.clone()
         };
         let wrong = mismatches(lock, &got);
@@ -194,10 +202,15 @@ pub fn resolve(
     let spec = MakeSpec {
         arch: &template.arch,
         variant: &template.variant,
+        suite: sources
+            .first()
+            .map(|s| s.suite.as_str())
+            .unwrap_or_default(),
         sources: sources.clone(),
         include: &template.include,
         pins,
         stage: known,
+        local: None,
     };
     let resolved = make(paths, &spec, &tmp, log).and_then(|()| {
         let (packages, repositories) = read_tree(&RootView::Dir(tmp.join("rootfs")), &sources)?;
@@ -324,10 +337,33 @@ fn load(dir: &Path, key: &str) -> Result<Option<Base>> {
     }))
 }
 
+/// The installed packages of `root` with versions only (for comparing with a lock).
+fn installed(root: &RootView) -> Result<Vec<LockedPackage>> {
+    Ok(crate::manifest::dpkg::read_db(root)?
+        .into_iter()
+        .map(|p| LockedPackage {
+            name: p.name,
+            arch: p.arch,
+            version: p.version,
+            source: p.source,
+            source_version: p.source_version,
+            mirror: String::new(),
+            suite: String::new(),
+            sha256: String::new(),
+            size: 0,
+        })
+        .collect())
+}
+
 /// What one mmdebstrap run makes.
 struct MakeSpec<'a> {
     arch: &'a str,
     variant: &'a str,
+    /// The primary suite (mmdebstrap's SUITE argument).
+    suite: &'a str,
+    /// Set: install from a flat repository made here from the .deb cache (exactly the
+    /// pins, no network), and leave the real `sources` in the image's sources.list.
+    local: Option<&'a Path>,
     sources: Vec<AptSource>,
     include: &'a [String],
     /// Held at their versions.
@@ -355,9 +391,9 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
     if !on_path {
         bail!("`mmdebstrap` is not installed; install it with `apt-get install mmdebstrap`");
     }
-    let Some(primary) = spec.sources.first() else {
+    if spec.sources.is_empty() {
         bail!("no apt source to make the base from");
-    };
+    }
     // The .deb cache goes in through apt's archives directory and the .debs apt used come
     // out of it (mmdebstrap(1), "use a local package cache"); the pins through
     // preferences.d, removed again at the end.
@@ -405,14 +441,35 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
     if !spec.include.is_empty() {
         cmd.arg(format!("--include={}", spec.include.join(",")));
     }
-    cmd.arg(&primary.suite).arg(&rootfs);
-    for s in &spec.sources {
-        cmd.arg(format!(
-            "deb {} {} {}",
-            s.mirror,
-            s.suite,
-            s.components.join(" ")
-        ));
+    let real_sources: String = spec
+        .sources
+        .iter()
+        .map(|s| format!("deb {} {} {}\n", s.mirror, s.suite, s.components.join(" ")))
+        .collect();
+    cmd.arg(spec.suite).arg(&rootfs);
+    match spec.local {
+        Some(dir) => {
+            cache.local_repository(spec.pins, dir)?;
+            // The image keeps the real sources; the local repository's lists go (the lock
+            // names every origin).
+            let list = tmp.join("sources.list");
+            std::fs::write(&list, &real_sources)?;
+            cmd.arg("--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount")
+                .arg(format!(
+                    "--customize-hook=copy-in {} /etc/apt/",
+                    sh_quote(&list.to_string_lossy())
+                ))
+                .arg(format!(
+                    "--customize-hook=rm -f \"$1\"/var/lib/apt/lists/{}*",
+                    uri_to_filename(&format!("file://{}", dir.display()))
+                ))
+                .arg(format!("deb [trusted=yes] file://{} ./", dir.display()));
+        }
+        None => {
+            for line in real_sources.lines() {
+                cmd.arg(line);
+            }
+        }
     }
     cmd.env("TMPDIR", paths.tmp())
         .env("LC_ALL", "C.UTF-8")
@@ -421,14 +478,19 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
     let suites: Vec<&str> = spec.sources.iter().map(|s| s.suite.as_str()).collect();
     log.say(&format!(
         "mmdebstrap {} ({}) with {} package(s) from {} [{}]; {} version(s) pinned, {} .deb(s) \
-         from the local cache",
-        primary.suite,
+         from the local cache{}",
+        spec.suite,
         spec.variant,
         spec.include.len(),
-        primary.mirror,
+        spec.sources[0].mirror,
         suites.join(", "),
         spec.pins.len(),
-        staged
+        staged,
+        if spec.local.is_some() {
+            " (offline: a repository of the cached .debs only)"
+        } else {
+            ""
+        }
     ));
     let status = run_logged(cmd, log)?;
     if !status.success() {

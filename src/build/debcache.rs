@@ -144,6 +144,48 @@ impl DebCache {
         Ok(n)
     }
 
+    /// Whether every package of `packages` is cached.
+    pub fn has_all<'a>(&self, packages: impl IntoIterator<Item = &'a LockedPackage>) -> bool {
+        packages.into_iter().all(|p| self.has(&p.sha256))
+    }
+
+    /// Make a flat apt repository (Debian Repository Format, "Flat Repository Format") in
+    /// `dir` holding exactly `packages` from the cache: the .debs (checked against their
+    /// locked SHA-256, [`DebCache::stage`]) and a `Packages` index made from each .deb's
+    /// control file plus `Filename`, `Size` and `SHA256`. apt reads it as `deb
+    /// [trusted=yes] file:DIR ./`: trust comes from the hashes checked here, which the
+    /// signed indexes gave when the lock was made.
+    ///
+    /// Errors: a package is not cached (or its file no longer matches), or a .deb has no
+    /// readable control file.
+    pub fn local_repository(&self, packages: &[LockedPackage], dir: &Path) -> Result<()> {
+        let staged = self.stage(packages.iter(), dir)?;
+        if staged != packages.len() {
+            anyhow::bail!(
+                "{} of {} locked .debs are not in the local cache {}",
+                packages.len() - staged,
+                packages.len(),
+                self.dir.display()
+            );
+        }
+        let mut index = String::new();
+        for p in packages {
+            let file = archive_name(p);
+            let bytes = std::fs::read(dir.join(&file))
+                .with_context(|| format!("cannot read {}", dir.join(&file).display()))?;
+            let control = crate::debian::deb::control_from_deb(&bytes, &file)?;
+            index.push_str(control.trim_end());
+            index.push_str(&format!(
+                "\nFilename: ./{file}\nSize: {}\nSHA256: {}\n\n",
+                bytes.len(),
+                p.sha256
+            ));
+        }
+        std::fs::write(dir.join("Packages"), index)
+            .with_context(|| format!("cannot write {}", dir.join("Packages").display()))?;
+        Ok(())
+    }
+
     /// Remove every cached .deb whose SHA-256 is not in `keep` (and temporary files left
     /// by a killed build). Returns (files removed, bytes freed).
     pub fn prune(&self, keep: &BTreeSet<String>) -> (usize, u64) {

@@ -337,10 +337,14 @@ pub fn prepare(
     let inputs = lock::inputs_hash(stack, arch);
     let fresh = |l: &Lock| l.inputs == inputs && l.arch == arch;
     let exact = |lock: Lock, path: String, log: &mut BuildLog<'_>| -> Result<Prepared> {
-        if refresh || !base::is_cached(paths, &lock.base_key()) {
+        // A reproduction whose .debs are all cached is made from them alone: exact and
+        // without the network. Other builds use the repositories (the image then has their
+        // current apt lists, which a build script may use).
+        let offline = path.is_empty() && DebCache::new(&paths.debs()).has_all(&lock.packages);
+        if !offline && (refresh || !base::is_cached(paths, &lock.base_key())) {
             check_available(paths, stack, &lock)?;
         }
-        let base = base::ensure_locked(paths, &lock, refresh, log)?;
+        let base = base::ensure_locked(paths, &lock, refresh, offline, log)?;
         log.say(&format!(
             "lock {}: {} package(s), unchanged",
             if path.is_empty() {

@@ -288,7 +288,8 @@ fn steps(
     let key = base.key.clone();
     state.base_key = Some(key.clone());
     state.base_cached = base.cached;
-    let lock_text = prepared.outcome.lock.to_toml();
+    let lock = prepared.outcome.lock.clone();
+    let lock_text = lock.to_toml();
     state.lock = Some(prepared.outcome);
     log.store()?.set_build_base(build_id, &key, base.cached)?;
     log.store()?.set_build_lock(build_id, &lock_text)?;
@@ -370,7 +371,18 @@ fn steps(
     }
     let mut sources = stack.base.sources();
     sources.extend(image_repos.iter().map(|r| r.source()));
-    let components: Vec<Component> = manifest::capture(&view, &sources)?;
+    let mut components: Vec<Component> = manifest::capture(&view, &sources)?;
+    // What the lock installed comes from where the lock says, also when the tree was made
+    // from the local .deb cache and holds no lists of the real repositories.
+    for c in &mut components {
+        if let Some(p) = lock
+            .get(&c.name, &c.arch)
+            .filter(|p| p.version == c.version)
+        {
+            c.suite.clone_from(&p.suite);
+            c.origin.clone_from(&p.mirror);
+        }
+    }
     log.say(&format!("{} installed package(s)", components.len()));
     if let Some(w) = older_than_previous(log.store()?, &stack.name, &components)? {
         log.say(&format!("warning: {w}"));

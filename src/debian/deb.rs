@@ -53,6 +53,69 @@ fn gunzip(bytes: &[u8], what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// The first member of the ar archive `deb` whose name starts with `prefix` (`data.tar`,
+/// `control.tar`): its name and bytes.
+fn ar_member(deb: &[u8], prefix: &str, name: &str) -> Result<(String, Vec<u8>)> {
+    let mut ar = ar::Archive::new(deb);
+    while let Some(entry) = ar.next_entry() {
+        let mut entry =
+            entry.with_context(|| format!("{name} is not a valid .deb (ar archive)"))?;
+        let id = String::from_utf8_lossy(entry.header().identifier()).into_owned();
+        if id.starts_with(prefix) {
+            let mut buf = Vec::new();
+            entry
+                .read_to_end(&mut buf)
+                .with_context(|| format!("cannot read {id} of {name}"))?;
+            return Ok((id, buf));
+        }
+    }
+    bail!("{name} is not a valid .deb: it has no {prefix} member");
+}
+
+/// A reader of the tar inside member `member` (by its extension: xz, gz or none).
+fn tar_reader<'a>(member: &str, bytes: &'a [u8], name: &str) -> Result<Box<dyn Read + 'a>> {
+    Ok(match member.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("xz") => Box::new(liblzma::read::XzDecoder::new(bytes)),
+        Some("gz") => Box::new(flate2::read::GzDecoder::new(bytes)),
+        Some("tar") => Box::new(bytes),
+        _ => {
+            bail!(
+                "{name}: member {member} uses a compression drover does not read (xz, gz or none)"
+            )
+        }
+    })
+}
+
+/// The `control` file of the .deb bytes `deb` (deb(5): `./control` in `control.tar.*`,
+/// deb-control(5)), as text; `name` labels the package in errors.
+///
+/// Errors: not an ar archive, no control member or file, an unsupported compression, a
+/// control file over 1 MiB or not UTF-8.
+pub fn control_from_deb(deb: &[u8], name: &str) -> Result<String> {
+    let (member, bytes) = ar_member(deb, "control.tar", name)?;
+    let mut tar = tar::Archive::new(tar_reader(&member, &bytes, name)?);
+    for entry in tar
+        .entries()
+        .with_context(|| format!("{name}: {member} is not a tar archive"))?
+    {
+        let mut entry = entry.with_context(|| format!("{name}: corrupt {member}"))?;
+        let raw = entry
+            .path()
+            .with_context(|| format!("{name}: bad path in {member}"))?;
+        if safe_path(&raw, name)? != "control" || !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let mut buf = Vec::new();
+        (&mut entry)
+            .take(1 << 20)
+            .read_to_end(&mut buf)
+            .with_context(|| format!("{name}: cannot read its control file"))?;
+        return String::from_utf8(buf)
+            .with_context(|| format!("{name}: its control file is not UTF-8"));
+    }
+    bail!("{name} is not a valid .deb: {member} has no control file");
+}
+
 /// Find the changelog of binary package `package` (architecture `arch`) in the .deb bytes
 /// `deb`; `name` labels the package in errors (e.g. its URL or file name).
 ///
@@ -64,32 +127,8 @@ pub fn changelog_from_deb(
     arch: &str,
     name: &str,
 ) -> Result<DocChangelog> {
-    let mut ar = ar::Archive::new(deb);
-    let mut data: Option<(String, Vec<u8>)> = None;
-    while let Some(entry) = ar.next_entry() {
-        let mut entry =
-            entry.with_context(|| format!("{name} is not a valid .deb (ar archive)"))?;
-        let id = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-        if id.starts_with("data.tar") {
-            let mut buf = Vec::new();
-            entry
-                .read_to_end(&mut buf)
-                .with_context(|| format!("cannot read {id} of {name}"))?;
-            data = Some((id, buf));
-            break;
-        }
-    }
-    let Some((member, bytes)) = data else {
-        bail!("{name} is not a valid .deb: it has no data.tar member");
-    };
-    let reader: Box<dyn Read> = match member.as_str() {
-        "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new(&bytes[..])),
-        "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(&bytes[..])),
-        "data.tar" => Box::new(&bytes[..]),
-        other => {
-            bail!("{name}: member {other} uses a compression drover does not read (xz, gz or none)")
-        }
-    };
+    let (member, bytes) = ar_member(deb, "data.tar", name)?;
+    let reader = tar_reader(&member, &bytes, name)?;
     let doc = format!("usr/share/doc/{package}");
     let debian = format!("{doc}/changelog.Debian.gz");
     let native = format!("{doc}/changelog.gz");
