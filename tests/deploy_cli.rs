@@ -152,3 +152,85 @@ fn status_starts_one_agent_and_agent_stop_ends_it() {
     let out = drover(st.path(), &["agent", "status"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Issue #11: a deploy that puts older packages live than the live release has is refused
+/// (exit 2, before the agent starts) naming how many go back and the CVE fixes it undoes;
+/// `--allow-downgrade` is what lets it through.
+#[test]
+fn a_downgrading_deploy_needs_allow_downgrade() {
+    use drover::manifest::Component;
+    use drover::store::builds::Success;
+    use drover::store::Store;
+    let st = tempfile::tempdir().unwrap();
+    let _stop = StopAgent(st.path());
+    // The state directory is made by drover itself (private, as it checks).
+    assert!(drover(st.path(), &["builds", "hello"]).status.success());
+    let mut store = Store::open(&st.path().join("drover.db")).unwrap();
+    let comp = |v: &str| Component {
+        name: "libexpat1".into(),
+        version: v.into(),
+        arch: "amd64".into(),
+        source: "expat".into(),
+        source_version: v.into(),
+        suite: "bookworm".into(),
+        origin: "http://deb.debian.org/debian".into(),
+        installed_size_kib: None,
+    };
+    let mut ids = Vec::new();
+    for v in ["2.5.0-1+deb12u2", "2.5.0-1+deb12u5"] {
+        let id = store.create_build("hello", 1).unwrap();
+        store
+            .finish_build_success(
+                id,
+                &Success {
+                    image_digest: &format!("sha256:{id:064}"),
+                    image_path: "/nonexistent.oci.tar",
+                    components: &[comp(v)],
+                },
+            )
+            .unwrap();
+        ids.push(id);
+    }
+    let r = store
+        .create_release(
+            "hello",
+            ids[1],
+            &format!("sha256:{:064}", ids[1]),
+            1,
+            "op",
+            None,
+        )
+        .unwrap();
+    store.mark_release_live("hello", r).unwrap();
+    store
+        .put_changelog(
+            "expat",
+            "2.5.0-1+deb12u5",
+            &[drover::debian::changelog::Entry {
+                version: "2.5.0-1+deb12u5".into(),
+                distributions: "bookworm-security".into(),
+                urgency: "high".into(),
+                date: String::new(),
+                cves: vec!["CVE-2025-59375".into()],
+                advisories: vec![],
+            }],
+        )
+        .unwrap();
+    drop(store);
+    let out = drover(
+        st.path(),
+        &["deploy", "hello", "--build", &ids[0].to_string()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for needle in [
+        "is a downgrade",
+        "1 package(s) go back",
+        "undoing 1 CVE fix(es): CVE-2025-59375",
+        "libexpat1 2.5.0-1+deb12u5 -> 2.5.0-1+deb12u2",
+        "--allow-downgrade",
+    ] {
+        assert!(err.contains(needle), "`{needle}` not in: {err}");
+    }
+    assert!(!st.path().join("agent.sock").exists(), "the agent started");
+}

@@ -477,6 +477,51 @@ fn confirm_deploy() {
     check_deployed("confirm_deploy", "d");
 }
 
+/// Issue #11: a rollback that puts older packages live asks with how many go back and
+/// which CVE fixes that undoes (here: build 4 with openssl 3.0.17 is live, release 2 has
+/// build 1's 3.0.15; the stored changelog of 3.0.17 names three CVEs in between).
+#[test]
+fn confirm_rollback_that_downgrades() {
+    let newer_live = || {
+        let mut f = deployed_fixture();
+        let id = f.store.create_build("hello", 1).unwrap();
+        let comps = vec![
+            comp("bash", "5.2.15-2+b7", "bash", "bookworm"),
+            comp(
+                "libssl3",
+                "3.0.17-1~deb12u2",
+                "openssl",
+                "bookworm-security",
+            ),
+            comp(
+                "openssl",
+                "3.0.17-1~deb12u2",
+                "openssl",
+                "bookworm-security",
+            ),
+        ];
+        let digest = format!("sha256:{}", "4".repeat(64));
+        f.store
+            .finish_build_success(
+                id,
+                &Success {
+                    image_digest: &digest,
+                    image_path: "/state/images/hello/4.oci.tar",
+                    components: &comps,
+                },
+            )
+            .unwrap();
+        let r = f
+            .store
+            .create_release("hello", id, &digest, 2, "operator", None)
+            .unwrap();
+        f.store.mark_release_live("hello", r).unwrap();
+        reload(&mut f);
+        f
+    };
+    check_with(newer_live, "confirm_rollback_downgrade", "R");
+}
+
 #[test]
 fn confirm_rollback_to_selected() {
     check_deployed("confirm_rollback", "5jR");

@@ -37,6 +37,8 @@ pub struct DeployArgs {
     pub timeout: Option<u64>,
     /// Seconds of drain grace.
     pub grace: Option<u64>,
+    /// `--allow-downgrade`: deploy a build with older packages than the live release.
+    pub allow_downgrade: bool,
 }
 
 /// An input error of the agent ([`AgentError::is_input`]) exits 2, any other 1.
@@ -73,6 +75,25 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
         grace_secs: a.grace,
         by: crate::store::audit::current_user(),
     };
+    // A downgrade is refused (deploy) or said (rollback, the emergency key) before the
+    // agent starts; a request the plan rejects is reported by the deploy call below.
+    let store = crate::build::select::open_store(paths)?;
+    if let Ok(target) = crate::deploy::plan::check(&store, &req)? {
+        if let Some(d) = crate::deploy::downgrade::downgrade(&store, stack, target.build_id)? {
+            if rollback || a.allow_downgrade {
+                eprintln!("warning: {} ({})", d.summary(), d.examples(3));
+            } else {
+                return Err(CliError::input(format!(
+                    "deploying build {} of {stack} is a downgrade: {} ({}). Deploy a build of \
+                     the current lock, or pass --allow-downgrade to deploy it anyway",
+                    d.build,
+                    d.summary(),
+                    d.examples(3)
+                )));
+            }
+        }
+    }
+    drop(store);
     let tty = super::interactive();
     let t = Instant::now();
     // The first line says the request was accepted (always shown); the steps after it only

@@ -248,6 +248,10 @@ pub enum Command {
         /// Seconds old instances get to finish in-flight requests.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
         grace: u64,
+        /// Deploy even when the build has older packages than the live release (a
+        /// downgrade undoes the fixes those versions brought; the refusal names them).
+        #[arg(long)]
+        allow_downgrade: bool,
     },
     /// Redeploy the previous (or a named) release through the same health-checked path.
     Rollback {
@@ -371,6 +375,7 @@ pub fn run(cli: Cli) -> CliResult {
             replicas,
             timeout,
             grace,
+            allow_downgrade,
         } => {
             let a = deploy::DeployArgs {
                 build,
@@ -378,6 +383,7 @@ pub fn run(cli: Cli) -> CliResult {
                 to: None,
                 timeout: Some(timeout),
                 grace: Some(grace),
+                allow_downgrade,
             };
             deploy::deploy(&paths, &stack, false, a, json)
         }

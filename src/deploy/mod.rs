@@ -26,6 +26,7 @@ use crate::paths::Paths;
 pub mod agent;
 pub mod api;
 pub mod client;
+pub mod downgrade;
 pub mod instance;
 pub mod machine;
 pub mod plan;

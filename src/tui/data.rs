@@ -184,6 +184,21 @@ pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
     state.set_updates(update_rows(store, &name)?.unwrap_or_default());
     state.updates_checked = store.latest_checked_build(&name)?;
     state.set_releases(store.releases(&name)?);
+    // What a deploy of each candidate would undo, for the confirmation (`d`, `R`).
+    let mut candidates: Vec<i64> = state
+        .builds
+        .iter()
+        .filter(|b| b.status == crate::store::builds::BuildStatus::Succeeded)
+        .take(20)
+        .map(|b| b.id)
+        .collect();
+    candidates.extend(state.releases.iter().map(|r| r.build_id));
+    state.downgrades.clear();
+    for id in candidates {
+        if let Some(d) = crate::deploy::downgrade::downgrade(store, &name, id)? {
+            state.downgrades.insert(id, d);
+        }
+    }
     if let Some(id) = state.select_build {
         if let Some(p) = state
             .builds_list

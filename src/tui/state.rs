@@ -336,6 +336,9 @@ pub struct State {
     pub updates_checked: Option<i64>,
     /// Releases of the selected stack, newest first.
     pub releases: Vec<ReleaseRecord>,
+    /// Per build id of the selected stack (its newest succeeded builds and the builds of
+    /// its releases): how deploying it would go back from the live release, if it would.
+    pub downgrades: std::collections::BTreeMap<i64, crate::deploy::downgrade::Downgrade>,
     /// The agent's routes and instances.
     pub agent: AgentView,
     /// Releases selection.
@@ -389,6 +392,7 @@ impl State {
             updates_list: ListState::default(),
             updates_checked: None,
             releases: Vec::new(),
+            downgrades: Default::default(),
             agent: AgentView::Unknown,
             releases_list: ListState::default(),
             log: LogView {

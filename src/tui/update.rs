@@ -660,12 +660,14 @@ fn deploy(state: &mut State, rollback: bool) {
         ),
     };
     req.replicas = Some(target.replicas);
+    let downgrade = state.downgrades.get(&target.build_id);
     state.overlay = Some(Overlay::Confirm(overlays::confirm::deploy(
         rollback,
         &name,
         &from,
         &to,
         target.replicas,
+        downgrade,
         req,
     )));
 }

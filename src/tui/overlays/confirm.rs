@@ -115,19 +115,35 @@ pub fn deploy(
     from: &str,
     to: &str,
     replicas: usize,
+    downgrade: Option<&crate::deploy::downgrade::Downgrade>,
     req: DeployRequest,
 ) -> Confirm {
+    let mut body = vec![
+        format!("stack     {name}"),
+        format!("from      {from}"),
+        format!("to        {to}"),
+        format!("replicas  {replicas}"),
+    ];
+    if let Some(d) = downgrade {
+        body.push(format!("DOWNGRADE {}", d.summary()));
+        body.push(format!("          {}", d.examples(3)));
+    }
+    body.extend([
+        "New instances start; the route switches once all are healthy;".into(),
+        "the old ones drain. If they never get healthy, nothing changes.".into(),
+        "Runs in the background (starts the agent if needed); J lists it.".into(),
+    ]);
     Confirm {
-        title: format!("{} {name}?", if rollback { "Roll back" } else { "Deploy" }),
-        body: vec![
-            format!("stack     {name}"),
-            format!("from      {from}"),
-            format!("to        {to}"),
-            format!("replicas  {replicas}"),
-            "New instances start; the route switches once all are healthy;".into(),
-            "the old ones drain. If they never get healthy, nothing changes.".into(),
-            "Runs in the background (starts the agent if needed); J lists it.".into(),
-        ],
+        title: format!(
+            "{} {name}?{}",
+            if rollback { "Roll back" } else { "Deploy" },
+            if downgrade.is_some() {
+                " (a downgrade)"
+            } else {
+                ""
+            }
+        ),
+        body,
         pending: Pending::Deploy(req),
     }
 }
