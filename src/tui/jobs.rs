@@ -114,6 +114,55 @@ pub fn spawn_check(paths: Paths, stack: String, job: u64, tx: UnboundedSender<Jo
     watch(handle, tx, move |outcome| JobMsg::Ended { job, outcome });
 }
 
+/// Refresh (or with `update`, move to the pending updates) the lock of `stack` as job
+/// `job`, as `drover lock` does: its drover lines and each `old -> new` arrive on `tx`,
+/// then a summary.
+pub fn spawn_lock(
+    paths: Paths,
+    stack: String,
+    update: bool,
+    job: u64,
+    tx: UnboundedSender<JobMsg>,
+) {
+    let lines = tx.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        let stack = load_stack(&paths, &stack)?;
+        let mode = if update {
+            LockMode::Update(UpdateSelection::all())
+        } else {
+            LockMode::Follow
+        };
+        build::locking::check_mode(&stack, &mode).map_err(|e| format!("{e:#}"))?;
+        let mut observer = |e: &crate::jobs::BuildEvent| {
+            if let crate::jobs::BuildEvent::Log { line, stream, .. } = e {
+                if *stream == crate::jobs::Stream::Drover {
+                    let _ = lines.send(JobMsg::Line {
+                        job,
+                        line: line.clone(),
+                    });
+                }
+            }
+        };
+        let o = build::locking::lock_stack(&paths, &stack, &mode, &mut observer)
+            .map_err(|e| format!("{e:#}"))?;
+        for c in &o.changes {
+            let fixes = if c.cves.is_empty() {
+                String::new()
+            } else {
+                format!(" (fixes {})", c.cves.join(", "))
+            };
+            let line = format!("{} {}{fixes}", c.kind.as_str(), c.line());
+            let _ = lines.send(JobMsg::Line { job, line });
+        }
+        Ok(if o.changed {
+            format!("lock written: {} package(s) changed", o.changes.len())
+        } else {
+            "lock unchanged".to_string()
+        })
+    });
+    watch(handle, tx, move |outcome| JobMsg::Ended { job, outcome });
+}
+
 /// Deploy or roll back (`req.rollback`) as job `job` through the agent, starting it when
 /// needed; progress lines arrive on `tx`, then the outcome (the release now live, or the
 /// agent's error with the health check's status and body).

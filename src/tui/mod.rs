@@ -299,6 +299,9 @@ async fn app(
                 Effect::CheckUpdates { job, stack } => {
                     jobs::spawn_check(paths.clone(), stack, job, tx.clone())
                 }
+                Effect::Lock { job, stack, update } => {
+                    jobs::spawn_lock(paths.clone(), stack, update, job, tx.clone())
+                }
                 Effect::Deploy { job, req } => {
                     jobs::spawn_deploy(paths.clone(), req, job, tx.clone());
                     // Show the new instances as they start.

@@ -74,9 +74,18 @@ pub enum Effect {
         stack: String,
         /// Cancels it.
         cancel: CancelToken,
-        /// Add the stack's tracked suites so the pending updates are installed
-        /// (`drover build --apply-updates`).
+        /// Move the lock to the pending updates first (`drover build --apply-updates`).
         apply_updates: bool,
+    },
+    /// Refresh `stack`'s lock (`drover lock STACK`, or with `update` `drover lock STACK
+    /// --update`) as job `job`.
+    Lock {
+        /// Job number.
+        job: u64,
+        /// Stack name.
+        stack: String,
+        /// Move it to the pending updates.
+        update: bool,
     },
     /// Check `stack` for updates (`drover updates STACK --refresh`) as job `job`.
     CheckUpdates {

@@ -1015,3 +1015,29 @@ fn detail_scrolls_with_the_list_keys_and_closes_with_esc_or_q() {
     update(&mut s, key('q'));
     assert!(s.overlay.is_none() && !s.quit);
 }
+
+#[test]
+fn palette_lock_starts_a_lock_job_for_the_selected_stack() {
+    let mut s = state();
+    let run = |s: &mut State, text: &str| {
+        update(s, key(':'));
+        for c in text.chars() {
+            update(s, key(c));
+        }
+        update(s, code(KeyCode::Enter))
+    };
+    let e = run(&mut s, "lock");
+    let stack = s.selected_stack().unwrap().to_string();
+    assert!(
+        matches!(e.as_slice(), [Effect::Lock { update: false, stack: st, .. }] if *st == stack),
+        "{e:?}"
+    );
+    assert!(s.status.as_deref().unwrap().contains("refreshing the lock"));
+    let mut s = state();
+    let e = run(&mut s, "lock update");
+    assert!(
+        matches!(e.as_slice(), [Effect::Lock { update: true, .. }]),
+        "{e:?}"
+    );
+    assert!(s.status.as_deref().unwrap().contains("updating the lock"));
+}

@@ -68,6 +68,11 @@ pub const COMMANDS: &[(&str, &str, bool)] = &[
     ("help", "show the keys", true),
     ("check", "check the selected stack for updates", true),
     ("rebuild", "rebuild applying pending updates", true),
+    (
+        "lock",
+        "refresh the selected stack's lock (lock update: move it to the updates)",
+        true,
+    ),
     ("deploy", "deploy the selected or newest build", true),
     (
         "rollback",
@@ -112,6 +117,20 @@ pub fn key(state: &mut State, k: KeyEvent, mut input: Input, mut selected: usize
     Vec::new()
 }
 
+/// `:lock` / `:lock update`: refresh the selected stack's lock (or move it to the pending
+/// updates) as a background job; the next `b` builds it.
+fn lock(state: &mut State, update: bool) -> Vec<Effect> {
+    let Some(stack) = super::super::update::idle_stack(state, "lock") else {
+        return Vec::new();
+    };
+    let (job, _) = super::super::update::new_job(state, "lock", &stack);
+    state.status = Some(format!(
+        "job {job}: {} the lock of {stack}; J lists jobs",
+        if update { "updating" } else { "refreshing" }
+    ));
+    vec![Effect::Lock { job, stack, update }]
+}
+
 /// Run the palette command `text` (or the completion `selected` when it names none).
 fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
     let mut words = text.split_whitespace();
@@ -150,6 +169,7 @@ fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
         "help" => action(state, Action::Help),
         "check" => action(state, Action::CheckUpdates),
         "rebuild" => action(state, Action::Rebuild),
+        "lock" => lock(state, arg.as_deref() == Some("update")),
         "deploy" => action(state, Action::Deploy),
         "rollback" => action(state, Action::Rollback),
         "problems" => {
