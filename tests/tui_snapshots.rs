@@ -345,6 +345,18 @@ fn deployed_fixture() -> Fixture {
             "high",
         )
     };
+    // The live release runs build 1: its check comes first (as `check_stack` stores it),
+    // the newest build's (3) last.
+    f.store
+        .record_update_check(
+            "hello",
+            1,
+            T0,
+            &[pending("libssl3"), pending("openssl")],
+            &[],
+            &[],
+        )
+        .unwrap();
     let check = f
         .store
         .record_update_check(
@@ -520,6 +532,21 @@ fn confirm_rollback_that_downgrades() {
         f
     };
     check_with(newer_live, "confirm_rollback_downgrade", "R");
+}
+
+/// Issue #11: the Stacks list counts what runs. The newest build (#3) was rebuilt with the
+/// updates and has none pending; the live release still runs build #1, which has them.
+#[test]
+fn stacks_count_the_updates_of_the_live_release() {
+    let rebuilt = || {
+        let mut f = deployed_fixture();
+        f.store
+            .record_update_check("hello", 3, T0, &[], &[], &[])
+            .unwrap();
+        reload(&mut f);
+        f
+    };
+    check_with(rebuilt, "stacks_live_updates", "");
 }
 
 #[test]

@@ -555,3 +555,57 @@ fn a_notify_command_closing_its_stdin_does_not_kill_the_cli() {
     assert!(marker.exists());
     assert!(stderr.contains("notified: demo: command"), "{stderr}");
 }
+
+/// Issue #11: pending updates are also computed against what is live. The newest build
+/// already has foo's fix; the live release still runs build 1, which does not: the check
+/// reports and stores both, the newest build's check staying the stack's newest.
+#[test]
+fn a_check_also_counts_the_updates_of_the_live_release() {
+    let s = setup("tracker.json");
+    let mut store = Store::open(&s.paths.database()).unwrap();
+    let old = store.latest_succeeded("demo").unwrap().unwrap();
+    let mut fixed = store.manifest(old.id).unwrap();
+    for c in &mut fixed {
+        c.version = "99.0-1".into();
+        c.source_version = "99.0-1".into();
+    }
+    let newest = store.create_build("demo", std::process::id()).unwrap();
+    store
+        .finish_build_success(
+            newest,
+            &Success {
+                image_digest: "sha256:01",
+                image_path: "/nonexistent.oci.tar",
+                components: &fixed,
+            },
+        )
+        .unwrap();
+    let r = store
+        .create_release("demo", old.id, "sha256:00", 1, "op", None)
+        .unwrap();
+    store.mark_release_live("demo", r).unwrap();
+    drop(store);
+    let run = check(&s);
+    assert_eq!(run.check.build_id, newest);
+    assert!(run.check.updates.is_empty(), "{:?}", run.check.updates);
+    let live = run
+        .check
+        .live
+        .as_ref()
+        .expect("the live release is checked too");
+    assert_eq!((live.release, live.build_id), (r, old.id));
+    assert!(live.updates.iter().any(|u| u.package == "foo"), "{live:?}");
+    let store = Store::open(&s.paths.database()).unwrap();
+    assert_eq!(store.latest_checked_build("demo").unwrap(), Some(newest));
+    let (_, stored) = store
+        .update_check_of_build("demo", old.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.len(), live.updates.len());
+    let out = cli(&s, &["updates", "demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("demo: live release #{r} runs build #{}:", old.id)),
+        "{text}"
+    );
+}

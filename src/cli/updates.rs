@@ -103,6 +103,14 @@ pub fn updates(
                 "{}: build #{}, {} pending updates from {} source packages (checked {})",
                 r.stack, r.build_id, counts.updates, counts.sources, r.checked_at
             );
+            if let Some(l) = &r.live {
+                let c = crate::updates::PendingSummary::of(&l.updates);
+                println!(
+                    "{}: live release #{} runs build #{}: {} pending updates from {} source \
+                     packages (deploy build #{} to apply what it has)",
+                    r.stack, l.release, l.build_id, c.updates, c.sources, r.build_id
+                );
+            }
             if r.updates.is_empty() {
                 continue;
             }

@@ -116,12 +116,31 @@ impl Store {
     /// Like [`Store::latest_update_check`], plus the check's open CVEs (all source
     /// packages, also those without a pending update).
     pub fn latest_update_check_full(&self, stack: &str) -> Result<Option<StoredCheck>> {
+        self.check_full(stack, None)
+    }
+
+    /// The pending updates of the newest check of build `build_id` of `stack` (for the live
+    /// release's build), with that check's time; `None` when that build was never checked.
+    pub fn update_check_of_build(
+        &self,
+        stack: &str,
+        build_id: i64,
+    ) -> Result<Option<(String, Vec<PendingUpdate>)>> {
+        Ok(self
+            .check_full(stack, Some(build_id))?
+            .map(|(at, mut updates, open)| {
+                attach_open(&mut updates, &open);
+                (at, updates)
+            }))
+    }
+
+    fn check_full(&self, stack: &str, build_id: Option<i64>) -> Result<Option<StoredCheck>> {
         let row: Option<(i64, String, String)> = self
             .conn()
             .query_row(
                 "SELECT id, checked_at, open_cves FROM update_checks WHERE stack = ?1 \
-                 ORDER BY id DESC LIMIT 1",
-                [stack],
+                 AND (?2 IS NULL OR build_id = ?2) ORDER BY id DESC LIMIT 1",
+                rusqlite::params![stack, build_id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;

@@ -13,8 +13,24 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
     let (stacks, diags) = crate::stack::load_all(&paths.config);
     let mut rows = Vec::with_capacity(stacks.len());
     for s in stacks {
-        // Debian source packages only: what a rebuild applies and the CVEs are about.
-        let updates = update_rows(store, &s.name)?.map(|rows| {
+        let live = store
+            .releases(&s.name)?
+            .into_iter()
+            .find(|r| r.status == crate::store::deploys::ReleaseStatus::Live);
+        // What runs counts: the live release's build when one is live (`?` until that
+        // build is checked), else the newest build's check. Debian source packages only:
+        // what a rebuild applies and the CVEs are about.
+        let checked = match &live {
+            Some(r) => match store.latest_succeeded(&s.name)? {
+                Some(newest) if newest.id != r.build_id => store
+                    .update_check_of_build(&s.name, r.build_id)?
+                    .map(|(_, pending)| rows_of(store, pending))
+                    .transpose()?,
+                _ => update_rows(store, &s.name)?,
+            },
+            None => update_rows(store, &s.name)?,
+        };
+        let updates = checked.map(|rows| {
             let debian: Vec<&UpdateRow> = rows.iter().filter(|r| r.ecosystem.is_none()).collect();
             let worst = debian
                 .iter()
@@ -24,11 +40,7 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
                 .to_string();
             (debian.len(), worst)
         });
-        let release = store
-            .releases(&s.name)?
-            .into_iter()
-            .find(|r| r.status == crate::store::deploys::ReleaseStatus::Live)
-            .map(|r| format!("#{}", r.release));
+        let release = live.as_ref().map(|r| format!("#{}", r.release));
         let updates_stale = match (
             store.latest_checked_build(&s.name)?,
             store.latest_succeeded(&s.name)?,
@@ -60,6 +72,31 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
     let Some((_checked_at, pending)) = store.latest_update_check(stack)? else {
         return Ok(None);
     };
+    let mut rows = rows_of(store, pending)?;
+    // Language packages with newer registry versions: no CVE data, so after the Debian
+    // updates; the suite column names the ecosystem.
+    for u in store.latest_language_updates(stack)? {
+        rows.push(UpdateRow {
+            source: format!("{} ({})", u.package, u.ecosystem),
+            packages: vec![u.location],
+            from: u.installed,
+            to: u.latest,
+            cves: Vec::new(),
+            urgency: String::new(),
+            suites: vec![u.registry],
+            entries: Vec::new(),
+            ecosystem: Some(u.ecosystem),
+        });
+    }
+    Ok(Some(rows))
+}
+
+/// Pending Debian updates as rows, one per source package with its CVEs and changelog
+/// entries, riskiest first (urgency, then CVE count).
+fn rows_of(
+    store: &Store,
+    pending: Vec<crate::manifest::pending::PendingUpdate>,
+) -> Result<Vec<UpdateRow>> {
     let mut by_source: std::collections::BTreeMap<String, UpdateRow> = Default::default();
     for p in pending {
         let row = by_source
@@ -121,22 +158,7 @@ pub fn update_rows(store: &Store, stack: &str) -> Result<Option<Vec<UpdateRow>>>
             &b.source,
         ))
     });
-    // Language packages with newer registry versions: no CVE data, so after the Debian
-    // updates; the suite column names the ecosystem.
-    for u in store.latest_language_updates(stack)? {
-        rows.push(UpdateRow {
-            source: format!("{} ({})", u.package, u.ecosystem),
-            packages: vec![u.location],
-            from: u.installed,
-            to: u.latest,
-            cves: Vec::new(),
-            urgency: String::new(),
-            suites: vec![u.registry],
-            entries: Vec::new(),
-            ecosystem: Some(u.ecosystem),
-        });
-    }
-    Ok(Some(rows))
+    Ok(rows)
 }
 
 /// Read the Stacks list ([`load_stacks`]: every stack file parsed, ~5 queries per stack)

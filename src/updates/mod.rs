@@ -197,6 +197,21 @@ pub struct CheckReport {
     /// Feeds that could not be used (each names the feed, the file and position, and what);
     /// the changelog results stand. Reported like `refresh_errors`.
     pub feed_errors: Vec<String>,
+    /// When the live release runs another build than the newest: that build's pending
+    /// updates against the same indexes (what runs is what is exposed), stored as a check
+    /// of that build just before the newest build's.
+    pub live: Option<LiveCheck>,
+}
+
+/// The pending updates of what is live, when it is not the newest build.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveCheck {
+    /// The live release.
+    pub release: i64,
+    /// Its build.
+    pub build_id: i64,
+    /// Its pending updates, riskiest first (changelog and feed CVEs as for the newest).
+    pub updates: Vec<PendingUpdate>,
 }
 
 /// How many pending updates a check found and from how many source packages: the counts
@@ -422,6 +437,28 @@ pub fn check_stack(
     if opts.cves {
         cves::layer(&client, store, &index, &mut updates, &mut warnings);
     }
+    // What runs: the live release's build, when it is another one (its manifest is
+    // checked against the same indexes; feeds and open CVEs are the newest build's).
+    let live_release = store
+        .releases(&stack.name)?
+        .into_iter()
+        .find(|r| r.status == crate::store::deploys::ReleaseStatus::Live);
+    let live = match live_release {
+        Some(c) if c.build_id != build.id => {
+            let live_manifest = store.manifest(c.build_id)?;
+            let mut live_updates = find_pending(&live_manifest, &index, &families, &checked_at);
+            if opts.cves {
+                cves::layer(&client, store, &index, &mut live_updates, &mut warnings);
+            }
+            sort_by_risk(&mut live_updates);
+            Some(LiveCheck {
+                release: c.release,
+                build_id: c.build_id,
+                updates: live_updates,
+            })
+        }
+        _ => None,
+    };
     let mut feed_errors = Vec::new();
     let mut open_cves = Vec::new();
     if feeds.security_tracker.is_some() || feeds.osv.is_some() {
@@ -454,6 +491,18 @@ pub fn check_stack(
     let mut problems = refresh_errors.clone();
     problems.extend(feed_errors.iter().cloned());
     problems.extend(warnings.iter().cloned());
+    // The live build's check first, so the newest check of the stack stays the newest
+    // build's (what `--apply-updates` and the Updates pane work from).
+    if let Some(l) = &live {
+        store.record_update_check(
+            &stack.name,
+            l.build_id,
+            &checked_at,
+            &l.updates,
+            &[],
+            &problems,
+        )?;
+    }
     let check_id = store.record_update_check(
         &stack.name,
         build.id,
@@ -473,6 +522,7 @@ pub fn check_stack(
         lang_updates,
         open_cves,
         feed_errors,
+        live,
     })
 }
 
