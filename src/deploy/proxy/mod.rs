@@ -27,12 +27,12 @@
 //!   is sent, so a refused connection is still retried on another instance, but a failure
 //!   after that is a `502`.
 //!
-//! Responses stream back. Each proxied request holds an [`InFlight`](super::route::InFlight)
-//! guard until its response body ends, which is what draining waits for.
-//! `X-Forwarded-For`/`-Proto` are set. `503` when the route has no instance, `502` when the
-//! instance failed mid-request. Not bounded yet: the time a client takes to read a response
-//! (a slow reader holds its connection, with at most a socket buffer and [`MAX_HEAD`]
-//! bytes of hyper's buffers), and the time an instance takes to answer.
+//! Responses stream back. Each proxied request holds an [`InFlight`] guard until its
+//! response body ends, which is what draining waits for. `X-Forwarded-For`/`-Proto` are
+//! set. `503` when the route has no instance, `502` when the instance failed mid-request.
+//! Not bounded yet: the time a client takes to read a response (a slow reader holds its
+//! connection, and the instance's while the response streams, with fixed-size buffers),
+//! and the time an instance takes to answer.
 
 use std::convert::Infallible;
 use std::sync::Arc;
