@@ -3,7 +3,7 @@
 //! tiny hyper backend in this process. A silent connection and one sending its headers
 //! slowly are closed after the header-read timeout, a kept-alive one after the keep-alive
 //! timeout (and not before); slow bodies, small and streamed, get `408`; an oversized
-//! body `413`; over the connection cap the longest-waiting idle connection makes room and,
+//! body `413`, an oversized head `431`; over the connection cap the longest-waiting idle connection makes room and,
 //! when none waits, a new connection gets `503` with `Retry-After` at once; a large body
 //! is streamed intact, and still retried on another instance when the first refuses.
 //! (`tests/route_hostile.rs` measures memory under 3,000 hostile connections.)
@@ -232,6 +232,14 @@ async fn slow_and_oversized_bodies_are_refused() {
     // 70,000 bytes sent at once bank no more than one wait (0.8 s); the trickle (1,000 B/s
     // of 2,048 wanted) drains the bucket in about 0.8 / (1 - 1000/2048) = 1.6 s.
     assert!(after < Duration::from_secs(4), "{after:?}");
+
+    // A head over 32 KiB: 431.
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "h".repeat(40_000)
+    );
+    let (status, _) = request(port, &big, b"").await;
+    assert_eq!(status, 431);
 
     // Oversized: 413 at once by Content-Length, without waiting for the body.
     let (status, body) = request(

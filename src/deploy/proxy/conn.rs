@@ -192,12 +192,13 @@ impl Conns {
     pub(super) fn admit(self: &Arc<Self>) -> Option<Admitted> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.len() >= self.max {
-            let mut victims: Vec<&Arc<Conn>> = open
-                .values()
-                .filter(|c| matches!(c.phase(), Phase::Fresh | Phase::Idle))
-                .collect();
-            victims.sort_by_key(|c| c.since_ms.load(Ordering::Acquire));
-            let evicted = victims.into_iter().find_map(|c| {
+            // The waiting connection with the oldest clock; it may start a request while we
+            // look, so the phase is swapped only if it is still the one we saw.
+            let evicted = (0..3).find_map(|_| {
+                let c = open
+                    .values()
+                    .filter(|c| matches!(c.phase(), Phase::Fresh | Phase::Idle))
+                    .min_by_key(|c| c.since_ms.load(Ordering::Acquire))?;
                 let p = c.phase();
                 (matches!(p, Phase::Fresh | Phase::Idle) && c.swap_phase(p, Phase::Evicted))
                     .then(|| c.clone())
