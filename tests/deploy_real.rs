@@ -7,7 +7,8 @@
 //! keeps serving); the per-stack deploy lock; `kill -9` of an instance (replaced) and of
 //! the agent (a new one restores the route and instances); with `[deploy] keep_warm`, the
 //! replaced release kept running, restored by a new agent, and a rollback to it that
-//! starts nothing (then a fallback when its instance is gone). Needs root, bubblewrap and
+//! starts nothing (then a fallback when its instance is gone); `[deploy] listen` moving
+//! the route from every address to loopback (same port), kept by a restored agent. Needs root, bubblewrap and
 //! network to the Debian mirror (`.ci/setup`).
 
 // Tests and benchmarks may panic on a failed setup step: that is their failure report.
@@ -276,6 +277,36 @@ fn healthy_live(s: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The local IPv4 addresses with a TCP socket listening on `port` (`/proc/net/tcp`), and
+/// `[v6 HEX]` for IPv6 ones.
+fn listening_on(port: u16) -> Vec<String> {
+    let mut out = Vec::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (f.get(1), f.get(3)) else {
+                continue;
+            };
+            let Some((ip, p)) = local.split_once(':') else {
+                continue;
+            };
+            if *state != "0A" || u16::from_str_radix(p, 16) != Ok(port) {
+                continue;
+            }
+            if v6 {
+                out.push(format!("[v6 {ip}]"));
+            } else {
+                let n = u32::from_str_radix(ip, 16).unwrap();
+                out.push(std::net::Ipv4Addr::from(n.swap_bytes()).to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[test]
 fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     let env = setup();
@@ -498,9 +529,12 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
 
     // keep_warm: the replaced release keeps running unrouted, a restarted agent restores
     // it, and a rollback switches to it at once (reusing builds 1 and 2).
+    // Also `[deploy] listen`: the route, on every IPv4 address so far, moves to loopback
+    // only (same port) with this deploy.
+    assert_eq!(listening_on(port), vec!["0.0.0.0".to_string()]);
     let stack_file = env.config().join("stacks/hello.toml");
     let mut text = std::fs::read_to_string(&stack_file).unwrap();
-    text.push_str("\n[deploy]\nkeep_warm = true\n");
+    text.push_str("\n[deploy]\nkeep_warm = true\nlisten = \"127.0.0.1\"\n");
     std::fs::write(&stack_file, text).unwrap();
     let b2_id = b2["build_id"].to_string();
     let r5 = env.json(&["deploy", "hello", "--build", &b2_id, "--json"]);
@@ -509,6 +543,8 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         (Some(5), Some(1)),
         "{r5}"
     );
+    assert_eq!(r5["route_port"], port);
+    assert_eq!(listening_on(port), vec!["127.0.0.1".to_string()]);
     assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v2.0.0\n");
     let warm_of = |s: &Value| -> Vec<Value> {
         s["instances"]
@@ -526,6 +562,11 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         let s = env.stack_status();
         s["live_release"] == 5 && healthy_live(&s).len() == 1 && warm_ready(3)
     });
+    assert_eq!(
+        listening_on(port),
+        vec!["127.0.0.1".to_string()],
+        "a restored route listens where the stack file says"
+    );
     let warm_id = warm_of(&env.stack_status())[0]["id"].clone();
     let (r6, l, wall) = under_load(&env, port, &["rollback", "hello", "--json"]);
     assert_eq!(

@@ -918,6 +918,50 @@ fn health_thresholds_and_test_script() {
 }
 
 #[test]
+fn deploy_listen_defaults_to_every_ipv4_address_and_is_checked() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let s = parse_mem("w", &format!("name = \"w\"\n{BASE}")).expect("valid");
+    assert_eq!(s.deploy.listen, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    for (text, want) in [
+        ("127.0.0.1", IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        ("::", IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        ("::1", IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ] {
+        let s = parse_mem(
+            "w",
+            &format!("name = \"w\"\n{BASE}[deploy]\nlisten = \"{text}\"\n"),
+        )
+        .expect("valid");
+        assert_eq!(s.deploy.listen, want, "{text}");
+    }
+    // A host name, an address with a port, a number: each located at the value.
+    for (value, message, hint) in [
+        (
+            "\"localhost\"",
+            "`listen` in [deploy] is not an IP address: \"localhost\"",
+            "not a host name",
+        ),
+        (
+            "\"127.0.0.1:8080\"",
+            "`listen` in [deploy] is not an IP address: \"127.0.0.1:8080\"",
+            "without a port",
+        ),
+        (
+            "8080",
+            "`listen` in [deploy] must be a string, got integer",
+            "listen = \"127.0.0.1\"",
+        ),
+    ] {
+        let text = format!("name = \"w\"\n{BASE}[deploy]\nlisten = {value}\n");
+        let d = parse_mem("w", &text).expect_err(value);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!((d[0].line, d[0].col), (7, 10), "{}", d[0]);
+        assert_eq!(d[0].message, message);
+        assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
+    }
+}
+
+#[test]
 fn deploy_keep_warm_defaults_off_and_is_checked() {
     let s = parse_mem("w", &format!("name = \"w\"\n{BASE}")).expect("valid");
     assert!(!s.deploy.keep_warm, "keep_warm defaults to false");

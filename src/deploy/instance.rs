@@ -323,7 +323,9 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe calls (fcntl, dup2, prctl) between fork and exec.
+    let open_files = super::instance_open_files();
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, prctl, setrlimit) between fork
+    // and exec.
     unsafe {
         cmd.pre_exec(move || {
             let check = |rc: i32| {
@@ -341,6 +343,10 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
             check(libc::dup2(w2, 4))?;
             // The monitor dies with the agent (its child has `--die-with-parent`).
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+            // The open-file limit the agent started with, not the one it raised.
+            if let Some(l) = &open_files {
+                check(libc::setrlimit(libc::RLIMIT_NOFILE, l))?;
+            }
             Ok(())
         });
     }

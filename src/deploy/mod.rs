@@ -98,3 +98,43 @@ pub fn ensure_agent(paths: &Paths) -> Result<bool> {
         log_path.display()
     )
 }
+
+/// The open-file limit this process started with, for its instances
+/// ([`raise_open_files`]).
+static STARTED_WITH_OPEN_FILES: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+
+/// Most open files the agent asks for (soft limit), if the hard limit allows.
+const AGENT_OPEN_FILES: libc::rlim_t = 65536;
+
+/// Raise this process's soft limit of open files (to [`AGENT_OPEN_FILES`], or the hard
+/// limit if lower): each route may hold [`proxy::MAX_CONNECTIONS`] client connections and
+/// one to an instance per streamed upload, far over the usual soft limit of 1024.
+/// Instances get the limit the agent started with back ([`instance_open_files`]), as Go's
+/// `os/exec` does, since programs written for 1024 may break above it (`select`).
+pub(crate) fn raise_open_files() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return;
+        }
+        let _ = STARTED_WITH_OPEN_FILES.set(r);
+        let wanted = AGENT_OPEN_FILES.min(r.rlim_max);
+        if r.rlim_cur < wanted {
+            r.rlim_cur = wanted;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                eprintln!("drover agent: cannot raise the open-file limit to {wanted}");
+            }
+        }
+    }
+}
+
+/// The open-file limit to give an instance: the one the agent started with, if
+/// [`raise_open_files`] changed it (set it between fork and exec: setrlimit is
+/// async-signal-safe).
+pub(crate) fn instance_open_files() -> Option<libc::rlimit> {
+    STARTED_WITH_OPEN_FILES.get().copied()
+}

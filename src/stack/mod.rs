@@ -167,13 +167,32 @@ impl Default for Health {
 }
 
 /// The `[deploy]` table: how the agent deploys and rolls back releases of the stack.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deploy {
     /// `keep_warm = true`: after a deploy switches the route and drains, the previous
     /// release's instances keep running (not routed, still health-checked), so a rollback
     /// to that release switches the route to them at once. Only the one previous release
     /// is kept warm. Default `false` (the previous release's instances are stopped).
     pub keep_warm: bool,
+    /// `listen = "127.0.0.1"`: the IP address (v4 or v6, no port) the stack's route
+    /// listens on. Default [`Deploy::DEFAULT_LISTEN`], `0.0.0.0` (every IPv4 address of
+    /// this machine); `"::"` is every address, IPv6 and (dual-stack) IPv4.
+    pub listen: std::net::IpAddr,
+}
+
+impl Deploy {
+    /// The route's default listen address: `0.0.0.0`, every IPv4 address of this machine.
+    pub const DEFAULT_LISTEN: std::net::IpAddr =
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+}
+
+impl Default for Deploy {
+    fn default() -> Self {
+        Deploy {
+            keep_warm: false,
+            listen: Deploy::DEFAULT_LISTEN,
+        }
+    }
 }
 
 /// The `[data]` table: the persistent volume.

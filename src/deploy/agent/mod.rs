@@ -92,6 +92,7 @@ pub fn run(paths: Paths) -> Result<()> {
         );
     }
     std::fs::write(paths.agent_pid(), std::process::id().to_string())?;
+    super::raise_open_files();
     unpack::clean_temp(&paths.state);
     let store = Store::open(&paths.database())?;
     let failed = store.fail_unfinished_releases()?;
@@ -187,16 +188,18 @@ impl Agent {
         })
     }
 
-    /// The stack's runtime, creating its route (listening socket) on first use: the port
-    /// remembered in the store, else the stack's `port` if free, else any free port.
+    /// The stack's runtime, creating its route (listening socket on `[deploy] listen`) on
+    /// first use: the port remembered in the store, else the stack's `port` if free, else
+    /// any free port. A route that listens on another address than the stack file now
+    /// says moves there ([`Agent::relisten`]).
     async fn stack_rt(&self, stack: &Stack) -> Result<Arc<StackRt>> {
-        if let Some(s) = lock(&self.stacks).get(&stack.name) {
-            return Ok(s.clone());
+        let _routes = self.routes_lock.lock().await;
+        let existing = lock(&self.stacks).get(&stack.name).cloned();
+        if let Some(s) = existing {
+            relisten(&s, stack.deploy.listen).await?;
+            return Ok(s);
         }
-        let _creating = self.routes_lock.lock().await;
-        if let Some(s) = lock(&self.stacks).get(&stack.name) {
-            return Ok(s.clone());
-        }
+        let listen = stack.deploy.listen;
         let remembered = lock(&self.store).route_port(&stack.name)?;
         let mut tries: Vec<u16> = Vec::new();
         tries.extend(remembered);
@@ -207,12 +210,12 @@ impl Agent {
         let mut listener = None;
         let mut errors = Vec::new();
         for p in tries {
-            match tokio::net::TcpListener::bind(("0.0.0.0", p)).await {
+            match tokio::net::TcpListener::bind((listen, p)).await {
                 Ok(l) => {
                     listener = Some(l);
                     break;
                 }
-                Err(e) => errors.push(format!("port {p}: {e}")),
+                Err(e) => errors.push(format!("{}: {e}", std::net::SocketAddr::new(listen, p))),
             }
         }
         let listener = listener.with_context(|| {
@@ -235,6 +238,8 @@ impl Agent {
         let rt = Arc::new(StackRt {
             name: stack.name.clone(),
             port,
+            listen: Mutex::new(listen),
+            router: Mutex::new(None),
             table: empty_table(),
             log: LogSink::open(&self.paths.runtime_log(&stack.name))?,
             live: Mutex::new(Live::default()),
@@ -245,11 +250,7 @@ impl Agent {
             failures: AtomicU32::new(0),
             seq: AtomicU64::new(started),
         });
-        tokio::spawn(super::proxy::serve(
-            listener,
-            stack.name.clone(),
-            rt.table.clone(),
-        ));
+        start_router(&rt, listener);
         let mut stacks = lock(&self.stacks);
         Ok(stacks.entry(stack.name.clone()).or_insert(rt).clone())
     }
@@ -308,5 +309,58 @@ impl Agent {
         while Instant::now() < deadline && all.iter().any(|i| lock(&i.state).exited.is_none()) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Serve `srt`'s route on `listener` (the router task, kept to be aborted by [`relisten`]).
+fn start_router(srt: &StackRt, listener: tokio::net::TcpListener) {
+    let task = tokio::spawn(super::proxy::serve(
+        listener,
+        srt.name.clone(),
+        srt.table.clone(),
+    ));
+    *lock(&srt.router) = Some(task);
+}
+
+/// Move `srt`'s route to `want` (same port) when it listens elsewhere: the old listener
+/// is closed first (Linux refuses a specific address beside a wildcard one on the same
+/// port), so for the moment between the two new connections are refused; connections
+/// already accepted are served to their end. When `want` cannot be bound the route goes
+/// back to the old address and the error says so.
+async fn relisten(srt: &StackRt, want: std::net::IpAddr) -> Result<()> {
+    let old = *lock(&srt.listen);
+    if old == want {
+        return Ok(());
+    }
+    let task = lock(&srt.router).take();
+    if let Some(task) = task {
+        task.abort();
+        let _ = task.await;
+    }
+    let (to, from) = (
+        std::net::SocketAddr::new(want, srt.port),
+        std::net::SocketAddr::new(old, srt.port),
+    );
+    match tokio::net::TcpListener::bind(to).await {
+        Ok(l) => {
+            start_router(srt, l);
+            *lock(&srt.listen) = want;
+            eprintln!(
+                "drover agent: the route of {} moved from {from} to {to}",
+                srt.name
+            );
+            Ok(())
+        }
+        Err(e) => match tokio::net::TcpListener::bind(from).await {
+            Ok(l) => {
+                start_router(srt, l);
+                bail!("cannot listen on {to} ([deploy] listen): {e}; the route stays on {from}")
+            }
+            Err(e2) => bail!(
+                "cannot listen on {to} ([deploy] listen): {e}; nor again on {from}: {e2}; \
+                 the route of {} is closed until the agent restarts",
+                srt.name
+            ),
+        },
     }
 }

@@ -104,6 +104,11 @@ pub(super) struct WarmSet {
 pub(super) struct StackRt {
     pub(super) name: String,
     pub(super) port: u16,
+    /// The address the route listens on (`[deploy] listen` when it was opened).
+    pub(super) listen: Mutex<std::net::IpAddr>,
+    /// The route's accept loop ([`crate::deploy::proxy::serve`]); aborted to listen
+    /// elsewhere (connections it accepted keep being served).
+    pub(super) router: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub(super) table: SharedTable,
     pub(super) log: LogSink,
     pub(super) live: Mutex<Live>,
