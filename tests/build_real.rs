@@ -467,4 +467,25 @@ fn a_build_killed_during_mmdebstrap_leaves_no_process_behind() {
     let builds = env.json(&["builds", "coldkill", "--json"]);
     assert_eq!(builds[0]["status"], "interrupted", "{builds}");
     assert_eq!(builds[0]["failed_step"], "base", "{builds}");
+    // Issue #11: the lock is written only once apt has resolved it, the .deb cache takes
+    // only complete files, and the half-made base is gone after the recovery above.
+    assert!(!env.config().join("stacks/coldkill.lock").exists());
+    let names = |d: std::path::PathBuf| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let debs = names(env.state().join("debs"));
+    assert!(!debs.iter().any(|n| n.starts_with(".tmp-")), "{debs:?}");
+    let bases = names(env.state().join("bases"));
+    assert!(
+        !bases
+            .iter()
+            .any(|n| n.starts_with(".tmp-") || n.starts_with("resolve")),
+        "{bases:?}"
+    );
 }

@@ -545,6 +545,30 @@ pub fn clean_stale(paths: &Paths) {
                     continue;
                 }
                 let _ = std::fs::remove_dir_all(e.path());
+                // A resolution's token lock is of no use once its tree is gone.
+                if key.starts_with("resolve") {
+                    let _ = std::fs::remove_file(&lock_path);
+                }
+            }
+        }
+    }
+    // Token locks of resolutions whose process died before making a tree (an hour old, so
+    // one just created and not yet locked is never taken for dead).
+    if let Ok(rd) = std::fs::read_dir(paths.bases()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|a| a.as_secs() > 3600);
+            if old && name.starts_with("resolve") && name.ends_with(".lock") {
+                if let Ok(f) = File::open(e.path()) {
+                    if f.try_lock().is_ok() {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
             }
         }
     }

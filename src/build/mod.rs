@@ -371,19 +371,30 @@ fn steps(
     }
     let mut sources = stack.base.sources();
     sources.extend(image_repos.iter().map(|r| r.source()));
-    let mut components: Vec<Component> = manifest::capture(&view, &sources)?;
-    // What the lock installed comes from where the lock says, also when the tree was made
-    // from the local .deb cache and holds no lists of the real repositories.
-    for c in &mut components {
-        if let Some(p) = lock
-            .get(&c.name, &c.arch)
-            .filter(|p| p.version == c.version)
-        {
-            c.suite.clone_from(&p.suite);
-            c.origin.clone_from(&p.mirror);
-        }
-    }
-    log.say(&format!("{} installed package(s)", components.len()));
+    // What the lock installed comes from where the lock says (also when the tree was made
+    // from the local .deb cache and holds no lists of the real repositories); the apt lists
+    // are read only for what the build script installed.
+    let locked: std::collections::HashMap<(&str, &str, &str), (&str, &str)> = lock
+        .packages
+        .iter()
+        .map(|p| {
+            (
+                (p.name.as_str(), p.arch.as_str(), p.version.as_str()),
+                (p.suite.as_str(), p.mirror.as_str()),
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    let components: Vec<Component> = manifest::capture_known(&view, &sources, &|n, a, v| {
+        locked
+            .get(&(n, a, v))
+            .map(|(s, m)| (s.to_string(), m.to_string()))
+    })?;
+    let capture_ms = t.elapsed().as_secs_f64() * 1000.0;
+    log.say(&format!(
+        "{} installed package(s), read in {capture_ms:.0} ms",
+        components.len()
+    ));
     if let Some(w) = older_than_previous(log.store()?, &stack.name, &components)? {
         log.say(&format!("warning: {w}"));
         state.warnings.push(w);

@@ -44,14 +44,39 @@ pub fn capture(
     root: &rootfs::RootView,
     sources: &[crate::stack::AptSource],
 ) -> anyhow::Result<Vec<Component>> {
+    capture_known(root, sources, &|_, _, _| None)
+}
+
+/// [`capture`] where `known(name, arch, version)` already gives the (suite, mirror) of
+/// some packages (a build's lock): the apt lists are read only for the others, and not at
+/// all when every installed package is known (the lists of a Debian suite are tens of MB).
+///
+/// Errors: as [`capture`].
+pub fn capture_known(
+    root: &rootfs::RootView,
+    sources: &[crate::stack::AptSource],
+    known: &dyn Fn(&str, &str, &str) -> Option<(String, String)>,
+) -> anyhow::Result<Vec<Component>> {
     let installed = dpkg::read_db(root)?;
-    let origins = origin::OriginIndex::from_lists(root, sources, &installed)?;
+    let unknown: Vec<dpkg::InstalledPackage> = installed
+        .iter()
+        .filter(|p| known(&p.name, &p.arch, &p.version).is_none())
+        .cloned()
+        .collect();
+    let origins = if unknown.is_empty() {
+        origin::OriginIndex::default()
+    } else {
+        origin::OriginIndex::from_lists(root, sources, &unknown)?
+    };
     let mut out: Vec<Component> = installed
         .into_iter()
         .map(|p| {
-            let (suite, origin) = match origins.lookup(&p.name, &p.version, &p.arch) {
-                Some(o) => (o.suite.clone(), o.mirror.clone()),
-                None => (String::new(), "local".to_string()),
+            let (suite, origin) = match known(&p.name, &p.arch, &p.version) {
+                Some(k) => k,
+                None => match origins.lookup(&p.name, &p.version, &p.arch) {
+                    Some(o) => (o.suite.clone(), o.mirror.clone()),
+                    None => (String::new(), "local".to_string()),
+                },
             };
             Component {
                 name: p.name,
