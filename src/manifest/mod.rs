@@ -47,6 +47,9 @@ pub fn capture(
     capture_known(root, sources, &|_, _, _| None)
 }
 
+/// `(name, arch, version)` → the (suite, mirror) a package is known to come from.
+pub type KnownOrigin<'a> = &'a dyn Fn(&str, &str, &str) -> Option<(String, String)>;
+
 /// [`capture`] where `known(name, arch, version)` already gives the (suite, mirror) of
 /// some packages (a build's lock): the apt lists are read only for the others, and not at
 /// all when every installed package is known (the lists of a Debian suite are tens of MB).
@@ -55,7 +58,7 @@ pub fn capture(
 pub fn capture_known(
     root: &rootfs::RootView,
     sources: &[crate::stack::AptSource],
-    known: &dyn Fn(&str, &str, &str) -> Option<(String, String)>,
+    known: KnownOrigin<'_>,
 ) -> anyhow::Result<Vec<Component>> {
     let installed = dpkg::read_db(root)?;
     let unknown: Vec<dpkg::InstalledPackage> = installed
