@@ -414,6 +414,7 @@ fn cli_updates_shows_feed_and_open_cves() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let foo = &v[0];
+    assert_eq!(foo["against"], "build 1", "{foo}");
     // The original contract stays; the feed fields are added.
     for key in [
         "package",
@@ -608,4 +609,17 @@ fn a_check_also_counts_the_updates_of_the_live_release() {
         text.contains(&format!("demo: live release #{r} runs build #{}:", old.id)),
         "{text}"
     );
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&cli(&s, args).stdout).unwrap()
+    };
+    let newest_rows = json(&["updates", "demo", "--json"]);
+    assert!(newest_rows.as_array().unwrap().is_empty(), "{newest_rows}");
+    let live_rows = json(&["updates", "demo", "--json", "--live"]);
+    let foo = live_rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["package"] == "foo")
+        .unwrap_or_else(|| panic!("{live_rows}"));
+    assert_eq!(foo["against"], "live");
 }

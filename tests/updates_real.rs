@@ -147,6 +147,8 @@ fn pending_updates_equal_apts_answer() {
         // Added with the feeds (empty here: the shipped drover.toml configures none).
         "feed_cves",
         "open_cves",
+        // Added with the lock (issue #11): the build the update was computed for.
+        "against",
     ];
     for u in updates.as_array().unwrap() {
         let obj = u.as_object().unwrap();

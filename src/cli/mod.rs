@@ -191,6 +191,10 @@ pub enum Command {
         /// `latest`, `location`, `registry`, `checked_at`).
         #[arg(long)]
         lang: bool,
+        /// Print the pending updates of the live release's build instead of the newest
+        /// build's (the same when the newest build is live).
+        #[arg(long, conflicts_with = "lang")]
+        live: bool,
     },
     /// Delete old images, keeping the newest N per stack (default: drover.toml's images.keep).
     Prune {
@@ -408,7 +412,8 @@ pub fn run(cli: Cli) -> CliResult {
             stack,
             refresh,
             lang,
-        } => updates::updates(&paths, stack.as_deref(), refresh, lang, json),
+            live,
+        } => updates::updates(&paths, stack.as_deref(), refresh, lang, live, json),
     }
 }
 

@@ -9,6 +9,15 @@ use super::{CliError, CliResult};
 use crate::paths::Paths;
 use crate::updates::{run_check, CheckOptions, CheckReport, RunReport};
 
+/// One pending update in `updates --json`: the stored shape plus `against`, the build it
+/// was computed for (`"build N"`, or `"live"` with `--live`).
+#[derive(serde::Serialize)]
+struct Against<'a> {
+    #[serde(flatten)]
+    update: &'a crate::manifest::pending::PendingUpdate,
+    against: String,
+}
+
 /// Check one stack (or every stack with a succeeded build) with
 /// [`run_check`](crate::updates::run_check) (feeds, notifications and `auto_rebuild`
 /// included) and print the result. JSON: for one stack an array of `PendingUpdate`s; for
@@ -21,6 +30,7 @@ pub fn updates(
     stack: Option<&str>,
     refresh: bool,
     lang: bool,
+    live: bool,
     json: bool,
 ) -> CliResult {
     let config = crate::config::load_text(&paths.config_file()).map_err(CliError::input)?;
@@ -84,12 +94,25 @@ pub fn updates(
     if lang {
         print_lang(&reports, stack.is_some(), json)?;
     } else if json {
+        fn rows(r: &CheckReport, live: bool) -> Vec<Against<'_>> {
+            let (against, updates) = match (&r.live, live) {
+                (Some(l), true) => ("live".to_string(), &l.updates),
+                _ => (format!("build {}", r.build_id), &r.updates),
+            };
+            updates
+                .iter()
+                .map(|update| Against {
+                    update,
+                    against: against.clone(),
+                })
+                .collect()
+        }
         if stack.is_some() {
-            print_json(&reports.first().map(|r| &r.updates))?;
+            print_json(&reports.first().map(|r| rows(r, live)))?;
         } else {
             let by_stack: BTreeMap<&str, _> = reports
                 .iter()
-                .map(|r| (r.stack.as_str(), &r.updates))
+                .map(|r| (r.stack.as_str(), rows(r, live)))
                 .collect();
             print_json(&by_stack)?;
         }
