@@ -14,7 +14,15 @@ use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, select
 /// Draw the Updates table into `area` (offsets as [`fit`] left them).
 pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bool) {
     let b = block(
-        Span::styled(format!(" Updates ({}) ", state.updates.len()), theme.accent),
+        Span::styled(
+            match state.updates_checked {
+                // Which build these rows are of: the newest checked, not necessarily what
+                // is live (the Stacks list counts the live release's).
+                Some(b) => format!(" Updates ({}) of build #{b} ", state.updates.len()),
+                None => format!(" Updates ({}) ", state.updates.len()),
+            },
+            theme.accent,
+        ),
         focused,
         theme,
     );
