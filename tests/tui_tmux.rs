@@ -398,6 +398,93 @@ fn console_end_to_end() {
     );
     let out = env.drover(&["updates", "hello", "--json"]);
     assert!(out.status.success(), "{out:?}");
+    let pending: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // --- Issue #11: r moves the lock to the updates and builds it; a plain b after that
+    // installs the same versions (nothing goes back), and nothing is pending for it.
+    // Build ids are global (the other stack's builds count too): wait for the next one.
+    let newest = || -> i64 {
+        let out = env.drover(&["builds", "hello", "--json"]);
+        let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        b[0]["id"].as_i64().unwrap()
+    };
+    let build_done = |after: i64, secs: u64| -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let out = env.drover(&["builds", "hello", "--json"]);
+            let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let row = &b[0];
+            let id = row["id"].as_i64().unwrap();
+            if id > after {
+                match row["status"].as_str().unwrap_or("") {
+                    "succeeded" => return id,
+                    "running" => {}
+                    other => panic!("build {id} {other}: {row}"),
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no build after {after}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    let first = newest();
+    env.keys(d, &["r"]);
+    env.wait_for(
+        d,
+        "the rebuild confirmation",
+        |t| t.contains("Rebuild hello applying updates?"),
+        10,
+    );
+    env.keys(d, &["y"]);
+    let applied = build_done(first, 300);
+    env.keys(d, &["b"]);
+    env.wait_for(
+        d,
+        "the build confirmation",
+        |t| t.contains("Build hello?"),
+        10,
+    );
+    env.keys(d, &["y"]);
+    let plain = build_done(applied, 120);
+    let versions = |id: i64| -> Vec<(String, String)> {
+        let out = env.drover(&[
+            "manifest",
+            "hello",
+            "--build",
+            &id.to_string(),
+            "--format",
+            "json",
+        ]);
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        m.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].to_string(), c["version"].to_string()))
+            .collect()
+    };
+    assert_eq!(
+        versions(plain),
+        versions(applied),
+        "the plain build went back"
+    );
+    if !pending.as_array().unwrap().is_empty() {
+        assert_ne!(versions(applied), versions(first), "r applied nothing");
+    }
+    let out = env.drover(&["updates", "hello", "--json"]);
+    let after: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for u in after.as_array().unwrap() {
+        assert_eq!(u["against"], format!("build {plain}"), "{u}");
+        assert!(
+            !pending
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["package"] == u["package"] && p["candidate"] == u["candidate"]),
+            "still pending after r and b: {u}"
+        );
+    }
     env.keys(d, &["q", "q"]);
     env.wait_for(d, "the exit", |t| t.contains("EXITED 0"), 15);
     let out = env.drover(&["agent", "stop"]);
