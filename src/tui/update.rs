@@ -19,9 +19,11 @@ use crate::jobs::CancelToken;
 // Re-exported: call sites name them as `update::{Msg, JobMsg, Effect}`.
 pub use super::msg::{Effect, JobMsg, Msg};
 use super::overlays;
+use super::panes;
 // Re-exported: they were public here before the overlays and panes got their own modules.
 pub use super::overlays::detail::{show_config_problems, update_detail};
 pub use super::overlays::palette::{completions, COMMANDS};
+pub use super::panes::log::in_log;
 pub use super::panes::updates::stale_updates_text;
 
 /// Handle one message.
@@ -178,18 +180,7 @@ fn input_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Enter => {
             if target == InputTarget::LogSearch {
-                let needle = input.value().to_string();
-                if needle.is_empty() {
-                    state.log.search = None;
-                    state.log.matched = None;
-                    return Vec::new();
-                }
-                state.log.search = Some(needle.clone());
-                return vec![Effect::SearchLog {
-                    needle,
-                    from: state.log.top,
-                    forward: true,
-                }];
+                return panes::log::search(state, input.value().to_string());
             }
             return Vec::new();
         }
@@ -226,16 +217,6 @@ fn set_filter(state: &mut State, target: InputTarget, f: String) {
     }
 }
 
-/// Whether keys go to the log (Log pane focused, or fullscreen).
-pub fn in_log(state: &State) -> bool {
-    state.fullscreen || (state.focus == Focus::Pane && state.pane == Pane::Log)
-}
-
-/// Whether log-only keys (`f`, `w`, `n`, `N`, `F`) apply: a log is on screen.
-fn log_visible(state: &State) -> bool {
-    state.fullscreen || matches!(state.pane, Pane::Log | Pane::Builds)
-}
-
 pub(super) fn quit(state: &mut State) -> Vec<Effect> {
     let n = state.running_jobs();
     if n == 0 {
@@ -244,12 +225,6 @@ pub(super) fn quit(state: &mut State) -> Vec<Effect> {
     }
     state.overlay = Some(Overlay::Confirm(overlays::confirm::quit(n)));
     Vec::new()
-}
-
-fn scroll_log(state: &mut State, delta: isize) {
-    let l = &mut state.log;
-    l.follow = false;
-    l.top = (l.top as isize + delta).clamp(0, l.max_top() as isize) as usize;
 }
 
 pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
@@ -327,7 +302,7 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
             };
             if in_log(state) {
                 let p = if p == 1 { 1 } else { page };
-                scroll_log(state, d * p);
+                panes::log::scroll(state, d * p);
             } else {
                 move_list(state, d * p);
             }
@@ -335,8 +310,7 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
         Action::Top | Action::Bottom => {
             let last = a == Action::Bottom;
             if in_log(state) {
-                state.log.top = if last { state.log.max_top() } else { 0 };
-                state.log.follow = last;
+                panes::log::jump(state, last);
             } else if let Some(l) = focused_list(state) {
                 l.jump(last);
             }
@@ -365,36 +339,14 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
         Action::Rebuild => rebuild(state),
         Action::Deploy => deploy(state, false),
         Action::Rollback => deploy(state, true),
-        Action::Follow if log_visible(state) => {
-            state.log.follow = !state.log.follow;
-            if state.log.follow {
-                state.log.top = state.log.max_top();
-            }
-        }
-        Action::Wrap if log_visible(state) => state.log.wrap = !state.log.wrap,
-        Action::Fullscreen if log_visible(state) => state.fullscreen = !state.fullscreen,
-        Action::NextMatch | Action::PrevMatch if log_visible(state) => {
-            let Some(needle) = state.log.search.clone() else {
-                state.status = Some("no search yet: press / in the log".into());
-                return Vec::new();
-            };
-            let forward = a == Action::NextMatch;
-            let from = match state.log.matched {
-                Some(m) if forward => m + 1,
-                Some(m) => match m.checked_sub(1) {
-                    Some(f) => f,
-                    None => {
-                        state.status = Some(format!("`{needle}`: no earlier match"));
-                        return Vec::new();
-                    }
-                },
-                None => state.log.top,
-            };
-            return vec![Effect::SearchLog {
-                needle,
-                from,
-                forward,
-            }];
+        Action::Follow
+        | Action::Wrap
+        | Action::Fullscreen
+        | Action::NextMatch
+        | Action::PrevMatch
+            if panes::log::visible(state) =>
+        {
+            return panes::log::action(state, a)
         }
         Action::Sort | Action::SortReverse if state.pane == Pane::Manifest => {
             if a == Action::Sort {
