@@ -445,15 +445,14 @@ impl State {
             stacks[i].name.to_lowercase().contains(&f)
         });
         if let Some(c) = cur {
-            if let Some(p) = self
-                .stacks_list
-                .visible
-                .iter()
-                .position(|i| self.stacks[*i].name == c)
-            {
-                self.stacks_list.selected = p;
-            }
+            self.select_stack(&c);
         }
+    }
+
+    /// Select the stack `name` in the Stacks list (when it is listed under the filter).
+    pub fn select_stack(&mut self, name: &str) {
+        let stacks = &self.stacks;
+        self.stacks_list.select_where(|i| stacks[i].name == name);
     }
 
     /// Replace the builds (keeps the selected build id).
@@ -462,14 +461,8 @@ impl State {
         self.builds = builds;
         self.refilter_builds();
         if let Some(c) = cur {
-            if let Some(p) = self
-                .builds_list
-                .visible
-                .iter()
-                .position(|i| self.builds[*i].id == c)
-            {
-                self.builds_list.selected = p;
-            }
+            let builds = &self.builds;
+            self.builds_list.select_where(|i| builds[i].id == c);
         }
     }
 

@@ -10,11 +10,10 @@ use tui_input::Input;
 
 use super::keymap::Action;
 use super::state::{
-    AgentView, Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State, UpdateRow,
+    AgentView, Confirm, Focus, InputTarget, Overlay, Pane, Pending, State, UpdateRow,
 };
 use crate::deploy::api::DeployRequest;
 use crate::deploy::plan::{self, Current};
-use crate::jobs::CancelToken;
 
 // Re-exported: call sites name them as `update::{Msg, JobMsg, Effect}`.
 pub use super::msg::{Effect, JobMsg, Msg};
@@ -84,89 +83,6 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
     }
 }
 
-pub(super) fn select_stack(state: &mut State, name: &str) {
-    if let Some(p) = state
-        .stacks_list
-        .visible
-        .iter()
-        .position(|i| state.stacks[*i].name == name)
-    {
-        state.stacks_list.selected = p;
-    }
-}
-
-/// Add a running job of `kind` on `stack`; returns its number and cancel token.
-pub(super) fn new_job(state: &mut State, kind: &str, stack: &str) -> (u64, CancelToken) {
-    let id = state.next_job;
-    state.next_job += 1;
-    let cancel = CancelToken::new();
-    state.jobs.push(Job {
-        id,
-        kind: kind.into(),
-        stack: stack.into(),
-        build_id: None,
-        step: None,
-        lines: 0,
-        started: state.now,
-        finished: None,
-        state: JobState::Running,
-        cancel: cancel.clone(),
-        live: Default::default(),
-    });
-    (id, cancel)
-}
-
-pub(super) fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
-    match p {
-        Pending::Build(_) | Pending::Rebuild(_) => {
-            let (apply_updates, stack) = match p {
-                Pending::Rebuild(s) => (true, s),
-                Pending::Build(s) => (false, s),
-                _ => unreachable!("matched above"),
-            };
-            let kind = if apply_updates { "rebuild" } else { "build" };
-            let (id, cancel) = new_job(state, kind, &stack);
-            state.pane = Pane::Builds;
-            state.focus = Focus::Pane;
-            state.log.follow = true;
-            state.status = Some(format!("job {id}: {kind}ing {stack}; J lists jobs"));
-            vec![Effect::StartBuild {
-                job: id,
-                stack,
-                cancel,
-                apply_updates,
-            }]
-        }
-        Pending::Deploy(req) => {
-            let kind = if req.rollback { "rollback" } else { "deploy" };
-            let (id, _) = new_job(state, kind, &req.stack);
-            state.pane = Pane::Releases;
-            state.focus = Focus::Pane;
-            state.status = Some(format!(
-                "job {id}: {kind} of {} running; J lists jobs",
-                req.stack
-            ));
-            vec![Effect::Deploy { job: id, req }]
-        }
-        Pending::CancelJob(id) => {
-            if let Some(j) = state.jobs.iter().find(|j| j.id == id) {
-                j.cancel.cancel();
-                state.status = Some(format!("job {id}: cancelling…"));
-            }
-            Vec::new()
-        }
-        Pending::Quit => {
-            for j in &state.jobs {
-                if j.state == JobState::Running {
-                    j.cancel.cancel();
-                }
-            }
-            state.quit = true;
-            Vec::new()
-        }
-    }
-}
-
 fn input_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
     let Some((target, mut input)) = state.input.take() else {
         return Vec::new();
@@ -215,16 +131,6 @@ fn set_filter(state: &mut State, target: InputTarget, f: String) {
         }
         InputTarget::LogSearch => {}
     }
-}
-
-pub(super) fn quit(state: &mut State) -> Vec<Effect> {
-    let n = state.running_jobs();
-    if n == 0 {
-        state.quit = true;
-        return Vec::new();
-    }
-    state.overlay = Some(Overlay::Confirm(overlays::confirm::quit(n)));
-    Vec::new()
 }
 
 pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
@@ -324,12 +230,12 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
             } else if !state.stacks_list.filter.is_empty() {
                 set_filter(state, InputTarget::Stacks, String::new());
             } else {
-                return quit(state);
+                return overlays::confirm::ask_quit(state);
             }
         }
-        Action::Quit => return quit(state),
+        Action::Quit => return overlays::confirm::ask_quit(state),
         Action::Build => {
-            let Some(name) = idle_stack(state, "build") else {
+            let Some(name) = overlays::jobs::idle_stack(state, "build") else {
                 return Vec::new();
             };
             let from = image_of(state, &name);
@@ -439,32 +345,12 @@ fn enter(state: &mut State) {
     }
 }
 
-/// The selected stack with no job of its own running, or why not (set as the status).
-pub(super) fn idle_stack(state: &mut State, what: &str) -> Option<String> {
-    let Some(name) = state.selected_stack().map(str::to_string) else {
-        state.status = Some("no stack selected".into());
-        return None;
-    };
-    if let Some(j) = state
-        .jobs
-        .iter()
-        .find(|j| j.stack == name && j.state == JobState::Running)
-    {
-        state.status = Some(format!(
-            "cannot {what} {name}: job {} ({}) is running; J lists jobs",
-            j.id, j.kind
-        ));
-        return None;
-    }
-    Some(name)
-}
-
 /// `u`: check for updates now (changes nothing that runs: no confirmation).
 fn check_updates(state: &mut State) -> Vec<Effect> {
-    let Some(stack) = idle_stack(state, "check") else {
+    let Some(stack) = overlays::jobs::idle_stack(state, "check") else {
         return Vec::new();
     };
-    let (job, _) = new_job(state, "check", &stack);
+    let (job, _) = overlays::jobs::new_job(state, "check", &stack);
     state.status = Some(format!(
         "job {job}: checking {stack} for updates; J lists jobs"
     ));
@@ -487,7 +373,7 @@ fn image_of(state: &State, name: &str) -> String {
 
 /// `r`: confirm a rebuild with the pending updates it applies.
 fn rebuild(state: &mut State) {
-    let Some(name) = idle_stack(state, "rebuild") else {
+    let Some(name) = overlays::jobs::idle_stack(state, "rebuild") else {
         return;
     };
     // Language packages are not applied by a rebuild (their app's lockfile pins them).
@@ -548,7 +434,7 @@ fn rebuild(state: &mut State) {
 /// [`plan::resolve`] on the loaded builds and releases, then confirmed with from -> to.
 fn deploy(state: &mut State, rollback: bool) {
     let what = if rollback { "roll back" } else { "deploy" };
-    let Some(name) = idle_stack(state, what) else {
+    let Some(name) = overlays::jobs::idle_stack(state, what) else {
         return;
     };
     if state.loaded_stack.as_deref() != Some(name.as_str()) {

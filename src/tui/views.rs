@@ -44,6 +44,18 @@ impl ListState {
         self.selected = (self.selected as isize + delta).clamp(0, max as isize) as usize;
     }
 
+    /// Select the first visible row whose data index matches `pred`; false (the selection
+    /// unchanged) when none does.
+    pub fn select_where(&mut self, pred: impl Fn(usize) -> bool) -> bool {
+        match self.visible.iter().position(|i| pred(*i)) {
+            Some(p) => {
+                self.selected = p;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Jump to the first or last row.
     pub fn jump(&mut self, last: bool) {
         self.selected = if last {

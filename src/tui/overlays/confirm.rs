@@ -1,4 +1,5 @@
-//! The confirmation overlay: what is about to happen, answered with y or n.
+//! The confirmation overlay: what is about to happen (the text of each question), answered
+//! with y or n, and the work a yes starts.
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -9,9 +10,9 @@ use ratatui::Frame;
 use crate::deploy::api::DeployRequest;
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
-use crate::tui::state::{Confirm, Overlay, Pending, State};
+use crate::tui::overlays::jobs::new_job;
+use crate::tui::state::{Confirm, Focus, Job, JobState, Overlay, Pane, Pending, State};
 use crate::tui::theme::Theme;
-use crate::tui::update::confirmed;
 use crate::tui::widgets::{block, centered};
 
 /// Draw the confirm overlay over `area` (nothing when another overlay is open).
@@ -76,6 +77,70 @@ pub fn release_text(r: &crate::store::deploys::ReleaseRecord) -> String {
         r.build_id,
         crate::text::short_digest(&r.image_digest)
     )
+}
+
+/// What a yes to `p` starts: a build or rebuild job, a deploy or rollback job, the
+/// cancellation of a job, or the end of the console.
+fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
+    match p {
+        Pending::Build(stack) => start_build(state, stack, false),
+        Pending::Rebuild(stack) => start_build(state, stack, true),
+        Pending::Deploy(req) => {
+            let kind = if req.rollback { "rollback" } else { "deploy" };
+            let (id, _) = new_job(state, kind, &req.stack);
+            state.pane = Pane::Releases;
+            state.focus = Focus::Pane;
+            state.status = Some(format!(
+                "job {id}: {kind} of {} running; J lists jobs",
+                req.stack
+            ));
+            vec![Effect::Deploy { job: id, req }]
+        }
+        Pending::CancelJob(id) => {
+            if let Some(j) = state.jobs.iter().find(|j| j.id == id) {
+                j.cancel.cancel();
+                state.status = Some(format!("job {id}: cancelling…"));
+            }
+            Vec::new()
+        }
+        Pending::Quit => {
+            for j in &state.jobs {
+                if j.state == JobState::Running {
+                    j.cancel.cancel();
+                }
+            }
+            state.quit = true;
+            Vec::new()
+        }
+    }
+}
+
+/// Start a build (with `apply_updates`, a rebuild) of `stack` as a new job, its log
+/// followed in Builds.
+fn start_build(state: &mut State, stack: String, apply_updates: bool) -> Vec<Effect> {
+    let kind = if apply_updates { "rebuild" } else { "build" };
+    let (id, cancel) = new_job(state, kind, &stack);
+    state.pane = Pane::Builds;
+    state.focus = Focus::Pane;
+    state.log.follow = true;
+    state.status = Some(format!("job {id}: {kind}ing {stack}; J lists jobs"));
+    vec![Effect::StartBuild {
+        job: id,
+        stack,
+        cancel,
+        apply_updates,
+    }]
+}
+
+/// `q` / `esc` on the Stacks list, `ctrl-c`: quit now, or ask first when jobs run.
+pub fn ask_quit(state: &mut State) -> Vec<Effect> {
+    let n = state.running_jobs();
+    if n == 0 {
+        state.quit = true;
+        return Vec::new();
+    }
+    state.overlay = Some(Overlay::Confirm(quit(n)));
+    Vec::new()
 }
 
 /// The confirmation of quitting while `n` jobs still run.
@@ -145,5 +210,26 @@ pub fn deploy(
         ),
         body,
         pending: Pending::Deploy(req),
+    }
+}
+
+/// The confirmation of cancelling the running job `j`.
+pub fn cancel_job(j: &Job) -> Confirm {
+    Confirm {
+        title: format!("Cancel job {}?", j.id),
+        body: vec![
+            format!(
+                "job {}: {} of {}{}",
+                j.id,
+                j.kind,
+                j.stack,
+                j.build_id
+                    .map(|b| format!(" (build #{b})"))
+                    .unwrap_or_default()
+            ),
+            "running children are stopped; the build is recorded".into(),
+            "as cancelled and leaves no image.".into(),
+        ],
+        pending: Pending::CancelJob(j.id),
     }
 }

@@ -1,17 +1,18 @@
-//! The Jobs overlay (`J`): this session's background jobs with their step and state.
+//! The Jobs overlay (`J`): this session's background jobs with their step and state; the
+//! job rows themselves (a new job, what its messages change, whether a stack is busy).
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::jobs::BuildEvent;
+use crate::jobs::{BuildEvent, CancelToken};
 use crate::store::builds::BuildStatus;
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Effect, JobMsg};
-use crate::tui::state::{Confirm, Focus, Job, JobState, Overlay, Pane, Pending, State};
+use crate::tui::overlays::confirm;
+use crate::tui::state::{Focus, Job, JobState, Overlay, Pane, State};
 use crate::tui::theme::Theme;
-use crate::tui::update::{action, select_stack};
 use crate::tui::widgets::{block, centered, selectable};
 
 /// Draw the jobs overlay over `area` (nothing when another overlay is open).
@@ -95,7 +96,7 @@ pub fn key(state: &mut State, act: Option<Action>, mut selected: usize) -> Vec<E
     let n = state.jobs.len();
     match act {
         Some(Action::Back) | Some(Action::Jobs) => return Vec::new(),
-        Some(Action::Quit) => return action(state, Action::Quit),
+        Some(Action::Quit) => return confirm::ask_quit(state),
         Some(Action::Down) => selected = (selected + 1).min(n.saturating_sub(1)),
         Some(Action::Up) => selected = selected.saturating_sub(1),
         Some(Action::Top) => selected = 0,
@@ -110,23 +111,7 @@ pub fn key(state: &mut State, act: Option<Action>, mut selected: usize) -> Vec<E
                         j.id, j.kind
                     ));
                 } else if j.state == JobState::Running {
-                    let c = Confirm {
-                        title: format!("Cancel job {}?", j.id),
-                        body: vec![
-                            format!(
-                                "job {}: {} of {}{}",
-                                j.id,
-                                j.kind,
-                                j.stack,
-                                j.build_id
-                                    .map(|b| format!(" (build #{b})"))
-                                    .unwrap_or_default()
-                            ),
-                            "running children are stopped; the build is recorded".into(),
-                            "as cancelled and leaves no image.".into(),
-                        ],
-                        pending: Pending::CancelJob(j.id),
-                    };
+                    let c = confirm::cancel_job(j);
                     state.overlay = Some(Overlay::Confirm(c));
                     return Vec::new();
                 } else {
@@ -146,7 +131,7 @@ pub fn key(state: &mut State, act: Option<Action>, mut selected: usize) -> Vec<E
                 }
                 if let Some(b) = j.build_id {
                     let stack = j.stack.clone();
-                    select_stack(state, &stack);
+                    state.select_stack(&stack);
                     state.select_build = Some(b);
                     state.pane = Pane::Log;
                     state.focus = Focus::Pane;
@@ -293,4 +278,45 @@ fn job_line(j: &mut Job, text: &str) {
         j.live
             .push_live(seq, "drover", crate::text::sanitize_for_terminal(l));
     }
+}
+
+/// Add a running job of `kind` on `stack`; returns its number and cancel token.
+pub fn new_job(state: &mut State, kind: &str, stack: &str) -> (u64, CancelToken) {
+    let id = state.next_job;
+    state.next_job += 1;
+    let cancel = CancelToken::new();
+    state.jobs.push(Job {
+        id,
+        kind: kind.into(),
+        stack: stack.into(),
+        build_id: None,
+        step: None,
+        lines: 0,
+        started: state.now,
+        finished: None,
+        state: JobState::Running,
+        cancel: cancel.clone(),
+        live: Default::default(),
+    });
+    (id, cancel)
+}
+
+/// The selected stack with no job of its own running, or why not (set as the status).
+pub fn idle_stack(state: &mut State, what: &str) -> Option<String> {
+    let Some(name) = state.selected_stack().map(str::to_string) else {
+        state.status = Some("no stack selected".into());
+        return None;
+    };
+    if let Some(j) = state
+        .jobs
+        .iter()
+        .find(|j| j.stack == name && j.state == JobState::Running)
+    {
+        state.status = Some(format!(
+            "cannot {what} {name}: job {} ({}) is running; J lists jobs",
+            j.id, j.kind
+        ));
+        return None;
+    }
+    Some(name)
 }

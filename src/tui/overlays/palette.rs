@@ -11,9 +11,11 @@ use tui_input::Input;
 
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
+use crate::tui::overlays::detail::show_config_problems;
+use crate::tui::overlays::jobs::{idle_stack, new_job};
 use crate::tui::state::{Overlay, State};
 use crate::tui::theme::Theme;
-use crate::tui::update::{action, select_stack, show_config_problems};
+use crate::tui::update::action;
 use crate::tui::widgets::{block, centered};
 
 /// Draw the palette overlay over `area` (nothing when another overlay is open).
@@ -120,10 +122,10 @@ pub fn key(state: &mut State, k: KeyEvent, mut input: Input, mut selected: usize
 /// `:lock` / `:lock update`: refresh the selected stack's lock (or move it to the pending
 /// updates) as a background job; the next `b` builds it.
 fn lock(state: &mut State, update: bool) -> Vec<Effect> {
-    let Some(stack) = super::super::update::idle_stack(state, "lock") else {
+    let Some(stack) = idle_stack(state, "lock") else {
         return Vec::new();
     };
-    let (job, _) = super::super::update::new_job(state, "lock", &stack);
+    let (job, _) = new_job(state, "lock", &stack);
     state.status = Some(format!(
         "job {job}: {} the lock of {stack}; J lists jobs",
         if update { "updating" } else { "refreshing" }
@@ -153,7 +155,7 @@ fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
                     state.status = Some(format!("no stack named `{a}`"));
                     return Vec::new();
                 }
-                select_stack(state, &a);
+                state.select_stack(&a);
                 let mut e = vec![Effect::Reload];
                 e.extend(action(state, Action::Build));
                 return e;
