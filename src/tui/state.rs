@@ -415,15 +415,12 @@ impl State {
 
     /// The selected stack's name.
     pub fn selected_stack(&self) -> Option<&str> {
-        self.stacks_list
-            .current()
-            .and_then(|i| self.stacks.get(i))
-            .map(|s| s.name.as_str())
+        self.stacks_list.pick(&self.stacks).map(|s| s.name.as_str())
     }
 
     /// The selected build.
     pub fn selected_build(&self) -> Option<&BuildRecord> {
-        self.builds_list.current().and_then(|i| self.builds.get(i))
+        self.builds_list.pick(&self.builds)
     }
 
     /// Jobs still running.
@@ -484,11 +481,7 @@ impl State {
 
     /// Replace the releases (keeps the selected release).
     pub fn set_releases(&mut self, rows: Vec<ReleaseRecord>) {
-        let cur = self
-            .releases_list
-            .current()
-            .and_then(|i| self.releases.get(i))
-            .map(|r| r.release);
+        let cur = self.releases_list.pick(&self.releases).map(|r| r.release);
         self.releases = rows;
         let n = self.releases.len();
         self.releases_list.refilter(0..n, |_| true);

@@ -4,8 +4,7 @@
 //! work are here. Pure apart from cancelling a job's [`crate::jobs::CancelToken`];
 //! everything that needs I/O comes back as an [`Effect`] for the app loop.
 
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
-use tui_input::backend::crossterm::EventHandler;
+use crossterm::event::KeyEvent;
 use tui_input::Input;
 
 use super::keymap::Action;
@@ -53,7 +52,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
                 return overlay_key(state, k);
             }
             if state.input.is_some() {
-                return input_key(state, k);
+                return panes::input_key(state, k);
             }
             match state.keymap.action(&k) {
                 Some(a) => action(state, a),
@@ -83,59 +82,7 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
     }
 }
 
-fn input_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
-    let Some((target, mut input)) = state.input.take() else {
-        return Vec::new();
-    };
-    match k.code {
-        KeyCode::Esc => {
-            if target != InputTarget::LogSearch {
-                set_filter(state, target, String::new());
-            }
-            return Vec::new();
-        }
-        KeyCode::Enter => {
-            if target == InputTarget::LogSearch {
-                return panes::log::search(state, input.value().to_string());
-            }
-            return Vec::new();
-        }
-        _ => {
-            if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
-                return action(state, Action::Quit);
-            }
-            input.handle_event(&Event::Key(k));
-        }
-    }
-    if target != InputTarget::LogSearch {
-        set_filter(state, target, input.value().to_string());
-    }
-    state.input = Some((target, input));
-    Vec::new()
-}
-
-fn set_filter(state: &mut State, target: InputTarget, f: String) {
-    match target {
-        InputTarget::Stacks => {
-            state.stacks_list.filter = f;
-            let rows = std::mem::take(&mut state.stacks);
-            state.set_stacks(rows);
-        }
-        InputTarget::Builds => {
-            state.builds_list.filter = f;
-            state.refilter_builds();
-        }
-        InputTarget::Manifest => {
-            state.manifest_list.filter = f;
-            state.refilter_manifest();
-        }
-        InputTarget::LogSearch => {}
-    }
-}
-
 pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
-    let page = state.log.height.max(1) as isize;
-    let list_page = state.list_height.max(1) as isize;
     match a {
         Action::Help => {
             state.overlay = Some(Overlay::Help {
@@ -150,30 +97,7 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
             })
         }
         Action::Jobs => state.overlay = Some(Overlay::Jobs { selected: 0 }),
-        Action::Filter => {
-            let target = if in_log(state) {
-                InputTarget::LogSearch
-            } else if state.focus == Focus::Stacks {
-                InputTarget::Stacks
-            } else {
-                match state.pane {
-                    Pane::Builds => InputTarget::Builds,
-                    Pane::Manifest => InputTarget::Manifest,
-                    Pane::Log => InputTarget::LogSearch,
-                    Pane::Updates | Pane::Releases => {
-                        state.status = Some("nothing to filter here yet".into());
-                        return Vec::new();
-                    }
-                }
-            };
-            let current = match target {
-                InputTarget::Stacks => state.stacks_list.filter.clone(),
-                InputTarget::Builds => state.builds_list.filter.clone(),
-                InputTarget::Manifest => state.manifest_list.filter.clone(),
-                InputTarget::LogSearch => state.log.search.clone().unwrap_or_default(),
-            };
-            state.input = Some((target, Input::new(current)));
-        }
+        Action::Filter => panes::filter(state),
         Action::NextPane | Action::PrevPane => {
             if state.focus == Focus::Stacks {
                 state.focus = Focus::Pane;
@@ -199,36 +123,20 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
         }
         Action::Left => state.focus = Focus::Stacks,
         Action::Right => state.focus = Focus::Pane,
-        Action::Down | Action::Up | Action::PageDown | Action::PageUp => {
-            let (d, p) = match a {
-                Action::Down => (1, 1),
-                Action::Up => (-1, 1),
-                Action::PageDown => (1, list_page),
-                _ => (-1, list_page),
-            };
-            if in_log(state) {
-                let p = if p == 1 { 1 } else { page };
-                panes::log::scroll(state, d * p);
-            } else {
-                move_list(state, d * p);
-            }
-        }
-        Action::Top | Action::Bottom => {
-            let last = a == Action::Bottom;
-            if in_log(state) {
-                panes::log::jump(state, last);
-            } else if let Some(l) = focused_list(state) {
-                l.jump(last);
-            }
-        }
-        Action::Enter => enter(state),
+        Action::Down
+        | Action::Up
+        | Action::PageDown
+        | Action::PageUp
+        | Action::Top
+        | Action::Bottom => panes::navigate(state, a),
+        Action::Enter => panes::enter(state),
         Action::Back => {
             if state.fullscreen {
                 state.fullscreen = false;
             } else if state.focus == Focus::Pane {
                 state.focus = Focus::Stacks;
             } else if !state.stacks_list.filter.is_empty() {
-                set_filter(state, InputTarget::Stacks, String::new());
+                panes::set_filter(state, InputTarget::Stacks, String::new());
             } else {
                 return overlays::confirm::ask_quit(state);
             }
@@ -255,13 +163,7 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
             return panes::log::action(state, a)
         }
         Action::Sort | Action::SortReverse if state.pane == Pane::Manifest => {
-            if a == Action::Sort {
-                state.manifest_sort = state.manifest_sort.next();
-                state.manifest_desc = false;
-            } else {
-                state.manifest_desc = !state.manifest_desc;
-            }
-            state.refilter_manifest();
+            panes::manifest::sort(state, a == Action::SortReverse)
         }
         Action::CancelJob => {
             state.overlay = Some(Overlay::Jobs { selected: 0 });
@@ -269,80 +171,6 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
         _ => {}
     }
     Vec::new()
-}
-
-fn focused_list(state: &mut State) -> Option<&mut super::state::ListState> {
-    if state.focus == Focus::Stacks {
-        return Some(&mut state.stacks_list);
-    }
-    match state.pane {
-        Pane::Builds => Some(&mut state.builds_list),
-        Pane::Manifest => Some(&mut state.manifest_list),
-        Pane::Updates => Some(&mut state.updates_list),
-        Pane::Releases => Some(&mut state.releases_list),
-        Pane::Log => None,
-    }
-}
-
-fn move_list(state: &mut State, delta: isize) {
-    if let Some(l) = focused_list(state) {
-        l.step(delta);
-    }
-}
-
-fn enter(state: &mut State) {
-    if state.focus == Focus::Stacks {
-        state.focus = Focus::Pane;
-        return;
-    }
-    match state.pane {
-        Pane::Builds => {
-            if state.selected_build().is_some() {
-                state.pane = Pane::Log;
-            }
-        }
-        Pane::Manifest => {
-            if let Some(c) = state
-                .manifest_list
-                .current()
-                .and_then(|i| state.manifest.get(i))
-            {
-                state.overlay = Some(Overlay::detail(
-                    format!("{} {}", c.name, c.version),
-                    vec![
-                        format!("package         {}", c.name),
-                        format!("version         {}", c.version),
-                        format!("architecture    {}", c.arch),
-                        format!("source          {} {}", c.source, c.source_version),
-                        format!(
-                            "suite           {}",
-                            if c.suite.is_empty() { "-" } else { &c.suite }
-                        ),
-                        format!("origin          {}", c.origin),
-                        format!(
-                            "installed size  {}",
-                            c.installed_size_kib
-                                .map(|k| format!("{k} KiB"))
-                                .unwrap_or_else(|| "-".into())
-                        ),
-                    ],
-                ));
-            }
-        }
-        Pane::Updates => {
-            if let Some(u) = state
-                .updates_list
-                .current()
-                .and_then(|i| state.updates.get(i))
-            {
-                state.overlay = Some(Overlay::detail(
-                    format!("Update of {}", u.source),
-                    update_detail(u),
-                ));
-            }
-        }
-        Pane::Log | Pane::Releases => {}
-    }
 }
 
 /// `u`: check for updates now (changes nothing that runs: no confirmation).
@@ -461,11 +289,7 @@ fn deploy(state: &mut State, rollback: bool) {
             .cloned()
     };
     if rollback && state.pane == Pane::Releases && state.focus == Focus::Pane {
-        if let Some(r) = state
-            .releases_list
-            .current()
-            .and_then(|i| state.releases.get(i))
-        {
+        if let Some(r) = state.releases_list.pick(&state.releases) {
             if Some(r.release) != current.map(|c| c.release) {
                 req.to = Some(r.release);
             }

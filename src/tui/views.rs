@@ -34,6 +34,11 @@ impl ListState {
         self.visible.get(self.selected).copied()
     }
 
+    /// The selected row of `rows` (the data this list shows).
+    pub fn pick<'a, T>(&self, rows: &'a [T]) -> Option<&'a T> {
+        self.current().and_then(|i| rows.get(i))
+    }
+
     /// Move by `delta` rows, clamped.
     pub fn step(&mut self, delta: isize) {
         if self.visible.is_empty() {

@@ -1,5 +1,5 @@
 //! The Updates pane: pending updates of the selected stack by source package, riskiest
-//! first, with their CVE count and urgency.
+//! first, with their CVE count and urgency; `enter` lists an update's CVEs.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -7,7 +7,8 @@ use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
 use crate::tui::keymap::Action;
-use crate::tui::state::State;
+use crate::tui::overlays::detail::update_detail;
+use crate::tui::state::{Overlay, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, selectable};
 
@@ -140,4 +141,14 @@ pub fn fit(state: &mut State, area: Rect) {
         &mut state.updates_list,
         inner.height.saturating_sub(1) as usize,
     );
+}
+
+/// `enter` on an update: its CVEs with their changelog entries in the Detail overlay.
+pub fn enter(state: &mut State) {
+    if let Some(u) = state.updates_list.pick(&state.updates) {
+        state.overlay = Some(Overlay::detail(
+            format!("Update of {}", u.source),
+            update_detail(u),
+        ));
+    }
 }
