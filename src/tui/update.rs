@@ -1,18 +1,15 @@
-//! Key and event handling: `update(state, msg) -> effects`, the top-level reducer. It
-//! dispatches an open overlay's keys to that overlay (`overlays::*::key`) and job messages
-//! to [`super::overlays::jobs::on_msg`]; the pane actions, palette commands and confirmed
-//! work are here. Pure apart from cancelling a job's [`crate::jobs::CancelToken`];
-//! everything that needs I/O comes back as an [`Effect`] for the app loop.
+//! Key and event handling: `update(state, msg) -> effects`, the top-level reducer and
+//! dispatcher. A key goes to the open overlay (`overlays::*::key`), else to the text field
+//! ([`super::panes::input_key`]), else through the keymap to an [`Action`]: the global ones
+//! (overlays, pane switching, focus, back, quit) are done here, the rest go to the pane
+//! that owns them (`panes::*`). Job messages go to [`super::overlays::jobs::on_msg`].
+//! Nothing here does I/O: what needs it comes back as an [`Effect`] for the app loop.
 
 use crossterm::event::KeyEvent;
 use tui_input::Input;
 
 use super::keymap::Action;
-use super::state::{
-    AgentView, Confirm, Focus, InputTarget, Overlay, Pane, Pending, State, UpdateRow,
-};
-use crate::deploy::api::DeployRequest;
-use crate::deploy::plan::{self, Current};
+use super::state::{AgentView, Focus, InputTarget, Overlay, Pane, State};
 
 // Re-exported: call sites name them as `update::{Msg, JobMsg, Effect}`.
 pub use super::msg::{Effect, JobMsg, Msg};
@@ -142,17 +139,11 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
             }
         }
         Action::Quit => return overlays::confirm::ask_quit(state),
-        Action::Build => {
-            let Some(name) = overlays::jobs::idle_stack(state, "build") else {
-                return Vec::new();
-            };
-            let from = image_of(state, &name);
-            state.overlay = Some(Overlay::Confirm(overlays::confirm::build(name, &from)));
-        }
-        Action::CheckUpdates => return check_updates(state),
-        Action::Rebuild => rebuild(state),
-        Action::Deploy => deploy(state, false),
-        Action::Rollback => deploy(state, true),
+        Action::Build => panes::builds::build(state),
+        Action::CheckUpdates => return panes::updates::check(state),
+        Action::Rebuild => panes::updates::rebuild(state),
+        Action::Deploy => panes::releases::deploy(state, false),
+        Action::Rollback => panes::releases::deploy(state, true),
         Action::Follow
         | Action::Wrap
         | Action::Fullscreen
@@ -171,165 +162,4 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
         _ => {}
     }
     Vec::new()
-}
-
-/// `u`: check for updates now (changes nothing that runs: no confirmation).
-fn check_updates(state: &mut State) -> Vec<Effect> {
-    let Some(stack) = overlays::jobs::idle_stack(state, "check") else {
-        return Vec::new();
-    };
-    let (job, _) = overlays::jobs::new_job(state, "check", &stack);
-    state.status = Some(format!(
-        "job {job}: checking {stack} for updates; J lists jobs"
-    ));
-    vec![Effect::CheckUpdates { job, stack }]
-}
-
-/// `image 1a2b3c4d5e6f (build #N)`, or what there is instead.
-fn image_of(state: &State, name: &str) -> String {
-    state
-        .stacks
-        .iter()
-        .find(|s| s.name == name)
-        .and_then(|s| s.last_build.as_ref())
-        .map(|b| match &b.image_digest {
-            Some(d) => format!("image {} (build #{})", crate::text::short_digest(d), b.id),
-            None => format!("no image (last build #{} {})", b.id, b.status.as_str()),
-        })
-        .unwrap_or_else(|| "no image yet".into())
-}
-
-/// `r`: confirm a rebuild with the pending updates it applies.
-fn rebuild(state: &mut State) {
-    let Some(name) = overlays::jobs::idle_stack(state, "rebuild") else {
-        return;
-    };
-    // Language packages are not applied by a rebuild (their app's lockfile pins them).
-    let debian: Vec<&UpdateRow> = state
-        .updates
-        .iter()
-        .filter(|u| u.ecosystem.is_none())
-        .collect();
-    if let Some(why) = stale_updates_text(state) {
-        state.status = Some(format!("{why} first"));
-        return;
-    }
-    if state.loaded_stack.as_deref() != Some(name.as_str()) || debian.is_empty() {
-        state.status = Some(format!(
-            "{name} has no pending updates known: press {} to check first",
-            state.keymap.first(Action::CheckUpdates)
-        ));
-        return;
-    }
-    let mut body = vec![
-        format!("stack  {name}"),
-        format!("from   {}", image_of(state, &name)),
-        "to     a new image with the tracked suites added, so these".into(),
-        "       pending updates are installed:".into(),
-    ];
-    const TOP: usize = 4;
-    for u in debian.iter().take(TOP) {
-        body.push(format!(
-            "  {} {} -> {} ({} CVE{}{})",
-            u.source,
-            u.from,
-            u.to,
-            u.cves.len(),
-            if u.cves.len() == 1 { "" } else { "s" },
-            if u.urgency.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", u.urgency)
-            }
-        ));
-    }
-    if debian.len() > TOP {
-        body.push(format!(
-            "  … and {} more source package(s)",
-            debian.len() - TOP
-        ));
-    }
-    body.push("Runs in the background; the log streams into Builds.".into());
-    state.overlay = Some(Overlay::Confirm(Confirm {
-        title: format!("Rebuild {name} applying updates?"),
-        body,
-        pending: Pending::Rebuild(name),
-    }));
-}
-
-/// `d` (deploy the selected build in Builds, else the newest succeeded one) and `R` (roll
-/// back to the previous release, or to the one selected in Releases): decided by
-/// [`plan::resolve`] on the loaded builds and releases, then confirmed with from -> to.
-fn deploy(state: &mut State, rollback: bool) {
-    let what = if rollback { "roll back" } else { "deploy" };
-    let Some(name) = overlays::jobs::idle_stack(state, what) else {
-        return;
-    };
-    if state.loaded_stack.as_deref() != Some(name.as_str()) {
-        state.status = Some(format!("{name} is still loading; try again"));
-        return;
-    }
-    let mut req = DeployRequest {
-        stack: name.clone(),
-        rollback,
-        ..Default::default()
-    };
-    let current = Current::from_releases(&state.releases);
-    let build = if rollback {
-        None
-    } else if state.pane == Pane::Builds && state.focus == Focus::Pane {
-        let b = state.selected_build().cloned();
-        req.build = b.as_ref().map(|b| b.id);
-        b
-    } else {
-        state
-            .builds
-            .iter()
-            .find(|b| b.status == crate::store::builds::BuildStatus::Succeeded)
-            .cloned()
-    };
-    if rollback && state.pane == Pane::Releases && state.focus == Focus::Pane {
-        if let Some(r) = state.releases_list.pick(&state.releases) {
-            if Some(r.release) != current.map(|c| c.release) {
-                req.to = Some(r.release);
-            }
-        }
-    }
-    let target = match plan::resolve(&req, &state.releases, current, build.as_ref()) {
-        Ok(t) => t,
-        Err(e) => {
-            state.status = Some(format!("cannot {what} {name}: {e}"));
-            return;
-        }
-    };
-    let from = match current.and_then(|c| state.releases.iter().find(|r| r.release == c.release)) {
-        Some(r) => format!("live {}", overlays::confirm::release_text(r)),
-        None => "nothing deployed".into(),
-    };
-    let to = match target.rollback_of {
-        Some(n) => match state.releases.iter().find(|r| r.release == n) {
-            Some(r) => format!("{} (as a new release)", overlays::confirm::release_text(r)),
-            None => format!("release #{n}"),
-        },
-        None => format!(
-            "build #{}, {} (new release)",
-            target.build_id,
-            build
-                .as_ref()
-                .and_then(|b| b.image_digest.as_deref())
-                .map(crate::text::short_digest)
-                .unwrap_or_else(|| "-".into())
-        ),
-    };
-    req.replicas = Some(target.replicas);
-    let downgrade = state.downgrades.get(&target.build_id);
-    state.overlay = Some(Overlay::Confirm(overlays::confirm::deploy(
-        rollback,
-        &name,
-        &from,
-        &to,
-        target.replicas,
-        downgrade,
-        req,
-    )));
 }

@@ -8,10 +8,13 @@ use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
 use crate::deploy::api::DeployRequest;
+use crate::deploy::plan::Target;
+use crate::store::builds::BuildRecord;
+use crate::store::deploys::ReleaseRecord;
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
 use crate::tui::overlays::jobs::new_job;
-use crate::tui::state::{Confirm, Focus, Job, JobState, Overlay, Pane, Pending, State};
+use crate::tui::state::{Confirm, Focus, Job, JobState, Overlay, Pane, Pending, State, UpdateRow};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, centered};
 
@@ -70,7 +73,7 @@ pub fn key(state: &mut State, k: KeyEvent, act: Option<Action>, c: Confirm) -> V
 }
 
 /// `release #N: build #B, DIGEST`: one side of a deploy or rollback confirmation.
-pub fn release_text(r: &crate::store::deploys::ReleaseRecord) -> String {
+pub fn release_text(r: &ReleaseRecord) -> String {
     format!(
         "release #{}: build #{}, {}",
         r.release,
@@ -170,6 +173,74 @@ pub fn build(name: String, from: &str) -> Confirm {
         ],
         pending: Pending::Build(name),
     }
+}
+
+/// The confirmation of rebuilding stack `name` (now at `from`) so that the pending Debian
+/// `updates` are installed: the first four, then how many more.
+pub fn rebuild(name: String, from: &str, updates: &[&UpdateRow]) -> Confirm {
+    let mut body = vec![
+        format!("stack  {name}"),
+        format!("from   {from}"),
+        "to     a new image with the tracked suites added, so these".into(),
+        "       pending updates are installed:".into(),
+    ];
+    const TOP: usize = 4;
+    for u in updates.iter().take(TOP) {
+        body.push(format!(
+            "  {} {} -> {} ({} CVE{}{})",
+            u.source,
+            u.from,
+            u.to,
+            u.cves.len(),
+            if u.cves.len() == 1 { "" } else { "s" },
+            if u.urgency.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", u.urgency)
+            }
+        ));
+    }
+    if updates.len() > TOP {
+        body.push(format!(
+            "  … and {} more source package(s)",
+            updates.len() - TOP
+        ));
+    }
+    body.push("Runs in the background; the log streams into Builds.".into());
+    Confirm {
+        title: format!("Rebuild {name} applying updates?"),
+        body,
+        pending: Pending::Rebuild(name),
+    }
+}
+
+/// The two sides of a deploy or rollback confirmation: from the `live` release (or nothing
+/// deployed) to the release whose build `target` redeploys, or to the new `build`.
+pub fn deploy_sides(
+    releases: &[ReleaseRecord],
+    live: Option<i64>,
+    target: &Target,
+    build: Option<&BuildRecord>,
+) -> (String, String) {
+    let from = match live.and_then(|l| releases.iter().find(|r| r.release == l)) {
+        Some(r) => format!("live {}", release_text(r)),
+        None => "nothing deployed".into(),
+    };
+    let to = match target.rollback_of {
+        Some(n) => match releases.iter().find(|r| r.release == n) {
+            Some(r) => format!("{} (as a new release)", release_text(r)),
+            None => format!("release #{n}"),
+        },
+        None => format!(
+            "build #{}, {} (new release)",
+            target.build_id,
+            build
+                .and_then(|b| b.image_digest.as_deref())
+                .map(crate::text::short_digest)
+                .unwrap_or_else(|| "-".into())
+        ),
+    };
+    (from, to)
 }
 
 /// The confirmation of a deploy (or a rollback) of `name` from `from` to `to` (both as
