@@ -4,9 +4,10 @@ use chrono::TimeZone;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::keymap::Keymap;
+use super::msg::JobError;
 use super::state::*;
 use super::update::{update, Effect, JobMsg, Msg};
-use crate::deploy::api::{AgentStatus, DeployRequest};
+use crate::deploy::api::{AgentError, AgentStatus, DeployRequest};
 use crate::jobs::{BuildEvent, Step, Stream};
 use crate::manifest::Component;
 use crate::store::builds::{BuildRecord, BuildStatus};
@@ -454,7 +455,7 @@ fn jobs_list_and_cancel() {
         &mut s,
         Msg::Job(JobMsg::Done {
             job: 2,
-            outcome: Err("the job panicked: boom".into()),
+            outcome: Err(JobError::Panicked("boom".into())),
         }),
     );
     assert!(matches!(&s.jobs[1].state, JobState::Failed(e) if e.contains("boom")));
@@ -771,7 +772,7 @@ fn deploy_job_lines_and_failure_stay_with_the_job() {
         &mut s,
         Msg::Job(JobMsg::Ended {
             job: 1,
-            outcome: Err("deploy of hello release 1 (build 3) failed: health check: 503 down\nlast instance log lines:\nboom".into()),
+            outcome: Err(JobError::Agent(AgentError::ReleaseFailed("deploy of hello release 1 (build 3) failed: health check: 503 down\nlast instance log lines:\nboom".into()))),
         }),
     );
     assert!(matches!(e.as_slice(), [Effect::Reload]));

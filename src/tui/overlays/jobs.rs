@@ -223,7 +223,7 @@ pub fn on_msg(state: &mut State, msg: JobMsg) -> Vec<Effect> {
                     )
                 }
                 Err(e) => (
-                    JobState::Failed(e.clone()),
+                    JobState::Failed(e.to_string()),
                     format!("job {job} ({} {}) failed: {e}", j.kind, j.stack),
                 ),
             };
@@ -246,7 +246,7 @@ pub fn on_msg(state: &mut State, msg: JobMsg) -> Vec<Effect> {
             let (st, text) = match outcome {
                 Ok(summary) => (JobState::Succeeded, summary),
                 Err(e) => (
-                    JobState::Failed(e.lines().next().unwrap_or("").to_string()),
+                    JobState::Failed(e.to_string().lines().next().unwrap_or("").to_string()),
                     format!("{} of {} failed: {e}", j.kind, j.stack),
                 ),
             };
