@@ -16,7 +16,6 @@ use crate::jobs::CancelToken;
 use crate::paths::Paths;
 #[cfg(test)]
 use crate::store::builds::BuildStatus;
-use crate::store::Store;
 
 fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stack, JobError> {
     crate::stack::load_stack(&paths.config, name).map_err(JobError::Stack)
@@ -66,7 +65,7 @@ pub fn spawn_check(paths: Paths, stack: String, job: u64, tx: UnboundedSender<Jo
     let lines = tx.clone();
     let handle = tokio::task::spawn_blocking(move || {
         let stack = load_stack(&paths, &stack)?;
-        let store = Store::open(&paths.database())?;
+        let store = crate::build::select::open_store(&paths)?;
         let config = crate::config::load_text(&paths.config_file()).map_err(JobError::Config)?;
         let opts = crate::updates::CheckOptions {
             refresh: true,
