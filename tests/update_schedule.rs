@@ -317,8 +317,9 @@ fn the_scheduler_runs_due_checks_once_per_interval() {
     let lines = batches[0].as_ref().unwrap();
     assert_eq!(lines.len(), 1);
     assert!(
-        lines[0].starts_with("demo: 1 pending updates from 1 sources, 1 security, 4 open CVEs")
-            && lines[0].contains("notified command: 1 new security update (foo)"),
+        lines[0].starts_with(
+            "demo: build #1, 1 pending update(s) from 1 source package(s), 1 security, 4 open CVEs"
+        ) && lines[0].contains("notified command: 1 new security update (foo)"),
         "{}",
         lines[0]
     );
@@ -491,7 +492,7 @@ fn the_agent_runs_due_checks_in_the_background() {
     assert_eq!(lines[0]["updates"][0]["source"], "foo");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains("drover agent: scheduled check: demo: 1 pending updates"),
+        text.contains("drover agent: scheduled check: demo: build #1, 1 pending update(s)"),
         "{text}"
     );
     let store = Store::open(&s.paths.database()).unwrap();
