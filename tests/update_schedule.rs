@@ -474,7 +474,12 @@ fn the_agent_runs_due_checks_in_the_background() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while notified_lines(&s).is_empty() && std::time::Instant::now() < deadline {
+    // The notification is sent during the check, the log line after it: wait for both
+    // (stopping the agent between the two lost the line, now and then).
+    let logged = || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drover agent: scheduled check:"))
+    };
+    while (notified_lines(&s).is_empty() || !logged()) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // `agent stop` waits until the pid is gone: reap our child meanwhile (no zombie).
