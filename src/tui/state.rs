@@ -423,6 +423,47 @@ impl State {
         self.builds_list.pick(&self.builds)
     }
 
+    /// Add a running job of `kind` on `stack`; returns its number and cancel token.
+    pub fn new_job(&mut self, kind: &str, stack: &str) -> (u64, CancelToken) {
+        let id = self.next_job;
+        self.next_job += 1;
+        let cancel = CancelToken::new();
+        self.jobs.push(Job {
+            id,
+            kind: kind.into(),
+            stack: stack.into(),
+            build_id: None,
+            step: None,
+            lines: 0,
+            started: self.now,
+            finished: None,
+            state: JobState::Running,
+            cancel: cancel.clone(),
+            live: Default::default(),
+        });
+        (id, cancel)
+    }
+
+    /// The selected stack with no job of its own running, or why not (set as the status).
+    pub fn idle_stack(&mut self, what: &str) -> Option<String> {
+        let Some(name) = self.selected_stack().map(str::to_string) else {
+            self.status = Some("no stack selected".into());
+            return None;
+        };
+        if let Some(j) = self
+            .jobs
+            .iter()
+            .find(|j| j.stack == name && j.state == JobState::Running)
+        {
+            self.status = Some(format!(
+                "cannot {what} {name}: job {} ({}) is running; J lists jobs",
+                j.id, j.kind
+            ));
+            return None;
+        }
+        Some(name)
+    }
+
     /// Jobs still running.
     pub fn running_jobs(&self) -> usize {
         self.jobs

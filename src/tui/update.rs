@@ -66,7 +66,13 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
     let act = state.keymap.action(&k);
     match overlay {
         Overlay::Help { input, scroll } => overlays::help::key(state, k, input, scroll),
-        Overlay::Palette { input, selected } => overlays::palette::key(state, k, input, selected),
+        Overlay::Palette { input, selected } => {
+            let (mut effects, then) = overlays::palette::key(state, k, input, selected);
+            if let Some(a) = then {
+                effects.extend(action(state, a));
+            }
+            effects
+        }
         Overlay::Confirm(c) => overlays::confirm::key(state, k, act, c),
         Overlay::Jobs { selected } => overlays::jobs::key(state, act, selected),
         Overlay::Detail {
@@ -79,7 +85,9 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
     }
 }
 
-pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
+/// Do the action `a` of a key (or of a palette command): the global ones here, the others
+/// in the pane that owns them.
+fn action(state: &mut State, a: Action) -> Vec<Effect> {
     match a {
         Action::Help => {
             state.overlay = Some(Overlay::Help {

@@ -13,7 +13,6 @@ use crate::store::builds::BuildRecord;
 use crate::store::deploys::ReleaseRecord;
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
-use crate::tui::overlays::jobs::new_job;
 use crate::tui::state::{Confirm, Focus, Job, JobState, Overlay, Pane, Pending, State, UpdateRow};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, centered};
@@ -90,7 +89,7 @@ fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
         Pending::Rebuild(stack) => start_build(state, stack, true),
         Pending::Deploy(req) => {
             let kind = if req.rollback { "rollback" } else { "deploy" };
-            let (id, _) = new_job(state, kind, &req.stack);
+            let (id, _) = state.new_job(kind, &req.stack);
             state.pane = Pane::Releases;
             state.focus = Focus::Pane;
             state.status = Some(format!(
@@ -122,7 +121,7 @@ fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
 /// followed in Builds.
 fn start_build(state: &mut State, stack: String, apply_updates: bool) -> Vec<Effect> {
     let kind = if apply_updates { "rebuild" } else { "build" };
-    let (id, cancel) = new_job(state, kind, &stack);
+    let (id, cancel) = state.new_job(kind, &stack);
     state.pane = Pane::Builds;
     state.focus = Focus::Pane;
     state.log.follow = true;

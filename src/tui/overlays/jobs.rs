@@ -1,12 +1,12 @@
-//! The Jobs overlay (`J`): this session's background jobs with their step and state; the
-//! job rows themselves (a new job, what its messages change, whether a stack is busy).
+//! The Jobs overlay (`J`): this session's background jobs with their step and state, and
+//! what a job's messages change in its row.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::jobs::{BuildEvent, CancelToken};
+use crate::jobs::BuildEvent;
 use crate::store::builds::BuildStatus;
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Effect, JobMsg};
@@ -278,45 +278,4 @@ fn job_line(j: &mut Job, text: &str) {
         j.live
             .push_live(seq, "drover", crate::text::sanitize_for_terminal(l));
     }
-}
-
-/// Add a running job of `kind` on `stack`; returns its number and cancel token.
-pub fn new_job(state: &mut State, kind: &str, stack: &str) -> (u64, CancelToken) {
-    let id = state.next_job;
-    state.next_job += 1;
-    let cancel = CancelToken::new();
-    state.jobs.push(Job {
-        id,
-        kind: kind.into(),
-        stack: stack.into(),
-        build_id: None,
-        step: None,
-        lines: 0,
-        started: state.now,
-        finished: None,
-        state: JobState::Running,
-        cancel: cancel.clone(),
-        live: Default::default(),
-    });
-    (id, cancel)
-}
-
-/// The selected stack with no job of its own running, or why not (set as the status).
-pub fn idle_stack(state: &mut State, what: &str) -> Option<String> {
-    let Some(name) = state.selected_stack().map(str::to_string) else {
-        state.status = Some("no stack selected".into());
-        return None;
-    };
-    if let Some(j) = state
-        .jobs
-        .iter()
-        .find(|j| j.stack == name && j.state == JobState::Running)
-    {
-        state.status = Some(format!(
-            "cannot {what} {name}: job {} ({}) is running; J lists jobs",
-            j.id, j.kind
-        ));
-        return None;
-    }
-    Some(name)
 }

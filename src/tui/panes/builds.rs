@@ -9,7 +9,7 @@ use ratatui::Frame;
 use crate::store::builds::BuildRecord;
 use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
-use crate::tui::overlays::{confirm, jobs};
+use crate::tui::overlays::confirm;
 use crate::tui::panes::stacks::image_of;
 use crate::tui::state::{Overlay, Pane, State};
 use crate::tui::theme::Theme;
@@ -115,7 +115,7 @@ pub fn enter(state: &mut State) {
 /// `b`: ask to build the selected stack (from its current image), unless a job of its own
 /// runs.
 pub fn build(state: &mut State) {
-    let Some(name) = jobs::idle_stack(state, "build") else {
+    let Some(name) = state.idle_stack("build") else {
         return;
     };
     let from = image_of(state, &name);

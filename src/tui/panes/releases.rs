@@ -12,7 +12,7 @@ use crate::deploy::api::{DeployRequest, InstanceStatus};
 use crate::deploy::plan::{self, Current};
 use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
-use crate::tui::overlays::{confirm, jobs};
+use crate::tui::overlays::confirm;
 use crate::tui::state::{AgentView, Focus, Overlay, Pane, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, selectable};
@@ -249,7 +249,7 @@ pub fn fit(state: &mut State, area: Rect) {
 /// [`plan::resolve`] on the loaded builds and releases, then confirmed with from -> to.
 pub fn deploy(state: &mut State, rollback: bool) {
     let what = if rollback { "roll back" } else { "deploy" };
-    let Some(name) = jobs::idle_stack(state, what) else {
+    let Some(name) = state.idle_stack(what) else {
         return;
     };
     if state.loaded_stack.as_deref() != Some(name.as_str()) {

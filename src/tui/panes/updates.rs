@@ -9,8 +9,8 @@ use ratatui::Frame;
 
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
+use crate::tui::overlays::confirm;
 use crate::tui::overlays::detail::update_detail;
-use crate::tui::overlays::{confirm, jobs};
 use crate::tui::panes::stacks::image_of;
 use crate::tui::state::{Overlay, State, UpdateRow};
 use crate::tui::theme::Theme;
@@ -160,10 +160,10 @@ pub fn enter(state: &mut State) {
 /// `u`: check the selected stack for updates now, as a job (it changes nothing that runs:
 /// no confirmation).
 pub fn check(state: &mut State) -> Vec<Effect> {
-    let Some(stack) = jobs::idle_stack(state, "check") else {
+    let Some(stack) = state.idle_stack("check") else {
         return Vec::new();
     };
-    let (job, _) = jobs::new_job(state, "check", &stack);
+    let (job, _) = state.new_job("check", &stack);
     state.status = Some(format!(
         "job {job}: checking {stack} for updates; J lists jobs"
     ));
@@ -173,7 +173,7 @@ pub fn check(state: &mut State) -> Vec<Effect> {
 /// `r`: ask to rebuild the selected stack applying its pending Debian updates; says in the
 /// footer why not when the check is stale or there is nothing known to apply.
 pub fn rebuild(state: &mut State) {
-    let Some(name) = jobs::idle_stack(state, "rebuild") else {
+    let Some(name) = state.idle_stack("rebuild") else {
         return;
     };
     // Language packages are not applied by a rebuild (their app's lockfile pins them).
