@@ -317,8 +317,9 @@ fn the_scheduler_runs_due_checks_once_per_interval() {
     let lines = batches[0].as_ref().unwrap();
     assert_eq!(lines.len(), 1);
     assert!(
-        lines[0].starts_with("demo: 1 pending updates from 1 sources, 1 security, 4 open CVEs")
-            && lines[0].contains("notified command: 1 new security update (foo)"),
+        lines[0].starts_with(
+            "demo: build #1, 1 pending update(s) from 1 source package(s), 1 security, 4 open CVEs"
+        ) && lines[0].contains("notified command: 1 new security update (foo)"),
         "{}",
         lines[0]
     );
@@ -474,7 +475,12 @@ fn the_agent_runs_due_checks_in_the_background() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while notified_lines(&s).is_empty() && std::time::Instant::now() < deadline {
+    // The notification is sent during the check, the log line after it: wait for both
+    // (stopping the agent between the two lost the line, now and then).
+    let logged = || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("drover agent: scheduled check:"))
+    };
+    while (notified_lines(&s).is_empty() || !logged()) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // `agent stop` waits until the pid is gone: reap our child meanwhile (no zombie).
@@ -492,7 +498,7 @@ fn the_agent_runs_due_checks_in_the_background() {
     assert_eq!(lines[0]["updates"][0]["source"], "foo");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains("drover agent: scheduled check: demo: 1 pending updates"),
+        text.contains("drover agent: scheduled check: demo: build #1, 1 pending update(s)"),
         "{text}"
     );
     let store = Store::open(&s.paths.database()).unwrap();

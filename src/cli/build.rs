@@ -195,6 +195,7 @@ pub fn build(
     if json {
         print_json(&report)?;
     } else if ok {
+        // build::run opened (and recovered) the store: here a plain open reads its rows.
         let store = Store::open(&paths.database())?;
         let components = store.manifest(report.build_id)?;
         let mut by_suite: BTreeMap<String, usize> = BTreeMap::new();
@@ -238,7 +239,8 @@ pub fn build(
     if ok {
         return Ok(());
     }
-    // Failure: the step, the error, and the last lines of output, on stderr.
+    // Failure: the step, the error, and the last lines of output, on stderr (a plain
+    // open, as above).
     let store = Store::open(&paths.database())?;
     let total = store.log_len(report.build_id)?;
     let tail = store.logs(report.build_id, (total - 20).max(0), 20)?;

@@ -12,7 +12,6 @@ use super::{CliError, CliResult};
 use crate::deploy::api::{self, AgentError, AgentStatus, DeployRequest};
 use crate::deploy::client::AgentClient;
 use crate::paths::Paths;
-use crate::store::Store;
 
 /// `drover agent` subcommands.
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -157,8 +156,7 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
 /// `drover releases STACK`.
 pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
     super::build::load_stack(paths, stack)?;
-    paths.ensure_state()?;
-    let store = Store::open(&paths.database())?;
+    let store = super::query::open_store(paths)?;
     let rows = store.releases(stack)?;
     if json {
         let mut v: Vec<serde_json::Value> = Vec::new();

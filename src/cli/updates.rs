@@ -121,17 +121,16 @@ pub fn updates(
             println!("no stack has a succeeded build to check; run `drover build STACK` first");
         }
         for r in reports.iter().copied() {
-            let counts = r.pending_summary();
-            println!(
-                "{}: build #{}, {} pending updates from {} source packages (checked {})",
-                r.stack, r.build_id, counts.updates, counts.sources, r.checked_at
-            );
+            println!("{} (checked {})", r.summary_line(), r.checked_at);
             if let Some(l) = &r.live {
-                let c = crate::updates::PendingSummary::of(&l.updates);
                 println!(
-                    "{}: live release #{} runs build #{}: {} pending updates from {} source \
-                     packages (deploy build #{} to apply what it has)",
-                    r.stack, l.release, l.build_id, c.updates, c.sources, r.build_id
+                    "{}: live release #{} runs build #{}: {} (deploy build #{} to apply what \
+                     it has)",
+                    r.stack,
+                    l.release,
+                    l.build_id,
+                    crate::updates::PendingSummary::of(&l.updates),
+                    r.build_id
                 );
             }
             if r.updates.is_empty() {

@@ -222,13 +222,8 @@ pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
         }
     }
     if let Some(id) = state.select_build {
-        if let Some(p) = state
-            .builds_list
-            .visible
-            .iter()
-            .position(|i| state.builds[*i].id == id)
-        {
-            state.builds_list.selected = p;
+        let builds = &state.builds;
+        if state.builds_list.select_where(|i| builds[i].id == id) {
             state.select_build = None;
         }
     }

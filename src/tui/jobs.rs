@@ -8,7 +8,7 @@
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::update::JobMsg;
+use super::msg::{JobError, JobMsg};
 use crate::build::locking::{LockMode, UpdateSelection};
 use crate::build::{self, BuildOptions};
 use crate::deploy::api::{AgentStatus, DeployRequest};
@@ -16,10 +16,9 @@ use crate::jobs::CancelToken;
 use crate::paths::Paths;
 #[cfg(test)]
 use crate::store::builds::BuildStatus;
-use crate::store::Store;
 
-fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stack, String> {
-    crate::stack::load_stack(&paths.config, name).map_err(|diags| diags.one_line())
+fn load_stack(paths: &Paths, name: &str) -> Result<crate::stack::Stack, JobError> {
+    crate::stack::load_stack(&paths.config, name).map_err(JobError::Stack)
 }
 
 /// Start a build of `stack` as job `job` (with `apply_updates`, the lock first moves to the
@@ -52,9 +51,8 @@ pub fn spawn_build(
                 event: e.clone(),
             });
         };
-        build::run(&paths, &stack, &opts, &mut observer)
-            .map(|r| (r.status, r.error))
-            .map_err(|e| format!("{e:#}"))
+        let r = build::run(&paths, &stack, &opts, &mut observer)?;
+        Ok((r.status, r.error))
     });
     watch(handle, tx, move |outcome| JobMsg::Done { job, outcome });
 }
@@ -67,8 +65,8 @@ pub fn spawn_check(paths: Paths, stack: String, job: u64, tx: UnboundedSender<Jo
     let lines = tx.clone();
     let handle = tokio::task::spawn_blocking(move || {
         let stack = load_stack(&paths, &stack)?;
-        let store = Store::open(&paths.database()).map_err(|e| format!("{e:#}"))?;
-        let config = crate::config::load_text(&paths.config_file())?;
+        let store = crate::build::select::open_store(&paths)?;
+        let config = crate::config::load_text(&paths.config_file()).map_err(JobError::Config)?;
         let opts = crate::updates::CheckOptions {
             refresh: true,
             cves: true,
@@ -80,8 +78,7 @@ pub fn spawn_check(paths: Paths, stack: String, job: u64, tx: UnboundedSender<Jo
             &stack,
             opts,
             &crate::jobs::CancelToken::new(),
-        )
-        .map_err(|e| format!("{e:#}"))?;
+        )?;
         let r = &run.check;
         for w in &r.warnings {
             let line = format!("warning: {w}");
@@ -105,10 +102,10 @@ pub fn spawn_check(paths: Paths, stack: String, job: u64, tx: UnboundedSender<Jo
         if r.refresh_errors.is_empty() {
             Ok(summary)
         } else {
-            Err(format!(
-                "{summary}, but refreshing failed (the previous index was used): {}",
-                r.refresh_errors.join("; ")
-            ))
+            Err(JobError::Refresh {
+                summary,
+                errors: r.refresh_errors.clone(),
+            })
         }
     });
     watch(handle, tx, move |outcome| JobMsg::Ended { job, outcome });
@@ -132,7 +129,7 @@ pub fn spawn_lock(
         } else {
             LockMode::Follow
         };
-        build::locking::check_mode(&stack, &mode).map_err(|e| format!("{e:#}"))?;
+        build::locking::check_mode(&stack, &mode)?;
         let mut observer = |e: &crate::jobs::BuildEvent| {
             if let crate::jobs::BuildEvent::Log { line, stream, .. } = e {
                 if *stream == crate::jobs::Stream::Drover {
@@ -143,8 +140,7 @@ pub fn spawn_lock(
                 }
             }
         };
-        let o = build::locking::lock_stack(&paths, &stack, &mode, &mut observer)
-            .map_err(|e| format!("{e:#}"))?;
+        let o = build::locking::lock_stack(&paths, &stack, &mode, &mut observer)?;
         for c in &o.changes {
             let fixes = if c.cves.is_empty() {
                 String::new()
@@ -176,8 +172,7 @@ pub fn spawn_deploy(paths: Paths, mut req: DeployRequest, job: u64, tx: Unbounde
                 line: line.to_string(),
             });
         };
-        let r = crate::deploy::client::deploy(&paths, &req, &mut progress)
-            .map_err(|e| e.to_string())?;
+        let r = crate::deploy::client::deploy(&paths, &req, &mut progress)?;
         for w in &r.warnings {
             progress(&format!("warning: {w}"));
         }
@@ -229,20 +224,18 @@ pub fn spawn_scheduled_checks(
     ))
 }
 
-/// Report the end of a job's task on `tx` as `done(outcome)`, turning a panic into an
-/// error message.
+/// Report the end of a job's task on `tx` as `done(outcome)`, turning a panic into
+/// [`JobError::Panicked`].
 pub fn watch<T: Send + 'static>(
-    handle: tokio::task::JoinHandle<Result<T, String>>,
+    handle: tokio::task::JoinHandle<Result<T, JobError>>,
     tx: UnboundedSender<JobMsg>,
-    done: impl FnOnce(Result<T, String>) -> JobMsg + Send + 'static,
+    done: impl FnOnce(Result<T, JobError>) -> JobMsg + Send + 'static,
 ) {
     tokio::spawn(async move {
         let outcome = match handle.await {
             Ok(r) => r,
-            Err(e) if e.is_panic() => {
-                Err(format!("the job panicked: {}", panic_text(e.into_panic())))
-            }
-            Err(e) => Err(format!("the job was stopped: {e}")),
+            Err(e) if e.is_panic() => Err(JobError::Panicked(panic_text(e.into_panic()))),
+            Err(e) => Err(JobError::Stopped(e.to_string())),
         };
         let _ = tx.send(done(outcome));
     });
@@ -263,6 +256,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn job_errors_read_as_the_strings_they_replace() {
+        let e = anyhow::anyhow!("disk full").context("writing the layer");
+        assert_eq!(
+            JobError::from(e).to_string(),
+            "writing the layer: disk full",
+            "the causes, as {{:#}} wrote them"
+        );
+        let e = JobError::Refresh {
+            summary: "hello: 2 pending".into(),
+            errors: vec!["a: 404".into(), "b: timeout".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "hello: 2 pending, but refreshing failed (the previous index was used): a: 404; b: timeout"
+        );
+        let e = JobError::Agent(crate::deploy::api::AgentError::Conflict("busy".into()));
+        assert_eq!(e.to_string(), "busy");
+        assert_eq!(
+            JobError::Panicked("boom".into()).to_string(),
+            "the job panicked: boom"
+        );
+    }
+
+    #[test]
     fn a_panicking_job_is_reported() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -270,16 +287,16 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let h =
-                tokio::task::spawn_blocking(|| -> Result<(BuildStatus, Option<String>), String> {
-                    panic!("boom in a job")
-                });
+            let h = tokio::task::spawn_blocking(
+                || -> Result<(BuildStatus, Option<String>), JobError> { panic!("boom in a job") },
+            );
             watch(h, tx, |outcome| JobMsg::Done { job: 7, outcome });
             match rx.recv().await {
                 Some(JobMsg::Done {
                     job: 7,
                     outcome: Err(e),
                 }) => {
+                    let e = e.to_string();
                     assert!(e.contains("panicked") && e.contains("boom in a job"), "{e}")
                 }
                 other => panic!("unexpected {other:?}"),

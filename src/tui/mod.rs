@@ -184,6 +184,7 @@ async fn app(
     // time: the connection is here when no load runs; a reload asked for meanwhile runs
     // when that load is back (so it sees what changed after the running one started).
     let (stacks_tx, mut stacks_rx) = tokio::sync::mpsc::unbounded_channel();
+    // A second connection to the store opened (and recovered) above: a plain open.
     let mut stacks_store = Some(Store::open(&paths.database())?);
     let mut stacks_again = false;
     // Scheduled update checks (drover.toml `check_interval`) while the console is open.

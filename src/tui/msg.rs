@@ -5,11 +5,55 @@
 use chrono::{DateTime, Utc};
 use crossterm::event::KeyEvent;
 
-use crate::deploy::api::{AgentStatus, DeployRequest};
+use crate::deploy::api::{AgentError, AgentStatus, DeployRequest};
 use crate::jobs::{BuildEvent, CancelToken};
 use crate::store::builds::BuildStatus;
 
 use super::state::StackRow;
+
+/// Why a background job of the console failed. Its text (`Display`) is what the footer,
+/// the Jobs overlay and a job's Detail show: the same words as the CLI's for the same
+/// failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JobError {
+    /// The stack file does not load: its diagnostics, on one line.
+    #[error("{}", .0.one_line())]
+    Stack(crate::stack::Diagnostics),
+    /// The config file does not load: its problems, as [`crate::config::load_text`] joins
+    /// them.
+    #[error("{0}")]
+    Config(String),
+    /// The agent refused the deploy or rollback, or the release did not go live.
+    #[error("{0}")]
+    Agent(#[from] AgentError),
+    /// The operation failed: its error with its causes (`{:#}`).
+    #[error("{0:#}")]
+    Failed(std::sync::Arc<anyhow::Error>),
+    /// An update check ran on the previous indexes because refreshing some failed: the
+    /// check's summary line and each refresh error.
+    #[error(
+        "{summary}, but refreshing failed (the previous index was used): {}",
+        .errors.join("; ")
+    )]
+    Refresh {
+        /// The check's summary line.
+        summary: String,
+        /// What failed to refresh, one per index.
+        errors: Vec<String>,
+    },
+    /// The job's task panicked: the panic's message.
+    #[error("the job panicked: {0}")]
+    Panicked(String),
+    /// The job's task was stopped before it ended (the runtime shut down).
+    #[error("the job was stopped: {0}")]
+    Stopped(String),
+}
+
+impl From<anyhow::Error> for JobError {
+    fn from(e: anyhow::Error) -> Self {
+        JobError::Failed(std::sync::Arc::new(e))
+    }
+}
 
 /// What a load of the Stacks list brings: rows and stack-file problems, or the error text.
 pub type StacksLoad = Result<(Vec<StackRow>, Vec<String>), String>;
@@ -40,12 +84,13 @@ pub enum JobMsg {
         /// The event.
         event: BuildEvent,
     },
-    /// The job ended: its status, or an error (`Err`, also for a panicked task).
+    /// The job ended: its status, or why it could not run (`Err`, also for a panicked
+    /// task).
     Done {
         /// Job number.
         job: u64,
         /// Build status and error text, or why the job could not run.
-        outcome: Result<(BuildStatus, Option<String>), String>,
+        outcome: Result<(BuildStatus, Option<String>), JobError>,
     },
     /// A progress line of a check, deploy or rollback job.
     Line {
@@ -59,7 +104,7 @@ pub enum JobMsg {
         /// Job number.
         job: u64,
         /// Summary on success, the error (possibly several lines) on failure.
-        outcome: Result<String, String>,
+        outcome: Result<String, JobError>,
     },
 }
 

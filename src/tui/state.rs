@@ -415,15 +415,53 @@ impl State {
 
     /// The selected stack's name.
     pub fn selected_stack(&self) -> Option<&str> {
-        self.stacks_list
-            .current()
-            .and_then(|i| self.stacks.get(i))
-            .map(|s| s.name.as_str())
+        self.stacks_list.pick(&self.stacks).map(|s| s.name.as_str())
     }
 
     /// The selected build.
     pub fn selected_build(&self) -> Option<&BuildRecord> {
-        self.builds_list.current().and_then(|i| self.builds.get(i))
+        self.builds_list.pick(&self.builds)
+    }
+
+    /// Add a running job of `kind` on `stack`; returns its number and cancel token.
+    pub fn new_job(&mut self, kind: &str, stack: &str) -> (u64, CancelToken) {
+        let id = self.next_job;
+        self.next_job += 1;
+        let cancel = CancelToken::new();
+        self.jobs.push(Job {
+            id,
+            kind: kind.into(),
+            stack: stack.into(),
+            build_id: None,
+            step: None,
+            lines: 0,
+            started: self.now,
+            finished: None,
+            state: JobState::Running,
+            cancel: cancel.clone(),
+            live: Default::default(),
+        });
+        (id, cancel)
+    }
+
+    /// The selected stack with no job of its own running, or why not (set as the status).
+    pub fn idle_stack(&mut self, what: &str) -> Option<String> {
+        let Some(name) = self.selected_stack().map(str::to_string) else {
+            self.status = Some("no stack selected".into());
+            return None;
+        };
+        if let Some(j) = self
+            .jobs
+            .iter()
+            .find(|j| j.stack == name && j.state == JobState::Running)
+        {
+            self.status = Some(format!(
+                "cannot {what} {name}: job {} ({}) is running; J lists jobs",
+                j.id, j.kind
+            ));
+            return None;
+        }
+        Some(name)
     }
 
     /// Jobs still running.
@@ -445,15 +483,14 @@ impl State {
             stacks[i].name.to_lowercase().contains(&f)
         });
         if let Some(c) = cur {
-            if let Some(p) = self
-                .stacks_list
-                .visible
-                .iter()
-                .position(|i| self.stacks[*i].name == c)
-            {
-                self.stacks_list.selected = p;
-            }
+            self.select_stack(&c);
         }
+    }
+
+    /// Select the stack `name` in the Stacks list (when it is listed under the filter).
+    pub fn select_stack(&mut self, name: &str) {
+        let stacks = &self.stacks;
+        self.stacks_list.select_where(|i| stacks[i].name == name);
     }
 
     /// Replace the builds (keeps the selected build id).
@@ -462,14 +499,8 @@ impl State {
         self.builds = builds;
         self.refilter_builds();
         if let Some(c) = cur {
-            if let Some(p) = self
-                .builds_list
-                .visible
-                .iter()
-                .position(|i| self.builds[*i].id == c)
-            {
-                self.builds_list.selected = p;
-            }
+            let builds = &self.builds;
+            self.builds_list.select_where(|i| builds[i].id == c);
         }
     }
 
@@ -491,11 +522,7 @@ impl State {
 
     /// Replace the releases (keeps the selected release).
     pub fn set_releases(&mut self, rows: Vec<ReleaseRecord>) {
-        let cur = self
-            .releases_list
-            .current()
-            .and_then(|i| self.releases.get(i))
-            .map(|r| r.release);
+        let cur = self.releases_list.pick(&self.releases).map(|r| r.release);
         self.releases = rows;
         let n = self.releases.len();
         self.releases_list.refilter(0..n, |_| true);

@@ -1,27 +1,24 @@
-//! Key and event handling: `update(state, msg) -> effects`, the top-level reducer. It
-//! dispatches an open overlay's keys to that overlay (`overlays::*::key`) and job messages
-//! to [`super::overlays::jobs::on_msg`]; the pane actions, palette commands and confirmed
-//! work are here. Pure apart from cancelling a job's [`crate::jobs::CancelToken`];
-//! everything that needs I/O comes back as an [`Effect`] for the app loop.
+//! Key and event handling: `update(state, msg) -> effects`, the top-level reducer and
+//! dispatcher. A key goes to the open overlay (`overlays::*::key`), else to the text field
+//! ([`super::panes::input_key`]), else through the keymap to an [`Action`]: the global ones
+//! (overlays, pane switching, focus, back, quit) are done here, the rest go to the pane
+//! that owns them (`panes::*`). Job messages go to [`super::overlays::jobs::on_msg`].
+//! Nothing here does I/O: what needs it comes back as an [`Effect`] for the app loop.
 
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
-use tui_input::backend::crossterm::EventHandler;
+use crossterm::event::KeyEvent;
 use tui_input::Input;
 
 use super::keymap::Action;
-use super::state::{
-    AgentView, Confirm, Focus, InputTarget, Job, JobState, Overlay, Pane, Pending, State, UpdateRow,
-};
-use crate::deploy::api::DeployRequest;
-use crate::deploy::plan::{self, Current};
-use crate::jobs::CancelToken;
+use super::state::{AgentView, Focus, InputTarget, Overlay, Pane, State};
 
 // Re-exported: call sites name them as `update::{Msg, JobMsg, Effect}`.
 pub use super::msg::{Effect, JobMsg, Msg};
 use super::overlays;
+use super::panes;
 // Re-exported: they were public here before the overlays and panes got their own modules.
 pub use super::overlays::detail::{show_config_problems, update_detail};
 pub use super::overlays::palette::{completions, COMMANDS};
+pub use super::panes::log::in_log;
 pub use super::panes::updates::stale_updates_text;
 
 /// Handle one message.
@@ -52,7 +49,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
                 return overlay_key(state, k);
             }
             if state.input.is_some() {
-                return input_key(state, k);
+                return panes::input_key(state, k);
             }
             match state.keymap.action(&k) {
                 Some(a) => action(state, a),
@@ -69,7 +66,13 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
     let act = state.keymap.action(&k);
     match overlay {
         Overlay::Help { input, scroll } => overlays::help::key(state, k, input, scroll),
-        Overlay::Palette { input, selected } => overlays::palette::key(state, k, input, selected),
+        Overlay::Palette { input, selected } => {
+            let (mut effects, then) = overlays::palette::key(state, k, input, selected);
+            if let Some(a) = then {
+                effects.extend(action(state, a));
+            }
+            effects
+        }
         Overlay::Confirm(c) => overlays::confirm::key(state, k, act, c),
         Overlay::Jobs { selected } => overlays::jobs::key(state, act, selected),
         Overlay::Detail {
@@ -82,179 +85,9 @@ fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
     }
 }
 
-pub(super) fn select_stack(state: &mut State, name: &str) {
-    if let Some(p) = state
-        .stacks_list
-        .visible
-        .iter()
-        .position(|i| state.stacks[*i].name == name)
-    {
-        state.stacks_list.selected = p;
-    }
-}
-
-/// Add a running job of `kind` on `stack`; returns its number and cancel token.
-pub(super) fn new_job(state: &mut State, kind: &str, stack: &str) -> (u64, CancelToken) {
-    let id = state.next_job;
-    state.next_job += 1;
-    let cancel = CancelToken::new();
-    state.jobs.push(Job {
-        id,
-        kind: kind.into(),
-        stack: stack.into(),
-        build_id: None,
-        step: None,
-        lines: 0,
-        started: state.now,
-        finished: None,
-        state: JobState::Running,
-        cancel: cancel.clone(),
-        live: Default::default(),
-    });
-    (id, cancel)
-}
-
-pub(super) fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
-    match p {
-        Pending::Build(_) | Pending::Rebuild(_) => {
-            let (apply_updates, stack) = match p {
-                Pending::Rebuild(s) => (true, s),
-                Pending::Build(s) => (false, s),
-                _ => unreachable!("matched above"),
-            };
-            let kind = if apply_updates { "rebuild" } else { "build" };
-            let (id, cancel) = new_job(state, kind, &stack);
-            state.pane = Pane::Builds;
-            state.focus = Focus::Pane;
-            state.log.follow = true;
-            state.status = Some(format!("job {id}: {kind}ing {stack}; J lists jobs"));
-            vec![Effect::StartBuild {
-                job: id,
-                stack,
-                cancel,
-                apply_updates,
-            }]
-        }
-        Pending::Deploy(req) => {
-            let kind = if req.rollback { "rollback" } else { "deploy" };
-            let (id, _) = new_job(state, kind, &req.stack);
-            state.pane = Pane::Releases;
-            state.focus = Focus::Pane;
-            state.status = Some(format!(
-                "job {id}: {kind} of {} running; J lists jobs",
-                req.stack
-            ));
-            vec![Effect::Deploy { job: id, req }]
-        }
-        Pending::CancelJob(id) => {
-            if let Some(j) = state.jobs.iter().find(|j| j.id == id) {
-                j.cancel.cancel();
-                state.status = Some(format!("job {id}: cancelling…"));
-            }
-            Vec::new()
-        }
-        Pending::Quit => {
-            for j in &state.jobs {
-                if j.state == JobState::Running {
-                    j.cancel.cancel();
-                }
-            }
-            state.quit = true;
-            Vec::new()
-        }
-    }
-}
-
-fn input_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {
-    let Some((target, mut input)) = state.input.take() else {
-        return Vec::new();
-    };
-    match k.code {
-        KeyCode::Esc => {
-            if target != InputTarget::LogSearch {
-                set_filter(state, target, String::new());
-            }
-            return Vec::new();
-        }
-        KeyCode::Enter => {
-            if target == InputTarget::LogSearch {
-                let needle = input.value().to_string();
-                if needle.is_empty() {
-                    state.log.search = None;
-                    state.log.matched = None;
-                    return Vec::new();
-                }
-                state.log.search = Some(needle.clone());
-                return vec![Effect::SearchLog {
-                    needle,
-                    from: state.log.top,
-                    forward: true,
-                }];
-            }
-            return Vec::new();
-        }
-        _ => {
-            if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
-                return action(state, Action::Quit);
-            }
-            input.handle_event(&Event::Key(k));
-        }
-    }
-    if target != InputTarget::LogSearch {
-        set_filter(state, target, input.value().to_string());
-    }
-    state.input = Some((target, input));
-    Vec::new()
-}
-
-fn set_filter(state: &mut State, target: InputTarget, f: String) {
-    match target {
-        InputTarget::Stacks => {
-            state.stacks_list.filter = f;
-            let rows = std::mem::take(&mut state.stacks);
-            state.set_stacks(rows);
-        }
-        InputTarget::Builds => {
-            state.builds_list.filter = f;
-            state.refilter_builds();
-        }
-        InputTarget::Manifest => {
-            state.manifest_list.filter = f;
-            state.refilter_manifest();
-        }
-        InputTarget::LogSearch => {}
-    }
-}
-
-/// Whether keys go to the log (Log pane focused, or fullscreen).
-pub fn in_log(state: &State) -> bool {
-    state.fullscreen || (state.focus == Focus::Pane && state.pane == Pane::Log)
-}
-
-/// Whether log-only keys (`f`, `w`, `n`, `N`, `F`) apply: a log is on screen.
-fn log_visible(state: &State) -> bool {
-    state.fullscreen || matches!(state.pane, Pane::Log | Pane::Builds)
-}
-
-pub(super) fn quit(state: &mut State) -> Vec<Effect> {
-    let n = state.running_jobs();
-    if n == 0 {
-        state.quit = true;
-        return Vec::new();
-    }
-    state.overlay = Some(Overlay::Confirm(overlays::confirm::quit(n)));
-    Vec::new()
-}
-
-fn scroll_log(state: &mut State, delta: isize) {
-    let l = &mut state.log;
-    l.follow = false;
-    l.top = (l.top as isize + delta).clamp(0, l.max_top() as isize) as usize;
-}
-
-pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
-    let page = state.log.height.max(1) as isize;
-    let list_page = state.list_height.max(1) as isize;
+/// Do the action `a` of a key (or of a palette command): the global ones here, the others
+/// in the pane that owns them.
+fn action(state: &mut State, a: Action) -> Vec<Effect> {
     match a {
         Action::Help => {
             state.overlay = Some(Overlay::Help {
@@ -269,30 +102,7 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
             })
         }
         Action::Jobs => state.overlay = Some(Overlay::Jobs { selected: 0 }),
-        Action::Filter => {
-            let target = if in_log(state) {
-                InputTarget::LogSearch
-            } else if state.focus == Focus::Stacks {
-                InputTarget::Stacks
-            } else {
-                match state.pane {
-                    Pane::Builds => InputTarget::Builds,
-                    Pane::Manifest => InputTarget::Manifest,
-                    Pane::Log => InputTarget::LogSearch,
-                    Pane::Updates | Pane::Releases => {
-                        state.status = Some("nothing to filter here yet".into());
-                        return Vec::new();
-                    }
-                }
-            };
-            let current = match target {
-                InputTarget::Stacks => state.stacks_list.filter.clone(),
-                InputTarget::Builds => state.builds_list.filter.clone(),
-                InputTarget::Manifest => state.manifest_list.filter.clone(),
-                InputTarget::LogSearch => state.log.search.clone().unwrap_or_default(),
-            };
-            state.input = Some((target, Input::new(current)));
-        }
+        Action::Filter => panes::filter(state),
         Action::NextPane | Action::PrevPane => {
             if state.focus == Focus::Stacks {
                 state.focus = Focus::Pane;
@@ -318,92 +128,41 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
         }
         Action::Left => state.focus = Focus::Stacks,
         Action::Right => state.focus = Focus::Pane,
-        Action::Down | Action::Up | Action::PageDown | Action::PageUp => {
-            let (d, p) = match a {
-                Action::Down => (1, 1),
-                Action::Up => (-1, 1),
-                Action::PageDown => (1, list_page),
-                _ => (-1, list_page),
-            };
-            if in_log(state) {
-                let p = if p == 1 { 1 } else { page };
-                scroll_log(state, d * p);
-            } else {
-                move_list(state, d * p);
-            }
-        }
-        Action::Top | Action::Bottom => {
-            let last = a == Action::Bottom;
-            if in_log(state) {
-                state.log.top = if last { state.log.max_top() } else { 0 };
-                state.log.follow = last;
-            } else if let Some(l) = focused_list(state) {
-                l.jump(last);
-            }
-        }
-        Action::Enter => enter(state),
+        Action::Down
+        | Action::Up
+        | Action::PageDown
+        | Action::PageUp
+        | Action::Top
+        | Action::Bottom => panes::navigate(state, a),
+        Action::Enter => panes::enter(state),
         Action::Back => {
             if state.fullscreen {
                 state.fullscreen = false;
             } else if state.focus == Focus::Pane {
                 state.focus = Focus::Stacks;
             } else if !state.stacks_list.filter.is_empty() {
-                set_filter(state, InputTarget::Stacks, String::new());
+                panes::set_filter(state, InputTarget::Stacks, String::new());
             } else {
-                return quit(state);
+                return overlays::confirm::ask_quit(state);
             }
         }
-        Action::Quit => return quit(state),
-        Action::Build => {
-            let Some(name) = idle_stack(state, "build") else {
-                return Vec::new();
-            };
-            let from = image_of(state, &name);
-            state.overlay = Some(Overlay::Confirm(overlays::confirm::build(name, &from)));
-        }
-        Action::CheckUpdates => return check_updates(state),
-        Action::Rebuild => rebuild(state),
-        Action::Deploy => deploy(state, false),
-        Action::Rollback => deploy(state, true),
-        Action::Follow if log_visible(state) => {
-            state.log.follow = !state.log.follow;
-            if state.log.follow {
-                state.log.top = state.log.max_top();
-            }
-        }
-        Action::Wrap if log_visible(state) => state.log.wrap = !state.log.wrap,
-        Action::Fullscreen if log_visible(state) => state.fullscreen = !state.fullscreen,
-        Action::NextMatch | Action::PrevMatch if log_visible(state) => {
-            let Some(needle) = state.log.search.clone() else {
-                state.status = Some("no search yet: press / in the log".into());
-                return Vec::new();
-            };
-            let forward = a == Action::NextMatch;
-            let from = match state.log.matched {
-                Some(m) if forward => m + 1,
-                Some(m) => match m.checked_sub(1) {
-                    Some(f) => f,
-                    None => {
-                        state.status = Some(format!("`{needle}`: no earlier match"));
-                        return Vec::new();
-                    }
-                },
-                None => state.log.top,
-            };
-            return vec![Effect::SearchLog {
-                needle,
-                from,
-                forward,
-            }];
+        Action::Quit => return overlays::confirm::ask_quit(state),
+        Action::Build => panes::builds::build(state),
+        Action::CheckUpdates => return panes::updates::check(state),
+        Action::Rebuild => panes::updates::rebuild(state),
+        Action::Deploy => panes::releases::deploy(state, false),
+        Action::Rollback => panes::releases::deploy(state, true),
+        Action::Follow
+        | Action::Wrap
+        | Action::Fullscreen
+        | Action::NextMatch
+        | Action::PrevMatch
+            if panes::log::visible(state) =>
+        {
+            return panes::log::action(state, a)
         }
         Action::Sort | Action::SortReverse if state.pane == Pane::Manifest => {
-            if a == Action::Sort {
-                state.manifest_sort = state.manifest_sort.next();
-                state.manifest_desc = false;
-            } else {
-                state.manifest_desc = !state.manifest_desc;
-            }
-            state.refilter_manifest();
+            panes::manifest::sort(state, a == Action::SortReverse)
         }
         Action::CancelJob => {
             state.overlay = Some(Overlay::Jobs { selected: 0 });
@@ -411,263 +170,4 @@ pub(super) fn action(state: &mut State, a: Action) -> Vec<Effect> {
         _ => {}
     }
     Vec::new()
-}
-
-fn focused_list(state: &mut State) -> Option<&mut super::state::ListState> {
-    if state.focus == Focus::Stacks {
-        return Some(&mut state.stacks_list);
-    }
-    match state.pane {
-        Pane::Builds => Some(&mut state.builds_list),
-        Pane::Manifest => Some(&mut state.manifest_list),
-        Pane::Updates => Some(&mut state.updates_list),
-        Pane::Releases => Some(&mut state.releases_list),
-        Pane::Log => None,
-    }
-}
-
-fn move_list(state: &mut State, delta: isize) {
-    if let Some(l) = focused_list(state) {
-        l.step(delta);
-    }
-}
-
-fn enter(state: &mut State) {
-    if state.focus == Focus::Stacks {
-        state.focus = Focus::Pane;
-        return;
-    }
-    match state.pane {
-        Pane::Builds => {
-            if state.selected_build().is_some() {
-                state.pane = Pane::Log;
-            }
-        }
-        Pane::Manifest => {
-            if let Some(c) = state
-                .manifest_list
-                .current()
-                .and_then(|i| state.manifest.get(i))
-            {
-                state.overlay = Some(Overlay::detail(
-                    format!("{} {}", c.name, c.version),
-                    vec![
-                        format!("package         {}", c.name),
-                        format!("version         {}", c.version),
-                        format!("architecture    {}", c.arch),
-                        format!("source          {} {}", c.source, c.source_version),
-                        format!(
-                            "suite           {}",
-                            if c.suite.is_empty() { "-" } else { &c.suite }
-                        ),
-                        format!("origin          {}", c.origin),
-                        format!(
-                            "installed size  {}",
-                            c.installed_size_kib
-                                .map(|k| format!("{k} KiB"))
-                                .unwrap_or_else(|| "-".into())
-                        ),
-                    ],
-                ));
-            }
-        }
-        Pane::Updates => {
-            if let Some(u) = state
-                .updates_list
-                .current()
-                .and_then(|i| state.updates.get(i))
-            {
-                state.overlay = Some(Overlay::detail(
-                    format!("Update of {}", u.source),
-                    update_detail(u),
-                ));
-            }
-        }
-        Pane::Log | Pane::Releases => {}
-    }
-}
-
-/// The selected stack with no job of its own running, or why not (set as the status).
-pub(super) fn idle_stack(state: &mut State, what: &str) -> Option<String> {
-    let Some(name) = state.selected_stack().map(str::to_string) else {
-        state.status = Some("no stack selected".into());
-        return None;
-    };
-    if let Some(j) = state
-        .jobs
-        .iter()
-        .find(|j| j.stack == name && j.state == JobState::Running)
-    {
-        state.status = Some(format!(
-            "cannot {what} {name}: job {} ({}) is running; J lists jobs",
-            j.id, j.kind
-        ));
-        return None;
-    }
-    Some(name)
-}
-
-/// `u`: check for updates now (changes nothing that runs: no confirmation).
-fn check_updates(state: &mut State) -> Vec<Effect> {
-    let Some(stack) = idle_stack(state, "check") else {
-        return Vec::new();
-    };
-    let (job, _) = new_job(state, "check", &stack);
-    state.status = Some(format!(
-        "job {job}: checking {stack} for updates; J lists jobs"
-    ));
-    vec![Effect::CheckUpdates { job, stack }]
-}
-
-/// `image 1a2b3c4d5e6f (build #N)`, or what there is instead.
-fn image_of(state: &State, name: &str) -> String {
-    state
-        .stacks
-        .iter()
-        .find(|s| s.name == name)
-        .and_then(|s| s.last_build.as_ref())
-        .map(|b| match &b.image_digest {
-            Some(d) => format!("image {} (build #{})", crate::text::short_digest(d), b.id),
-            None => format!("no image (last build #{} {})", b.id, b.status.as_str()),
-        })
-        .unwrap_or_else(|| "no image yet".into())
-}
-
-/// `r`: confirm a rebuild with the pending updates it applies.
-fn rebuild(state: &mut State) {
-    let Some(name) = idle_stack(state, "rebuild") else {
-        return;
-    };
-    // Language packages are not applied by a rebuild (their app's lockfile pins them).
-    let debian: Vec<&UpdateRow> = state
-        .updates
-        .iter()
-        .filter(|u| u.ecosystem.is_none())
-        .collect();
-    if let Some(why) = stale_updates_text(state) {
-        state.status = Some(format!("{why} first"));
-        return;
-    }
-    if state.loaded_stack.as_deref() != Some(name.as_str()) || debian.is_empty() {
-        state.status = Some(format!(
-            "{name} has no pending updates known: press {} to check first",
-            state.keymap.first(Action::CheckUpdates)
-        ));
-        return;
-    }
-    let mut body = vec![
-        format!("stack  {name}"),
-        format!("from   {}", image_of(state, &name)),
-        "to     a new image with the tracked suites added, so these".into(),
-        "       pending updates are installed:".into(),
-    ];
-    const TOP: usize = 4;
-    for u in debian.iter().take(TOP) {
-        body.push(format!(
-            "  {} {} -> {} ({} CVE{}{})",
-            u.source,
-            u.from,
-            u.to,
-            u.cves.len(),
-            if u.cves.len() == 1 { "" } else { "s" },
-            if u.urgency.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", u.urgency)
-            }
-        ));
-    }
-    if debian.len() > TOP {
-        body.push(format!(
-            "  … and {} more source package(s)",
-            debian.len() - TOP
-        ));
-    }
-    body.push("Runs in the background; the log streams into Builds.".into());
-    state.overlay = Some(Overlay::Confirm(Confirm {
-        title: format!("Rebuild {name} applying updates?"),
-        body,
-        pending: Pending::Rebuild(name),
-    }));
-}
-
-/// `d` (deploy the selected build in Builds, else the newest succeeded one) and `R` (roll
-/// back to the previous release, or to the one selected in Releases): decided by
-/// [`plan::resolve`] on the loaded builds and releases, then confirmed with from -> to.
-fn deploy(state: &mut State, rollback: bool) {
-    let what = if rollback { "roll back" } else { "deploy" };
-    let Some(name) = idle_stack(state, what) else {
-        return;
-    };
-    if state.loaded_stack.as_deref() != Some(name.as_str()) {
-        state.status = Some(format!("{name} is still loading; try again"));
-        return;
-    }
-    let mut req = DeployRequest {
-        stack: name.clone(),
-        rollback,
-        ..Default::default()
-    };
-    let current = Current::from_releases(&state.releases);
-    let build = if rollback {
-        None
-    } else if state.pane == Pane::Builds && state.focus == Focus::Pane {
-        let b = state.selected_build().cloned();
-        req.build = b.as_ref().map(|b| b.id);
-        b
-    } else {
-        state
-            .builds
-            .iter()
-            .find(|b| b.status == crate::store::builds::BuildStatus::Succeeded)
-            .cloned()
-    };
-    if rollback && state.pane == Pane::Releases && state.focus == Focus::Pane {
-        if let Some(r) = state
-            .releases_list
-            .current()
-            .and_then(|i| state.releases.get(i))
-        {
-            if Some(r.release) != current.map(|c| c.release) {
-                req.to = Some(r.release);
-            }
-        }
-    }
-    let target = match plan::resolve(&req, &state.releases, current, build.as_ref()) {
-        Ok(t) => t,
-        Err(e) => {
-            state.status = Some(format!("cannot {what} {name}: {e}"));
-            return;
-        }
-    };
-    let from = match current.and_then(|c| state.releases.iter().find(|r| r.release == c.release)) {
-        Some(r) => format!("live {}", overlays::confirm::release_text(r)),
-        None => "nothing deployed".into(),
-    };
-    let to = match target.rollback_of {
-        Some(n) => match state.releases.iter().find(|r| r.release == n) {
-            Some(r) => format!("{} (as a new release)", overlays::confirm::release_text(r)),
-            None => format!("release #{n}"),
-        },
-        None => format!(
-            "build #{}, {} (new release)",
-            target.build_id,
-            build
-                .as_ref()
-                .and_then(|b| b.image_digest.as_deref())
-                .map(crate::text::short_digest)
-                .unwrap_or_else(|| "-".into())
-        ),
-    };
-    req.replicas = Some(target.replicas);
-    let downgrade = state.downgrades.get(&target.build_id);
-    state.overlay = Some(Overlay::Confirm(overlays::confirm::deploy(
-        rollback,
-        &name,
-        &from,
-        &to,
-        target.replicas,
-        downgrade,
-        req,
-    )));
 }

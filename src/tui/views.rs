@@ -34,6 +34,11 @@ impl ListState {
         self.visible.get(self.selected).copied()
     }
 
+    /// The selected row of `rows` (the data this list shows).
+    pub fn pick<'a, T>(&self, rows: &'a [T]) -> Option<&'a T> {
+        self.current().and_then(|i| rows.get(i))
+    }
+
     /// Move by `delta` rows, clamped.
     pub fn step(&mut self, delta: isize) {
         if self.visible.is_empty() {
@@ -42,6 +47,18 @@ impl ListState {
         }
         let max = self.visible.len() - 1;
         self.selected = (self.selected as isize + delta).clamp(0, max as isize) as usize;
+    }
+
+    /// Select the first visible row whose data index matches `pred`; false (the selection
+    /// unchanged) when none does.
+    pub fn select_where(&mut self, pred: impl Fn(usize) -> bool) -> bool {
+        match self.visible.iter().position(|i| pred(*i)) {
+            Some(p) => {
+                self.selected = p;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Jump to the first or last row.

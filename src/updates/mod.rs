@@ -215,7 +215,8 @@ pub struct LiveCheck {
 }
 
 /// How many pending updates a check found and from how many source packages: the counts
-/// of every one-line check summary (CLI, console jobs, scheduled checks).
+/// of every one-line check summary (CLI, console jobs, scheduled checks), worded once by
+/// its `Display`: `U pending update(s) from S source package(s)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingSummary {
     /// Pending updates (binary packages).
@@ -235,19 +236,31 @@ impl PendingSummary {
     }
 }
 
+impl std::fmt::Display for PendingSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} pending update(s) from {} source package(s)",
+            self.updates, self.sources
+        )
+    }
+}
+
 impl CheckReport {
     /// The counts of this check's pending updates.
     pub fn pending_summary(&self) -> PendingSummary {
         PendingSummary::of(&self.updates)
     }
 
-    /// `STACK: build #N, U pending update(s) from S source package(s)`: the console's line
-    /// for a finished check job.
+    /// `STACK: build #N, U pending update(s) from S source package(s)`: the one summary of
+    /// a check, which `drover updates`, the console's check job and the scheduled checks
+    /// each start their line with.
     pub fn summary_line(&self) -> String {
-        let s = self.pending_summary();
         format!(
-            "{}: build #{}, {} pending update(s) from {} source package(s)",
-            self.stack, self.build_id, s.updates, s.sources
+            "{}: build #{}, {}",
+            self.stack,
+            self.build_id,
+            self.pending_summary()
         )
     }
 }

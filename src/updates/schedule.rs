@@ -287,12 +287,9 @@ where
 /// One line about a run: pending and security counts, notifications, rebuild, problems.
 pub fn summary(r: &RunReport) -> String {
     let sec = notify::security_updates(&r.check);
-    let counts = r.check.pending_summary();
     let mut s = format!(
-        "{}: {} pending updates from {} sources, {} security, {} open CVEs",
-        r.check.stack,
-        counts.updates,
-        counts.sources,
+        "{}, {} security, {} open CVEs",
+        r.check.summary_line(),
         sec.len(),
         r.check.open_cves.len()
     );

@@ -1,4 +1,5 @@
-//! The confirmation overlay: what is about to happen, answered with y or n.
+//! The confirmation overlay: what is about to happen (the text of each question), answered
+//! with y or n, and the work a yes starts.
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -7,11 +8,13 @@ use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
 
 use crate::deploy::api::DeployRequest;
+use crate::deploy::plan::Target;
+use crate::store::builds::BuildRecord;
+use crate::store::deploys::ReleaseRecord;
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
-use crate::tui::state::{Confirm, Overlay, Pending, State};
+use crate::tui::state::{Confirm, Focus, Job, JobState, Overlay, Pane, Pending, State, UpdateRow};
 use crate::tui::theme::Theme;
-use crate::tui::update::confirmed;
 use crate::tui::widgets::{block, centered};
 
 /// Draw the confirm overlay over `area` (nothing when another overlay is open).
@@ -69,13 +72,77 @@ pub fn key(state: &mut State, k: KeyEvent, act: Option<Action>, c: Confirm) -> V
 }
 
 /// `release #N: build #B, DIGEST`: one side of a deploy or rollback confirmation.
-pub fn release_text(r: &crate::store::deploys::ReleaseRecord) -> String {
+pub fn release_text(r: &ReleaseRecord) -> String {
     format!(
         "release #{}: build #{}, {}",
         r.release,
         r.build_id,
         crate::text::short_digest(&r.image_digest)
     )
+}
+
+/// What a yes to `p` starts: a build or rebuild job, a deploy or rollback job, the
+/// cancellation of a job, or the end of the console.
+fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
+    match p {
+        Pending::Build(stack) => start_build(state, stack, false),
+        Pending::Rebuild(stack) => start_build(state, stack, true),
+        Pending::Deploy(req) => {
+            let kind = if req.rollback { "rollback" } else { "deploy" };
+            let (id, _) = state.new_job(kind, &req.stack);
+            state.pane = Pane::Releases;
+            state.focus = Focus::Pane;
+            state.status = Some(format!(
+                "job {id}: {kind} of {} running; J lists jobs",
+                req.stack
+            ));
+            vec![Effect::Deploy { job: id, req }]
+        }
+        Pending::CancelJob(id) => {
+            if let Some(j) = state.jobs.iter().find(|j| j.id == id) {
+                j.cancel.cancel();
+                state.status = Some(format!("job {id}: cancelling…"));
+            }
+            Vec::new()
+        }
+        Pending::Quit => {
+            for j in &state.jobs {
+                if j.state == JobState::Running {
+                    j.cancel.cancel();
+                }
+            }
+            state.quit = true;
+            Vec::new()
+        }
+    }
+}
+
+/// Start a build (with `apply_updates`, a rebuild) of `stack` as a new job, its log
+/// followed in Builds.
+fn start_build(state: &mut State, stack: String, apply_updates: bool) -> Vec<Effect> {
+    let kind = if apply_updates { "rebuild" } else { "build" };
+    let (id, cancel) = state.new_job(kind, &stack);
+    state.pane = Pane::Builds;
+    state.focus = Focus::Pane;
+    state.log.follow = true;
+    state.status = Some(format!("job {id}: {kind}ing {stack}; J lists jobs"));
+    vec![Effect::StartBuild {
+        job: id,
+        stack,
+        cancel,
+        apply_updates,
+    }]
+}
+
+/// `q` / `esc` on the Stacks list, `ctrl-c`: quit now, or ask first when jobs run.
+pub fn ask_quit(state: &mut State) -> Vec<Effect> {
+    let n = state.running_jobs();
+    if n == 0 {
+        state.quit = true;
+        return Vec::new();
+    }
+    state.overlay = Some(Overlay::Confirm(quit(n)));
+    Vec::new()
 }
 
 /// The confirmation of quitting while `n` jobs still run.
@@ -105,6 +172,74 @@ pub fn build(name: String, from: &str) -> Confirm {
         ],
         pending: Pending::Build(name),
     }
+}
+
+/// The confirmation of rebuilding stack `name` (now at `from`) so that the pending Debian
+/// `updates` are installed: the first four, then how many more.
+pub fn rebuild(name: String, from: &str, updates: &[&UpdateRow]) -> Confirm {
+    let mut body = vec![
+        format!("stack  {name}"),
+        format!("from   {from}"),
+        "to     a new image with the tracked suites added, so these".into(),
+        "       pending updates are installed:".into(),
+    ];
+    const TOP: usize = 4;
+    for u in updates.iter().take(TOP) {
+        body.push(format!(
+            "  {} {} -> {} ({} CVE{}{})",
+            u.source,
+            u.from,
+            u.to,
+            u.cves.len(),
+            if u.cves.len() == 1 { "" } else { "s" },
+            if u.urgency.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", u.urgency)
+            }
+        ));
+    }
+    if updates.len() > TOP {
+        body.push(format!(
+            "  … and {} more source package(s)",
+            updates.len() - TOP
+        ));
+    }
+    body.push("Runs in the background; the log streams into Builds.".into());
+    Confirm {
+        title: format!("Rebuild {name} applying updates?"),
+        body,
+        pending: Pending::Rebuild(name),
+    }
+}
+
+/// The two sides of a deploy or rollback confirmation: from the `live` release (or nothing
+/// deployed) to the release whose build `target` redeploys, or to the new `build`.
+pub fn deploy_sides(
+    releases: &[ReleaseRecord],
+    live: Option<i64>,
+    target: &Target,
+    build: Option<&BuildRecord>,
+) -> (String, String) {
+    let from = match live.and_then(|l| releases.iter().find(|r| r.release == l)) {
+        Some(r) => format!("live {}", release_text(r)),
+        None => "nothing deployed".into(),
+    };
+    let to = match target.rollback_of {
+        Some(n) => match releases.iter().find(|r| r.release == n) {
+            Some(r) => format!("{} (as a new release)", release_text(r)),
+            None => format!("release #{n}"),
+        },
+        None => format!(
+            "build #{}, {} (new release)",
+            target.build_id,
+            build
+                .and_then(|b| b.image_digest.as_deref())
+                .map(crate::text::short_digest)
+                .unwrap_or_else(|| "-".into())
+        ),
+    };
+    (from, to)
 }
 
 /// The confirmation of a deploy (or a rollback) of `name` from `from` to `to` (both as
@@ -145,5 +280,26 @@ pub fn deploy(
         ),
         body,
         pending: Pending::Deploy(req),
+    }
+}
+
+/// The confirmation of cancelling the running job `j`.
+pub fn cancel_job(j: &Job) -> Confirm {
+    Confirm {
+        title: format!("Cancel job {}?", j.id),
+        body: vec![
+            format!(
+                "job {}: {} of {}{}",
+                j.id,
+                j.kind,
+                j.stack,
+                j.build_id
+                    .map(|b| format!(" (build #{b})"))
+                    .unwrap_or_default()
+            ),
+            "running children are stopped; the build is recorded".into(),
+            "as cancelled and leaves no image.".into(),
+        ],
+        pending: Pending::CancelJob(j.id),
     }
 }

@@ -1,4 +1,5 @@
-//! The Jobs overlay (`J`): this session's background jobs with their step and state.
+//! The Jobs overlay (`J`): this session's background jobs with their step and state, and
+//! what a job's messages change in its row.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -9,9 +10,9 @@ use crate::jobs::BuildEvent;
 use crate::store::builds::BuildStatus;
 use crate::tui::keymap::Action;
 use crate::tui::msg::{Effect, JobMsg};
-use crate::tui::state::{Confirm, Focus, Job, JobState, Overlay, Pane, Pending, State};
+use crate::tui::overlays::confirm;
+use crate::tui::state::{Focus, Job, JobState, Overlay, Pane, State};
 use crate::tui::theme::Theme;
-use crate::tui::update::{action, select_stack};
 use crate::tui::widgets::{block, centered, selectable};
 
 /// Draw the jobs overlay over `area` (nothing when another overlay is open).
@@ -95,7 +96,7 @@ pub fn key(state: &mut State, act: Option<Action>, mut selected: usize) -> Vec<E
     let n = state.jobs.len();
     match act {
         Some(Action::Back) | Some(Action::Jobs) => return Vec::new(),
-        Some(Action::Quit) => return action(state, Action::Quit),
+        Some(Action::Quit) => return confirm::ask_quit(state),
         Some(Action::Down) => selected = (selected + 1).min(n.saturating_sub(1)),
         Some(Action::Up) => selected = selected.saturating_sub(1),
         Some(Action::Top) => selected = 0,
@@ -110,23 +111,7 @@ pub fn key(state: &mut State, act: Option<Action>, mut selected: usize) -> Vec<E
                         j.id, j.kind
                     ));
                 } else if j.state == JobState::Running {
-                    let c = Confirm {
-                        title: format!("Cancel job {}?", j.id),
-                        body: vec![
-                            format!(
-                                "job {}: {} of {}{}",
-                                j.id,
-                                j.kind,
-                                j.stack,
-                                j.build_id
-                                    .map(|b| format!(" (build #{b})"))
-                                    .unwrap_or_default()
-                            ),
-                            "running children are stopped; the build is recorded".into(),
-                            "as cancelled and leaves no image.".into(),
-                        ],
-                        pending: Pending::CancelJob(j.id),
-                    };
+                    let c = confirm::cancel_job(j);
                     state.overlay = Some(Overlay::Confirm(c));
                     return Vec::new();
                 } else {
@@ -146,7 +131,7 @@ pub fn key(state: &mut State, act: Option<Action>, mut selected: usize) -> Vec<E
                 }
                 if let Some(b) = j.build_id {
                     let stack = j.stack.clone();
-                    select_stack(state, &stack);
+                    state.select_stack(&stack);
                     state.select_build = Some(b);
                     state.pane = Pane::Log;
                     state.focus = Focus::Pane;
@@ -238,7 +223,7 @@ pub fn on_msg(state: &mut State, msg: JobMsg) -> Vec<Effect> {
                     )
                 }
                 Err(e) => (
-                    JobState::Failed(e.clone()),
+                    JobState::Failed(e.to_string()),
                     format!("job {job} ({} {}) failed: {e}", j.kind, j.stack),
                 ),
             };
@@ -261,7 +246,7 @@ pub fn on_msg(state: &mut State, msg: JobMsg) -> Vec<Effect> {
             let (st, text) = match outcome {
                 Ok(summary) => (JobState::Succeeded, summary),
                 Err(e) => (
-                    JobState::Failed(e.lines().next().unwrap_or("").to_string()),
+                    JobState::Failed(e.to_string().lines().next().unwrap_or("").to_string()),
                     format!("{} of {} failed: {e}", j.kind, j.stack),
                 ),
             };

@@ -1,4 +1,5 @@
-//! The command palette (`:`): the typed command and the commands it completes to.
+//! The command palette (`:`): the typed command and the commands it completes to; a
+//! command names the [`Action`] it runs, which the dispatcher ([`crate::tui::update`]) does.
 
 use crossterm::event::{Event, KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -11,9 +12,9 @@ use tui_input::Input;
 
 use crate::tui::keymap::Action;
 use crate::tui::msg::Effect;
+use crate::tui::overlays::detail::show_config_problems;
 use crate::tui::state::{Overlay, State};
 use crate::tui::theme::Theme;
-use crate::tui::update::{action, select_stack, show_config_problems};
 use crate::tui::widgets::{block, centered};
 
 /// Draw the palette overlay over `area` (nothing when another overlay is open).
@@ -89,11 +90,15 @@ pub fn completions(text: &str) -> Vec<&'static (&'static str, &'static str, bool
     COMMANDS.iter().filter(|c| c.0.starts_with(word)).collect()
 }
 
+/// What a key of the palette leads to: its effects, then the [`Action`] that the command
+/// run by `enter` stands for, if any, for the dispatcher to do (after those effects).
+pub type Outcome = (Vec<Effect>, Option<Action>);
+
 /// Keys of the palette: typing, choosing, tab completion, enter runs the command.
-pub fn key(state: &mut State, k: KeyEvent, mut input: Input, mut selected: usize) -> Vec<Effect> {
+pub fn key(state: &mut State, k: KeyEvent, mut input: Input, mut selected: usize) -> Outcome {
     let n = completions(input.value()).len();
     match k.code {
-        KeyCode::Esc => return Vec::new(),
+        KeyCode::Esc => return (Vec::new(), None),
         KeyCode::Enter => return run_command(state, input.value(), selected),
         KeyCode::Down => selected = (selected + 1).min(n.saturating_sub(1)),
         KeyCode::Up => selected = selected.saturating_sub(1),
@@ -114,16 +119,16 @@ pub fn key(state: &mut State, k: KeyEvent, mut input: Input, mut selected: usize
         }
     }
     state.overlay = Some(Overlay::Palette { input, selected });
-    Vec::new()
+    (Vec::new(), None)
 }
 
 /// `:lock` / `:lock update`: refresh the selected stack's lock (or move it to the pending
 /// updates) as a background job; the next `b` builds it.
 fn lock(state: &mut State, update: bool) -> Vec<Effect> {
-    let Some(stack) = super::super::update::idle_stack(state, "lock") else {
+    let Some(stack) = state.idle_stack("lock") else {
         return Vec::new();
     };
-    let (job, _) = super::super::update::new_job(state, "lock", &stack);
+    let (job, _) = state.new_job("lock", &stack);
     state.status = Some(format!(
         "job {job}: {} the lock of {stack}; J lists jobs",
         if update { "updating" } else { "refreshing" }
@@ -132,7 +137,7 @@ fn lock(state: &mut State, update: bool) -> Vec<Effect> {
 }
 
 /// Run the palette command `text` (or the completion `selected` when it names none).
-fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
+fn run_command(state: &mut State, text: &str, selected: usize) -> Outcome {
     let mut words = text.split_whitespace();
     let first = words.next().unwrap_or("");
     let arg = words.next().map(str::to_string);
@@ -142,43 +147,42 @@ fn run_command(state: &mut State, text: &str, selected: usize) -> Vec<Effect> {
             Some(c) => c.0,
             None => {
                 state.status = Some(format!("unknown command `{first}`; press : and tab"));
-                return Vec::new();
+                return (Vec::new(), None);
             }
         },
     };
-    match name {
+    let then = match name {
         "build" => {
             if let Some(a) = arg {
                 if !state.stacks.iter().any(|s| s.name == a) {
                     state.status = Some(format!("no stack named `{a}`"));
-                    return Vec::new();
+                    return (Vec::new(), None);
                 }
-                select_stack(state, &a);
-                let mut e = vec![Effect::Reload];
-                e.extend(action(state, Action::Build));
-                return e;
+                state.select_stack(&a);
+                return (vec![Effect::Reload], Some(Action::Build));
             }
-            action(state, Action::Build)
+            Action::Build
         }
-        "builds" => action(state, Action::PaneBuilds),
-        "logs" => action(state, Action::PaneLog),
-        "manifest" => action(state, Action::PaneManifest),
-        "updates" => action(state, Action::PaneUpdates),
-        "releases" => action(state, Action::PaneReleases),
-        "jobs" => action(state, Action::Jobs),
-        "help" => action(state, Action::Help),
-        "check" => action(state, Action::CheckUpdates),
-        "rebuild" => action(state, Action::Rebuild),
-        "lock" => lock(state, arg.as_deref() == Some("update")),
-        "deploy" => action(state, Action::Deploy),
-        "rollback" => action(state, Action::Rollback),
+        "builds" => Action::PaneBuilds,
+        "logs" => Action::PaneLog,
+        "manifest" => Action::PaneManifest,
+        "updates" => Action::PaneUpdates,
+        "releases" => Action::PaneReleases,
+        "jobs" => Action::Jobs,
+        "help" => Action::Help,
+        "check" => Action::CheckUpdates,
+        "rebuild" => Action::Rebuild,
+        "lock" => return (lock(state, arg.as_deref() == Some("update")), None),
+        "deploy" => Action::Deploy,
+        "rollback" => Action::Rollback,
         "problems" => {
             if !show_config_problems(state) {
                 state.status = Some("no config file problems".into());
             }
-            Vec::new()
+            return (Vec::new(), None);
         }
-        "quit" => action(state, Action::Quit),
-        _ => Vec::new(),
-    }
+        "quit" => Action::Quit,
+        _ => return (Vec::new(), None),
+    };
+    (Vec::new(), Some(then))
 }

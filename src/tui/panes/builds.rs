@@ -1,4 +1,5 @@
-//! The Builds pane: the selected stack's builds, newest first, above the selected log.
+//! The Builds pane: the selected stack's builds, newest first, above the selected log;
+//! `enter` opens a build's log; `b` asks to build the selected stack.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -8,7 +9,9 @@ use ratatui::Frame;
 use crate::store::builds::BuildRecord;
 use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
-use crate::tui::state::State;
+use crate::tui::overlays::confirm;
+use crate::tui::panes::stacks::image_of;
+use crate::tui::state::{Overlay, Pane, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{
     block, bordered_inner, filter_title, fit_offset, selectable, status_style, status_word,
@@ -100,4 +103,21 @@ pub fn fit(state: &mut State, area: Rect) {
     let body_h = bordered_inner(area).height.saturating_sub(1) as usize;
     state.list_height = body_h;
     fit_offset(&mut state.builds_list, body_h);
+}
+
+/// `enter` on a build: its log in the Log pane.
+pub fn enter(state: &mut State) {
+    if state.selected_build().is_some() {
+        state.pane = Pane::Log;
+    }
+}
+
+/// `b`: ask to build the selected stack (from its current image), unless a job of its own
+/// runs.
+pub fn build(state: &mut State) {
+    let Some(name) = state.idle_stack("build") else {
+        return;
+    };
+    let from = image_of(state, &name);
+    state.overlay = Some(Overlay::Confirm(confirm::build(name, &from)));
 }

@@ -1,4 +1,5 @@
-//! The Log pane: the visible window of a build's log, with search matches and wrapping.
+//! The Log pane: the visible window of a build's log, with search matches and wrapping,
+//! and its keys: scrolling, follow, wrap, fullscreen and search.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -6,9 +7,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::tui::state::{LogView, State};
+use crate::tui::keymap::Action;
+use crate::tui::msg::Effect;
+use crate::tui::state::{Focus, LogView, Pane, State};
 use crate::tui::theme::Theme;
-use crate::tui::update::in_log;
 use crate::tui::widgets::{block, bordered_inner, wrap_line};
 
 /// Spans of one log line with search matches highlighted.
@@ -142,4 +144,83 @@ pub fn fit(state: &mut State, area: Rect) {
         log.top = log.max_top();
     }
     log.top = log.top.min(log.max_top());
+}
+
+/// Whether keys go to the log (Log pane focused, or fullscreen).
+pub fn in_log(state: &State) -> bool {
+    state.fullscreen || (state.focus == Focus::Pane && state.pane == Pane::Log)
+}
+
+/// Whether log-only keys (`f`, `w`, `n`, `N`, `F`) apply: a log is on screen.
+pub fn visible(state: &State) -> bool {
+    state.fullscreen || matches!(state.pane, Pane::Log | Pane::Builds)
+}
+
+/// Scroll the log by `delta` lines (clamped); scrolling stops following.
+pub fn scroll(state: &mut State, delta: isize) {
+    let l = &mut state.log;
+    l.follow = false;
+    l.top = (l.top as isize + delta).clamp(0, l.max_top() as isize) as usize;
+}
+
+/// `g` / `G` in the log: the first line, or the end (which follows).
+pub fn jump(state: &mut State, last: bool) {
+    state.log.top = if last { state.log.max_top() } else { 0 };
+    state.log.follow = last;
+}
+
+/// The log's own keys, while a log is on screen ([`visible`]): `f` follow, `w` wrap, `F`
+/// fullscreen, `n` / `N` the next / previous match of the search (a [`Effect::SearchLog`]).
+pub fn action(state: &mut State, a: Action) -> Vec<Effect> {
+    match a {
+        Action::Follow => {
+            state.log.follow = !state.log.follow;
+            if state.log.follow {
+                state.log.top = state.log.max_top();
+            }
+        }
+        Action::Wrap => state.log.wrap = !state.log.wrap,
+        Action::Fullscreen => state.fullscreen = !state.fullscreen,
+        Action::NextMatch | Action::PrevMatch => {
+            let Some(needle) = state.log.search.clone() else {
+                state.status = Some("no search yet: press / in the log".into());
+                return Vec::new();
+            };
+            let forward = a == Action::NextMatch;
+            let from = match state.log.matched {
+                Some(m) if forward => m + 1,
+                Some(m) => match m.checked_sub(1) {
+                    Some(f) => f,
+                    None => {
+                        state.status = Some(format!("`{needle}`: no earlier match"));
+                        return Vec::new();
+                    }
+                },
+                None => state.log.top,
+            };
+            return vec![Effect::SearchLog {
+                needle,
+                from,
+                forward,
+            }];
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+/// `enter` in the log's search field: search for `needle` from the top line on screen; an
+/// empty needle clears the search.
+pub fn search(state: &mut State, needle: String) -> Vec<Effect> {
+    if needle.is_empty() {
+        state.log.search = None;
+        state.log.matched = None;
+        return Vec::new();
+    }
+    state.log.search = Some(needle.clone());
+    vec![Effect::SearchLog {
+        needle,
+        from: state.log.top,
+        forward: true,
+    }]
 }

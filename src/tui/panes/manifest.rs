@@ -1,12 +1,14 @@
-//! The Manifest pane: the components of the selected stack's newest succeeded build.
+//! The Manifest pane: the components of the selected stack's newest succeeded build,
+//! sorted by a column (`s`, `S`); `enter` shows a component's details.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
+use crate::manifest::Component;
 use crate::tui::keymap::Action;
-use crate::tui::state::{ManifestColumn, State};
+use crate::tui::state::{ManifestColumn, Overlay, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, bordered_inner, filter_title, fit_offset, selectable};
 
@@ -125,4 +127,47 @@ pub fn fit(state: &mut State, area: Rect) {
     let body_h = bordered_inner(area).height.saturating_sub(1) as usize;
     state.list_height = body_h;
     fit_offset(&mut state.manifest_list, body_h);
+}
+
+/// `s`: sort by the next column (ascending); `S` (`reverse`): reverse the order.
+pub fn sort(state: &mut State, reverse: bool) {
+    if reverse {
+        state.manifest_desc = !state.manifest_desc;
+    } else {
+        state.manifest_sort = state.manifest_sort.next();
+        state.manifest_desc = false;
+    }
+    state.refilter_manifest();
+}
+
+/// `enter` on a component: its details in the Detail overlay.
+pub fn enter(state: &mut State) {
+    if let Some(c) = state.manifest_list.pick(&state.manifest) {
+        state.overlay = Some(Overlay::detail(
+            format!("{} {}", c.name, c.version),
+            component_detail(c),
+        ));
+    }
+}
+
+/// The Detail lines of a component: package, version, architecture, source, suite,
+/// origin, installed size.
+fn component_detail(c: &Component) -> Vec<String> {
+    vec![
+        format!("package         {}", c.name),
+        format!("version         {}", c.version),
+        format!("architecture    {}", c.arch),
+        format!("source          {} {}", c.source, c.source_version),
+        format!(
+            "suite           {}",
+            if c.suite.is_empty() { "-" } else { &c.suite }
+        ),
+        format!("origin          {}", c.origin),
+        format!(
+            "installed size  {}",
+            c.installed_size_kib
+                .map(|k| format!("{k} KiB"))
+                .unwrap_or_else(|| "-".into())
+        ),
+    ]
 }

@@ -1,5 +1,6 @@
 //! The Releases pane: the agent's route and instances for the selected stack, then its
-//! release history.
+//! release history; `d` asks to deploy a build, `R` to roll back (to the selected
+//! release).
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -7,10 +8,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::deploy::api::InstanceStatus;
+use crate::deploy::api::{DeployRequest, InstanceStatus};
+use crate::deploy::plan::{self, Current};
 use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
-use crate::tui::state::{AgentView, State};
+use crate::tui::overlays::confirm;
+use crate::tui::state::{AgentView, Focus, Overlay, Pane, State};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, selectable};
 
@@ -239,4 +242,68 @@ pub fn fit(state: &mut State, area: Rect) {
         &mut state.releases_list,
         list_area.height.saturating_sub(1) as usize,
     );
+}
+
+/// `d` (deploy the selected build in Builds, else the newest succeeded one) and `R` (roll
+/// back to the previous release, or to the one selected in Releases): decided by
+/// [`plan::resolve`] on the loaded builds and releases, then confirmed with from -> to.
+pub fn deploy(state: &mut State, rollback: bool) {
+    let what = if rollback { "roll back" } else { "deploy" };
+    let Some(name) = state.idle_stack(what) else {
+        return;
+    };
+    if state.loaded_stack.as_deref() != Some(name.as_str()) {
+        state.status = Some(format!("{name} is still loading; try again"));
+        return;
+    }
+    let mut req = DeployRequest {
+        stack: name.clone(),
+        rollback,
+        ..Default::default()
+    };
+    let current = Current::from_releases(&state.releases);
+    let build = if rollback {
+        None
+    } else if state.pane == Pane::Builds && state.focus == Focus::Pane {
+        let b = state.selected_build().cloned();
+        req.build = b.as_ref().map(|b| b.id);
+        b
+    } else {
+        state
+            .builds
+            .iter()
+            .find(|b| b.status == crate::store::builds::BuildStatus::Succeeded)
+            .cloned()
+    };
+    if rollback && state.pane == Pane::Releases && state.focus == Focus::Pane {
+        if let Some(r) = state.releases_list.pick(&state.releases) {
+            if Some(r.release) != current.map(|c| c.release) {
+                req.to = Some(r.release);
+            }
+        }
+    }
+    let target = match plan::resolve(&req, &state.releases, current, build.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            state.status = Some(format!("cannot {what} {name}: {e}"));
+            return;
+        }
+    };
+    let (from, to) = confirm::deploy_sides(
+        &state.releases,
+        current.map(|c| c.release),
+        &target,
+        build.as_ref(),
+    );
+    req.replicas = Some(target.replicas);
+    let downgrade = state.downgrades.get(&target.build_id);
+    state.overlay = Some(Overlay::Confirm(confirm::deploy(
+        rollback,
+        &name,
+        &from,
+        &to,
+        target.replicas,
+        downgrade,
+        req,
+    )));
 }

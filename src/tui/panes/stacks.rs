@@ -185,3 +185,18 @@ pub fn fit(state: &mut State, area: Rect) {
         );
     }
 }
+
+/// `image 1a2b3c4d5e6f (build #N)` of the stack `name`'s last build, or what there is
+/// instead: the "from" of a build or rebuild confirmation.
+pub fn image_of(state: &State, name: &str) -> String {
+    state
+        .stacks
+        .iter()
+        .find(|s| s.name == name)
+        .and_then(|s| s.last_build.as_ref())
+        .map(|b| match &b.image_digest {
+            Some(d) => format!("image {} (build #{})", short_digest(d), b.id),
+            None => format!("no image (last build #{} {})", b.id, b.status.as_str()),
+        })
+        .unwrap_or_else(|| "no image yet".into())
+}

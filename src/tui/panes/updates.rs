@@ -1,5 +1,6 @@
 //! The Updates pane: pending updates of the selected stack by source package, riskiest
-//! first, with their CVE count and urgency.
+//! first, with their CVE count and urgency; `enter` lists an update's CVEs, `u` checks
+//! now, `r` asks to rebuild applying them.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -7,7 +8,11 @@ use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
 use crate::tui::keymap::Action;
-use crate::tui::state::State;
+use crate::tui::msg::Effect;
+use crate::tui::overlays::confirm;
+use crate::tui::overlays::detail::update_detail;
+use crate::tui::panes::stacks::image_of;
+use crate::tui::state::{Overlay, State, UpdateRow};
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{block, bordered_inner, empty_state, fit_offset, selectable};
 
@@ -148,4 +153,55 @@ pub fn fit(state: &mut State, area: Rect) {
         &mut state.updates_list,
         inner.height.saturating_sub(1) as usize,
     );
+}
+
+/// `enter` on an update: its CVEs with their changelog entries in the Detail overlay.
+pub fn enter(state: &mut State) {
+    if let Some(u) = state.updates_list.pick(&state.updates) {
+        state.overlay = Some(Overlay::detail(
+            format!("Update of {}", u.source),
+            update_detail(u),
+        ));
+    }
+}
+
+/// `u`: check the selected stack for updates now, as a job (it changes nothing that runs:
+/// no confirmation).
+pub fn check(state: &mut State) -> Vec<Effect> {
+    let Some(stack) = state.idle_stack("check") else {
+        return Vec::new();
+    };
+    let (job, _) = state.new_job("check", &stack);
+    state.status = Some(format!(
+        "job {job}: checking {stack} for updates; J lists jobs"
+    ));
+    vec![Effect::CheckUpdates { job, stack }]
+}
+
+/// `r`: ask to rebuild the selected stack applying its pending Debian updates; says in the
+/// footer why not when the check is stale or there is nothing known to apply.
+pub fn rebuild(state: &mut State) {
+    let Some(name) = state.idle_stack("rebuild") else {
+        return;
+    };
+    // Language packages are not applied by a rebuild (their app's lockfile pins them).
+    let debian: Vec<&UpdateRow> = state
+        .updates
+        .iter()
+        .filter(|u| u.ecosystem.is_none())
+        .collect();
+    if let Some(why) = stale_updates_text(state) {
+        state.status = Some(format!("{why} first"));
+        return;
+    }
+    if state.loaded_stack.as_deref() != Some(name.as_str()) || debian.is_empty() {
+        state.status = Some(format!(
+            "{name} has no pending updates known: press {} to check first",
+            state.keymap.first(Action::CheckUpdates)
+        ));
+        return;
+    }
+    let from = image_of(state, &name);
+    let c = confirm::rebuild(name, &from, &debian);
+    state.overlay = Some(Overlay::Confirm(c));
 }

@@ -1,0 +1,240 @@
+//! The overlays: jobs (and quitting with jobs), help, palette, detail.
+
+use super::*;
+
+#[test]
+fn jobs_list_and_cancel() {
+    let mut s = state();
+    update(&mut s, key('b'));
+    update(&mut s, code(KeyCode::Enter));
+    update(&mut s, key('J'));
+    assert!(matches!(s.overlay, Some(Overlay::Jobs { selected: 0 })));
+    update(&mut s, key('x'));
+    assert!(matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.pending == Pending::CancelJob(1)));
+    assert!(!s.jobs[0].cancel.is_cancelled());
+    update(&mut s, key('y'));
+    assert!(s.jobs[0].cancel.is_cancelled());
+    // The job reports back.
+    update(
+        &mut s,
+        Msg::Job(JobMsg::Done {
+            job: 1,
+            outcome: Ok((
+                BuildStatus::Cancelled,
+                Some("cancelled by the operator".into()),
+            )),
+        }),
+    );
+    assert_eq!(s.jobs[0].state, JobState::Cancelled);
+    // A panicked job is reported, not fatal.
+    update(&mut s, key('r'));
+    s.jobs.push(Job {
+        id: 2,
+        kind: "build".into(),
+        stack: "web".into(),
+        build_id: None,
+        step: None,
+        lines: 0,
+        started: s.now,
+        finished: None,
+        state: JobState::Running,
+        cancel: Default::default(),
+        live: Default::default(),
+    });
+    update(
+        &mut s,
+        Msg::Job(JobMsg::Done {
+            job: 2,
+            outcome: Err(JobError::Panicked("boom".into())),
+        }),
+    );
+    assert!(matches!(&s.jobs[1].state, JobState::Failed(e) if e.contains("boom")));
+    assert!(s.status.as_deref().unwrap().contains("boom"));
+    // J closes, esc closes too.
+    update(&mut s, key('J'));
+    update(&mut s, key('J'));
+    assert!(s.overlay.is_none());
+}
+
+#[test]
+fn quitting_with_running_jobs_asks() {
+    let mut s = state();
+    update(&mut s, key('b'));
+    update(&mut s, key('y'));
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert!(!s.quit);
+    assert!(matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.pending == Pending::Quit));
+    update(&mut s, key('q'));
+    assert!(!s.quit && s.overlay.is_none(), "q answers no");
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    update(&mut s, key('y'));
+    assert!(s.quit);
+    assert!(
+        s.jobs[0].cancel.is_cancelled(),
+        "running jobs are cancelled"
+    );
+}
+
+#[test]
+fn help_overlay_filters() {
+    let mut s = state();
+    update(&mut s, key('?'));
+    assert!(matches!(s.overlay, Some(Overlay::Help { .. })));
+    for c in "wrap".chars() {
+        update(&mut s, key(c));
+    }
+    match &s.overlay {
+        Some(Overlay::Help { input, .. }) => assert_eq!(input.value(), "wrap"),
+        o => panic!("{o:?}"),
+    }
+    // With text typed, q is a letter of the filter.
+    update(&mut s, key('q'));
+    match &s.overlay {
+        Some(Overlay::Help { input, .. }) => assert_eq!(input.value(), "wrapq"),
+        o => panic!("q typed into the filter: {o:?}"),
+    }
+    // esc clears the filter first, then closes.
+    update(&mut s, code(KeyCode::Esc));
+    match &s.overlay {
+        Some(Overlay::Help { input, .. }) => assert_eq!(input.value(), ""),
+        o => panic!("esc clears a non-empty filter, help stays: {o:?}"),
+    }
+    update(&mut s, code(KeyCode::Esc));
+    assert!(s.overlay.is_none());
+    update(&mut s, key('?'));
+    update(&mut s, key('q'));
+    assert!(s.overlay.is_none() && !s.quit);
+}
+
+#[test]
+fn palette_completes_and_runs() {
+    let mut s = state();
+    update(&mut s, key(':'));
+    for c in "ma".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Tab));
+    match &s.overlay {
+        Some(Overlay::Palette { input, .. }) => assert_eq!(input.value(), "manifest"),
+        o => panic!("{o:?}"),
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.pane, Pane::Manifest);
+    assert!(s.overlay.is_none());
+    // `build web` selects the stack and asks.
+    update(&mut s, key(':'));
+    for c in "build web".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.selected_stack(), Some("web"));
+    assert!(
+        matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.pending == Pending::Build("web".into()))
+    );
+    update(&mut s, code(KeyCode::Esc));
+    // deploy: asks with from -> to (for the loaded stack; web is not loaded here).
+    update(&mut s, key(':'));
+    for c in "deploy".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.status.as_deref(), Some("web is still loading; try again"));
+    s.focus = Focus::Stacks;
+    update(&mut s, key('g'));
+    update(&mut s, key(':'));
+    for c in "deploy".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert!(
+        matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.title == "Deploy hello?"),
+        "{:?} {:?}",
+        s.overlay,
+        s.status
+    );
+    update(&mut s, code(KeyCode::Esc));
+    // unknown command.
+    update(&mut s, key(':'));
+    for c in "zzz".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert!(s.status.as_deref().unwrap().contains("unknown command"));
+    // quit.
+    update(&mut s, key(':'));
+    for c in "quit".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert!(s.quit);
+}
+
+#[test]
+fn detail_scrolls_with_the_list_keys_and_closes_with_esc_or_q() {
+    let mut s = state();
+    let lines: Vec<String> = (0..58).map(|i| format!("line {i}")).collect();
+    s.overlay = Some(Overlay::detail("Long".into(), lines));
+    // As the renderer leaves it for a 20-row box.
+    if let Some(Overlay::Detail { page, max, .. }) = &mut s.overlay {
+        *page = 20;
+        *max = 38;
+    }
+    let scroll = |s: &State| match &s.overlay {
+        Some(Overlay::Detail { scroll, .. }) => *scroll,
+        o => panic!("detail closed: {o:?}"),
+    };
+    update(&mut s, key('j'));
+    update(&mut s, code(KeyCode::Down));
+    assert_eq!(scroll(&s), 2);
+    update(&mut s, key('k'));
+    assert_eq!(scroll(&s), 1);
+    update(&mut s, code(KeyCode::PageDown));
+    assert_eq!(scroll(&s), 21);
+    update(&mut s, code(KeyCode::PageDown));
+    assert_eq!(scroll(&s), 38, "clamped to the last page");
+    update(&mut s, code(KeyCode::PageUp));
+    assert_eq!(scroll(&s), 18);
+    update(&mut s, key('g'));
+    assert_eq!(scroll(&s), 0);
+    update(&mut s, code(KeyCode::Up));
+    assert_eq!(scroll(&s), 0);
+    update(&mut s, key('G'));
+    assert_eq!(scroll(&s), 38);
+    update(&mut s, code(KeyCode::Esc));
+    assert!(s.overlay.is_none());
+    s.overlay = Some(Overlay::detail("Short".into(), vec!["x".into()]));
+    update(&mut s, key('q'));
+    assert!(s.overlay.is_none() && !s.quit);
+}
+
+#[test]
+fn palette_lock_starts_a_lock_job_for_the_selected_stack() {
+    let mut s = state();
+    let run = |s: &mut State, text: &str| {
+        update(s, key(':'));
+        for c in text.chars() {
+            update(s, key(c));
+        }
+        update(s, code(KeyCode::Enter))
+    };
+    let e = run(&mut s, "lock");
+    let stack = s.selected_stack().unwrap().to_string();
+    assert!(
+        matches!(e.as_slice(), [Effect::Lock { update: false, stack: st, .. }] if *st == stack),
+        "{e:?}"
+    );
+    assert!(s.status.as_deref().unwrap().contains("refreshing the lock"));
+    let mut s = state();
+    let e = run(&mut s, "lock update");
+    assert!(
+        matches!(e.as_slice(), [Effect::Lock { update: true, .. }]),
+        "{e:?}"
+    );
+    assert!(s.status.as_deref().unwrap().contains("updating the lock"));
+}
