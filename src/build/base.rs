@@ -40,9 +40,10 @@ pub const BASE_LAYER_EXCLUDES: &[&str] = &[
 /// What `base.json` records about a cached base.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BaseInfo {
-    /// Hex SHA-256 of [`key_inputs`].
+    /// The base key ([`Lock::base_key`] of the lock it was made from).
     pub key: String,
-    /// The canonical inputs, for humans reading the cache.
+    /// A summary of the lock it was made from (recipe, stack, repositories, package count),
+    /// for humans reading the cache.
     pub inputs: serde_json::Value,
     /// RFC 3339 creation time.
     pub created_at: String,
