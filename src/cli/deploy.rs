@@ -136,6 +136,12 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
         r.drain_ms,
         t.elapsed().as_secs_f64()
     );
+    if r.layers_unpacked + r.layers_cached > 0 {
+        println!(
+            "image unpacked in {:.0} ms: {} layer(s) unpacked, {} from the layer cache",
+            r.unpack_ms, r.layers_unpacked, r.layers_cached
+        );
+    }
     if r.warm {
         println!("rolled back to the still-running warm instances (nothing started)");
     } else if let Some(why) = &r.cold_reason {

@@ -68,6 +68,17 @@ pub struct DeployReport {
     pub drain_ms: f64,
     /// Whole deploy wall time, in milliseconds.
     pub total_ms: f64,
+    /// Time to make the image ready (the unpack step: layers from the cache or unpacked,
+    /// the instance root assembled), in milliseconds; ~0 when it was ready already.
+    #[serde(default)]
+    pub unpack_ms: f64,
+    /// Layers of the image this deploy unpacked (0 when the image was ready already).
+    #[serde(default)]
+    pub layers_unpacked: usize,
+    /// Layers of the image taken from the layer cache (`STATE/layers`), e.g. the base
+    /// layer another release unpacked before (0 when the image was ready already).
+    #[serde(default)]
+    pub layers_cached: usize,
     /// True when a rollback switched the route to the target release's still-running warm
     /// instances (`[deploy] keep_warm`) instead of starting new ones.
     #[serde(default)]

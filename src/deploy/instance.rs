@@ -1,6 +1,8 @@
 //! Instances: one running copy of a release, under bubblewrap.
 //!
-//! The sandbox: read-only root (the unpacked image), fresh `/proc` and `/dev`, tmpfs `/tmp`
+//! The sandbox: read-only root (the image: an overlayfs of its cached layers, mounted in
+//! the sandbox's own mount namespace, see [`super::unpack::mount`]), fresh `/proc` and
+//! `/dev`, tmpfs `/tmp`
 //! and `/run`, the stack's data volume `STATE/data/STACK` bound read-write at its `[data]`
 //! path, own PID/IPC/UTS namespaces, the host network namespace (the instance listens on a
 //! loopback port chosen by the agent), all capabilities dropped, `--die-with-parent`, and a
@@ -323,6 +325,7 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
+    super::unpack::mount::prepare(&mut cmd, &spec.image)?;
     let open_files = super::instance_open_files();
     // SAFETY: only async-signal-safe calls (fcntl, dup2, prctl, setrlimit) between fork
     // and exec.
@@ -353,7 +356,14 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
     let mut child = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .spawn()
-        .context("cannot run bwrap (install the bubblewrap package: bash .ci/setup)")?;
+        .with_context(|| {
+            format!(
+                "cannot start the sandbox of {} (bwrap, from the bubblewrap package: bash \
+                 .ci/setup; or the overlay mount of its image on {})",
+                spec.id,
+                spec.image.rootfs.display()
+            )
+        })?;
     drop((args_r, info_w));
     let info = tokio::net::unix::pipe::Receiver::from_owned_fd(info_r).ok();
     for (stream, name) in [
@@ -408,12 +418,15 @@ pub async fn run_test(spec: &InstanceSpec, script: &str, log: &LogSink) -> Resul
         },
         ..spec.clone()
     };
-    let mut cmd = tokio::process::Command::new("bwrap");
-    cmd.args(bwrap_args(&test_spec))
+    let mut std_cmd = std::process::Command::new("bwrap");
+    std_cmd
+        .args(bwrap_args(&test_spec))
         .args(["--", "/bin/sh", "-c", script])
         .env_clear()
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+        .stdin(Stdio::null());
+    super::unpack::mount::prepare(&mut std_cmd, &test_spec.image).map_err(|e| format!("{e:#}"))?;
+    let mut cmd = tokio::process::Command::from(std_cmd);
+    cmd.kill_on_drop(true);
     let out = match tokio::time::timeout(TEST_TIMEOUT, cmd.output()).await {
         Err(_) => return Err(format!("timed out after {TEST_TIMEOUT:?}")),
         Ok(Err(e)) => return Err(format!("cannot run bwrap: {e}")),
@@ -510,6 +523,7 @@ mod tests {
             image: UnpackedImage {
                 digest: "sha256:x".into(),
                 rootfs: "/state/rootfs/x/rootfs".into(),
+                layers: vec![],
                 env: vec![("PATH".into(), "/usr/bin".into()), ("A".into(), "1".into())],
                 working_dir: "/opt/app".into(),
                 command: vec![ENTRYPOINT.into()],
@@ -575,6 +589,7 @@ mod tests {
             image: UnpackedImage {
                 digest: "sha256:host".into(),
                 rootfs: "/".into(),
+                layers: vec![],
                 env: vec![("PATH".into(), "/usr/bin:/bin".into())],
                 working_dir: "/".into(),
                 command: vec![],

@@ -445,12 +445,12 @@ mod tests {
         let keep = [format!("sha256:{a}")];
         let hour = std::time::Duration::from_secs(3600);
         assert_eq!(
-            crate::deploy::unpack::remove_unused(dir.path(), &keep, hour),
+            crate::deploy::unpack::remove_unused(dir.path(), &keep, hour).images,
             0
         );
         assert!(root.join(&b).is_dir(), "a fresh unpack is never removed");
         let n = crate::deploy::unpack::remove_unused(dir.path(), &keep, Default::default());
-        assert_eq!(n, 1);
+        assert_eq!(n.images, 1);
         assert!(root.join(&a).is_dir() && !root.join(&b).exists());
         assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
     }

@@ -72,7 +72,7 @@ impl Agent {
             .map_err(internal)?
             .ok_or_else(|| AgentError::NotFound(format!("build {build_id} is gone")))?;
         let digest = build.image_digest.clone().unwrap_or_default();
-        let image = self.unpack_build(stack, &build).await?;
+        let (image, unpacked, unpack_time) = self.unpack_build(stack, &build).await?;
         let warnings: Vec<String> =
             crate::deploy::secrets::resolve(&self.paths.config, &stack.name, &stack.secrets)
                 .map_err(|e| AgentError::BadInput(format!("{e:#}")))?
@@ -153,6 +153,9 @@ impl Agent {
                     switch_ms: out.switch_time.as_secs_f64() * 1e3,
                     drain_ms: out.drain_time.as_secs_f64() * 1e3,
                     total_ms: t0.elapsed().as_secs_f64() * 1e3,
+                    unpack_ms: unpack_time.as_secs_f64() * 1e3,
+                    layers_unpacked: unpacked.layers.iter().filter(|l| l.unpacked).count(),
+                    layers_cached: unpacked.layers.iter().filter(|l| !l.unpacked).count(),
                     warm: out.warm,
                     cold_reason: out.cold_reason,
                     kept_warm: out.kept_warm,
@@ -188,7 +191,7 @@ impl Agent {
         &self,
         stack: &Stack,
         build: &crate::store::builds::BuildRecord,
-    ) -> ApiResult<UnpackedImage> {
+    ) -> ApiResult<(UnpackedImage, UnpackReport, Duration)> {
         let digest = build.image_digest.clone().unwrap_or_default();
         let archive = build
             .image_path
@@ -206,17 +209,25 @@ impl Agent {
         tokio::task::spawn_blocking(move || {
             let m: Vec<&str> = mounts.iter().map(String::as_str).collect();
             let t = Instant::now();
-            let fresh = !unpack::rootfs_root(&state)
-                .join(digest.trim_start_matches("sha256:"))
-                .exists();
             let r = unpack::unpack(&state, &archive, &digest, &m);
-            if fresh && r.is_ok() {
-                eprintln!(
-                    "drover agent: unpacked {name} image {digest} in {:?}",
-                    t.elapsed()
-                );
+            if let Ok((_, report)) = &r {
+                if report.assembled {
+                    let layers: Vec<String> = report
+                        .layers
+                        .iter()
+                        .map(|l| {
+                            let how = if l.unpacked { "unpacked" } else { "cached" };
+                            format!("{} {how} in {:?}", l.digest, l.elapsed)
+                        })
+                        .collect();
+                    eprintln!(
+                        "drover agent: unpacked {name} image {digest} in {:?} (layers: {})",
+                        t.elapsed(),
+                        layers.join(", ")
+                    );
+                }
             }
-            r
+            r.map(|(image, report)| (image, report, t.elapsed()))
         })
         .await
         .map_err(|e| internal(e.into()))?

@@ -35,7 +35,7 @@ use crate::deploy::api::{
 use crate::deploy::instance::{self, InstanceSpec, LogSink};
 use crate::deploy::machine::{self, Check, Plan};
 use crate::deploy::route::{empty_table, Backend, RouteTable, SharedTable};
-use crate::deploy::unpack::{self, UnpackedImage};
+use crate::deploy::unpack::{self, UnpackReport, UnpackedImage};
 use crate::paths::Paths;
 use crate::stack::Stack;
 use crate::store::{now_rfc3339, Store};
@@ -263,7 +263,7 @@ impl Agent {
 
     /// Drop unpacked images no release needs any more (all but the live releases, the
     /// newest [`KEEP_UNPACKED`] previous ones per stack and anything unpacked in the last
-    /// hour), in the background.
+    /// hour), then the cached layers none of the remaining images uses, in the background.
     fn collect_unpacked(&self) {
         let keep = match lock(&self.store).digests_to_keep(KEEP_UNPACKED) {
             Ok(mut k) => {
@@ -284,8 +284,12 @@ impl Agent {
         let state = self.paths.state.clone();
         tokio::task::spawn_blocking(move || {
             let n = unpack::remove_unused(&state, &keep, Duration::from_secs(3600));
-            if n > 0 {
-                eprintln!("drover agent: removed {n} unpacked image(s) no release needs");
+            if n.images > 0 || n.layers > 0 {
+                eprintln!(
+                    "drover agent: removed {} unpacked image(s) no release needs and {} \
+                     cached layer(s) no kept image uses",
+                    n.images, n.layers
+                );
             }
         });
     }

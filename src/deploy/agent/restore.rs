@@ -50,7 +50,7 @@ pub(super) async fn restore(agent: Arc<Agent>) {
                 }
             };
             let image = match agent.unpack_build(&stack, &build).await {
-                Ok(i) => i,
+                Ok((i, _, _)) => i,
                 Err(e) => {
                     eprintln!("drover agent: cannot restore {}: {e}", r.stack);
                     return;
@@ -103,7 +103,7 @@ impl Agent {
             }
         };
         let image = match self.unpack_build(stack, &build).await {
-            Ok(i) => i,
+            Ok((i, _, _)) => i,
             Err(e) => {
                 eprintln!(
                     "drover agent: cannot restore the warm release of {}: {e}",
