@@ -8,8 +8,10 @@
 //! the agent (a new one restores the route and instances); with `[deploy] keep_warm`, the
 //! replaced release kept running, restored by a new agent, and a rollback to it that
 //! starts nothing (then a fallback when its instance is gone); `[deploy] listen` moving
-//! the route from every address to loopback (same port), kept by a restored agent. Needs root, bubblewrap and
-//! network to the Debian mirror (`.ci/setup`).
+//! the route from every address to loopback (same port), kept by a restored agent; the
+//! layer cache: the base layer unpacked once for two releases, the instance root an
+//! overlay that is never mounted on the host (not even after `kill -9` of the agent).
+//! Needs root, bubblewrap and network to the Debian mirror (`.ci/setup`).
 
 // Tests and benchmarks may panic on a failed setup step: that is their failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -307,6 +309,33 @@ fn listening_on(port: u16) -> Vec<String> {
     out
 }
 
+/// Mount points on the host (this process's mount namespace) under `dir`.
+fn host_mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
+        .map(String::from)
+        .collect()
+}
+
+/// The layer digests (bottom first) of the image a build's deploy assembled.
+fn image_layers(env: &Env, build: &Value) -> Vec<String> {
+    let hex = build["image_digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let path = env.state().join("rootfs").join(hex).join("layers.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     let env = setup();
@@ -354,7 +383,21 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         .read_dir()
         .unwrap()
         .flatten()
-        .any(|d| d.path().join("rootfs/probe-root").exists()));
+        .any(|d| d.path().join("root/probe-root").exists()));
+    // The first deploy unpacked both layers (base, app) into the layer cache; the instance
+    // root is an overlay mounted in the sandbox's own namespace, never on the host.
+    assert_eq!(
+        (r1["layers_unpacked"].as_u64(), r1["layers_cached"].as_u64()),
+        (Some(2), Some(0)),
+        "{r1}"
+    );
+    assert_eq!(host_mounts_under(&env.state()), Vec::<String>::new());
+    let layers1 = image_layers(&env, &b1);
+    let base_layer = env
+        .state()
+        .join("layers")
+        .join(layers1[0].trim_start_matches("sha256:"));
+    let base_ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&base_layer).unwrap());
 
     // A changed app, deployed under load: no failed request, v1 then only v2.
     std::fs::write(app.join("VERSION"), "2.0.0\n").unwrap();
@@ -371,6 +414,31 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         l.ok
     );
     assert!(switch_ms < 10.0, "route switch took {switch_ms} ms");
+    // The base layer was unpacked once for both releases: release 2 took it from the
+    // cache (same directory, same inode) and unpacked only its app layer.
+    let layers2 = image_layers(&env, &b2);
+    assert_eq!(layers2[0], layers1[0], "both builds share the base layer");
+    assert_ne!(layers2[1], layers1[1]);
+    assert_eq!(
+        (r2["layers_unpacked"].as_u64(), r2["layers_cached"].as_u64()),
+        (Some(1), Some(1)),
+        "{r2}"
+    );
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&base_layer).unwrap()),
+        base_ino
+    );
+    let agent_log = std::fs::read_to_string(env.state().join("logs/agent.log")).unwrap();
+    let base_unpacks = agent_log
+        .matches(&format!("{} unpacked in", layers1[0]))
+        .count();
+    assert_eq!(base_unpacks, 1, "{agent_log}");
+    println!(
+        "unpack step: release 1 (base + app layer) {:.0} ms, release 2 (app layer only, base \
+         cached) {:.0} ms",
+        r1["unpack_ms"].as_f64().unwrap(),
+        r2["unpack_ms"].as_f64().unwrap()
+    );
     // The data volume survived into the new release.
     let b = std::fs::read_to_string(&boots).unwrap();
     assert!(
@@ -482,6 +550,11 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     // (same port) and the instances of the live release from the store; it returns once
     // they passed their health checks, and only then did they join the route.
     let agent = kill_agent(&env);
+    assert_eq!(
+        host_mounts_under(&env.state()),
+        Vec::<String>::new(),
+        "no mount left on the host after kill -9 of the agent"
+    );
     let t = Instant::now();
     let s = env.stack_status();
     println!(
