@@ -655,11 +655,14 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     assert_switch(&l, "v2.0.0", "v1.0.0");
     println!(
         "warm rollback under load: {} requests, 0 failed; rollback wall time {wall:?} \
-         (route switch {:.3} ms, {:.0} ms in the agent) vs {cold_rollback_wall:?} cold",
+         (route switch {:.3} ms, {:.0} ms in the agent, of which {:.1} ms finding the \
+         image ready) vs {cold_rollback_wall:?} cold",
         l.ok,
         r6["switch_ms"].as_f64().unwrap(),
-        r6["total_ms"].as_f64().unwrap()
+        r6["total_ms"].as_f64().unwrap(),
+        r6["unpack_ms"].as_f64().unwrap()
     );
+    assert_eq!(r6["layers_unpacked"], 0, "{r6}");
     assert!(
         wall < cold_rollback_wall,
         "warm {wall:?} vs cold {cold_rollback_wall:?}"

@@ -2,7 +2,8 @@
 //! machine behind a stable route, deployed blue-green and rolled back through the same
 //! health-checked path.
 //!
-//! - [`unpack`]: an image archive becomes a read-only root filesystem, once per digest.
+//! - [`unpack`]: an image archive's layers go into the layer cache, once per layer digest;
+//!   the image's read-only root is an overlayfs of them each sandbox mounts for itself.
 //! - [`instance`]: one instance under bubblewrap; the central log; health checks.
 //! - [`secrets`]: secret values from the operator's 0600 file or the agent's environment.
 //! - [`route`]: the route table, swapped atomically; in-flight counting for drains.
