@@ -137,13 +137,27 @@ pub fn unpack(
             l
         }
         _ => {
-            if dir.exists() {
-                // An image unpacked whole by an older drover (`rootfs/`), or one whose
-                // layer was removed by hand: assemble it again.
-                retire(&root, &dir);
+            // Not there, unpacked whole by an older drover (`rootfs/`), or a layer of it
+            // was removed by hand: assemble it (again). The old whole tree is replaced
+            // only once that worked, and still serves when its archive is gone (pruned).
+            match assemble(state, archive, digest, &dir) {
+                Ok(r) => {
+                    report = UnpackReport {
+                        assembled: true,
+                        ..r
+                    }
+                }
+                Err(e) => {
+                    if dir.join("rootfs").is_dir() && read_image_layers(&dir).is_none() {
+                        eprintln!(
+                            "drover: {:#}; using the whole tree an older drover unpacked",
+                            e.context(ctx())
+                        );
+                        return Ok((legacy(&dir, digest)?, UnpackReport::default()));
+                    }
+                    return Err(e.context(ctx()));
+                }
             }
-            report = assemble(state, archive, digest, &dir).with_context(ctx)?;
-            report.assembled = true;
             read_image_layers(&dir).with_context(|| format!("{} vanished", dir.display()))?
         }
     };
@@ -162,21 +176,9 @@ fn read_image_layers(dir: &Path) -> Option<Vec<String>> {
     Some(v.layers)
 }
 
-/// Rename `dir` out of the way, then remove it (a half-removed tree is never taken for
-/// an image or a layer).
-fn retire(root: &Path, dir: &Path) -> bool {
-    match retire_later(root, dir) {
-        Some(gone) => {
-            let _ = fs::remove_dir_all(&gone);
-            true
-        }
-        None => false,
-    }
-}
-
 /// Rename `dir` out of the way (to a `.tmp-gc-*` name [`clean_temp`] also removes) and
 /// return its new name, for removal later.
-fn retire_later(root: &Path, dir: &Path) -> Option<PathBuf> {
+fn retire(root: &Path, dir: &Path) -> Option<PathBuf> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -238,12 +240,20 @@ fn assemble(state: &Path, archive: &Path, digest: &str, dir: &Path) -> Result<Un
         let _ = fs::remove_dir_all(&tmp);
         return Err(e.context(format!("cannot write {}", tmp.display())));
     }
-    if let Err(e) = fs::rename(&tmp, dir) {
-        let _ = fs::remove_dir_all(&tmp);
-        // Another unpack of the same image won the race: use its result.
+    if fs::rename(&tmp, dir).is_err() {
+        // Another unpack of the same image won the race (use its result), or `dir` is an
+        // older drover's whole tree (replace it).
         if read_image_layers(dir).is_none() {
-            return Err(e).with_context(|| format!("cannot publish {}", dir.display()));
+            // Removing a whole tree takes seconds: not on the deploy's path.
+            if let Some(gone) = retire(root, dir) {
+                std::thread::spawn(move || fs::remove_dir_all(gone));
+            }
+            if let Err(e) = fs::rename(&tmp, dir) {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e).with_context(|| format!("cannot publish {}", dir.display()));
+            }
         }
+        let _ = fs::remove_dir_all(&tmp);
     }
     Ok(report)
 }
@@ -270,6 +280,18 @@ fn load(
     let mounts = mount_layer(dir, &trees, mount_points)?;
     let mut lower = vec![mounts];
     lower.extend(trees);
+    let image = UnpackedImage {
+        rootfs: dir.join("root"),
+        layers: lower,
+        ..legacy(dir, digest)?
+    };
+    mount::RootMount::of(&image)?;
+    Ok(image)
+}
+
+/// The image at `dir` as a plain tree `dir/rootfs` (how an older drover unpacked it
+/// whole), with its config.
+fn legacy(dir: &Path, digest: &str) -> Result<UnpackedImage> {
     let cfg_path = dir.join("config.json");
     let cfg: serde_json::Value = serde_json::from_slice(
         &fs::read(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?,
@@ -299,16 +321,14 @@ fn load(
         .filter(|w| !w.is_empty())
         .unwrap_or("/")
         .to_string();
-    let image = UnpackedImage {
+    Ok(UnpackedImage {
         digest: digest.to_string(),
-        rootfs: dir.join("root"),
-        layers: lower,
+        rootfs: dir.join("rootfs"),
+        layers: Vec::new(),
         env,
         working_dir,
         command,
-    };
-    mount::RootMount::of(&image)?;
-    Ok(image)
+    })
 }
 
 /// `dir/mounts-KEY` for this set of mount points (plus `/proc`, `/dev`, `/tmp`, `/run`),
@@ -411,7 +431,7 @@ fn collect(state: &Path, keep: &[String], min_age: Duration, gone: &mut Vec<Path
                 continue;
             }
             if !keep.contains(&name.as_str()) && old_enough(&e) {
-                if let Some(g) = retire_later(&root, &e.path()) {
+                if let Some(g) = retire(&root, &e.path()) {
                     gone.push(g);
                     out.images += 1;
                     continue;
@@ -427,7 +447,7 @@ fn collect(state: &Path, keep: &[String], min_age: Duration, gone: &mut Vec<Path
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if is_hex(&name) && !used.contains(&name) && old_enough(&e) {
-                if let Some(g) = retire_later(&lroot, &e.path()) {
+                if let Some(g) = retire(&lroot, &e.path()) {
                     gone.push(g);
                     out.layers += 1;
                 }

@@ -426,12 +426,38 @@ fn unsafe_stacks_bad_blobs_and_old_unpacks_are_handled() {
     let (img, r) = unpack(&state, &e, &de, &[]).unwrap();
     assert!(r.assembled);
     assert!(!old.join("rootfs").exists() && img.rootfs == old.join("root"));
-    clean_temp(&state);
-    for d in [rootfs_root(&state), layers_root(&state)] {
-        assert!(fs::read_dir(&d)
-            .unwrap()
-            .flatten()
-            .all(|e| !e.file_name().to_string_lossy().starts_with(".tmp-")));
+    // ... but when its archive is gone (pruned), the old whole tree still serves.
+    let f = dir.path().join("f.oci.tar");
+    let df = oci_archive(&f, &[gz(&tar_of(&[E::File("g", b"g")]))]);
+    let old = rootfs_root(&state).join(&df[7..]);
+    fs::create_dir_all(old.join("rootfs/etc")).unwrap();
+    fs::write(
+        old.join("config.json"),
+        r#"{"config":{"WorkingDir":"/srv"}}"#,
+    )
+    .unwrap();
+    fs::remove_file(&f).unwrap();
+    let (img, r) = unpack(&state, &f, &df, &[]).unwrap();
+    assert_eq!(r, UnpackReport::default());
+    assert_eq!(
+        (img.rootfs, img.layers, img.working_dir),
+        (old.join("rootfs"), vec![], "/srv".to_string())
+    );
+    // The replaced tree is removed in the background; clean_temp removes leftovers.
+    let t = std::time::Instant::now();
+    loop {
+        clean_temp(&state);
+        let left: Vec<_> = [rootfs_root(&state), layers_root(&state)]
+            .iter()
+            .flat_map(|d| fs::read_dir(d).unwrap().flatten())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .map(|e| e.path())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{left:?}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
