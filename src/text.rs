@@ -1,5 +1,5 @@
 //! Small text helpers shared by the front ends (CLI tables, TUI panes): short digests,
-//! ages, and sanitising untrusted output (build logs) for a terminal.
+//! ages, byte sizes, and sanitising untrusted output (build logs) for a terminal.
 
 use chrono::{DateTime, Utc};
 
@@ -45,6 +45,79 @@ pub fn version_change(from: &str, to: &str, width: usize) -> String {
     let from_w = from.chars().count();
     let tail: String = from.chars().skip(from_w + 2 - avail).collect();
     format!("..{tail} -> {to}")
+}
+
+/// Parse a byte size as an operator writes it: an integer count of bytes (`1048576`), or a
+/// number (decimals allowed) followed by a unit, with or without a space: binary `KiB`,
+/// `MiB`, `GiB`, `TiB` (powers of 1024), decimal `kB`/`KB`, `MB`, `GB`, `TB` (powers of
+/// 1000), or `B`. Units are case-insensitive (`2gib`); fractions of a byte are dropped.
+///
+/// Errors: an empty or negative value, an unknown unit, or more than `u64::MAX` bytes; the
+/// message says what was wrong, for a diagnostic.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..num_end], t[num_end..].trim());
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return Err(format!(
+            "`{s}` is not a size (a number of bytes, or e.g. \"500MiB\")"
+        ));
+    }
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{s}` (use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB)"
+            ))
+        }
+    };
+    let too_big = || format!("`{s}` is more than {} bytes", u64::MAX);
+    let whole: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| too_big())?
+    };
+    let mut bytes = whole.checked_mul(mult).ok_or_else(too_big)?;
+    // The fraction as num / 10^k (19 digits are more than a u64 multiplier can use).
+    let (mut num, mut den) = (0u128, 1u128);
+    for d in frac.bytes().take(19) {
+        num = num * 10 + u128::from(d - b'0');
+        den *= 10;
+    }
+    let part = u64::try_from(u128::from(mult) * num / den).map_err(|_| too_big())?;
+    bytes = bytes.checked_add(part).ok_or_else(too_big)?;
+    Ok(bytes)
+}
+
+/// A byte count for messages: the largest binary unit it reaches, whole when exact
+/// (`2 GiB`, `1.5 MiB`, `700 B`).
+pub fn format_size(n: u64) -> String {
+    for (unit, size) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if n >= size {
+            return if n % size == 0 {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{:.1} {unit}", n as f64 / size as f64)
+            };
+        }
+    }
+    format!("{n} B")
 }
 
 /// Make untrusted output safe to lay out in a terminal cell grid: ANSI escape sequences
@@ -145,6 +218,24 @@ mod tests {
         assert_eq!(sanitize_for_terminal("a\tb"), "a       b");
         assert_eq!(sanitize_for_terminal("10%\r50%\r100%"), "100%");
         assert_eq!(sanitize_for_terminal("\u{1b}"), "");
+    }
+
+    #[test]
+    fn sizes_parse_in_binary_and_decimal_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
+        assert_eq!(parse_size("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("2gib"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert_eq!(parse_size("3MB"), Ok(3_000_000));
+        assert_eq!(parse_size("10 B"), Ok(10));
+        assert_eq!(parse_size(".5kB"), Ok(500));
+        for bad in ["", "MiB", "-1", "1.2.3", "1 GiBs", "1e9", "20000000 TiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_size(2 << 30), "2 GiB");
+        assert_eq!(format_size(1536 << 10), "1.5 MiB");
+        assert_eq!(format_size(700), "700 B");
     }
 
     #[test]

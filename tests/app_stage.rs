@@ -51,7 +51,7 @@ fn tarball(entries: &[(&str, &[u8])]) -> Vec<u8> {
     b.into_inner().unwrap().finish().unwrap()
 }
 
-fn stack_toml(url: &str, sha: &str) -> String {
+fn stack_toml_with(url: &str, sha: &str, extra: &str) -> String {
     format!(
         r##"name = "web"
 [base]
@@ -62,6 +62,7 @@ mirror = "http://deb.debian.org/debian"
 url = "{url}"
 sha256 = "{sha}"
 dest = "/srv/web"
+{extra}
 [scripts]
 boot = "echo booting"
 run = "#!/bin/bash\nexec sleep infinity"
@@ -91,9 +92,114 @@ fn dirs() -> (
 }
 
 fn stack(url: &str, sha: &str) -> drover::stack::Stack {
+    stack_with(url, sha, "")
+}
+
+fn stack_with(url: &str, sha: &str, extra: &str) -> drover::stack::Stack {
     let cfg = tempfile::tempdir().unwrap();
     let file = cfg.path().join("stacks/web.toml");
-    parse_stack(&file, &stack_toml(url, sha), cfg.path()).unwrap_or_else(|d| panic!("{d:?}"))
+    parse_stack(&file, &stack_toml_with(url, sha, extra), cfg.path())
+        .unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+/// Serve one response of `total` bytes of body in 64 KiB writes, announcing its length
+/// only when `announce`; the thread reports how many body bytes it got into the socket
+/// before the client hung up.
+fn serve_big(total: u64, announce: bool) -> (String, std::sync::mpsc::Receiver<u64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let len = if announce {
+            format!("Content-Length: {total}\r\n")
+        } else {
+            String::new()
+        };
+        let head = format!("HTTP/1.1 200 OK\r\n{len}Connection: close\r\n\r\n");
+        let _ = s.write_all(head.as_bytes());
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0u64;
+        while sent < total {
+            match s.write(&chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sent += n as u64,
+            }
+        }
+        let _ = tx.send(sent);
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[test]
+fn a_download_over_max_size_stops_at_the_cap_and_leaves_no_file() {
+    let cap: u64 = 1 << 20;
+    let total: u64 = 256 << 20;
+    // Without a Content-Length the cap is found while reading: the client stops one byte
+    // over it, long before the 256 MiB body ends.
+    let (base, sent) = serve_big(total, false);
+    let url = format!("{base}/big.tar.gz");
+    let s = stack_with(&url, &"a".repeat(64), "max_size = \"1MiB\"\n");
+    let (_t, lower, upper, work) = dirs();
+    let t0 = std::time::Instant::now();
+    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    assert!(err.contains(&url), "{err}");
+    assert!(err.contains("max_size (1 MiB, 1048576 bytes)"), "{err}");
+    assert!(
+        err.contains(&format!("stopped after {} bytes", cap + 1)),
+        "read exactly one byte over the cap: {err}"
+    );
+    assert!(err.contains("raise `max_size`"), "{err}");
+    assert!(
+        std::fs::read_dir(&work).unwrap().next().is_none(),
+        "no partial download left in the work dir"
+    );
+    assert!(std::fs::read_dir(upper.join("srv/web"))
+        .unwrap()
+        .next()
+        .is_none());
+    let sent = sent
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    eprintln!("cap {cap} bytes: the server got {sent} of {total} bytes out before the hang-up");
+    // What the server got into the socket: the cap plus what the kernel's socket buffers
+    // held when the client hung up, far from the whole body.
+    assert!(sent < cap + (32 << 20), "server wrote {sent} bytes");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+
+    // An announced Content-Length over the cap is refused before the body is read.
+    let (base, _sent) = serve_big(total, true);
+    let url = format!("{base}/big.tar.gz");
+    let s = stack_with(&url, &"a".repeat(64), "max_size = 1048576\n");
+    let (_t, lower, upper, work) = dirs();
+    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    assert!(
+        err.contains(&format!("the server announces {total} bytes")) && err.contains(&url),
+        "{err}"
+    );
+    assert!(std::fs::read_dir(&work).unwrap().next().is_none());
+}
+
+#[test]
+fn a_download_at_max_size_is_accepted() {
+    let body = tarball(&[("a", b"x")]);
+    let sha = hex::encode(Sha256::digest(&body));
+    let url = format!("{}/app.tar.gz", serve(body.clone(), 200, 1));
+    let s = stack_with(&url, &sha, &format!("max_size = {}\n", body.len()));
+    let (_t, lower, upper, work) = dirs();
+    assert_eq!(stage_app(&s, &lower, &upper, &work).unwrap(), 1);
+}
+
+#[test]
+fn a_checksum_mismatch_leaves_no_download() {
+    let body = tarball(&[("a", b"x")]);
+    let url = format!("{}/app.tar.gz", serve(body, 200, 1));
+    let s = stack(&url, &"0".repeat(64));
+    let (_t, lower, upper, work) = dirs();
+    assert!(stage_app(&s, &lower, &upper, &work).is_err());
+    assert!(std::fs::read_dir(&work).unwrap().next().is_none());
 }
 
 #[test]

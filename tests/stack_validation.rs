@@ -263,6 +263,7 @@ fn url_app_stack() {
                 url: "https://example.org/releases/app-1.2.3.tar.gz".into(),
                 // Normalised to lowercase.
                 sha256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+                max_size: drover::stack::DEFAULT_APP_MAX_SIZE,
             },
             dest: "/srv/app".into(),
         })
@@ -992,4 +993,63 @@ fn deploy_keep_warm_defaults_off_and_is_checked() {
         .as_deref()
         .unwrap()
         .contains("did you mean `keep_warm`?"));
+}
+
+#[test]
+fn app_max_size_takes_units_or_bytes_and_is_checked() {
+    let app = |extra: &str| {
+        format!(
+            "name = \"m\"\n{BASE}[app]\nurl = \"https://example.org/a.tar.gz\"\n\
+             sha256 = \"{}\"\n{extra}",
+            "a".repeat(64)
+        )
+    };
+    let cap = |extra: &str| match parse_mem("m", &app(extra)).expect("valid").app {
+        Some(App {
+            source: AppSource::Url { max_size, .. },
+            ..
+        }) => max_size,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(cap(""), 2 << 30, "default 2 GiB");
+    assert_eq!(cap("max_size = \"500MiB\"\n"), 500 << 20);
+    assert_eq!(cap("max_size = \"2GiB\"\n"), 2 << 30);
+    assert_eq!(cap("max_size = 1048576\n"), 1 << 20);
+    for (extra, message) in [
+        (
+            "max_size = \"5 parsecs\"\n",
+            "invalid `max_size` in [app]: unknown unit `parsecs` in `5 parsecs` \
+             (use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB)",
+        ),
+        (
+            "max_size = 0\n",
+            "`max_size` in [app] must be greater than zero",
+        ),
+        (
+            "max_size = -3\n",
+            "invalid `max_size` in [app]: -3 is negative",
+        ),
+        (
+            "max_size = true\n",
+            "`max_size` in [app] must be a size string or an integer, got boolean",
+        ),
+    ] {
+        let d = parse_mem("m", &app(extra)).expect_err(extra);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!((d[0].line, d[0].col), (9, 12), "{}", d[0]);
+        assert_eq!(d[0].message, message);
+        assert!(d[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("max_size = \"4GiB\""));
+    }
+    // With a local `path` it means nothing: refused where it stands.
+    let text = format!("name = \"m\"\n{BASE}[app]\npath = \"apps\"\nmax_size = \"1GiB\"\n");
+    let d = parse_mem("m", &text).expect_err("max_size with path");
+    assert!(
+        d.iter()
+            .any(|d| d.message == "`max_size` without `url` in [app]" && d.line == 8),
+        "{d:#?}"
+    );
 }

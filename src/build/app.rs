@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::stack::{AppSource, Stack};
+use crate::text::format_size;
 
 /// Directory inside the image holding drover's lifecycle files.
 pub const DROVER_DIR: &str = "etc/drover";
@@ -82,10 +83,11 @@ pub fn build_script_text(body: &str) -> String {
 }
 
 /// Copy the app into `upper` at its destination. A URL is downloaded into `work_dir` first
-/// and checked against its SHA-256; `.tar`, `.tar.gz` and `.tgz` are unpacked, any other
-/// file is copied as is. Returns the number of files written.
+/// (at most its `max_size` bytes) and checked against its SHA-256; `.tar`, `.tar.gz` and
+/// `.tgz` are unpacked, any other file is copied as is. Returns the number of files written.
 ///
 /// Errors: unreadable source files, download failures (URL and HTTP status named), a
+/// download larger than `[app] max_size` (URL and cap named; nothing of it is kept), a
 /// checksum mismatch (both digests named), archive entries escaping the destination.
 pub fn stage_app(stack: &Stack, lower: &Path, upper: &Path, work_dir: &Path) -> Result<u64> {
     let Some(app) = &stack.app else {
@@ -94,8 +96,12 @@ pub fn stage_app(stack: &Stack, lower: &Path, upper: &Path, work_dir: &Path) -> 
     let dest = ensure_upper_dir(lower, upper, &app.dest)?;
     match &app.source {
         AppSource::Dir(src) => copy_tree(src, &dest),
-        AppSource::Url { url, sha256 } => {
-            let file = download(url, sha256, work_dir)?;
+        AppSource::Url {
+            url,
+            sha256,
+            max_size,
+        } => {
+            let file = download(url, sha256, *max_size, work_dir)?;
             let lower_name = url.to_ascii_lowercase();
             if lower_name.ends_with(".tar.gz") || lower_name.ends_with(".tgz") {
                 unpack(
@@ -146,7 +152,9 @@ fn unpack<R: Read>(r: R, dest: &Path, url: &str) -> Result<u64> {
     Ok(n)
 }
 
-fn download(url: &str, sha256: &str, work_dir: &Path) -> Result<PathBuf> {
+/// Download `url` into `work_dir/app-download`, at most `max_size` bytes, and check its
+/// SHA-256. On any error the partial file is removed.
+fn download(url: &str, sha256: &str, max_size: u64, work_dir: &Path) -> Result<PathBuf> {
     let mut resp = reqwest::blocking::get(url)
         .with_context(|| format!("cannot download the app from {url}"))?;
     if !resp.status().is_success() {
@@ -155,28 +163,80 @@ fn download(url: &str, sha256: &str, work_dir: &Path) -> Result<PathBuf> {
             resp.status()
         );
     }
-    let path = work_dir.join("app-download");
-    let mut out = std::fs::File::create(&path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = resp
-            .read(&mut buf)
-            .with_context(|| format!("download of {url} broke off"))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
+    if let Some(len) = resp.content_length().filter(|n| *n > max_size) {
+        bail!(
+            "{}",
+            too_large(url, max_size, &format!("the server announces {len} bytes"))
+        );
     }
-    let got = hex::encode(hasher.finalize());
+    let path = work_dir.join("app-download");
+    let written = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))
+        .and_then(|mut out| copy_capped(&mut resp, &mut out, max_size, url));
+    let got = match written {
+        Ok(got) => got,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
     if got != sha256 {
+        let _ = std::fs::remove_file(&path);
         bail!(
             "sha256 mismatch for {url}: the stack expects {sha256}, the download is {got}; \
              if the artifact changed on purpose, update [app].sha256"
         );
     }
     Ok(path)
+}
+
+fn too_large(url: &str, max_size: u64, seen: &str) -> String {
+    format!(
+        "the app at {url} is larger than [app] max_size ({}, {max_size} bytes): {seen}; \
+         if it is meant to be this big, raise `max_size` in the stack's [app] table \
+         (e.g. `max_size = \"{}\"`)",
+        format_size(max_size),
+        suggested_cap(max_size)
+    )
+}
+
+/// Twice the cap, rounded up to whole GiB (or MiB under 1 GiB), for the hint.
+fn suggested_cap(max_size: u64) -> String {
+    let twice = max_size.saturating_mul(2);
+    if twice >= 1 << 30 {
+        format!("{}GiB", twice.div_ceil(1 << 30))
+    } else {
+        format!("{}MiB", twice.div_ceil(1 << 20).max(1))
+    }
+}
+
+/// Copy `r` into `w` while hashing it, reading never more than `max_size + 1` bytes: the
+/// first byte over the cap stops it with an error. Returns the lowercase hex SHA-256.
+fn copy_capped(r: &mut dyn Read, w: &mut dyn Write, max_size: u64, url: &str) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        // One byte past the cap is enough to know it is too big.
+        let room = max_size.saturating_add(1).saturating_sub(total);
+        let want = usize::try_from(room).unwrap_or(usize::MAX).min(buf.len());
+        let n = r
+            .read(&mut buf[..want])
+            .with_context(|| format!("download of {url} broke off"))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > max_size {
+            bail!(
+                "{}",
+                too_large(url, max_size, &format!("stopped after {total} bytes"))
+            );
+        }
+        hasher.update(&buf[..n]);
+        w.write_all(&buf[..n])?;
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Copy a directory tree (files, directories, symlinks; modes kept, owned by root).
@@ -209,4 +269,53 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<u64> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader of `len` bytes that counts how many were taken from it.
+    struct Counting {
+        len: u64,
+        taken: u64,
+    }
+
+    impl Read for Counting {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = (self.len - self.taken).min(buf.len() as u64) as usize;
+            buf[..n].fill(b'x');
+            self.taken += n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_download_over_the_cap_stops_at_the_first_byte_over() {
+        for cap in [1u64, 1000, 64 * 1024, 64 * 1024 + 1, 1 << 20] {
+            let mut r = Counting {
+                len: 10 << 20,
+                taken: 0,
+            };
+            let mut out = Vec::new();
+            let err = copy_capped(&mut r, &mut out, cap, "http://x/app.tar").unwrap_err();
+            assert_eq!(r.taken, cap + 1, "cap {cap}");
+            assert!(out.len() as u64 <= cap);
+            let msg = err.to_string();
+            assert!(
+                msg.contains("http://x/app.tar") && msg.contains("max_size"),
+                "{msg}"
+            );
+        }
+        // Exactly at the cap is fine.
+        let mut r = Counting {
+            len: 5000,
+            taken: 0,
+        };
+        let mut out = Vec::new();
+        copy_capped(&mut r, &mut out, 5000, "u").unwrap();
+        assert_eq!(out.len(), 5000);
+        assert_eq!(suggested_cap(2 << 30), "4GiB");
+        assert_eq!(suggested_cap(1 << 20), "2MiB");
+    }
 }

@@ -111,8 +111,14 @@ pub enum AppSource {
         url: String,
         /// Lowercase hex SHA-256 (64 characters).
         sha256: String,
+        /// The most bytes the download may have (`[app] max_size`, default
+        /// [`DEFAULT_APP_MAX_SIZE`]): it stops, and the build fails, at the first byte over.
+        max_size: u64,
     },
 }
+
+/// Default `[app] max_size` of a `url` app: 2 GiB.
+pub const DEFAULT_APP_MAX_SIZE: u64 = 2 << 30;
 
 /// The `[app]` table.
 #[derive(Debug, Clone, PartialEq)]

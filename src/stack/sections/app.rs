@@ -1,16 +1,20 @@
-//! The `[app]` table: a directory or a downloaded artifact with its SHA-256, and its `dest`.
+//! The `[app]` table: a directory or a downloaded artifact with its SHA-256 and size cap
+//! (`max_size`), and its `dest`.
 
 use std::fs;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use toml::de::DeValue;
+
 use super::super::parse::resolve;
 use super::super::toml_check::{Checker, Field, Tbl};
-use super::super::{App, AppSource};
+use super::super::{App, AppSource, DEFAULT_APP_MAX_SIZE};
 use super::base::check_url;
+use crate::text::{format_size, parse_size};
 
-const APP_KEYS: &[&str] = &["path", "url", "sha256", "dest"];
+const APP_KEYS: &[&str] = &["path", "url", "sha256", "dest", "max_size"];
 
 const DEFAULT_APP_DEST: &str = "/opt/app";
 
@@ -45,6 +49,7 @@ pub(in crate::stack) fn validate_app(
         }
     };
 
+    let max_size = max_size(chk, &t);
     if path.is_invalid() || url.is_invalid() || sha.is_invalid() {
         return None;
     }
@@ -63,6 +68,13 @@ pub(in crate::stack) fn validate_app(
                     &sha_span,
                     "`sha256` without `url` in [app]",
                     "`sha256` checks a downloaded `url`; remove it when using a local `path`",
+                );
+            }
+            if let Field::Present(_, size_span) = &max_size {
+                chk.error(
+                    size_span,
+                    "`max_size` without `url` in [app]",
+                    "`max_size` caps a downloaded `url`; remove it when using a local `path`",
                 );
             }
             app_dir(chk, &p, &span, config_dir).map(AppSource::Dir)
@@ -90,9 +102,15 @@ pub(in crate::stack) fn validate_app(
                 }
                 Some((s, sha_span)) => check_sha256(chk, &s, &sha_span),
             };
+            let max_size = match max_size {
+                Field::Absent => Some(DEFAULT_APP_MAX_SIZE),
+                Field::Invalid => None,
+                Field::Present(n, _) => Some(n),
+            };
             Some(AppSource::Url {
                 url: url?,
                 sha256: sha256?,
+                max_size: max_size?,
             })
         }
         (None, None, Some((_, sha_span))) => {
@@ -117,6 +135,54 @@ pub(in crate::stack) fn validate_app(
         source: source?,
         dest: dest?,
     })
+}
+
+/// `max_size`: a byte count (integer) or a size string (`"500MiB"`, `"2GiB"`), above zero.
+fn max_size(chk: &mut Checker<'_>, t: &Tbl<'_, '_>) -> Field<u64> {
+    let Some(v) = t.get("max_size") else {
+        return Field::Absent;
+    };
+    let example = "max_size = \"4GiB\"";
+    let hint = format!(
+        "give the largest download allowed as bytes or with a unit, e.g. `{example}` \
+         (default {})",
+        format_size(DEFAULT_APP_MAX_SIZE)
+    );
+    let parsed = match v.get_ref() {
+        DeValue::Integer(_) => match chk.integer(t, "max_size", example) {
+            Field::Present(n, _) => u64::try_from(n).map_err(|_| format!("{n} is negative")),
+            _ => return Field::Invalid,
+        },
+        DeValue::String(s) => parse_size(s),
+        _ => {
+            chk.wrong_type(
+                "`max_size` in [app]",
+                v,
+                "a size string or an integer",
+                example,
+            );
+            return Field::Invalid;
+        }
+    };
+    match parsed {
+        Ok(0) => {
+            chk.error(
+                &v.span(),
+                "`max_size` in [app] must be greater than zero",
+                hint,
+            );
+            Field::Invalid
+        }
+        Ok(n) => Field::Present(n, v.span()),
+        Err(why) => {
+            chk.error(
+                &v.span(),
+                format!("invalid `max_size` in [app]: {why}"),
+                hint,
+            );
+            Field::Invalid
+        }
+    }
 }
 
 pub(in crate::stack) fn app_dir(
