@@ -37,12 +37,19 @@ impl Paths {
 
     /// Create the state directory layout if missing, private to its owner: the state
     /// directory is made 0700 (so no other local user reads build logs, manifests, the
-    /// audit or image tars, or runs the setuid binaries of unpacked bases below it), and
-    /// new directories in it are 0700.
+    /// audit or image tars, or runs the setuid binaries of unpacked bases below it), and so
+    /// is every directory in it that holds such trees ([`Paths::private_dirs`]): created
+    /// 0700, tightened to 0700 when an older drover left it open. That holds even when the
+    /// state directory itself is not yours to tighten (root running on another user's
+    /// `--state`): the setuid-root binaries of `bases/*/rootfs` and `rootfs/*/rootfs` stay
+    /// behind a 0700 parent. (Their setuid bits are kept: the image needs them, and inside
+    /// bubblewrap `no_new_privs` makes them inert.)
     ///
-    /// Errors: a directory cannot be created, or the state directory is group- or
-    /// world-writable (another user could replace images or the database): the message
-    /// names it and the `chmod` that fixes it.
+    /// Errors: a directory cannot be created; the state directory is group- or
+    /// world-writable (another user could replace images or the database); it belongs to
+    /// another user and you are not root ("permission denied", naming its owner's uid); a
+    /// directory of [`Paths::private_dirs`] is open to others and not yours. Each message
+    /// names the directory and the fix.
     pub fn ensure_state(&self) -> Result<()> {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
         let private_dir = |d: &Path| {
@@ -65,20 +72,61 @@ impl Paths {
             );
         }
         // SAFETY: geteuid has no preconditions.
-        if mode & 0o077 != 0 && meta.uid() == unsafe { libc::geteuid() } {
+        let euid = unsafe { libc::geteuid() };
+        if meta.uid() != euid && euid != 0 {
+            anyhow::bail!(
+                "permission denied: the state directory {} belongs to uid {} (you are uid \
+                 {euid}); run drover as that user, or give it a state directory of your own \
+                 with --state DIR",
+                self.state.display(),
+                meta.uid()
+            );
+        }
+        if mode & 0o077 != 0 && meta.uid() == euid {
             std::fs::set_permissions(&self.state, std::fs::Permissions::from_mode(0o700))
                 .with_context(|| format!("cannot make {} private", self.state.display()))?;
         }
-        for d in [
+        for d in self.private_dirs() {
+            private_dir(&d)?;
+            // Followed if it is a symlink (e.g. to a bigger disk): the target is what counts.
+            let m =
+                std::fs::metadata(&d).with_context(|| format!("cannot read {}", d.display()))?;
+            if m.mode() & 0o077 == 0 {
+                continue;
+            }
+            if m.uid() != euid {
+                anyhow::bail!(
+                    "{} is open to other users (mode {:04o}) and belongs to uid {}: another \
+                     user could read its images or run their setuid binaries; run `chmod 700 {}`",
+                    d.display(),
+                    m.mode() & 0o7777,
+                    m.uid(),
+                    d.display()
+                );
+            }
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private", d.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The directories of the state directory that [`Paths::ensure_state`] keeps 0700
+    /// whatever the state directory's own mode: those holding unpacked root filesystems
+    /// (with their setuid binaries), image archives, build trees, instance data, the
+    /// repository cache and logs.
+    pub fn private_dirs(&self) -> [PathBuf; 10] {
+        [
             self.bases(),
             self.images(),
             self.tmp(),
             self.builds(),
             self.debs(),
-        ] {
-            private_dir(&d)?;
-        }
-        Ok(())
+            self.state.join("layers"),
+            self.rootfs(),
+            self.data(),
+            self.repos(),
+            self.logs(),
+        ]
     }
 
     /// `CONFIG/stacks`.
@@ -109,6 +157,19 @@ impl Paths {
     /// `STATE/builds`: per-build working trees while a build runs (removed afterwards).
     pub fn builds(&self) -> PathBuf {
         self.state.join("builds")
+    }
+    /// `STATE/rootfs`: images unpacked for instances, `rootfs/HEX/rootfs` per image digest
+    /// (`deploy::unpack`).
+    pub fn rootfs(&self) -> PathBuf {
+        self.state.join("rootfs")
+    }
+    /// `STATE/data`: each stack's data volume, `data/STACK`, bound into its instances.
+    pub fn data(&self) -> PathBuf {
+        self.state.join("data")
+    }
+    /// `STATE/repos`: the apt repository cache (Release, Packages, keys).
+    pub fn repos(&self) -> PathBuf {
+        self.state.join("repos")
     }
     /// `STATE/tmp`: TMPDIR for every tool drover runs.
     pub fn tmp(&self) -> PathBuf {
