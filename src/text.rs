@@ -110,7 +110,7 @@ pub fn format_size(n: u64) -> String {
         ("KiB", 1 << 10),
     ] {
         if n >= size {
-            return if n % size == 0 {
+            return if n.is_multiple_of(size) {
                 format!("{} {unit}", n / size)
             } else {
                 format!("{:.1} {unit}", n as f64 / size as f64)
