@@ -79,18 +79,48 @@ impl Downgrade {
 ///
 /// Errors: the store cannot be read.
 pub fn downgrade(store: &Store, stack: &str, build_id: i64) -> Result<Option<Downgrade>> {
+    Ok(downgrades(store, stack, &[build_id])?.remove(&build_id))
+}
+
+/// [`downgrade`] for several builds, reading the releases and the live manifest once (the
+/// console asks this for every deploy candidate of the selected stack): the builds that
+/// would go back, by id.
+///
+/// Errors: the store cannot be read.
+pub fn downgrades(
+    store: &Store,
+    stack: &str,
+    build_ids: &[i64],
+) -> Result<std::collections::BTreeMap<i64, Downgrade>> {
+    let mut out = std::collections::BTreeMap::new();
     let releases = store.releases(stack)?;
     let Some(live) = Current::from_releases(&releases) else {
-        return Ok(None);
+        return Ok(out);
     };
-    if live.build_id == build_id {
-        return Ok(None);
-    }
     let live_manifest = store.manifest(live.build_id)?;
     let by_key: HashMap<(&str, &str), &crate::manifest::Component> = live_manifest
         .iter()
         .map(|c| ((c.name.as_str(), c.arch.as_str()), c))
         .collect();
+    for &id in build_ids {
+        if id == live.build_id || out.contains_key(&id) {
+            continue;
+        }
+        if let Some(d) = against(store, live.build_id, &by_key, id)? {
+            out.insert(id, d);
+        }
+    }
+    Ok(out)
+}
+
+/// Compare build `build_id` with the live build's packages `by_key` ((name, arch) →
+/// component).
+fn against(
+    store: &Store,
+    live_build: i64,
+    by_key: &HashMap<(&str, &str), &crate::manifest::Component>,
+    build_id: i64,
+) -> Result<Option<Downgrade>> {
     let mut packages = Vec::new();
     let mut cves = BTreeSet::new();
     for c in store.manifest(build_id)? {
@@ -126,7 +156,7 @@ pub fn downgrade(store: &Store, stack: &str, build_id: i64) -> Result<Option<Dow
         return Ok(None);
     }
     Ok(Some(Downgrade {
-        live_build: live.build_id,
+        live_build,
         build: build_id,
         packages,
         cves: cves.into_iter().collect(),

@@ -215,12 +215,7 @@ pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
         .map(|b| b.id)
         .collect();
     candidates.extend(state.releases.iter().map(|r| r.build_id));
-    state.downgrades.clear();
-    for id in candidates {
-        if let Some(d) = crate::deploy::downgrade::downgrade(store, &name, id)? {
-            state.downgrades.insert(id, d);
-        }
-    }
+    state.downgrades = crate::deploy::downgrade::downgrades(store, &name, &candidates)?;
     if let Some(id) = state.select_build {
         let builds = &state.builds;
         if state.builds_list.select_where(|i| builds[i].id == id) {
