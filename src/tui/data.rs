@@ -161,20 +161,160 @@ fn rows_of(
     Ok(rows)
 }
 
+/// What a background reload reads for the selected stack: which stack, the manifest build
+/// the state already holds (its rows are not read again when it is still the newest), and
+/// the build whose log is shown.
+#[derive(Debug, Clone, Default)]
+pub struct StackQuery {
+    /// The selected stack's name.
+    pub name: String,
+    /// `Some(build)` when the state holds this stack's manifest of `build` (`None` inside:
+    /// no succeeded build); `None` when it must be read.
+    pub have_manifest: Option<Option<i64>>,
+    /// The build whose log the Log pane shows, for its line count.
+    pub log_build: Option<i64>,
+}
+
+impl StackQuery {
+    /// What `state` would need read for its selected stack; `None` when none is selected.
+    pub fn of(state: &State) -> Option<StackQuery> {
+        let name = state.selected_stack()?.to_string();
+        let have_manifest =
+            (state.loaded_stack.as_deref() == Some(name.as_str())).then_some(state.manifest_build);
+        Some(StackQuery {
+            name,
+            have_manifest,
+            log_build: state.log.build_id,
+        })
+    }
+}
+
+/// One stack's panes as read from the store ([`read_stack`]), to be put into the state by
+/// [`apply_stack`].
+#[derive(Debug, Clone)]
+pub struct StackData {
+    /// The stack.
+    pub name: String,
+    /// Its builds, newest first.
+    pub builds: Vec<crate::store::builds::BuildRecord>,
+    /// Its newest update check as rows.
+    pub updates: Vec<UpdateRow>,
+    /// The build that check looked at.
+    pub updates_checked: Option<i64>,
+    /// Its releases, newest first.
+    pub releases: Vec<crate::store::deploys::ReleaseRecord>,
+    /// Downgrades of its deploy candidates ([`crate::deploy::downgrade::downgrades`]).
+    pub downgrades: std::collections::BTreeMap<i64, crate::deploy::downgrade::Downgrade>,
+    /// The newest succeeded build and its manifest; `None` when unchanged from
+    /// [`StackQuery::have_manifest`].
+    pub manifest: Option<(Option<i64>, Vec<crate::manifest::Component>)>,
+    /// The stored line count of [`StackQuery::log_build`]'s log.
+    pub log_len: Option<(i64, usize)>,
+}
+
+/// Read what the panes of `query.name` show (about eight indexed queries, and the manifest
+/// only when its build changed). Errors: the store's.
+pub fn read_stack(store: &Store, query: &StackQuery) -> Result<StackData> {
+    let name = &query.name;
+    let builds = store.builds(name)?;
+    let releases = store.releases(name)?;
+    // What a deploy of each candidate would undo, for the confirmation (`d`, `R`).
+    let mut candidates: Vec<i64> = builds
+        .iter()
+        .filter(|b| b.status == crate::store::builds::BuildStatus::Succeeded)
+        .take(20)
+        .map(|b| b.id)
+        .collect();
+    candidates.extend(releases.iter().map(|r| r.build_id));
+    let downgrades = crate::deploy::downgrade::downgrades(store, name, &candidates)?;
+    let latest = store.latest_succeeded(name)?.map(|b| b.id);
+    let manifest = match query.have_manifest {
+        Some(have) if have == latest => None,
+        _ => Some((
+            latest,
+            match latest {
+                Some(id) => store.manifest(id)?,
+                None => Vec::new(),
+            },
+        )),
+    };
+    let log_len = match query.log_build {
+        Some(id) => Some((id, store.log_len(id)?.max(0) as usize)),
+        None => None,
+    };
+    Ok(StackData {
+        name: name.clone(),
+        updates: update_rows(store, name)?.unwrap_or_default(),
+        updates_checked: store.latest_checked_build(name)?,
+        builds,
+        releases,
+        downgrades,
+        manifest,
+        log_len,
+    })
+}
+
+/// Put `data` into `state`. Data of a stack that is no longer selected is dropped (the
+/// selection change read its own); a newly loaded stack starts with its lists at the top.
+pub fn apply_stack(state: &mut State, data: StackData) {
+    if state.selected_stack() != Some(data.name.as_str()) {
+        return;
+    }
+    let fresh = state.loaded_stack.as_deref() != Some(data.name.as_str());
+    if fresh {
+        state.builds_list.selected = 0;
+        state.builds_list.offset = 0;
+        state.manifest_list.filter.clear();
+        state.manifest_build = None;
+    }
+    state.set_builds(data.builds);
+    state.set_updates(data.updates);
+    state.updates_checked = data.updates_checked;
+    state.set_releases(data.releases);
+    state.downgrades = data.downgrades;
+    if let Some(id) = state.select_build {
+        let builds = &state.builds;
+        if state.builds_list.select_where(|i| builds[i].id == id) {
+            state.select_build = None;
+        }
+    }
+    match data.manifest {
+        Some((build, rows)) => state.set_manifest(build, rows),
+        // Unchanged only relative to what this stack's state held when the read started.
+        None if fresh => return,
+        None => {}
+    }
+    state.loaded_stack = Some(data.name);
+    if let (Some((id, len)), Some(shown)) = (data.log_len, state.log.build_id) {
+        if id == shown {
+            state.log.total = state.log.total.max(len);
+        }
+    }
+}
+
 /// Read the Stacks list ([`load_stacks`]: every stack file parsed, ~5 queries per stack)
-/// on a blocking thread, so the UI task keeps drawing; `store` is this load's own
-/// connection and comes back with the result on `tx` for the next load. A panic in the
-/// load comes back as an error.
+/// and the selected stack's panes ([`read_stack`]) on a blocking thread, so the UI task
+/// keeps drawing; `store` is this load's own connection and comes back with the result on
+/// `tx` for the next load. A panic in the load comes back as an error.
 pub fn spawn_load_stacks(
     paths: Paths,
     store: Store,
+    selected: Option<StackQuery>,
     tx: tokio::sync::mpsc::UnboundedSender<(Store, super::msg::StacksLoad)>,
 ) {
+    use super::msg::{LoadError, Loaded};
     tokio::task::spawn_blocking(move || {
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            load_stacks(&paths, &store).map_err(|e| format!("{e:#}"))
+            let (rows, problems) = load_stacks(&paths, &store)?;
+            let stack = selected.map(|q| read_stack(&store, &q)).transpose()?;
+            Ok::<_, anyhow::Error>(Loaded {
+                rows,
+                problems,
+                stack,
+            })
         }))
-        .unwrap_or_else(|_| Err("the stacks load panicked".into()));
+        .map_err(|_| LoadError::Panicked)
+        .and_then(|r| r.map_err(|e| LoadError::Store(std::sync::Arc::new(e))));
         let _ = tx.send((store, loaded));
     });
 }
@@ -188,52 +328,17 @@ pub fn reload(state: &mut State, paths: &Paths, store: &Store) -> Result<()> {
     reload_stack(state, store)
 }
 
-/// Load the builds and manifest of the selected stack.
+/// Load the builds, updates, releases and manifest of the selected stack on the calling
+/// thread (a selection change: the panes must show the new stack in the next frame).
 pub fn reload_stack(state: &mut State, store: &Store) -> Result<()> {
-    let Some(name) = state.selected_stack().map(str::to_string) else {
+    let Some(query) = StackQuery::of(state) else {
         state.loaded_stack = None;
         state.set_builds(Vec::new());
         state.set_manifest(None, Vec::new());
         return Ok(());
     };
-    if state.loaded_stack.as_deref() != Some(name.as_str()) {
-        state.builds_list.selected = 0;
-        state.builds_list.offset = 0;
-        state.manifest_list.filter.clear();
-        state.manifest_build = None;
-    }
-    state.set_builds(store.builds(&name)?);
-    state.set_updates(update_rows(store, &name)?.unwrap_or_default());
-    state.updates_checked = store.latest_checked_build(&name)?;
-    state.set_releases(store.releases(&name)?);
-    // What a deploy of each candidate would undo, for the confirmation (`d`, `R`).
-    let mut candidates: Vec<i64> = state
-        .builds
-        .iter()
-        .filter(|b| b.status == crate::store::builds::BuildStatus::Succeeded)
-        .take(20)
-        .map(|b| b.id)
-        .collect();
-    candidates.extend(state.releases.iter().map(|r| r.build_id));
-    state.downgrades = crate::deploy::downgrade::downgrades(store, &name, &candidates)?;
-    if let Some(id) = state.select_build {
-        let builds = &state.builds;
-        if state.builds_list.select_where(|i| builds[i].id == id) {
-            state.select_build = None;
-        }
-    }
-    let latest = store.latest_succeeded(&name)?.map(|b| b.id);
-    if latest != state.manifest_build || state.loaded_stack.as_deref() != Some(name.as_str()) {
-        let rows = match latest {
-            Some(id) => store.manifest(id)?,
-            None => Vec::new(),
-        };
-        state.set_manifest(latest, rows);
-    }
-    state.loaded_stack = Some(name);
-    if let Some(id) = state.log.build_id {
-        state.log.total = state.log.total.max(store.log_len(id)?.max(0) as usize);
-    }
+    let data = read_stack(store, &query)?;
+    apply_stack(state, data);
     Ok(())
 }
 
@@ -440,5 +545,44 @@ mod tests {
         );
         assert_eq!(rows[0].cves, ["CVE-2026-7"]);
         assert_eq!(rows[0].urgency, "high");
+    }
+
+    fn two_stacks() -> State {
+        let now = chrono::Utc::now();
+        let mut s = State::new("/state".into(), now, crate::tui::keymap::Keymap::default());
+        let row = |name: &str| StackRow {
+            name: name.into(),
+            description: String::new(),
+            last_build: None,
+            updates: None,
+            updates_stale: false,
+            release: None,
+        };
+        s.set_stacks(vec![row("hello"), row("web")]);
+        s
+    }
+
+    #[test]
+    fn a_background_read_lands_only_on_the_stack_still_selected() {
+        let store = Store::open_in_memory().unwrap();
+        let a = store.create_build("hello", 1).unwrap();
+        store.create_build("web", 1).unwrap();
+        let mut state = two_stacks();
+        let q = StackQuery::of(&state).unwrap();
+        assert_eq!((q.name.as_str(), q.have_manifest), ("hello", None));
+        let data = read_stack(&store, &q).unwrap();
+        // The operator moved to `web` while `hello` was read: the read is dropped.
+        state.stacks_list.selected = 1;
+        apply_stack(&mut state, data.clone());
+        assert!(state.builds.is_empty() && state.loaded_stack.is_none());
+        state.stacks_list.selected = 0;
+        apply_stack(&mut state, data);
+        assert_eq!(state.loaded_stack.as_deref(), Some("hello"));
+        assert_eq!(state.builds.iter().map(|b| b.id).collect::<Vec<_>>(), [a]);
+        // Loaded now: the next query says which manifest the state holds, so an unchanged
+        // one is not read again.
+        let q = StackQuery::of(&state).unwrap();
+        assert_eq!(q.have_manifest, Some(None));
+        assert!(read_stack(&store, &q).unwrap().manifest.is_none());
     }
 }

@@ -273,7 +273,8 @@ async fn app(
             Some((s, loaded)) = stacks_rx.recv() => {
                 dirty = true;
                 if std::mem::take(&mut stacks_again) {
-                    data::spawn_load_stacks(paths.clone(), s, stacks_tx.clone());
+                    let q = data::StackQuery::of(&state);
+                    data::spawn_load_stacks(paths.clone(), s, q, stacks_tx.clone());
                 } else {
                     stacks_store = Some(s);
                 }
@@ -310,13 +311,12 @@ async fn app(
                 }
                 Effect::Reload if !reloaded => {
                     reloaded = true;
-                    // The selected stack now (a few indexed queries); the list off the
-                    // UI task.
-                    if let Err(e) = data::reload_stack(&mut state, &store) {
-                        state.status = Some(format!("cannot read the store: {e:#}"));
-                    }
+                    // The list and the selected stack's panes, off the UI task.
                     match stacks_store.take() {
-                        Some(s) => data::spawn_load_stacks(paths.clone(), s, stacks_tx.clone()),
+                        Some(s) => {
+                            let q = data::StackQuery::of(&state);
+                            data::spawn_load_stacks(paths.clone(), s, q, stacks_tx.clone())
+                        }
                         None => stacks_again = true,
                     }
                 }

@@ -55,8 +55,30 @@ impl From<anyhow::Error> for JobError {
     }
 }
 
-/// What a load of the Stacks list brings: rows and stack-file problems, or the error text.
-pub type StacksLoad = Result<(Vec<StackRow>, Vec<String>), String>;
+/// What a background load of the Stacks list brings ([`super::data::spawn_load_stacks`]).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The Stacks list.
+    pub rows: Vec<StackRow>,
+    /// The stack-file problems as text.
+    pub problems: Vec<String>,
+    /// The panes of the stack selected when the load started.
+    pub stack: Option<super::data::StackData>,
+}
+
+/// Why a background load of the Stacks list failed; its text is the footer's.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// The store could not be read: the error with its causes.
+    #[error("cannot read the store: {0:#}")]
+    Store(std::sync::Arc<anyhow::Error>),
+    /// The load's thread panicked.
+    #[error("the stacks load panicked")]
+    Panicked,
+}
+
+/// What a load of the Stacks list brings: the rows, problems and selected stack, or why not.
+pub type StacksLoad = Result<Loaded, LoadError>;
 
 /// Something that happened.
 #[derive(Debug, Clone)]

@@ -157,11 +157,14 @@ fn short_urgency(u: &str) -> &str {
 /// name); a failed read keeps the old rows and says why in the footer.
 pub fn on_loaded(state: &mut State, loaded: crate::tui::msg::StacksLoad) {
     match loaded {
-        Ok((rows, problems)) => {
-            state.problems = problems;
-            state.set_stacks(rows);
+        Ok(loaded) => {
+            state.problems = loaded.problems;
+            state.set_stacks(loaded.rows);
+            if let Some(data) = loaded.stack {
+                crate::tui::data::apply_stack(state, data);
+            }
         }
-        Err(e) => state.status = Some(format!("cannot read the store: {e}")),
+        Err(e) => state.status = Some(e.to_string()),
     }
 }
 
