@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod debian;
 pub mod deploy;
+pub mod diff;
 pub mod export;
 pub mod http;
 pub mod jobs;

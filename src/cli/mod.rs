@@ -12,6 +12,7 @@ use crate::paths::Paths;
 
 mod build;
 mod deploy;
+mod diff;
 mod export;
 mod output;
 mod push;
@@ -271,6 +272,22 @@ pub enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
         grace: u64,
     },
+    /// What changes from A to B: packages by source (added, removed, upgraded,
+    /// downgraded), the CVEs fixed and the fixes undone, language packages, image config
+    /// and app files. A and B are build ids (`12`), releases (`r3`), `live` or `newest`;
+    /// default: the live release to the newest build.
+    Diff {
+        /// Stack name.
+        stack: String,
+        /// The side compared from (default: `live`).
+        a: Option<String>,
+        /// The side compared to (default: `newest`).
+        b: Option<String>,
+        /// Output format (`--json` implies json; `openvex` writes an OpenVEX v0.2.0
+        /// document with a `fixed` statement per CVE that B fixes).
+        #[arg(long, value_enum, default_value_t = diff::DiffFormat::Table)]
+        format: diff::DiffFormat,
+    },
     /// A stack's releases, newest first.
     Releases {
         /// Stack name.
@@ -406,6 +423,12 @@ pub fn run(cli: Cli) -> CliResult {
             deploy::deploy(&paths, &stack, true, a, json)
         }
         Command::Releases { stack } => deploy::releases(&paths, &stack, json),
+        Command::Diff {
+            stack,
+            a,
+            b,
+            format,
+        } => diff::diff(&paths, &stack, a.as_deref(), b.as_deref(), format, json),
         Command::Status => deploy::status(&paths, json),
         Command::Agent { command } => deploy::agent(&paths, command, json),
         Command::Updates {

@@ -133,18 +133,15 @@ fn against(
         if then >= now {
             continue;
         }
-        // The entries between the target's source version (exclusive) and the live one.
-        if let (Some(entries), Some(from)) = (
-            store.cached_changelog(&l.source, &l.source_version)?,
-            parse_version(&c.source_version),
-        ) {
-            for e in entries {
-                let newer = parse_version(&e.version).is_some_and(|v| v > from);
-                if newer {
-                    cves.extend(e.cves);
-                }
-            }
-        }
+        // The live version's fixes after the target's source version.
+        let (undone, _) = crate::diff::fixes_between(
+            store,
+            None,
+            &l.source,
+            &c.source_version,
+            &l.source_version,
+        )?;
+        cves.extend(undone);
         packages.push(PackageBack {
             name: c.name.clone(),
             arch: c.arch.clone(),
