@@ -494,44 +494,74 @@ fn confirm_deploy() {
 /// build 1's 3.0.15; the stored changelog of 3.0.17 names three CVEs in between).
 #[test]
 fn confirm_rollback_that_downgrades() {
-    let newer_live = || {
-        let mut f = deployed_fixture();
-        let id = f.store.create_build("hello", 1).unwrap();
-        let comps = vec![
-            comp("bash", "5.2.15-2+b7", "bash", "bookworm"),
-            comp(
-                "libssl3",
-                "3.0.17-1~deb12u2",
-                "openssl",
-                "bookworm-security",
-            ),
-            comp(
-                "openssl",
-                "3.0.17-1~deb12u2",
-                "openssl",
-                "bookworm-security",
-            ),
-        ];
-        let digest = format!("sha256:{}", "4".repeat(64));
-        f.store
-            .finish_build_success(
-                id,
-                &Success {
-                    image_digest: &digest,
-                    image_path: "/state/images/hello/4.oci.tar",
-                    components: &comps,
-                },
-            )
-            .unwrap();
-        let r = f
-            .store
-            .create_release("hello", id, &digest, 2, "operator", None)
-            .unwrap();
-        f.store.mark_release_live("hello", r).unwrap();
-        reload(&mut f);
-        f
-    };
-    check_with(newer_live, "confirm_rollback_downgrade", "R");
+    check_with(newer_live_fixture, "confirm_rollback_downgrade", "R");
+}
+
+/// Issue #13: `D` on the live release in Releases: what it changed against the release
+/// before it, in the Detail overlay (the same text as `drover diff`; the fixture has no
+/// image archives, so the image side says so).
+#[test]
+fn diff_of_a_release() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut f = newer_live_fixture();
+        keys(&mut f.state, "5g");
+        let asked = update(
+            &mut f.state,
+            Msg::Key(KeyEvent::new(KeyCode::Char('D'), KeyModifiers::SHIFT)),
+        );
+        let [drover::tui::msg::Effect::Diff { stack, a, b }] = asked.as_slice() else {
+            panic!("no diff asked: {asked:?}");
+        };
+        let paths = Paths {
+            config: Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+            state: f._tmp.path().to_path_buf(),
+        };
+        let loaded = drover::tui::overlays::diff::load(&paths, stack, *a, *b);
+        update(&mut f.state, Msg::Diff(loaded));
+        let text = screen(&mut f, w, h);
+        assert!(text.contains("3 CVEs, undoes 0"), "{text}");
+        insta::assert_snapshot!(format!("diff_release_{w}x{h}"), text);
+    }
+}
+
+/// Build 4 (openssl 3.0.17, whose stored changelog names three CVEs after 3.0.15) live
+/// as release 3, over the deployed fixture (releases 1 and 2 run build 1).
+fn newer_live_fixture() -> Fixture {
+    let mut f = deployed_fixture();
+    let id = f.store.create_build("hello", 1).unwrap();
+    let comps = vec![
+        comp("bash", "5.2.15-2+b7", "bash", "bookworm"),
+        comp(
+            "libssl3",
+            "3.0.17-1~deb12u2",
+            "openssl",
+            "bookworm-security",
+        ),
+        comp(
+            "openssl",
+            "3.0.17-1~deb12u2",
+            "openssl",
+            "bookworm-security",
+        ),
+    ];
+    let digest = format!("sha256:{}", "4".repeat(64));
+    f.store
+        .finish_build_success(
+            id,
+            &Success {
+                image_digest: &digest,
+                image_path: "/state/images/hello/4.oci.tar",
+                components: &comps,
+            },
+        )
+        .unwrap();
+    let r = f
+        .store
+        .create_release("hello", id, &digest, 2, "operator", None)
+        .unwrap();
+    f.store.mark_release_live("hello", r).unwrap();
+    reload(&mut f);
+    f
 }
 
 /// Issue #11: the Stacks list counts what runs. The newest build (#3) was rebuilt with the

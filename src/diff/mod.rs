@@ -11,6 +11,7 @@
 //! path and SHA-256 ([`image`]).
 
 pub mod image;
+pub mod text;
 pub mod vex;
 
 use std::collections::{BTreeMap, BTreeSet};

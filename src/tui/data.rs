@@ -205,6 +205,9 @@ pub struct StackData {
     pub releases: Vec<crate::store::deploys::ReleaseRecord>,
     /// Downgrades of its deploy candidates ([`crate::deploy::downgrade::downgrades`]).
     pub downgrades: std::collections::BTreeMap<i64, crate::deploy::downgrade::Downgrade>,
+    /// What deploying each candidate changes against the live release
+    /// ([`crate::diff::Diff::summary`]).
+    pub change_summaries: std::collections::BTreeMap<i64, String>,
     /// The newest succeeded build and its manifest; `None` when unchanged from
     /// [`StackQuery::have_manifest`].
     pub manifest: Option<(Option<i64>, Vec<crate::manifest::Component>)>,
@@ -227,6 +230,7 @@ pub fn read_stack(store: &Store, query: &StackQuery) -> Result<StackData> {
         .collect();
     candidates.extend(releases.iter().map(|r| r.build_id));
     let downgrades = crate::deploy::downgrade::downgrades(store, name, &candidates)?;
+    let change_summaries = change_summaries(store, name, &releases, &candidates)?;
     let latest = store.latest_succeeded(name)?.map(|b| b.id);
     let manifest = match query.have_manifest {
         Some(have) if have == latest => None,
@@ -249,9 +253,37 @@ pub fn read_stack(store: &Store, query: &StackQuery) -> Result<StackData> {
         builds,
         releases,
         downgrades,
+        change_summaries,
         manifest,
         log_len,
     })
+}
+
+/// [`crate::diff::Diff::summary`] of the live release against each of `candidates` (the
+/// package side only: no image archive is read on a reload); empty when nothing is live.
+fn change_summaries(
+    store: &Store,
+    stack: &str,
+    releases: &[crate::store::deploys::ReleaseRecord],
+    candidates: &[i64],
+) -> Result<std::collections::BTreeMap<i64, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(live) = crate::deploy::plan::Current::from_releases(releases) else {
+        return Ok(out);
+    };
+    let side = |build| crate::diff::Side {
+        build,
+        release: None,
+        image_digest: None,
+    };
+    for &id in candidates {
+        if id == live.build_id || out.contains_key(&id) {
+            continue;
+        }
+        let d = crate::diff::diff(store, stack, side(live.build_id), side(id), false)?;
+        out.insert(id, d.summary());
+    }
+    Ok(out)
 }
 
 /// Put `data` into `state`. Data of a stack that is no longer selected is dropped (the
@@ -272,6 +304,7 @@ pub fn apply_stack(state: &mut State, data: StackData) {
     state.updates_checked = data.updates_checked;
     state.set_releases(data.releases);
     state.downgrades = data.downgrades;
+    state.change_summaries = data.change_summaries;
     if let Some(id) = state.select_build {
         let builds = &state.builds;
         if state.builds_list.select_where(|i| builds[i].id == id) {
@@ -306,7 +339,9 @@ pub fn spawn_load_stacks(
     tokio::task::spawn_blocking(move || {
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let (rows, problems) = load_stacks(&paths, &store)?;
-            let stack = selected.map(|q| read_stack(&store, &q)).transpose()?;
+            let stack = selected
+                .map(|q| read_stack(&store, &q).map(Box::new))
+                .transpose()?;
             Ok::<_, anyhow::Error>(Loaded {
                 rows,
                 problems,

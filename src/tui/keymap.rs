@@ -90,6 +90,8 @@ pub enum Action {
     Sort,
     /// `S`: reverse the sort order.
     SortReverse,
+    /// `D`: what a build or release changes ([`crate::diff`]).
+    Diff,
 }
 
 /// Every action with its config name, description and default keys.
@@ -158,6 +160,12 @@ pub const ACTIONS: &[(Action, &str, &str, &[&str])] = &[
         "sort_reverse",
         "reverse the sort",
         &["S"],
+    ),
+    (
+        Action::Diff,
+        "diff",
+        "what changes (build vs live, release vs the one before)",
+        &["D"],
     ),
 ];
 

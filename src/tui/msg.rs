@@ -63,7 +63,7 @@ pub struct Loaded {
     /// The stack-file problems as text.
     pub problems: Vec<String>,
     /// The panes of the stack selected when the load started.
-    pub stack: Option<super::data::StackData>,
+    pub stack: Option<Box<super::data::StackData>>,
 }
 
 /// Why a background load of the Stacks list failed; its text is the footer's.
@@ -94,6 +94,8 @@ pub enum Msg {
     /// The Stacks list, read off the UI task ([`super::data::spawn_load_stacks`]): the
     /// rows and the stack-file problems as text, or why the store could not be read.
     Stacks(StacksLoad),
+    /// A diff asked for with [`Effect::Diff`]: its title and text lines, or why not.
+    Diff(Result<(String, Vec<String>), String>),
 }
 
 /// A message from a background job.
@@ -170,6 +172,16 @@ pub enum Effect {
     },
     /// Reload stacks, builds and the manifest from the store.
     Reload,
+    /// Compare `a` with `b` of `stack` ([`crate::diff::diff`], image included) off the UI
+    /// task; the text comes back as [`Msg::Diff`].
+    Diff {
+        /// Stack name.
+        stack: String,
+        /// The side compared from.
+        a: crate::diff::Ref,
+        /// The side compared to.
+        b: crate::diff::Ref,
+    },
     /// Find `needle` in the viewed log from line `from`.
     SearchLog {
         /// Text to find.

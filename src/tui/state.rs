@@ -339,6 +339,9 @@ pub struct State {
     /// Per build id of the selected stack (its newest succeeded builds and the builds of
     /// its releases): how deploying it would go back from the live release, if it would.
     pub downgrades: std::collections::BTreeMap<i64, crate::deploy::downgrade::Downgrade>,
+    /// Per build id of the same candidates: what deploying it changes against the live
+    /// release, as [`crate::diff::Diff::summary`] says it (empty when nothing is live).
+    pub change_summaries: std::collections::BTreeMap<i64, String>,
     /// The agent's routes and instances.
     pub agent: AgentView,
     /// Releases selection.
@@ -393,6 +396,7 @@ impl State {
             updates_checked: None,
             releases: Vec::new(),
             downgrades: Default::default(),
+            change_summaries: Default::default(),
             agent: AgentView::Unknown,
             releases_list: ListState::default(),
             log: LogView {

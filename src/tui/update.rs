@@ -40,6 +40,10 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             super::panes::stacks::on_loaded(state, loaded);
             Vec::new()
         }
+        Msg::Diff(result) => {
+            overlays::diff::on_result(state, result);
+            Vec::new()
+        }
         Msg::Key(k) => {
             if k.kind != crossterm::event::KeyEventKind::Press {
                 return Vec::new();
@@ -164,6 +168,7 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
         Action::Sort | Action::SortReverse if state.pane == Pane::Manifest => {
             panes::manifest::sort(state, a == Action::SortReverse)
         }
+        Action::Diff => return overlays::diff::ask(state),
         Action::CancelJob => {
             state.overlay = Some(Overlay::Jobs { selected: 0 });
         }

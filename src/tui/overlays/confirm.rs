@@ -242,14 +242,16 @@ pub fn deploy_sides(
     (from, to)
 }
 
-/// The confirmation of a deploy (or a rollback) of `name` from `from` to `to` (both as
-/// [`release_text`] or a build) with `replicas` instances, sending `req` when confirmed.
+/// The confirmation of a deploy (or a rollback) of `name` from `from` to `to` (`sides`,
+/// both as [`release_text`] or a build) with `replicas` instances, what it `changes`
+/// against the live release ([`crate::diff::Diff::summary`]) and the `downgrade` it is,
+/// sending `req` when confirmed.
 pub fn deploy(
     rollback: bool,
     name: &str,
-    from: &str,
-    to: &str,
+    (from, to): (&str, &str),
     replicas: usize,
+    changes: Option<&str>,
     downgrade: Option<&crate::deploy::downgrade::Downgrade>,
     req: DeployRequest,
 ) -> Confirm {
@@ -259,6 +261,9 @@ pub fn deploy(
         format!("to        {to}"),
         format!("replicas  {replicas}"),
     ];
+    if let Some(c) = changes {
+        body.push(format!("changes   {c}"));
+    }
     if let Some(d) = downgrade {
         body.push(format!("DOWNGRADE {}", d.summary()));
         body.push(format!("          {}", d.examples(3)));

@@ -3,6 +3,7 @@
 
 pub mod confirm;
 pub mod detail;
+pub mod diff;
 pub mod help;
 pub mod jobs;
 pub mod palette;

@@ -297,12 +297,16 @@ pub fn deploy(state: &mut State, rollback: bool) {
     );
     req.replicas = Some(target.replicas);
     let downgrade = state.downgrades.get(&target.build_id);
+    let changes = state
+        .change_summaries
+        .get(&target.build_id)
+        .map(String::as_str);
     state.overlay = Some(Overlay::Confirm(confirm::deploy(
         rollback,
         &name,
-        &from,
-        &to,
+        (&from, &to),
         target.replicas,
+        changes,
         downgrade,
         req,
     )));

@@ -161,7 +161,7 @@ pub fn on_loaded(state: &mut State, loaded: crate::tui::msg::StacksLoad) {
             state.problems = loaded.problems;
             state.set_stacks(loaded.rows);
             if let Some(data) = loaded.stack {
-                crate::tui::data::apply_stack(state, data);
+                crate::tui::data::apply_stack(state, *data);
             }
         }
         Err(e) => state.status = Some(e.to_string()),

@@ -15,6 +15,7 @@ use crate::store::builds::{BuildRecord, BuildStatus};
 use crate::store::deploys::ReleaseRecord;
 
 mod builds;
+mod diff;
 mod log;
 mod manifest;
 mod navigation;
