@@ -156,3 +156,45 @@ fn no_command_without_a_terminal_explains_and_exits_1() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the console needs a terminal"), "{err}");
 }
+
+/// `drover completions SHELL` and `drover man` come from the same clap definition: the bash
+/// script is valid bash and completes the subcommands; the man page renders with groff
+/// without warnings and names them.
+#[test]
+fn completions_and_man_page() {
+    let st = tempfile::tempdir().unwrap();
+    let out = drover(st.path(), &["completions", "bash"]);
+    assert!(out.status.success());
+    let script = st.path().join("drover.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let n = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(n.status.success(), "{}", String::from_utf8_lossy(&n.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["diff", "deploy", "rollback", "lock", "completions"] {
+        assert!(text.contains(sub), "bash completion lacks {sub}");
+    }
+    for shell in ["zsh", "fish"] {
+        let o = drover(st.path(), &["completions", shell]);
+        assert!(o.status.success() && !o.stdout.is_empty(), "{shell}");
+    }
+    let bad = drover(st.path(), &["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let man = drover(st.path(), &["man"]);
+    assert!(man.status.success());
+    let page = st.path().join("drover.1");
+    std::fs::write(&page, &man.stdout).unwrap();
+    let r = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(
+        r.status.success() && r.stderr.is_empty(),
+        "groff: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let roff = String::from_utf8_lossy(&man.stdout);
+    assert!(roff.contains(".TH drover 1"), "{roff}");
+    assert!(roff.contains("diff") && roff.contains("deploy"), "{roff}");
+}

@@ -288,6 +288,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = diff::DiffFormat::Table)]
         format: diff::DiffFormat,
     },
+    /// Print a shell completion script (e.g. `drover completions bash >
+    /// /etc/bash_completion.d/drover`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; e.g. `drover man > /usr/local/share/man/man1/drover.1`).
+    Man,
     /// A stack's releases, newest first.
     Releases {
         /// Stack name.
@@ -423,6 +432,17 @@ pub fn run(cli: Cli) -> CliResult {
             deploy::deploy(&paths, &stack, true, a, json)
         }
         Command::Releases { stack } => deploy::releases(&paths, &stack, json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "drover", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::failed(format!("cannot write the man page: {e}")))
+        }
         Command::Diff {
             stack,
             a,

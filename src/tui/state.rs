@@ -575,7 +575,21 @@ impl State {
                 ManifestColumn::Suite => (c.suite.clone(), c.name.clone()),
             }
         };
-        order.sort_by_cached_key(|i| key(&m[*i]));
+        if self.manifest_sort == ManifestColumn::Version {
+            // Debian version order (Policy §5.6.12: 1.10 after 1.9, epochs first); a
+            // version that does not parse sorts as text after every valid one.
+            let parsed: Vec<_> = m
+                .iter()
+                .map(|c| crate::debian::packages::parse_version(&c.version))
+                .collect();
+            order.sort_by(|&a, &b| {
+                let va = (parsed[a].is_none(), &parsed[a], &m[a].version, &m[a].name);
+                let vb = (parsed[b].is_none(), &parsed[b], &m[b].version, &m[b].name);
+                va.cmp(&vb)
+            });
+        } else {
+            order.sort_by_cached_key(|i| key(&m[*i]));
+        }
         if self.manifest_desc {
             order.reverse();
         }

@@ -56,11 +56,22 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
                 return panes::input_key(state, k);
             }
             match state.keymap.action(&k) {
+                // `esc` goes back and never quits (k9s, lazygit): at the top it only says
+                // how to quit.
+                Some(Action::Back) if k.code == crossterm::event::KeyCode::Esc && at_top(state) => {
+                    state.status = Some("esc goes back; q or ctrl-c quits".into());
+                    Vec::new()
+                }
                 Some(a) => action(state, a),
                 None => Vec::new(),
             }
         }
     }
+}
+
+/// True when `back` would quit: stacks list focused, no fullscreen, no stacks filter.
+fn at_top(state: &State) -> bool {
+    !state.fullscreen && state.focus == Focus::Stacks && state.stacks_list.filter.is_empty()
 }
 
 fn overlay_key(state: &mut State, k: KeyEvent) -> Vec<Effect> {

@@ -78,8 +78,10 @@ pub fn show_config_problems(state: &mut State) -> bool {
 
 /// The detail view of one pending update: versions, suite, binary packages, then each CVE
 /// under the changelog entry that names it, with that entry's urgency, date and DSA/DLA
-/// advisories (when the check cached the changelog), else the bare ids.
-pub fn update_detail(u: &UpdateRow) -> Vec<String> {
+/// advisories (when the check cached the changelog), else the bare ids; each CVE and
+/// DSA/DLA with its Debian Security Tracker page ([`tracker_url`]); then which key applies
+/// it (`rebuild_key`, the Rebuild action's first key).
+pub fn update_detail(u: &UpdateRow, rebuild_key: &str) -> Vec<String> {
     let mut lines = vec![
         format!("source      {} {} -> {}", u.source, u.from, u.to),
         format!("suite       {}", u.suites.join(", ")),
@@ -102,7 +104,9 @@ pub fn update_detail(u: &UpdateRow) -> Vec<String> {
             .iter()
             .filter(|c| !listed.contains(&c.as_str()))
             .collect();
-        if ids.is_empty() && e.advisories.is_empty() {
+        // A high-urgency entry that names no CVE still matters: it is shown too.
+        let high_no_cve = e.cves.is_empty() && crate::updates::urgency_rank(Some(&e.urgency)) >= 3;
+        if ids.is_empty() && e.advisories.is_empty() && !high_no_cve {
             continue;
         }
         lines.push(
@@ -120,9 +124,18 @@ pub fn update_detail(u: &UpdateRow) -> Vec<String> {
             .trim_end()
             .to_string(),
         );
+        for a in &e.advisories {
+            lines.push(format!("  {a}  {}", tracker_url(a)));
+        }
         for c in ids {
-            lines.push(format!("  {c}"));
+            lines.push(format!("  {c}  {}", tracker_url(c)));
             listed.push(c);
+        }
+        if high_no_cve {
+            lines.push(format!(
+                "  ({} urgency, no CVE named in the changelog entry)",
+                e.urgency
+            ));
         }
     }
     let rest: Vec<&String> = u
@@ -133,8 +146,20 @@ pub fn update_detail(u: &UpdateRow) -> Vec<String> {
     if !rest.is_empty() && !u.entries.is_empty() {
         lines.push("not in a cached changelog entry:".into());
     }
-    lines.extend(rest.iter().map(|c| format!("  {c}")));
+    lines.extend(rest.iter().map(|c| format!("  {c}  {}", tracker_url(c))));
+    lines.push(String::new());
+    lines.push(format!(
+        "{rebuild_key} rebuilds applying every pending update (asks first); \
+         `drover lock STACK --update {}` then `drover build STACK` applies this one only",
+        u.source
+    ));
     lines
+}
+
+/// The Debian Security Tracker page of a CVE, DSA or DLA id
+/// (`https://security-tracker.debian.org/tracker/ID`).
+pub fn tracker_url(id: &str) -> String {
+    format!("https://security-tracker.debian.org/tracker/{id}")
 }
 
 /// Keys of the Detail overlay: scroll by line or page, top/end, esc/enter/back closes.

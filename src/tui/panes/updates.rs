@@ -160,7 +160,7 @@ pub fn enter(state: &mut State) {
     if let Some(u) = state.updates_list.pick(&state.updates) {
         state.overlay = Some(Overlay::detail(
             format!("Update of {}", u.source),
-            update_detail(u),
+            update_detail(u, &state.keymap.first(Action::Rebuild)),
         ));
     }
 }

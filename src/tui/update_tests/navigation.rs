@@ -64,8 +64,8 @@ fn panes_by_number_and_tab() {
 }
 
 #[test]
-fn esc_and_q_go_back_then_quit() {
-    for back in [code(KeyCode::Esc), key('q')] {
+fn esc_and_q_go_back_and_only_q_quits() {
+    for (esc, back) in [(true, code(KeyCode::Esc)), (false, key('q'))] {
         let mut s = state();
         update(&mut s, key('2'));
         update(&mut s, key('F'));
@@ -76,7 +76,13 @@ fn esc_and_q_go_back_then_quit() {
         assert_eq!(s.focus, Focus::Stacks);
         assert!(!s.quit);
         update(&mut s, back.clone());
-        assert!(s.quit);
+        if esc {
+            // esc never quits (k9s, lazygit): it says how to.
+            assert!(!s.quit);
+            assert!(s.status.as_deref().unwrap().contains("q or ctrl-c quits"));
+        } else {
+            assert!(s.quit);
+        }
     }
 }
 

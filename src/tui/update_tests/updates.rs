@@ -130,10 +130,62 @@ fn enter_on_an_update_lists_its_cves_with_their_changelog_entries() {
         "",
         "CVEs fixed: 3",
         "3.0.17-1~deb12u2 (high, Mon, 01 Sep 2025 10:00:00 +0000) DSA-6000-1",
-        "  CVE-2025-1",
-        "  CVE-2025-2",
+        "  DSA-6000-1  https://security-tracker.debian.org/tracker/DSA-6000-1",
+        "  CVE-2025-1  https://security-tracker.debian.org/tracker/CVE-2025-1",
+        "  CVE-2025-2  https://security-tracker.debian.org/tracker/CVE-2025-2",
         "not in a cached changelog entry:",
-        "  CVE-2025-3",
+        "  CVE-2025-3  https://security-tracker.debian.org/tracker/CVE-2025-3",
+        "",
+        "r rebuilds applying every pending update (asks first); `drover lock STACK --update \
+         openssl` then `drover build STACK` applies this one only",
     ];
     assert_eq!(lines, want);
+}
+
+#[test]
+fn update_detail_links_the_tracker_and_shows_a_high_urgency_entry_without_cves() {
+    let row = UpdateRow {
+        source: "tzdata".into(),
+        packages: vec!["tzdata".into()],
+        from: "2024a-0+deb12u1".into(),
+        to: "2025b-0+deb12u1".into(),
+        cves: vec!["CVE-2025-1".into()],
+        urgency: "high".into(),
+        suites: vec!["bookworm-security".into()],
+        entries: vec![
+            UpdateEntry {
+                version: "2025b-0+deb12u1".into(),
+                urgency: "high".into(),
+                date: String::new(),
+                cves: vec![],
+                advisories: vec![],
+            },
+            UpdateEntry {
+                version: "2025a-0+deb12u1".into(),
+                urgency: "medium".into(),
+                date: String::new(),
+                cves: vec!["CVE-2025-1".into()],
+                advisories: vec!["DLA-4000-1".into()],
+            },
+        ],
+        ecosystem: None,
+    };
+    let lines = crate::tui::overlays::detail::update_detail(&row, "r");
+    let text = lines.join("\n");
+    assert!(text.contains("(high urgency, no CVE named"), "{text}");
+    assert!(
+        text.contains("CVE-2025-1  https://security-tracker.debian.org/tracker/CVE-2025-1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("https://security-tracker.debian.org/tracker/DLA-4000-1"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "`drover lock STACK --update tzdata` then `drover build STACK` applies this one only"
+        ),
+        "{text}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("r rebuilds")), "{text}");
 }
