@@ -167,7 +167,11 @@ fn completions_and_man_page() {
     assert!(out.status.success());
     let script = st.path().join("drover.bash");
     std::fs::write(&script, &out.stdout).unwrap();
-    let n = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    let n = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
     assert!(n.status.success(), "{}", String::from_utf8_lossy(&n.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     for sub in ["diff", "deploy", "rollback", "lock", "completions"] {

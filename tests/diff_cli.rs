@@ -306,3 +306,27 @@ fn sides_that_do_not_exist_are_bad_input() {
         assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
     }
 }
+
+/// Issue #13 polish: `drover builds` marks the build that runs now (table LIVE column,
+/// JSON `live_release`).
+#[test]
+fn builds_mark_the_live_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = state(tmp.path());
+    let o = drover(tmp.path(), &["--json", "builds", "hello"]);
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let live_of = |id: i64| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["live_release"]
+            .clone()
+    };
+    assert_eq!(live_of(a), 1);
+    assert_eq!(live_of(b), Value::Null);
+    let t = text(&drover(tmp.path(), &["builds", "hello"]));
+    let line = t.lines().find(|l| l.starts_with(&a.to_string())).unwrap();
+    assert!(line.contains(" #1 "), "{t}");
+    assert!(t.lines().next().unwrap().contains("LIVE"), "{t}");
+}

@@ -201,8 +201,24 @@ pub fn builds(paths: &Paths, name: &str, json: bool) -> CliResult {
     let store = open_store(paths)?;
     known_stack(paths, &store, name)?;
     let rows = store.builds(name)?;
+    let live = crate::deploy::plan::Current::from_releases(&store.releases(name)?);
+    let live_of = |id: i64| live.filter(|c| c.build_id == id).map(|c| c.release);
     if json {
-        return print_json(&rows);
+        /// A `builds --json` row: the build and, when it runs now, its live release.
+        #[derive(Serialize)]
+        struct Row<'b> {
+            #[serde(flatten)]
+            build: &'b BuildRecord,
+            live_release: Option<i64>,
+        }
+        let out: Vec<Row<'_>> = rows
+            .iter()
+            .map(|b| Row {
+                build: b,
+                live_release: live_of(b.id),
+            })
+            .collect();
+        return print_json(&out);
     }
     if rows.is_empty() {
         println!("{name} has no builds yet; run `drover build {name}`");
@@ -234,6 +250,7 @@ pub fn builds(paths: &Paths, name: &str, json: bool) -> CliResult {
                     .as_deref()
                     .map(short_digest)
                     .unwrap_or_default(),
+                live_of(b.id).map(|r| format!("#{r}")).unwrap_or_default(),
                 b.failed_step
                     .as_ref()
                     .map(|s| format!("{s}: {}", first_line(b.error.as_deref().unwrap_or(""))))
@@ -245,7 +262,7 @@ pub fn builds(paths: &Paths, name: &str, json: bool) -> CliResult {
     print!(
         "{}",
         table(
-            &["BUILD", "STATUS", "AGE", "TIME", "BASE", "IMAGE", "ERROR"],
+            &["BUILD", "STATUS", "AGE", "TIME", "BASE", "IMAGE", "LIVE", "ERROR"],
             &cells
         )
     );

@@ -55,6 +55,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
     let body_h = inner.height.saturating_sub(1) as usize;
     let l = &state.builds_list;
     let now = state.now;
+    let live = crate::deploy::plan::Current::from_releases(&state.releases);
     let rows: Vec<Row> = l
         .on_screen(body_h)
         .map(|(pos, i)| {
@@ -66,6 +67,12 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
                     .as_deref()
                     .map(short_digest)
                     .unwrap_or_default(),
+            };
+            // The build that runs now is marked, so a deploy candidate is never mistaken
+            // for it.
+            let note = match live.filter(|c| c.build_id == b.id) {
+                Some(c) => format!("live #{} · {note}", c.release),
+                None => note,
             };
             let row = Row::new(vec![
                 Span::raw(format!("#{}", b.id)),
