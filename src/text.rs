@@ -206,6 +206,29 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The earliest time a `--since` value admits, as an RFC 3339 UTC time with milliseconds
+/// (the store's format, so it compares as text): `since` is a duration back from `now`
+/// (`10m`, `2h`, `1d`; humantime syntax) or a time (RFC 3339, e.g. `2026-12-01T10:00:00Z`).
+///
+/// Errors: neither form, with an example of each.
+pub fn since_cutoff(since: &str, now: DateTime<Utc>) -> Result<String, String> {
+    let t = since.trim();
+    let at = if let Ok(d) = humantime::parse_duration(t) {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .ok_or_else(|| format!("--since {t:?} reaches back too far"))?
+    } else if let Ok(ts) = DateTime::parse_from_rfc3339(t) {
+        ts.with_timezone(&Utc)
+    } else {
+        return Err(format!(
+            "--since {t:?} is neither a duration (`10m`, `2h`, `1d`) nor an RFC 3339 time \
+             (`2026-12-01T10:00:00Z`)"
+        ));
+    };
+    Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

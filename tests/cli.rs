@@ -202,3 +202,54 @@ fn completions_and_man_page() {
     assert!(roff.contains(".TH drover 1"), "{roff}");
     assert!(roff.contains("diff") && roff.contains("deploy"), "{roff}");
 }
+
+/// `drover audit`: records of builds, lock changes and others, newest first, filtered by
+/// stack and `--since`; bad filters are bad input.
+#[test]
+fn audit_lists_filters_and_refuses_bad_filters() {
+    let st = tempfile::tempdir().unwrap();
+    {
+        let store = drover::store::Store::open(&st.path().join("drover.db")).unwrap();
+        store
+            .audit("build", Some("hello"), "build 1 succeeded in 900 ms")
+            .unwrap();
+        store
+            .audit(
+                "lock",
+                Some("hello"),
+                "hello.lock: created; 0 package(s) changed",
+            )
+            .unwrap();
+        store.audit("prune", None, "freed 3 MB").unwrap();
+    }
+    let out = drover(st.path(), &["--json", "audit", "hello"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let actions: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["lock", "build"]);
+    assert!(rows[0]["who"].as_str().is_some_and(|w| !w.is_empty()));
+    let all = drover(st.path(), &["audit", "--since", "1h"]);
+    let text = String::from_utf8_lossy(&all.stdout);
+    assert!(
+        text.starts_with("TIME") && text.contains("freed 3 MB") && text.contains("hello.lock"),
+        "{text}"
+    );
+    let none = drover(st.path(), &["audit", "--since", "2999-01-01T00:00:00Z"]);
+    assert!(String::from_utf8_lossy(&none.stdout).contains("no audit records"));
+    for bad in [
+        vec!["audit", "--since", "yesterday"],
+        vec!["audit", "--limit", "0"],
+    ] {
+        let o = drover(st.path(), &bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+    }
+}

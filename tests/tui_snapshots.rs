@@ -517,7 +517,7 @@ fn diff_of_a_release() {
             state: f._tmp.path().to_path_buf(),
         };
         let loaded = drover::tui::overlays::diff::load(&paths, stack, *a, *b);
-        update(&mut f.state, Msg::Diff(loaded));
+        update(&mut f.state, Msg::Detail(loaded));
         let text = screen(&mut f, w, h);
         assert!(text.contains("3 CVEs, undoes 0"), "{text}");
         insta::assert_snapshot!(format!("diff_release_{w}x{h}"), text);

@@ -431,6 +431,18 @@ pub fn prepare(
     let changed = old.as_ref() != Some(&new);
     if changed {
         new.write(&path)?;
+        // Who moved the lock and how, beside the builds and deploys (a detached log of
+        // `drover lock` has no store: the caller records it).
+        if let Ok(store) = log.store() {
+            let _ = store.audit(
+                "lock",
+                Some(&stack.name),
+                &format!(
+                    "{path_text}: {reason}; {} package(s) changed",
+                    changes.len()
+                ),
+            );
+        }
     }
     for c in &changes {
         log.say(&format!("lock: {} ({})", c.line(), c.kind.as_str()));
@@ -514,6 +526,18 @@ pub fn lock_stack(
     let arch = base::host_arch()?;
     let mut log = BuildLog::detached(observer);
     let mut outcome = prepare(paths, stack, &arch, mode, false, &mut log)?.outcome;
+    if outcome.changed {
+        let _ = store.audit(
+            "lock",
+            Some(&stack.name),
+            &format!(
+                "{}: {}; {} package(s) changed",
+                outcome.path,
+                outcome.reason.as_deref().unwrap_or("refreshed"),
+                outcome.changes.len()
+            ),
+        );
+    }
     attach_cves(&store, &stack.name, &mut outcome.changes);
     Ok(outcome)
 }

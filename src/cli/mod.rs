@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::paths::Paths;
 
+mod audit;
 mod build;
 mod deploy;
 mod diff;
@@ -288,6 +289,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = diff::DiffFormat::Table)]
         format: diff::DiffFormat,
     },
+    /// Who did what, when, and how it ended (builds, lock changes, deploys, rollbacks,
+    /// auto-rebuilds, notifications, pushes, exports, prunes), newest first.
+    Audit {
+        /// Only this stack's records.
+        stack: Option<String>,
+        /// Only records this recent: a duration (`10m`, `2h`, `1d`) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 200)]
+        limit: i64,
+    },
     /// Print a shell completion script (e.g. `drover completions bash >
     /// /etc/bash_completion.d/drover`).
     Completions {
@@ -432,6 +445,11 @@ pub fn run(cli: Cli) -> CliResult {
             deploy::deploy(&paths, &stack, true, a, json)
         }
         Command::Releases { stack } => deploy::releases(&paths, &stack, json),
+        Command::Audit {
+            stack,
+            since,
+            limit,
+        } => audit::audit(&paths, stack.as_deref(), since.as_deref(), limit, json),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "drover", &mut std::io::stdout());

@@ -21,6 +21,23 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+impl AuditRecord {
+    /// Column names of [`AuditRecord::cells`].
+    pub const HEADER: [&'static str; 5] = ["TIME", "WHO", "ACTION", "STACK", "DETAIL"];
+
+    /// The record as table cells (time to the second, `-` for no stack), for
+    /// [`crate::text::table`] in the CLI and the console alike.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.at.get(..19).unwrap_or(&self.at).replace('T', " "),
+            self.who.clone(),
+            self.action.clone(),
+            self.stack.clone().unwrap_or_else(|| "-".into()),
+            crate::text::sanitize_for_terminal(&self.detail),
+        ]
+    }
+}
+
 /// The current operator's name: `$USER`, else the password database's name for the uid,
 /// else `uid:N`; with `$SUDO_USER` (another user), `ALICE (sudo as root)`.
 pub fn current_user() -> String {
@@ -53,11 +70,25 @@ impl Store {
 
     /// The newest `limit` audit records, newest first.
     pub fn audit_log(&self, limit: i64) -> Result<Vec<AuditRecord>> {
+        self.audit_query(None, None, limit)
+    }
+
+    /// The newest `limit` audit records of `stack` (all stacks and stack-less records when
+    /// `None`) at or after `since` (an RFC 3339 UTC time as [`now_rfc3339`] writes it),
+    /// newest first.
+    pub fn audit_query(
+        &self,
+        stack: Option<&str>,
+        since: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
         let mut st = self.conn().prepare(
-            "SELECT at, who, action, stack, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            "SELECT at, who, action, stack, detail FROM audit \
+             WHERE (?1 IS NULL OR stack = ?1) AND (?2 IS NULL OR at >= ?2) \
+             ORDER BY id DESC LIMIT ?3",
         )?;
         let rows = st
-            .query_map([limit], |r| {
+            .query_map(params![stack, since, limit], |r| {
                 Ok(AuditRecord {
                     at: r.get(0)?,
                     who: r.get(1)?,
@@ -73,6 +104,28 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_query_filters_by_stack_and_time() {
+        let s = Store::open_in_memory().unwrap();
+        s.audit("build", Some("hello"), "build 1 succeeded")
+            .unwrap();
+        s.audit("prune", None, "freed 1 MB").unwrap();
+        s.audit("deploy", Some("web"), "release 1 live").unwrap();
+        let all = s.audit_query(None, None, 10).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].action, "deploy", "newest first");
+        let hello = s.audit_query(Some("hello"), None, 10).unwrap();
+        assert_eq!(hello.len(), 1);
+        assert_eq!(hello[0].detail, "build 1 succeeded");
+        assert!(s
+            .audit_query(None, Some("2999-01-01T00:00:00.000Z"), 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.audit_query(None, None, 1).unwrap().len(), 1);
+    }
+
     #[test]
     fn current_user_is_a_name() {
         let u = super::current_user();

@@ -92,6 +92,8 @@ pub enum Action {
     SortReverse,
     /// `D`: what a build or release changes ([`crate::diff`]).
     Diff,
+    /// `A`: the selected stack's audit log.
+    Audit,
 }
 
 /// Every action with its config name, description and default keys.
@@ -167,6 +169,7 @@ pub const ACTIONS: &[(Action, &str, &str, &[&str])] = &[
         "what changes (build vs live, release vs the one before)",
         &["D"],
     ),
+    (Action::Audit, "audit", "audit log of the stack", &["A"]),
 ];
 
 /// A key with modifiers, normalised so that `G` and `shift-g` compare equal.

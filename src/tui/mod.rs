@@ -180,7 +180,7 @@ async fn app(
     let mut agent_polling = false;
     let mut next_agent_poll = tokio::time::Instant::now();
     let (checks_tx, mut checks_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (diff_tx, mut diff_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (detail_tx, mut detail_rx) = tokio::sync::mpsc::unbounded_channel();
     // The Stacks list is read off the UI task with its own connection, one load at a
     // time: the connection is here when no load runs; a reload asked for meanwhile runs
     // when that load is back (so it sees what changed after the running one started).
@@ -281,9 +281,9 @@ async fn app(
                 }
                 update::update(&mut state, Msg::Stacks(loaded))
             },
-            Some(d) = diff_rx.recv() => {
+            Some(d) = detail_rx.recv() => {
                 dirty = true;
-                update::update(&mut state, Msg::Diff(d))
+                update::update(&mut state, Msg::Detail(d))
             },
             Some(line) = checks_rx.recv() => {
                 dirty = true;
@@ -327,9 +327,15 @@ async fn app(
                 }
                 Effect::Reload => {}
                 Effect::Diff { stack, a, b } => {
-                    let (paths, tx) = (paths.clone(), diff_tx.clone());
+                    let (paths, tx) = (paths.clone(), detail_tx.clone());
                     tokio::task::spawn_blocking(move || {
                         let _ = tx.send(overlays::diff::load(&paths, &stack, a, b));
+                    });
+                }
+                Effect::Audit { stack } => {
+                    let (paths, tx) = (paths.clone(), detail_tx.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let _ = tx.send(overlays::detail::load_audit(&paths, &stack));
                     });
                 }
                 Effect::SearchLog {

@@ -94,8 +94,9 @@ pub enum Msg {
     /// The Stacks list, read off the UI task ([`super::data::spawn_load_stacks`]): the
     /// rows and the stack-file problems as text, or why the store could not be read.
     Stacks(StacksLoad),
-    /// A diff asked for with [`Effect::Diff`]: its title and text lines, or why not.
-    Diff(Result<(String, Vec<String>), String>),
+    /// A text read off the UI task for the Detail overlay ([`Effect::Diff`],
+    /// [`Effect::Audit`]): its title and lines, or why it could not be read.
+    Detail(Result<(String, Vec<String>), String>),
 }
 
 /// A message from a background job.
@@ -181,6 +182,12 @@ pub enum Effect {
         a: crate::diff::Ref,
         /// The side compared to.
         b: crate::diff::Ref,
+    },
+    /// Read the audit records of `stack` off the UI task; they come back as
+    /// [`Msg::Detail`].
+    Audit {
+        /// Stack name.
+        stack: String,
     },
     /// Find `needle` in the viewed log from line `from`.
     SearchLog {

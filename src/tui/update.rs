@@ -40,8 +40,8 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             super::panes::stacks::on_loaded(state, loaded);
             Vec::new()
         }
-        Msg::Diff(result) => {
-            overlays::diff::on_result(state, result);
+        Msg::Detail(result) => {
+            overlays::detail::on_loaded(state, result);
             Vec::new()
         }
         Msg::Key(k) => {
@@ -180,6 +180,12 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
             panes::manifest::sort(state, a == Action::SortReverse)
         }
         Action::Diff => return overlays::diff::ask(state),
+        Action::Audit => {
+            if let Some(stack) = state.selected_stack().map(str::to_string) {
+                state.status = Some("reading the audit log…".into());
+                return vec![Effect::Audit { stack }];
+            }
+        }
         Action::CancelJob => {
             state.overlay = Some(Overlay::Jobs { selected: 0 });
         }

@@ -254,11 +254,19 @@ pub fn notify(store: &Store, channels: &Notify, report: &CheckReport) -> NotifyO
                         "{channel}: sent, but cannot remember it (it may repeat): {e:#}"
                     ));
                 }
+                let _ = store.audit(action, Some(&report.stack), &format!("sent: {what}"));
                 out.sent.push(format!("{channel}: {what}"));
             }
-            Err(e) => out.errors.push(format!(
-                "notify {channel} failed for {what}: {e:#}; retried at the next check"
-            )),
+            Err(e) => {
+                let _ = store.audit(
+                    action,
+                    Some(&report.stack),
+                    &format!("failed: {what}: {e:#}"),
+                );
+                out.errors.push(format!(
+                    "notify {channel} failed for {what}: {e:#}; retried at the next check"
+                ));
+            }
         }
     }
     out

@@ -55,6 +55,46 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     f.render_widget(Paragraph::new(shown), inner);
 }
 
+/// Show a text read off the UI task (a diff, the audit log) in the Detail overlay, or say
+/// in the footer why it could not be read.
+pub fn on_loaded(state: &mut State, result: Result<(String, Vec<String>), String>) {
+    match result {
+        Ok((title, lines)) => {
+            state.status = None;
+            state.overlay = Some(Overlay::detail(title, lines));
+        }
+        Err(e) => state.status = Some(format!("cannot read it: {e}")),
+    }
+}
+
+/// The audit records of `stack` (the newest 500) as the Detail overlay's title and lines,
+/// the same table as `drover audit STACK`.
+pub fn load_audit(
+    paths: &crate::paths::Paths,
+    stack: &str,
+) -> Result<(String, Vec<String>), String> {
+    let store = crate::store::Store::open(&paths.database()).map_err(|e| format!("{e:#}"))?;
+    let rows = store
+        .audit_query(Some(stack), None, 500)
+        .map_err(|e| format!("{e:#}"))?;
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(crate::store::audit::AuditRecord::cells)
+        .collect();
+    let lines = if cells.is_empty() {
+        vec![format!("no audit records for {stack} yet")]
+    } else {
+        crate::text::table(&crate::store::audit::AuditRecord::HEADER, &cells)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    Ok((
+        format!("Audit of {stack} ({} records, newest first)", rows.len()),
+        lines,
+    ))
+}
+
 /// Open a Detail overlay with the config-file problems (keymap, theme), each in full;
 /// false when there are none.
 pub fn show_config_problems(state: &mut State) -> bool {

@@ -7,7 +7,7 @@ use crate::diff::Ref;
 use crate::paths::Paths;
 use crate::store::builds::BuildStatus;
 use crate::tui::msg::Effect;
-use crate::tui::state::{Focus, Overlay, Pane, State};
+use crate::tui::state::{Focus, Pane, State};
 
 /// `D`: decide the two sides from the pane and its selection and ask for the diff; a
 /// footer message when there is nothing to compare.
@@ -95,15 +95,4 @@ pub fn load(paths: &Paths, stack: &str, a: Ref, b: Ref) -> Result<(String, Vec<S
         .map(str::to_string)
         .collect();
     Ok((title, lines))
-}
-
-/// Show a diff that came back (or say why it could not be read).
-pub fn on_result(state: &mut State, result: Result<(String, Vec<String>), String>) {
-    match result {
-        Ok((title, lines)) => {
-            state.status = None;
-            state.overlay = Some(Overlay::detail(title, lines));
-        }
-        Err(e) => state.status = Some(format!("cannot diff: {e}")),
-    }
 }

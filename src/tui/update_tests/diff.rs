@@ -56,12 +56,44 @@ fn d_in_releases_compares_a_release_with_the_one_before_it() {
     // The text that comes back opens in the Detail overlay; an error goes to the footer.
     update(
         &mut s,
-        Msg::Diff(Ok(("Diff hello: build #1 -> #3".into(), vec!["x".into()]))),
+        Msg::Detail(Ok(("Diff hello: build #1 -> #3".into(), vec!["x".into()]))),
     );
     assert!(
         matches!(&s.overlay, Some(Overlay::Detail { title, .. }) if title.contains("#1 -> #3"))
     );
     s.overlay = None;
-    update(&mut s, Msg::Diff(Err("boom".into())));
-    assert_eq!(s.status.as_deref(), Some("cannot diff: boom"));
+    update(&mut s, Msg::Detail(Err("boom".into())));
+    assert_eq!(s.status.as_deref(), Some("cannot read it: boom"));
+}
+
+#[test]
+fn a_asks_for_the_selected_stacks_audit_log_and_shows_it() {
+    let mut s = state();
+    match update(&mut s, key('A')).as_slice() {
+        [Effect::Audit { stack }] => assert_eq!(stack, "hello"),
+        e => panic!("{e:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let paths = crate::paths::Paths {
+        config: dir.path().join("config"),
+        state: dir.path().to_path_buf(),
+    };
+    let store = crate::store::Store::open(&paths.database()).unwrap();
+    store
+        .audit("deploy", Some("hello"), "release 2 live")
+        .unwrap();
+    store
+        .audit("deploy", Some("web"), "release 9 live")
+        .unwrap();
+    let loaded = crate::tui::overlays::detail::load_audit(&paths, "hello");
+    update(&mut s, Msg::Detail(loaded));
+    match &s.overlay {
+        Some(Overlay::Detail { title, lines, .. }) => {
+            assert!(title.starts_with("Audit of hello (1 records"), "{title}");
+            assert!(lines[0].starts_with("TIME"), "{lines:?}");
+            assert!(lines[1].contains("release 2 live"), "{lines:?}");
+            assert!(!lines.iter().any(|l| l.contains("release 9")), "{lines:?}");
+        }
+        o => panic!("{o:?}"),
+    }
 }
