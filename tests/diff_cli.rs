@@ -330,3 +330,27 @@ fn builds_mark_the_live_build() {
     assert!(line.contains(" #1 "), "{t}");
     assert!(t.lines().next().unwrap().contains("LIVE"), "{t}");
 }
+
+/// Issue #13: `drover releases STACK --release N` prints one release in detail; a release
+/// that does not exist is bad input.
+#[test]
+fn release_detail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, _) = state(tmp.path());
+    let o = drover(tmp.path(), &["releases", "hello", "--release", "1"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("release     #1 of hello: live"), "{t}");
+    assert!(t.contains(&format!("build       #{a}")), "{t}");
+    assert!(t.contains("by          op"), "{t}");
+    let o = drover(
+        tmp.path(),
+        &["--json", "releases", "hello", "--release", "1"],
+    );
+    let d: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["release"]["build_id"], a);
+    assert!(d["events"].as_array().unwrap().is_empty());
+    let o = drover(tmp.path(), &["releases", "hello", "--release", "7"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("has no release 7"));
+}

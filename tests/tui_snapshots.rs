@@ -524,6 +524,67 @@ fn diff_of_a_release() {
     }
 }
 
+/// Issue #13: `enter` on a release: its detail (who, when, build, image, verification,
+/// instance history) in the Detail overlay.
+#[test]
+fn release_detail() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut f = deployed_fixture();
+        f.store
+            .set_verification(1, true, "test script: GET / -> 200 hello")
+            .unwrap();
+        keys(&mut f.state, "5g");
+        let asked = update(
+            &mut f.state,
+            Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+        );
+        let [drover::tui::msg::Effect::ReleaseDetail { stack, release }] = asked.as_slice() else {
+            panic!("no detail asked: {asked:?}");
+        };
+        let paths = Paths {
+            config: Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+            state: f._tmp.path().to_path_buf(),
+        };
+        let loaded = drover::tui::panes::releases::load_detail(&paths, stack, *release);
+        update(&mut f.state, Msg::Detail(loaded));
+        let text = screen(&mut f, w, h);
+        assert!(text.contains("Release #2 of hello"), "{text}");
+        // The stored times are the wall clock's: blank them for the snapshot.
+        let text = blank_times(&text);
+        insta::assert_snapshot!(format!("release_detail_{w}x{h}"), text);
+    }
+}
+
+/// `2026-12-02T05:40:01.123Z` and `2026-12-02 05:40:01` become `[TIME]` (same width kept
+/// out: the snapshot only needs to be stable).
+fn blank_times(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let looks = i + 19 <= b.len()
+            && b[i..i + 4].iter().all(u8::is_ascii_digit)
+            && b[i + 4] == b'-'
+            && b[i + 7] == b'-'
+            && (b[i + 10] == b'T' || b[i + 10] == b' ')
+            && b[i + 13] == b':'
+            && b[i + 16] == b':';
+        if looks {
+            out.push_str("[TIME]             ");
+            i += 19;
+            while i < b.len() && (b[i] == b'.' || b[i].is_ascii_digit() || b[i] == b'Z') {
+                out.push(' ');
+                i += 1;
+            }
+        } else {
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
 /// Build 4 (openssl 3.0.17, whose stored changelog names three CVEs after 3.0.15) live
 /// as release 3, over the deployed fixture (releases 1 and 2 run build 1).
 fn newer_live_fixture() -> Fixture {

@@ -160,6 +160,25 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
 }
 
 /// `drover releases STACK`.
+/// `drover releases STACK --release N`: one release in detail
+/// ([`crate::deploy::detail::ReleaseDetail`]).
+pub fn release_detail(paths: &Paths, stack: &str, release: i64, json: bool) -> CliResult {
+    use crate::deploy::detail::{self, DetailError};
+    let store = super::query::open_store(paths)?;
+    super::query::known_stack(paths, &store, stack)?;
+    let d = detail::read(&store, stack, release).map_err(|e| match e {
+        DetailError::NoRelease { .. } => CliError::input(e.to_string()),
+        DetailError::Store(e) => CliError::failed(format!("{e:#}")),
+    })?;
+    if json {
+        return print_json(&d);
+    }
+    for l in d.lines() {
+        println!("{l}");
+    }
+    Ok(())
+}
+
 pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
     super::build::load_stack(paths, stack)?;
     let store = super::query::open_store(paths)?;

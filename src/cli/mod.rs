@@ -314,6 +314,10 @@ pub enum Command {
     Releases {
         /// Stack name.
         stack: String,
+        /// Print one release in detail: who, when, build, image, verification output, the
+        /// error of a failed deploy, and each instance's history.
+        #[arg(long)]
+        release: Option<i64>,
     },
     /// Routes, live releases and instances with health (starts the agent if needed).
     Status,
@@ -444,7 +448,11 @@ pub fn run(cli: Cli) -> CliResult {
             };
             deploy::deploy(&paths, &stack, true, a, json)
         }
-        Command::Releases { stack } => deploy::releases(&paths, &stack, json),
+        Command::Releases {
+            stack,
+            release: Some(n),
+        } => deploy::release_detail(&paths, &stack, n, json),
+        Command::Releases { stack, .. } => deploy::releases(&paths, &stack, json),
         Command::Audit {
             stack,
             since,

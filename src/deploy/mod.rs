@@ -27,6 +27,7 @@ use crate::paths::Paths;
 pub mod agent;
 pub mod api;
 pub mod client;
+pub mod detail;
 pub mod downgrade;
 pub mod instance;
 pub mod machine;

@@ -418,6 +418,48 @@ impl Store {
         Ok(())
     }
 
+    /// The verification of a build: `(status, at, detail)` (status `verified` or
+    /// `verify-failed`; the detail holds the test script's output or the health check's
+    /// outcome), if it was verified.
+    pub fn verification_detail(&self, build_id: i64) -> Result<Option<(String, String, String)>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT status, at, detail FROM verifications WHERE build_id = ?1",
+                [build_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?)
+    }
+
+    /// The instance events of release `release` of `stack`, oldest first (at most
+    /// `limit`, the newest kept).
+    pub fn release_instance_events(
+        &self,
+        stack: &str,
+        release: i64,
+        limit: i64,
+    ) -> Result<Vec<InstanceEvent>> {
+        let mut st = self.conn().prepare(
+            "SELECT at, stack, release, instance, event, detail FROM instance_events \
+             WHERE stack = ?1 AND release = ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let mut rows = st
+            .query_map(params![stack, release, limit], |r| {
+                Ok(InstanceEvent {
+                    at: r.get(0)?,
+                    stack: r.get(1)?,
+                    release: r.get(2)?,
+                    instance: r.get(3)?,
+                    event: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     /// The verification status of a build (`verified`, `verify-failed`), if it was verified.
     pub fn verification(&self, build_id: i64) -> Result<Option<String>> {
         Ok(self

@@ -332,6 +332,12 @@ async fn app(
                         let _ = tx.send(overlays::diff::load(&paths, &stack, a, b));
                     });
                 }
+                Effect::ReleaseDetail { stack, release } => {
+                    let (paths, tx) = (paths.clone(), detail_tx.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let _ = tx.send(panes::releases::load_detail(&paths, &stack, release));
+                    });
+                }
                 Effect::Audit { stack } => {
                     let (paths, tx) = (paths.clone(), detail_tx.clone());
                     tokio::task::spawn_blocking(move || {

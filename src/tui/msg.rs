@@ -183,6 +183,14 @@ pub enum Effect {
         /// The side compared to.
         b: crate::diff::Ref,
     },
+    /// Read release `release` of `stack` in detail off the UI task; it comes back as
+    /// [`Msg::Detail`].
+    ReleaseDetail {
+        /// Stack name.
+        stack: String,
+        /// Release number.
+        release: i64,
+    },
     /// Read the audit records of `stack` off the UI task; they come back as
     /// [`Msg::Detail`].
     Audit {

@@ -149,7 +149,7 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
         | Action::PageUp
         | Action::Top
         | Action::Bottom => panes::navigate(state, a),
-        Action::Enter => panes::enter(state),
+        Action::Enter => return panes::enter(state),
         Action::Back => {
             if state.fullscreen {
                 state.fullscreen = false;

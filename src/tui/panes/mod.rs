@@ -65,17 +65,19 @@ pub fn navigate(state: &mut State, a: Action) {
 }
 
 /// `enter`: from the Stacks list, focus its panes; in a pane, open its selected row.
-pub fn enter(state: &mut State) {
+pub fn enter(state: &mut State) -> Vec<crate::tui::msg::Effect> {
     if state.focus == Focus::Stacks {
         state.focus = Focus::Pane;
-        return;
+        return Vec::new();
     }
     match state.pane {
         Pane::Builds => builds::enter(state),
         Pane::Manifest => manifest::enter(state),
         Pane::Updates => updates::enter(state),
-        Pane::Log | Pane::Releases => {}
+        Pane::Releases => return releases::enter(state),
+        Pane::Log => {}
     }
+    Vec::new()
 }
 
 /// `/`: open the text field on the focused list's filter, or on the log's search.

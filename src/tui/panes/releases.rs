@@ -12,6 +12,7 @@ use crate::deploy::api::{DeployRequest, InstanceStatus};
 use crate::deploy::plan::{self, Current};
 use crate::text::{age_at, short_digest};
 use crate::tui::keymap::Action;
+use crate::tui::msg::Effect;
 use crate::tui::overlays::confirm;
 use crate::tui::state::{AgentView, Focus, Overlay, Pane, State};
 use crate::tui::theme::Theme;
@@ -242,6 +243,30 @@ pub fn fit(state: &mut State, area: Rect) {
         &mut state.releases_list,
         list_area.height.saturating_sub(1) as usize,
     );
+}
+
+/// `enter` on a release: its detail (who, when, build, image, verification, error,
+/// instance history), read off the UI task ([`Effect::ReleaseDetail`]).
+pub fn enter(state: &mut State) -> Vec<Effect> {
+    let (Some(stack), Some(r)) = (
+        state.selected_stack().map(str::to_string),
+        state.releases_list.pick(&state.releases).map(|r| r.release),
+    ) else {
+        return Vec::new();
+    };
+    state.status = Some(format!("reading release #{r}…"));
+    vec![Effect::ReleaseDetail { stack, release: r }]
+}
+
+/// Read release `release` of `stack` as the Detail overlay's title and lines.
+pub fn load_detail(
+    paths: &crate::paths::Paths,
+    stack: &str,
+    release: i64,
+) -> Result<(String, Vec<String>), String> {
+    let store = crate::store::Store::open(&paths.database()).map_err(|e| format!("{e:#}"))?;
+    let d = crate::deploy::detail::read(&store, stack, release).map_err(|e| format!("{e:#}"))?;
+    Ok((format!("Release #{release} of {stack}"), d.lines()))
 }
 
 /// `d` (deploy the selected build in Builds, else the newest succeeded one) and `R` (roll

@@ -238,3 +238,20 @@ fn agent_status_polls_set_the_agent_view() {
     update(&mut s, Msg::Agent(Some(a.clone())));
     assert_eq!(s.agent, AgentView::Running(a));
 }
+
+#[test]
+fn enter_on_a_release_asks_for_its_detail() {
+    let mut s = state();
+    s.set_releases(vec![
+        ReleaseRecord::sample(2, 3, "live"),
+        ReleaseRecord::sample(1, 1, "superseded"),
+    ]);
+    update(&mut s, key('5'));
+    update(&mut s, key('j'));
+    match update(&mut s, code(KeyCode::Enter)).as_slice() {
+        [Effect::ReleaseDetail { stack, release }] => {
+            assert_eq!((stack.as_str(), *release), ("hello", 1))
+        }
+        e => panic!("{e:?}"),
+    }
+}
