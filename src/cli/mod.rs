@@ -289,6 +289,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = diff::DiffFormat::Table)]
         format: diff::DiffFormat,
     },
+    /// List the stack templates `drover new` can start from.
+    Templates,
+    /// Start a stack from a template: writes `CONFIG/stacks/NAME.toml` (commented) and,
+    /// without `--app`, a working app skeleton under `CONFIG/../apps/NAME/`, then
+    /// validates it.
+    New {
+        /// The new stack's name (`[a-z0-9][a-z0-9-]*`).
+        name: String,
+        /// The template (`drover templates` lists them).
+        #[arg(long, short = 't', default_value = "generic")]
+        template: String,
+        /// Use this existing app directory instead of a skeleton.
+        #[arg(long, value_name = "DIR")]
+        app: Option<PathBuf>,
+    },
     /// Who did what, when, and how it ended (builds, lock changes, deploys, rollbacks,
     /// auto-rebuilds, notifications, pushes, exports, prunes), newest first.
     Audit {
@@ -453,6 +468,12 @@ pub fn run(cli: Cli) -> CliResult {
             release: Some(n),
         } => deploy::release_detail(&paths, &stack, n, json),
         Command::Releases { stack, .. } => deploy::releases(&paths, &stack, json),
+        Command::Templates => query::templates(json),
+        Command::New {
+            name,
+            template,
+            app,
+        } => query::new_stack(&paths, &name, &template, app.as_deref(), json),
         Command::Audit {
             stack,
             since,

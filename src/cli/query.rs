@@ -457,3 +457,51 @@ pub fn prune(paths: &Paths, keep: Option<usize>, json: bool) -> CliResult {
     )?;
     Ok(())
 }
+
+/// `drover templates`: name and description of each stack template.
+pub fn templates(json: bool) -> CliResult {
+    use crate::stack::templates::TEMPLATES;
+    if json {
+        let rows: Vec<serde_json::Value> = TEMPLATES
+            .iter()
+            .map(|t| serde_json::json!({"name": t.name, "description": t.about.trim()}))
+            .collect();
+        return print_json(&rows);
+    }
+    let rows: Vec<Vec<String>> = TEMPLATES
+        .iter()
+        .map(|t| vec![t.name.to_string(), t.about.trim().to_string()])
+        .collect();
+    print!("{}", table(&["TEMPLATE", "WHAT"], &rows));
+    Ok(())
+}
+
+/// `drover new NAME --template T [--app DIR]`: write the stack (and app skeleton), then
+/// validate it; a stack that does not validate is reported as by `drover validate`.
+pub fn new_stack(
+    paths: &Paths,
+    name: &str,
+    template: &str,
+    app: Option<&std::path::Path>,
+    json: bool,
+) -> CliResult {
+    let c = crate::stack::templates::create(&paths.config, name, template, app).map_err(|e| {
+        if e.is_bad_input() {
+            CliError::input(e.to_string())
+        } else {
+            CliError::failed(e.to_string())
+        }
+    })?;
+    if let Err(diags) = stack::load_file(&c.stack_file, &paths.config) {
+        report_diagnostics(&diags)?;
+    }
+    if json {
+        return print_json(&c);
+    }
+    println!("wrote {}", c.stack_file.display());
+    for f in &c.files {
+        println!("wrote {}", f.display());
+    }
+    println!("{name} validates; next: `drover build {name}`, then `drover deploy {name}`");
+    Ok(())
+}

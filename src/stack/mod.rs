@@ -13,6 +13,7 @@ pub mod diag;
 mod load;
 pub mod parse;
 mod sections;
+pub mod templates;
 pub(crate) mod toml_check;
 
 pub use diag::{Diagnostic, Diagnostics};
