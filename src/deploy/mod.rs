@@ -30,6 +30,7 @@ pub mod client;
 pub mod downgrade;
 pub mod instance;
 pub mod machine;
+pub mod netns;
 pub mod plan;
 pub mod proxy;
 pub mod route;

@@ -46,6 +46,7 @@ impl Agent {
                 .collect(),
             secrets,
             port: instance::free_port()?,
+            outbound: outbound(&t.stack)?,
         };
         let child = instance::spawn(&spec, &srt.log)?;
         let inst = Arc::new(Instance {
@@ -55,7 +56,8 @@ impl Agent {
             port: spec.port,
             pid: child.id(),
             started_at: now_rfc3339(),
-            backend: Backend::new(&id, t.release, spec.port),
+            backend: Backend::with_net(&id, t.release, spec.port, Some(child.net().clone())),
+            net: child.net().clone(),
             state: Mutex::new(InstState {
                 last_check: "no check yet".into(),
                 ..Default::default()
@@ -270,6 +272,20 @@ async fn supervise(
     }
 }
 
+/// Whether instances of `stack` get outbound network: `[deploy] outbound`, else whether
+/// `pasta` is installed. Errors: `outbound = true` without pasta (names the package).
+fn outbound(stack: &crate::stack::Stack) -> Result<bool> {
+    let have = crate::deploy::netns::pasta_installed();
+    match stack.deploy.outbound {
+        Some(true) if !have => anyhow::bail!(
+            "{} sets `outbound = true` in [deploy] but pasta is not installed (Debian              package passt: bash .ci/setup, or apt-get install passt); or set              `outbound = false`",
+            stack.name
+        ),
+        Some(o) => Ok(o),
+        None => Ok(have),
+    }
+}
+
 /// Active health checks: every 100 ms until the first pass, then every `interval`.
 async fn health_loop(
     agent: Arc<Agent>,
@@ -283,7 +299,7 @@ async fn health_loop(
         if lock(&inst.state).exited.is_some() || inst.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let r = instance::check(inst.port, &health.path, health.timeout).await;
+        let r = instance::check(&inst.backend, &health.path, health.timeout).await;
         let ever = {
             let mut st = lock(&inst.state);
             st.last_check = r.to_string();
