@@ -279,7 +279,9 @@ pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<Sandbox> {
 }
 
 /// [`spawn`] with another `command` (absolute path inside the image, then arguments).
-/// The real command line is `bwrap --args 3 --info-fd 4 --hostname ID -- COMMAND...`: the
+/// The real command line is `bwrap --args 3 --info-fd 4 --block-fd 5 --hostname ID --
+/// COMMAND...` (the command starts once its network is ready, see
+/// [`super::netns::InstanceNet::follow`]): the
 /// instance id shows in `ps`; everything else (secrets too) goes through the pipe on fd 3.
 pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Result<Sandbox> {
     let mut payload = Vec::new();
@@ -302,9 +304,12 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
         .write_all(&payload)
         .context("cannot write bubblewrap's arguments")?;
     let (info_r, info_w) = pipe()?;
-    let (r, w) = {
+    // bubblewrap waits on fd 5 before it runs the command: the agent writes once the
+    // instance's network is ready (pasta attached).
+    let (block_r, block_w) = pipe()?;
+    let (r, w, b) = {
         use std::os::fd::AsRawFd;
-        (args_r.as_raw_fd(), info_w.as_raw_fd())
+        (args_r.as_raw_fd(), info_w.as_raw_fd(), block_r.as_raw_fd())
     };
     let mut cmd = std::process::Command::new("bwrap");
     cmd.args([
@@ -312,6 +317,8 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
         "3",
         "--info-fd",
         "4",
+        "--block-fd",
+        "5",
         "--hostname",
         &spec.id,
         "--",
@@ -338,8 +345,10 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
             // dup2 clears close-on-exec on the copies.
             let r2 = check(libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 10))?;
             let w2 = check(libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 10))?;
+            let b2 = check(libc::fcntl(b, libc::F_DUPFD_CLOEXEC, 10))?;
             check(libc::dup2(r2, 3))?;
             check(libc::dup2(w2, 4))?;
+            check(libc::dup2(b2, 5))?;
             // The monitor dies with the agent (its child has `--die-with-parent`).
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
             // The open-file limit the agent started with, not the one it raised.
@@ -360,11 +369,18 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
                 spec.image.rootfs.display()
             )
         })?;
-    drop((args_r, info_w));
+    drop((args_r, info_w, block_r));
     let info = tokio::net::unix::pipe::Receiver::from_owned_fd(info_r).ok();
     let (ended, end) = tokio::sync::oneshot::channel();
-    let net =
-        super::netns::InstanceNet::follow(&spec.id, child.id(), info, spec.outbound, log, end);
+    let net = super::netns::InstanceNet::follow(
+        &spec.id,
+        child.id(),
+        info,
+        spec.outbound,
+        log,
+        end,
+        block_w,
+    );
     for (stream, name) in [
         (
             child

@@ -21,6 +21,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::Write as _;
+
 use tokio::io::AsyncReadExt;
 use tokio::sync::{oneshot, watch};
 
@@ -133,7 +135,11 @@ impl InstanceNet {
     ///
     /// With `outbound`, `pasta` is attached to the namespace as soon as it is known
     /// ([`start_outbound`]) and killed when `ended` fires or is dropped (the sandbox is
-    /// over); a failure to start it goes to `log`.
+    /// over); a failure to start it goes to `log`. `go` (bubblewrap's `--block-fd`) gets a
+    /// byte once the namespace is ready — with `outbound`, once pasta has set its default
+    /// route, at most [`OUTBOUND_WAIT`] — so the instance's command never starts without
+    /// its network; it is closed (bubblewrap then goes on too) when anything fails.
+    #[allow(clippy::too_many_arguments)]
     pub fn follow(
         id: &str,
         monitor: Option<u32>,
@@ -141,6 +147,7 @@ impl InstanceNet {
         outbound: bool,
         log: &super::instance::LogSink,
         ended: oneshot::Receiver<()>,
+        go: OwnedFd,
     ) -> InstanceNet {
         let (tx, rx) = watch::channel(None);
         let id = id.to_string();
@@ -155,11 +162,23 @@ impl InstanceNet {
             };
             let pid = joined.as_ref().map(|j| j.pid);
             let _ = tx.send(Some(joined));
+            let release = move || {
+                let _ = std::fs::File::from(go).write_all(b"g");
+            };
             let (Some(pid), true) = (pid, outbound) else {
+                release();
                 return;
             };
             match start_outbound(pid) {
                 Ok(mut pasta) => {
+                    let t = std::time::Instant::now();
+                    while !has_default_route(pid) && t.elapsed() < OUTBOUND_WAIT {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    if !has_default_route(pid) {
+                        log.line(&id, "drover", "pasta set no default route in time");
+                    }
+                    release();
                     tokio::select! {
                         _ = ended => {}
                         _ = pasta.wait() => {
@@ -170,7 +189,10 @@ impl InstanceNet {
                     let _ = pasta.start_kill();
                     let _ = pasta.wait().await;
                 }
-                Err(e) => log.line(&id, "drover", &format!("no outbound network: {e:#}")),
+                Err(e) => {
+                    log.line(&id, "drover", &format!("no outbound network: {e:#}"));
+                    release();
+                }
             }
         });
         InstanceNet { state: rx }
@@ -203,6 +225,19 @@ impl InstanceNet {
             )),
         }
     }
+}
+
+/// Longest an instance's start waits for pasta to configure its namespace.
+pub const OUTBOUND_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether the network namespace of `pid` has an IPv4 default route
+/// (`/proc/PID/net/route`, which shows the routes of that process's namespace).
+fn has_default_route(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/net/route"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
 }
 
 /// Whether Debian's `pasta` (package `passt`) is on `PATH`.
