@@ -551,6 +551,83 @@ mod tests {
         }
     }
 
+    /// With outbound, the sandbox's command starts with pasta's default route already in
+    /// its namespace (bubblewrap waits on `--block-fd`), and pasta is gone after the kill.
+    /// Needs root, bubblewrap and pasta (`bash .ci/setup`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_outbound_the_command_starts_with_a_default_route() {
+        use crate::deploy::instance::{spawn_command, InstanceSpec, LogSink};
+        assert!(pasta_installed(), "pasta missing: apt-get install passt");
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogSink::open(&dir.path().join("logs/ob.log")).unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let spec = InstanceSpec {
+            id: format!("obtest{}", std::process::id()),
+            image: crate::deploy::unpack::UnpackedImage {
+                digest: "sha256:host".into(),
+                rootfs: "/".into(),
+                layers: vec![],
+                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+                working_dir: "/".into(),
+                command: vec![],
+            },
+            data: Some((out.clone(), "/mnt".into())),
+            env: Vec::new(),
+            secrets: Vec::new(),
+            port: 1,
+            outbound: true,
+        };
+        let t = std::time::Instant::now();
+        let script = "cat /proc/net/route > /mnt/route; sleep 300";
+        let mut sb = spawn_command(&spec, &log, &["/bin/sh", "-c", script]).unwrap();
+        let file = out.join("route");
+        while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the command never ran: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        println!("command ran after {:?}", t.elapsed());
+        let routes = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            routes
+                .lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1) == Some("00000000")),
+            "no default route when the command started: {routes}; log: {}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
+        let pid = sb.net().joined(READY_WAIT).await.unwrap().pid;
+        sb.kill().await.unwrap();
+        drop(sb);
+        // pasta was this process's child and is reaped by its task: no `pasta` whose
+        // namespace is the dead sandbox's is left.
+        let t = std::time::Instant::now();
+        loop {
+            let left: Vec<_> = std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                    cmd.starts_with(b"pasta\0")
+                        && parent_of(e.file_name().to_string_lossy().parse().unwrap_or(0))
+                            == Some(std::process::id())
+                })
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "pasta left after the sandbox {pid} ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A dialer that cannot join (not a namespace fd) says so on every call.
     #[tokio::test]
     async fn a_failed_join_is_reported_per_connection() {
