@@ -46,7 +46,11 @@ impl Agent {
                 .collect(),
             secrets,
             port: instance::free_port()?,
-            outbound: outbound(&t.stack)?,
+            outbound: outbound(
+                &t.stack.name,
+                t.stack.deploy.outbound,
+                crate::deploy::netns::pasta_installed(),
+            )?,
         };
         let child = instance::spawn(&spec, &srt.log)?;
         let inst = Arc::new(Instance {
@@ -272,14 +276,14 @@ async fn supervise(
     }
 }
 
-/// Whether instances of `stack` get outbound network: `[deploy] outbound`, else whether
-/// `pasta` is installed. Errors: `outbound = true` without pasta (names the package).
-fn outbound(stack: &crate::stack::Stack) -> Result<bool> {
-    let have = crate::deploy::netns::pasta_installed();
-    match stack.deploy.outbound {
+/// Whether instances of stack `name` get outbound network: its `[deploy] outbound`
+/// (`want`), else whether `pasta` is installed (`have`). Errors: `outbound = true` without
+/// pasta (names the package).
+fn outbound(name: &str, want: Option<bool>, have: bool) -> Result<bool> {
+    match want {
         Some(true) if !have => anyhow::bail!(
             "{} sets `outbound = true` in [deploy] but pasta is not installed (Debian              package passt: bash .ci/setup, or apt-get install passt); or set              `outbound = false`",
-            stack.name
+            name
         ),
         Some(o) => Ok(o),
         None => Ok(have),
@@ -362,5 +366,15 @@ mod tests {
         assert_eq!(started_detail(None, 4000), "pid -, port 4000");
         assert_eq!(or_dash(Some(3)), "3");
         assert_eq!(or_dash(None::<i64>), "-");
+    }
+
+    #[test]
+    fn outbound_follows_the_setting_and_pasta() {
+        assert!(outbound("s", None, true).unwrap());
+        assert!(!outbound("s", None, false).unwrap());
+        assert!(!outbound("s", Some(false), true).unwrap());
+        assert!(outbound("s", Some(true), true).unwrap());
+        let e = outbound("s", Some(true), false).unwrap_err().to_string();
+        assert!(e.contains("passt") && e.contains("outbound = false"), "{e}");
     }
 }
