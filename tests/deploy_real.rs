@@ -125,6 +125,11 @@ mkdir -p /var/lib/hello
 echo "$DROVER_INSTANCE" >> /var/lib/hello/boots
 echo "boots so far: $(wc -l < /var/lib/hello/boots)"
 if [ -n "${HELLO_TOKEN:-}" ]; then echo TOKEN_PRESENT; fi
+if python3 -c 'import os, socket; socket.create_connection((os.environ["OUTBOUND_IP"], 80), timeout=5)'; then
+  echo OUTBOUND_OK
+else
+  echo OUTBOUND_FAILED
+fi
 """
 "#;
     let start = text
@@ -132,6 +137,20 @@ if [ -n "${HELLO_TOKEN:-}" ]; then echo TOKEN_PRESENT; fi
         .expect("boot script in hello.toml");
     let end = start + 10 + text[start + 10..].find("\"\"\"").unwrap() + 4;
     let text = format!("{}{boot}{}", &text[..start], &text[end..]);
+    // Outbound from an instance: deb.debian.org (the one network this machine reaches),
+    // resolved here (the image's resolver is not the point).
+    use std::net::ToSocketAddrs;
+    let ip = ("deb.debian.org", 80)
+        .to_socket_addrs()
+        .unwrap()
+        .find(|a| a.is_ipv4())
+        .expect("an IPv4 address of deb.debian.org")
+        .ip();
+    let text = text.replacen(
+        "GREETING = \"hello\"",
+        &format!("GREETING = \"hello\"\nOUTBOUND_IP = \"{ip}\""),
+        1,
+    );
     std::fs::write(&stack, text).unwrap();
     let secrets = root.join("config/secrets/hello.env");
     std::fs::create_dir_all(secrets.parent().unwrap()).unwrap();
@@ -309,6 +328,69 @@ fn listening_on(port: u16) -> Vec<String> {
     out
 }
 
+/// PIDs of `root` and every descendant of it (host `/proc`).
+fn process_tree(root: u32) -> Vec<u32> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if let Some(ppid) = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            parent.insert(pid, ppid);
+        }
+    }
+    let mut tree = vec![root];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (pid, ppid) in &parent {
+            if tree.contains(ppid) && !tree.contains(pid) {
+                tree.push(*pid);
+                grew = true;
+            }
+        }
+    }
+    tree
+}
+
+/// Issue #12 §3: the instance's own port is reachable only through the route. In the
+/// host's network namespace (`ss -ltnpH`) nothing listens on it and no listener belongs
+/// to the instance's processes, and a direct connection is refused.
+fn instance_only_behind_the_route(s: &Value) {
+    let inst = &s["instances"][0];
+    let iport = inst["port"].as_u64().unwrap() as u16;
+    let pid = inst["pid"].as_u64().unwrap() as u32;
+    let tree = process_tree(pid);
+    assert!(tree.len() >= 3, "bwrap, its init and the app: {tree:?}");
+    let out = Command::new("ss").arg("-ltnpH").output().unwrap();
+    assert!(out.status.success());
+    let ss = String::from_utf8_lossy(&out.stdout);
+    assert!(!ss.trim().is_empty(), "ss lists the host's listeners");
+    for line in ss.lines() {
+        let local = line.split_whitespace().nth(3).unwrap_or("");
+        assert!(
+            !local.ends_with(&format!(":{iport}")),
+            "a host socket listens on the instance's port: {line}"
+        );
+        for p in &tree {
+            assert!(
+                !line.contains(&format!("pid={p},")),
+                "a listener of the instance's process {p} on the host: {line}"
+            );
+        }
+    }
+    assert!(listening_on(iport).is_empty());
+    assert!(
+        get(iport, "/").is_err(),
+        "127.0.0.1:{iport} answered directly"
+    );
+}
+
 /// Mount points on the host (this process's mount namespace) under `dir`.
 fn host_mounts_under(dir: &Path) -> Vec<String> {
     let dir = dir.to_string_lossy().into_owned();
@@ -362,6 +444,7 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     assert_eq!(s["route_port"], port);
     assert_eq!(healthy_live(&s).len(), 1, "{s}");
     assert_eq!(s["image_digest"], b1["image_digest"]);
+    instance_only_behind_the_route(&s);
 
     // The sandbox, seen from inside the instance.
     let log_path = env.state().join("logs/hello.log");
@@ -372,6 +455,8 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         log.contains("TOKEN_PRESENT"),
         "the secret reached the instance"
     );
+    // At the first instant of `boot` (the command waits for pasta).
+    assert!(log.contains("OUTBOUND_OK"), "no outbound access: {log}");
     let boots = env.state().join("data/hello/boots");
     let first_instance = r1["instances"][0].as_str().unwrap().to_string();
     assert!(std::fs::read_to_string(&boots)

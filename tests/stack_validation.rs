@@ -996,6 +996,25 @@ fn deploy_keep_warm_defaults_off_and_is_checked() {
 }
 
 #[test]
+fn deploy_outbound_is_unset_by_default_and_checked() {
+    let s = parse_mem("w", &format!("name = \"w\"\n{BASE}")).expect("valid");
+    assert_eq!(s.deploy.outbound, None, "unset: on when pasta is installed");
+    for (v, want) in [("true", Some(true)), ("false", Some(false))] {
+        let text = format!("name = \"w\"\n{BASE}[deploy]\noutbound = {v}\n");
+        assert_eq!(parse_mem("w", &text).expect("valid").deploy.outbound, want);
+    }
+    let text = format!("name = \"w\"\n{BASE}[deploy]\noutbound = \"no\"\n");
+    let d = parse_mem("w", &text).expect_err("string outbound");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!((d[0].line, d[0].col), (7, 12), "{}", d[0]);
+    assert_eq!(
+        d[0].message,
+        "`outbound` in [deploy] must be a boolean, got string"
+    );
+    assert!(d[0].hint.as_deref().unwrap().contains("outbound = false"));
+}
+
+#[test]
 fn app_max_size_takes_units_or_bytes_and_is_checked() {
     let app = |extra: &str| {
         format!(

@@ -4,8 +4,9 @@
 //! the sandbox's own mount namespace, see [`super::unpack::mount`]), fresh `/proc` and
 //! `/dev`, tmpfs `/tmp`
 //! and `/run`, the stack's data volume `STATE/data/STACK` bound read-write at its `[data]`
-//! path, own PID/IPC/UTS namespaces, the host network namespace (the instance listens on a
-//! loopback port chosen by the agent), all capabilities dropped, `--die-with-parent`, and a
+//! path, own PID/IPC/UTS namespaces, its own network namespace (the instance listens on
+//! `PORT` inside it; only the agent reaches it, see [`super::netns`]; `pasta` gives it
+//! outbound access), all capabilities dropped, `--die-with-parent`, and a
 //! cleared environment holding only the image env, the stack's `[env]`, `PORT` and the
 //! secrets. bubblewrap's arguments go through a pipe (`--args 3`), so secret values never
 //! show in a process command line. stdout/stderr go line by line to the central log
@@ -19,8 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
+pub use super::health::{check, CheckResult};
 use super::unpack::UnpackedImage;
 
 /// The entrypoint every drover image has: runs `boot`, then execs `run`.
@@ -97,14 +99,25 @@ pub struct InstanceSpec {
     pub env: Vec<(String, String)>,
     /// Secret values (never logged).
     pub secrets: Vec<(String, String)>,
-    /// Loopback port the instance must listen on (`PORT`).
+    /// Loopback port the instance must listen on (`PORT`), inside its own network
+    /// namespace (every instance may have the same one).
     pub port: u16,
+    /// Outbound network access through `pasta` ([`super::netns::start_outbound`]).
+    pub outbound: bool,
 }
 
-/// The bubblewrap options for `spec`, secrets included. They go through `--args 3`; the
-/// command (`-- /etc/drover/entrypoint`) follows on the real command line (bubblewrap takes
-/// only options from `--args`).
+/// The bubblewrap options for `spec`, secrets included, in a network namespace of its own
+/// ([`super::netns`]). They go through `--args 3`; the command (`-- /etc/drover/entrypoint`)
+/// follows on the real command line (bubblewrap takes only options from `--args`).
 pub fn bwrap_args(spec: &InstanceSpec) -> Vec<String> {
+    let mut a = vec!["--unshare-net".to_string()];
+    a.extend(bwrap_args_shared_net(spec));
+    a
+}
+
+/// [`bwrap_args`] without `--unshare-net`: for a sandbox that joins an existing namespace
+/// before bubblewrap runs (the `test` step joins its instance's).
+fn bwrap_args_shared_net(spec: &InstanceSpec) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["--ro-bind", &spec.image.rootfs.to_string_lossy(), "/"]);
@@ -164,8 +177,11 @@ pub fn free_port() -> Result<u16> {
 #[derive(Debug)]
 pub struct Sandbox {
     child: tokio::process::Child,
-    /// Read end of `--info-fd`: `{"child-pid": N, ...}`, written right after the fork.
-    info: Option<tokio::net::unix::pipe::Receiver>,
+    /// The sandbox's init and network namespace, from `--info-fd` (`{"child-pid": N}`,
+    /// written right after the fork).
+    net: super::netns::InstanceNet,
+    /// Dropped when the sandbox is over: stops its `pasta`.
+    ended: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// How long [`Sandbox::kill`] waits for bubblewrap to report its child, and then for the
@@ -178,24 +194,28 @@ impl Sandbox {
         self.child.id()
     }
 
+    /// The instance's network namespace: how the router, the health checks and the `test`
+    /// step reach it.
+    pub fn net(&self) -> &super::netns::InstanceNet {
+        &self.net
+    }
+
     /// Wait until the sandbox ends by itself: the monitor exits with its child's status.
     pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.child.wait().await
+        let s = self.child.wait().await;
+        self.ended.take();
+        s
     }
 
     /// Kill everything in the sandbox, at any moment of its life (even while bubblewrap
     /// still sets it up), and reap the monitor. Returns the monitor's exit status.
     pub async fn kill(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let ended = self.ended.take();
         if let Ok(Some(s)) = self.child.try_wait() {
             return Ok(s);
         }
-        let inner = match self.info.take() {
-            Some(info) => tokio::time::timeout(KILL_WAIT, read_child_pid(info))
-                .await
-                .ok()
-                .flatten(),
-            None => None,
-        };
+        let _ended = ended;
+        let inner = self.net.joined(KILL_WAIT).await.map(|j| j.pid);
         if let (Some(pid), Some(monitor)) = (inner, self.child.id()) {
             kill_child_of(pid, monitor);
             // The monitor reaps its child and exits on its own; SIGKILL it if it does not.
@@ -205,22 +225,6 @@ impl Sandbox {
         }
         let _ = self.child.start_kill();
         self.child.wait().await
-    }
-}
-
-/// The `child-pid` bubblewrap writes to `--info-fd` (host PID of the sandbox's init);
-/// `None` when the monitor exits (closing the pipe) before it forked.
-async fn read_child_pid(mut info: tokio::net::unix::pipe::Receiver) -> Option<i32> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    loop {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf) {
-            return v["child-pid"].as_i64().and_then(|p| i32::try_from(p).ok());
-        }
-        match info.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
     }
 }
 
@@ -234,14 +238,7 @@ fn kill_child_of(pid: i32, parent: u32) {
     }
     // SAFETY: fd is a fresh pidfd we own.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-    let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the `(comm)`: state, ppid, ...
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-        });
-    if ppid == Some(parent) {
+    if super::netns::parent_of(pid) == Some(parent) {
         // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
         unsafe {
             libc::syscall(
@@ -283,7 +280,9 @@ pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<Sandbox> {
 }
 
 /// [`spawn`] with another `command` (absolute path inside the image, then arguments).
-/// The real command line is `bwrap --args 3 --info-fd 4 --hostname ID -- COMMAND...`: the
+/// The real command line is `bwrap --args 3 --info-fd 4 --block-fd 5 --hostname ID --
+/// COMMAND...` (the command starts once its network is ready, see
+/// [`super::netns::InstanceNet::follow`]): the
 /// instance id shows in `ps`; everything else (secrets too) goes through the pipe on fd 3.
 pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Result<Sandbox> {
     let mut payload = Vec::new();
@@ -306,9 +305,12 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
         .write_all(&payload)
         .context("cannot write bubblewrap's arguments")?;
     let (info_r, info_w) = pipe()?;
-    let (r, w) = {
+    // bubblewrap waits on fd 5 before it runs the command: the agent writes once the
+    // instance's network is ready (pasta attached).
+    let (block_r, block_w) = pipe()?;
+    let (r, w, b) = {
         use std::os::fd::AsRawFd;
-        (args_r.as_raw_fd(), info_w.as_raw_fd())
+        (args_r.as_raw_fd(), info_w.as_raw_fd(), block_r.as_raw_fd())
     };
     let mut cmd = std::process::Command::new("bwrap");
     cmd.args([
@@ -316,6 +318,8 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
         "3",
         "--info-fd",
         "4",
+        "--block-fd",
+        "5",
         "--hostname",
         &spec.id,
         "--",
@@ -342,8 +346,10 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
             // dup2 clears close-on-exec on the copies.
             let r2 = check(libc::fcntl(r, libc::F_DUPFD_CLOEXEC, 10))?;
             let w2 = check(libc::fcntl(w, libc::F_DUPFD_CLOEXEC, 10))?;
+            let b2 = check(libc::fcntl(b, libc::F_DUPFD_CLOEXEC, 10))?;
             check(libc::dup2(r2, 3))?;
             check(libc::dup2(w2, 4))?;
+            check(libc::dup2(b2, 5))?;
             // The monitor dies with the agent (its child has `--die-with-parent`).
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
             // The open-file limit the agent started with, not the one it raised.
@@ -364,8 +370,18 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
                 spec.image.rootfs.display()
             )
         })?;
-    drop((args_r, info_w));
+    drop((args_r, info_w, block_r));
     let info = tokio::net::unix::pipe::Receiver::from_owned_fd(info_r).ok();
+    let (ended, end) = tokio::sync::oneshot::channel();
+    let net = super::netns::InstanceNet::follow(
+        &spec.id,
+        child.id(),
+        info,
+        spec.outbound,
+        log,
+        end,
+        block_w,
+    );
     for (stream, name) in [
         (
             child
@@ -393,17 +409,26 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
             });
         }
     }
-    Ok(Sandbox { child, info })
+    Ok(Sandbox {
+        child,
+        net,
+        ended: Some(ended),
+    })
 }
 
 /// Longest a `test` script may run.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Run the stack's `test` script inside the image of `spec` (same sandbox, but no data
-/// volume and no secrets), with `TARGET_URL=http://127.0.0.1:PORT` pointing at the
-/// instance under test. Output goes to `log` as `ID-test`. `Err` holds the exit status and
-/// the last output lines.
-pub async fn run_test(spec: &InstanceSpec, script: &str, log: &LogSink) -> Result<(), String> {
+/// volume and no secrets), in the network namespace `net` of the instance under test, with
+/// `TARGET_URL=http://127.0.0.1:PORT` pointing at it. Output goes to `log` as `ID-test`.
+/// `Err` holds the exit status and the last output lines.
+pub async fn run_test(
+    spec: &InstanceSpec,
+    net: &super::netns::InstanceNet,
+    script: &str,
+    log: &LogSink,
+) -> Result<(), String> {
     let test_spec = InstanceSpec {
         id: format!("{}-test", spec.id),
         data: None,
@@ -418,12 +443,22 @@ pub async fn run_test(spec: &InstanceSpec, script: &str, log: &LogSink) -> Resul
         },
         ..spec.clone()
     };
+    let joined = net
+        .joined(super::netns::READY_WAIT)
+        .await
+        .ok_or_else(|| "the instance under test is gone".to_string())?;
     let mut std_cmd = std::process::Command::new("bwrap");
     std_cmd
-        .args(bwrap_args(&test_spec))
+        .args(bwrap_args_shared_net(&test_spec))
         .args(["--", "/bin/sh", "-c", script])
         .env_clear()
         .stdin(Stdio::null());
+    let ns = std::os::fd::AsRawFd::as_raw_fd(&joined.ns);
+    // SAFETY: join_in_child makes one async-signal-safe syscall; `joined` (and so `ns`)
+    // lives until the command has run.
+    unsafe {
+        std_cmd.pre_exec(move || super::netns::join_in_child(ns));
+    }
     super::unpack::mount::prepare(&mut std_cmd, &test_spec.image).map_err(|e| format!("{e:#}"))?;
     let mut cmd = tokio::process::Command::from(std_cmd);
     cmd.kill_on_drop(true);
@@ -447,72 +482,6 @@ pub async fn run_test(spec: &InstanceSpec, script: &str, log: &LogSink) -> Resul
     }
 }
 
-/// The outcome of one health check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckResult {
-    /// HTTP status, if a response came back.
-    pub status: Option<u16>,
-    /// What happened: the body's first 200 characters, or the connection error.
-    pub detail: String,
-}
-
-impl CheckResult {
-    /// 2xx within the timeout.
-    pub fn ok(&self) -> bool {
-        self.status.is_some_and(|s| (200..300).contains(&s))
-    }
-}
-
-impl std::fmt::Display for CheckResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.status {
-            Some(s) => write!(f, "HTTP {s}, body {:?}", self.detail),
-            None => write!(f, "no response: {}", self.detail),
-        }
-    }
-}
-
-/// One active health check: `GET path` on `127.0.0.1:port` with `timeout`.
-pub async fn check(port: u16, path: &str, timeout: Duration) -> CheckResult {
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        s.write_all(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: drover-health\r\n\
-                 Connection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await?;
-        let mut buf = Vec::new();
-        s.take(65536).read_to_end(&mut buf).await?;
-        Ok::<Vec<u8>, std::io::Error>(buf)
-    };
-    match tokio::time::timeout(timeout, fut).await {
-        Err(_) => CheckResult {
-            status: None,
-            detail: format!("timed out after {timeout:?}"),
-        },
-        Ok(Err(e)) => CheckResult {
-            status: None,
-            detail: e.to_string(),
-        },
-        Ok(Ok(buf)) => {
-            let text = String::from_utf8_lossy(&buf);
-            let status = text
-                .lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|s| s.parse().ok());
-            let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-            CheckResult {
-                status,
-                detail: body.trim().chars().take(200).collect(),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +501,7 @@ mod tests {
             env: vec![("A".into(), "2".into())],
             secrets: vec![("TOKEN".into(), "v".into())],
             port: 4000,
+            outbound: false,
         }
     }
 
@@ -556,9 +526,12 @@ mod tests {
         }
         assert!(!a.contains("--setenv A 1"));
         assert!(
-            !a.contains("--unshare-net"),
-            "instances share the host network"
+            a.starts_with("--unshare-net "),
+            "own network namespace: {a}"
         );
+        assert!(!bwrap_args_shared_net(&spec())
+            .join(" ")
+            .contains("--unshare-net"));
     }
 
     /// PIDs of host processes that belong to instance `id`: its id on their command line
@@ -598,6 +571,7 @@ mod tests {
             env: Vec::new(),
             secrets: Vec::new(),
             port: 0,
+            outbound: false,
         }
     }
 
@@ -638,26 +612,5 @@ mod tests {
             unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
         }
         assert!(leaked.is_empty(), "leaked sandbox processes: {leaked:?}");
-    }
-
-    #[tokio::test]
-    async fn checks_report_status_body_and_refusals() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut b = [0u8; 1024];
-            let _ = s.read(&mut b).await;
-            s.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 9\r\n\r\nnot ready")
-                .await
-                .unwrap();
-        });
-        let r = check(port, "/up", Duration::from_secs(2)).await;
-        assert_eq!(r.status, Some(503));
-        assert_eq!(r.detail, "not ready");
-        assert!(!r.ok());
-        let r = check(free_port().unwrap(), "/up", Duration::from_secs(2)).await;
-        assert_eq!(r.status, None);
-        assert!(!r.ok());
     }
 }

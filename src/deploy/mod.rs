@@ -4,7 +4,10 @@
 //!
 //! - [`unpack`]: an image archive's layers go into the layer cache, once per layer digest;
 //!   the image's read-only root is an overlayfs of them each sandbox mounts for itself.
-//! - [`instance`]: one instance under bubblewrap; the central log; health checks.
+//! - [`instance`]: one instance under bubblewrap; the central log.
+//! - [`netns`]: the instance's own network namespace: sockets into it for the router,
+//!   the health checks and the `test` step; outbound through `pasta`.
+//! - [`health`]: the active health check of one instance.
 //! - [`secrets`]: secret values from the operator's 0600 file or the agent's environment.
 //! - [`route`]: the route table, swapped atomically; in-flight counting for drains.
 //! - [`proxy`]: the router (hyper 1 reverse proxy) on the route port.
@@ -29,8 +32,10 @@ pub mod api;
 pub mod client;
 pub mod detail;
 pub mod downgrade;
+pub mod health;
 pub mod instance;
 pub mod machine;
+pub mod netns;
 pub mod plan;
 pub mod proxy;
 pub mod route;

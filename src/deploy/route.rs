@@ -4,7 +4,7 @@
 //! new one, never a mix. Requests already on an old backend keep their [`InFlight`] guard
 //! and finish (drain).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -16,23 +16,68 @@ pub struct Backend {
     pub instance: String,
     /// Release number the instance runs.
     pub release: i64,
-    /// Loopback port the instance listens on.
+    /// Loopback port the instance listens on, inside its network namespace.
     pub port: u16,
+    /// The instance's network namespace; `None`: a listener on the host's loopback.
+    net: Option<crate::deploy::netns::InstanceNet>,
+    /// Unique per backend in this process: names it to the router's connection pool.
+    key: u64,
     healthy: AtomicBool,
     in_flight: AtomicUsize,
 }
 
 impl Backend {
-    /// A backend, initially unhealthy (it takes traffic after its first passed check).
+    /// A backend listening on the host's `127.0.0.1:port`, initially unhealthy (it takes
+    /// traffic after its first passed check).
     pub fn new(instance: &str, release: i64, port: u16) -> Arc<Backend> {
+        Self::with_net(instance, release, port, None)
+    }
+
+    /// A backend listening on `127.0.0.1:port` inside the network namespace `net` (an
+    /// instance's), or on the host's loopback when `None`.
+    pub fn with_net(
+        instance: &str,
+        release: i64,
+        port: u16,
+        net: Option<crate::deploy::netns::InstanceNet>,
+    ) -> Arc<Backend> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         Arc::new(Backend {
             instance: instance.to_string(),
             release,
             port,
+            net,
+            key: NEXT.fetch_add(1, Ordering::Relaxed),
             healthy: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         })
     }
+    /// A new TCP connection to the instance (no delay set): in its namespace, or on the
+    /// host's loopback.
+    pub async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
+        let s = match &self.net {
+            Some(n) => n.connect(self.port).await?,
+            None => tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?,
+        };
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+
+    /// The URI authority the router's connection pool knows this backend by,
+    /// `bKEY.invalid:PORT` (RFC 6761's reserved name: never resolved, only matched by
+    /// the router's connector).
+    pub fn authority(&self) -> String {
+        format!("b{}.invalid:{}", self.key, self.port)
+    }
+
+    /// Whether `host` (of a URI) is this backend's [`Backend::authority`].
+    pub fn is_host(&self, host: &str) -> bool {
+        host.strip_prefix('b')
+            .and_then(|h| h.strip_suffix(".invalid"))
+            .and_then(|k| k.parse::<u64>().ok())
+            == Some(self.key)
+    }
+
     /// Whether the active health checks currently pass.
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)

@@ -185,6 +185,11 @@ pub struct Deploy {
     /// listens on. Default [`Deploy::DEFAULT_LISTEN`], `0.0.0.0` (every IPv4 address of
     /// this machine); `"::"` is every address, IPv6 and (dual-stack) IPv4.
     pub listen: std::net::IpAddr,
+    /// `outbound = true|false`: whether instances get outbound network access (NAT'd by
+    /// Debian's `pasta`, from the `passt` package, into their own network namespace).
+    /// `None` (unset): on when `pasta` is installed. Inbound, an instance is reachable
+    /// only through its route either way.
+    pub outbound: Option<bool>,
 }
 
 impl Deploy {
@@ -198,6 +203,7 @@ impl Default for Deploy {
         Deploy {
             keep_warm: false,
             listen: Deploy::DEFAULT_LISTEN,
+            outbound: None,
         }
     }
 }

@@ -36,6 +36,8 @@ pub(super) struct Instance {
     pub(super) pid: Option<u32>,
     pub(super) started_at: String,
     pub(super) backend: Arc<Backend>,
+    /// Its network namespace (the `test` step joins it).
+    pub(super) net: crate::deploy::netns::InstanceNet,
     pub(super) state: Mutex<InstState>,
     pub(super) stopping: AtomicBool,
     pub(super) stop: Notify,

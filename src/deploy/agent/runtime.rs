@@ -65,10 +65,12 @@ impl machine::Runtime for LocalRuntime {
                 .collect(),
             secrets: Vec::new(),
             port: i.port,
+            outbound: false,
         };
         let log = self.srt.log.clone();
+        let net = i.net.clone();
         Some(Box::pin(async move {
-            instance::run_test(&spec, &script, &log).await
+            instance::run_test(&spec, &net, &script, &log).await
         }))
     }
 

@@ -46,6 +46,11 @@ impl Agent {
                 .collect(),
             secrets,
             port: instance::free_port()?,
+            outbound: outbound(
+                &t.stack.name,
+                t.stack.deploy.outbound,
+                crate::deploy::netns::pasta_installed(),
+            )?,
         };
         let child = instance::spawn(&spec, &srt.log)?;
         let inst = Arc::new(Instance {
@@ -55,7 +60,8 @@ impl Agent {
             port: spec.port,
             pid: child.id(),
             started_at: now_rfc3339(),
-            backend: Backend::new(&id, t.release, spec.port),
+            backend: Backend::with_net(&id, t.release, spec.port, Some(child.net().clone())),
+            net: child.net().clone(),
             state: Mutex::new(InstState {
                 last_check: "no check yet".into(),
                 ..Default::default()
@@ -270,6 +276,20 @@ async fn supervise(
     }
 }
 
+/// Whether instances of stack `name` get outbound network: its `[deploy] outbound`
+/// (`want`), else whether `pasta` is installed (`have`). Errors: `outbound = true` without
+/// pasta (names the package).
+fn outbound(name: &str, want: Option<bool>, have: bool) -> Result<bool> {
+    match want {
+        Some(true) if !have => anyhow::bail!(
+            "{} sets `outbound = true` in [deploy] but pasta is not installed (Debian              package passt: bash .ci/setup, or apt-get install passt); or set              `outbound = false`",
+            name
+        ),
+        Some(o) => Ok(o),
+        None => Ok(have),
+    }
+}
+
 /// Active health checks: every 100 ms until the first pass, then every `interval`.
 async fn health_loop(
     agent: Arc<Agent>,
@@ -283,7 +303,7 @@ async fn health_loop(
         if lock(&inst.state).exited.is_some() || inst.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let r = instance::check(inst.port, &health.path, health.timeout).await;
+        let r = instance::check(&inst.backend, &health.path, health.timeout).await;
         let ever = {
             let mut st = lock(&inst.state);
             st.last_check = r.to_string();
@@ -346,5 +366,15 @@ mod tests {
         assert_eq!(started_detail(None, 4000), "pid -, port 4000");
         assert_eq!(or_dash(Some(3)), "3");
         assert_eq!(or_dash(None::<i64>), "-");
+    }
+
+    #[test]
+    fn outbound_follows_the_setting_and_pasta() {
+        assert!(outbound("s", None, true).unwrap());
+        assert!(!outbound("s", None, false).unwrap());
+        assert!(!outbound("s", Some(false), true).unwrap());
+        assert!(outbound("s", Some(true), true).unwrap());
+        let e = outbound("s", Some(true), false).unwrap_err().to_string();
+        assert!(e.contains("passt") && e.contains("outbound = false"), "{e}");
     }
 }

@@ -42,7 +42,7 @@ use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::route::{InFlight, SharedTable};
@@ -51,6 +51,7 @@ use conn::{Admitted, Conns, RequestGuard, Watched};
 
 mod body;
 mod conn;
+mod upstream;
 
 /// Largest request body the router accepts (bytes); a larger one is answered `413`
 /// (at once when its `Content-Length` says so).
@@ -140,7 +141,7 @@ impl Default for ProxyLimits {
 }
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<upstream::Upstream, Full<Bytes>>;
 
 const HOP_BY_HOP: &[&str] = &[
     "connection",
@@ -201,9 +202,9 @@ pub async fn serve_with(
     table: SharedTable,
     limits: ProxyLimits,
 ) {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let connector = upstream::Upstream {
+        table: table.clone(),
+    };
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(UPSTREAM_IDLE)
@@ -335,7 +336,7 @@ impl Route {
     fn outgoing(
         parts: &hyper::http::request::Parts,
         peer: std::net::SocketAddr,
-        port: u16,
+        backend: &super::route::Backend,
     ) -> hyper::http::request::Builder {
         let pq = parts
             .uri
@@ -344,7 +345,11 @@ impl Route {
             .unwrap_or("/");
         let mut out = Request::builder()
             .method(parts.method.clone())
-            .uri(format!("http://127.0.0.1:{port}{pq}"));
+            .uri(format!("http://{}{pq}", backend.authority()));
+        if !parts.headers.contains_key(hyper::header::HOST) {
+            // Else the client would send the pool's name for the backend.
+            out = out.header(hyper::header::HOST, format!("127.0.0.1:{}", backend.port));
+        }
         let mut forwarded_for = peer.ip().to_string();
         for (k, v) in parts.headers.iter() {
             if k == "x-forwarded-for" {
@@ -409,8 +414,7 @@ impl Route {
                 break;
             };
             let guard = backend.begin();
-            let out = match Self::outgoing(parts, peer, backend.port).body(Full::new(body.clone()))
-            {
+            let out = match Self::outgoing(parts, peer, &backend).body(Full::new(body.clone())) {
                 Ok(r) => r,
                 Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
             };
@@ -449,7 +453,7 @@ impl Route {
                 break;
             };
             let guard = backend.begin();
-            let connect = tokio::net::TcpStream::connect(("127.0.0.1", backend.port));
+            let connect = backend.connect();
             let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -485,7 +489,7 @@ impl Route {
             let Some(body) = upload.take().map(Box::new) else {
                 break;
             };
-            let out = match Self::outgoing(parts, peer, backend.port).body(body) {
+            let out = match Self::outgoing(parts, peer, &backend).body(body) {
                 Ok(r) => r,
                 Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
             };

@@ -3,7 +3,7 @@
 use super::super::toml_check::{Checker, Tbl};
 use super::super::Deploy;
 
-const DEPLOY_KEYS: &[&str] = &["keep_warm", "listen"];
+const DEPLOY_KEYS: &[&str] = &["keep_warm", "listen", "outbound"];
 
 pub(in crate::stack) fn validate_deploy(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Deploy {
     let mut deploy = Deploy::default();
@@ -13,6 +13,9 @@ pub(in crate::stack) fn validate_deploy(chk: &mut Checker<'_>, root: &Tbl<'_, '_
     chk.check_keys(&t, DEPLOY_KEYS);
     if let Some((b, _)) = chk.boolean(&t, "keep_warm", "keep_warm = true").present() {
         deploy.keep_warm = b;
+    }
+    if let Some((b, _)) = chk.boolean(&t, "outbound", "outbound = false").present() {
+        deploy.outbound = Some(b);
     }
     if let Some((s, span)) = chk.string(&t, "listen", "listen = \"127.0.0.1\"").present() {
         match s.parse::<std::net::IpAddr>() {
