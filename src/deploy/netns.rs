@@ -517,40 +517,6 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
     }
 
-    /// The cost of a connection through a dialer against a plain loopback connect (figures
-    /// in the commit message): `cargo test --lib netns -- --ignored --nocapture`.
-    #[tokio::test]
-    #[ignore = "a measurement, not a check"]
-    async fn dialer_connect_cost() {
-        let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = host.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for c in host.incoming() {
-                drop(c)
-            }
-        });
-        let ns = namespace_with_listener(port);
-        let d = Dialer::start(ns, "cost").unwrap();
-        for round in 0..3 {
-            let n = 2000;
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                drop(
-                    tokio::net::TcpStream::connect(("127.0.0.1", port))
-                        .await
-                        .unwrap(),
-                );
-            }
-            let direct = t.elapsed() / n;
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                drop(d.connect(port).await.unwrap());
-            }
-            let dialed = t.elapsed() / n;
-            println!("round {round}: host connect {direct:?}, through the dialer {dialed:?}");
-        }
-    }
-
     /// With outbound, the sandbox's command starts with pasta's default route already in
     /// its namespace (bubblewrap waits on `--block-fd`), and pasta is gone after the kill.
     /// Needs root, bubblewrap and pasta (`bash .ci/setup`).
