@@ -189,7 +189,7 @@ fn validate_row(file: &std::path::Path, errors: &[Diagnostic]) -> ValidateRow {
     }
 }
 
-fn known_stack(paths: &Paths, store: &Store, name: &str) -> Result<(), CliError> {
+pub(super) fn known_stack(paths: &Paths, store: &Store, name: &str) -> Result<(), CliError> {
     // A stack whose file was removed still has history; only a name with neither is unknown.
     if !store.builds(name)?.is_empty() {
         return Ok(());
