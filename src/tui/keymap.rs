@@ -40,6 +40,12 @@ pub enum Action {
     PaneUpdates,
     /// `5`: Releases.
     PaneReleases,
+    /// `6`: Logs (the runtime log).
+    PaneLogs,
+    /// `H`: hide/show the health check's requests in Logs.
+    HideHealth,
+    /// `v`: the next release filter in Logs.
+    ReleaseFilter,
     /// `j`/down.
     Down,
     /// `k`/up.
@@ -118,6 +124,19 @@ pub const ACTIONS: &[(Action, &str, &str, &[&str])] = &[
         "pane_releases",
         "Releases pane",
         &["5"],
+    ),
+    (Action::PaneLogs, "pane_logs", "Logs pane (runtime)", &["6"]),
+    (
+        Action::HideHealth,
+        "hide_health",
+        "hide health checks (Logs)",
+        &["H"],
+    ),
+    (
+        Action::ReleaseFilter,
+        "release_filter",
+        "next release filter (Logs)",
+        &["v"],
     ),
     (Action::Down, "down", "move down", &["j", "down"]),
     (Action::Up, "up", "move up", &["k", "up"]),

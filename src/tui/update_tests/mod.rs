@@ -16,6 +16,7 @@ use crate::store::deploys::ReleaseRecord;
 
 mod builds;
 mod log;
+mod logs;
 mod manifest;
 mod navigation;
 mod overlays;
