@@ -890,7 +890,7 @@ fn logs_fixture() -> Fixture {
         let (release, instance) = if n < 20 {
             (1, "hello-r1-1")
         } else {
-            (2, "hello-r2-3")
+            (2, "hello-r2-1")
         };
         let line = match n % 4 {
             0 => r#"127.0.0.1 - - "GET /up HTTP/1.1" 200 -"#.to_string(),
@@ -942,9 +942,27 @@ fn runtime_logs_from_a_release() {
     assert!(text.contains("Logs hello"), "{text}");
     assert!(text.contains("[r1 follow]"), "{text}");
     assert!(
-        text.contains("hello-r1-1") && !text.contains("hello-r2-3"),
+        text.contains("hello-r1-1") && !text.contains("hello-r2-"),
         "{text}"
     );
+}
+
+#[test]
+fn runtime_logs_of_one_instance() {
+    // i: the agent's instances of the stack in turn (hello-r2-1, hello-r2-2), then all.
+    let mut f = logs_fixture();
+    keys(&mut f.state, "6i");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("[hello-r2-1 follow]"), "{text}");
+    assert!(!text.contains("hello-r1-1"), "{text}");
+    let mut f = logs_fixture();
+    keys(&mut f.state, "6ii");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("(no runtime log lines"), "{text}");
+    let mut f = logs_fixture();
+    keys(&mut f.state, "6iii");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("1-40 of 40"), "{text}");
 }
 
 /// A million-line runtime log: the view holds its ids, not its lines, and a window far

@@ -116,6 +116,7 @@ pub fn hints(state: &State) -> Vec<(String, &'static str)> {
                 let mut v = log_keys;
                 v.insert(4, (k(Action::HideHealth), "health"));
                 v.insert(5, (k(Action::ReleaseFilter), "release"));
+                v.insert(6, (k(Action::InstanceFilter), "instance"));
                 return v;
             }
             Pane::Builds => {

@@ -46,6 +46,8 @@ pub enum Action {
     HideHealth,
     /// `v`: the next release filter in Logs.
     ReleaseFilter,
+    /// `i`: the next instance filter in Logs.
+    InstanceFilter,
     /// `j`/down.
     Down,
     /// `k`/up.
@@ -137,6 +139,12 @@ pub const ACTIONS: &[(Action, &str, &str, &[&str])] = &[
         "release_filter",
         "next release filter (Logs)",
         &["v"],
+    ),
+    (
+        Action::InstanceFilter,
+        "instance_filter",
+        "next instance filter (Logs)",
+        &["i"],
     ),
     (Action::Down, "down", "move down", &["j", "down"]),
     (Action::Up, "up", "move up", &["k", "up"]),

@@ -165,6 +165,37 @@ pub fn cycle_release(state: &mut State) {
     });
 }
 
+/// `i` in the Logs pane: the next instance filter: every instance, then each instance the
+/// agent runs for the stack (of the release filter, if one is set), then every instance
+/// again. An instance that is gone is reached with `drover logs --instance`.
+pub fn cycle_instance(state: &mut State) {
+    let stack = state.selected_stack().unwrap_or("").to_string();
+    let release = state.runtime_filter.release;
+    let mut ids: Vec<String> = match &state.agent {
+        super::state::AgentView::Running(a) => a
+            .stacks
+            .iter()
+            .filter(|s| s.stack == stack)
+            .flat_map(|s| s.instances.iter())
+            .filter(|i| release.is_none_or(|r| i.release == r))
+            .map(|i| i.id.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    ids.sort();
+    ids.dedup();
+    let f = &mut state.runtime_filter;
+    f.instance = match &f.instance {
+        None => ids.first().cloned(),
+        Some(cur) => ids.iter().find(|i| *i > cur).cloned(),
+    };
+    state.status = Some(match &f.instance {
+        Some(i) => format!("runtime log of instance {i}"),
+        None if ids.is_empty() => "no running instance to pick (the agent lists none)".into(),
+        None => "runtime log of every instance".into(),
+    });
+}
+
 /// `enter` on a release in Releases: the Logs pane with that release's lines only.
 pub fn show_release(state: &mut State) {
     let Some(r) = state.releases_list.pick(&state.releases).map(|r| r.release) else {

@@ -165,6 +165,7 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
         }
         Action::HideHealth if state.pane == Pane::Logs => super::runlog::toggle_health(state),
         Action::ReleaseFilter if state.pane == Pane::Logs => super::runlog::cycle_release(state),
+        Action::InstanceFilter if state.pane == Pane::Logs => super::runlog::cycle_instance(state),
         Action::Sort | Action::SortReverse if state.pane == Pane::Manifest => {
             panes::manifest::sort(state, a == Action::SortReverse)
         }

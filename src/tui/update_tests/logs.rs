@@ -1,4 +1,4 @@
-//! The Logs pane (runtime logs): `6`, `H`, `v`, `enter` from Releases, and the log keys.
+//! The Logs pane (runtime logs): `6`, `H`, `v`, `enter` from Releases, and the log keys (`i` with the agent's instances: tests/tui_snapshots.rs).
 
 use super::*;
 use crate::tui::state::InputTarget;
