@@ -56,6 +56,19 @@ impl LogWriter {
         Ok(LogWriter { tx })
     }
 
+    /// Commit every line queued so far; returns when that is done (or the writer is gone,
+    /// or after 10 s).
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self
+            .tx
+            .send(Msg::Tail(String::new(), String::new(), 0, tx))
+            .is_ok()
+        {
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+    }
+
     /// The sink of one stack's instances.
     pub fn sink(&self, stack: &str) -> LogSink {
         LogSink {
@@ -311,5 +324,14 @@ mod tests {
         };
         let shown = store.runtime_log_ids("web", &hide, 0).unwrap().len() as i64;
         assert!(shown * 2 <= n + 1 && shown * 2 >= n - 1, "{shown} of {n}");
+        // flush commits what is queued (the agent's exit).
+        for i in 0..3 {
+            sink.line("web-r2-1", "stdout", &format!("last {i}"));
+        }
+        w.flush();
+        let last = store
+            .runtime_log_tail("web", &RuntimeFilter::default(), 1)
+            .unwrap();
+        assert_eq!(last[0].line, "last 2");
     }
 }

@@ -169,6 +169,8 @@ pub fn run(paths: Paths) -> Result<()> {
     });
     let _ = std::fs::remove_file(paths.agent_pid());
     rt.shutdown_timeout(Duration::from_secs(2));
+    // The instances' last lines (their stop included) are committed before the exit.
+    agent.logs.flush();
     drop(lock_file);
     result
 }
