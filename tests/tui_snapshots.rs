@@ -1002,3 +1002,38 @@ fn runtime_log_window_far_down_a_long_log() {
     data::search(&mut f.state, &f.store, "line 45000", 30_040, true).unwrap();
     assert_eq!(f.state.log.matched, Some(45_040));
 }
+
+/// Lines stored while the Logs pane is open are appended at the next sync (following the
+/// end); with health lines hidden, only the others.
+#[test]
+fn runtime_logs_pick_up_new_lines() {
+    use drover::store::runtime_logs::RuntimeLine;
+    let mut f = logs_fixture();
+    keys(&mut f.state, "6H");
+    let _ = screen(&mut f, 80, 24);
+    assert_eq!(f.state.log.total, 30);
+    let mk = |health: bool, line: &str| RuntimeLine {
+        id: 0,
+        stack: "hello".into(),
+        release: 2,
+        instance: "hello-r2-1".into(),
+        stream: "stderr".into(),
+        ts: T0.into(),
+        health,
+        line: line.into(),
+    };
+    f.store
+        .append_runtime_logs(&[
+            mk(true, "\"GET /up HTTP/1.1\" 200"),
+            mk(false, "fresh line"),
+        ])
+        .unwrap();
+    let text = screen(&mut f, 80, 24);
+    assert_eq!(f.state.log.total, 31);
+    assert!(text.contains("fresh line"), "{text}");
+    f.store
+        .append_runtime_logs(&[mk(true, "\"GET /up HTTP/1.1\" 200")])
+        .unwrap();
+    let _ = screen(&mut f, 80, 24);
+    assert_eq!(f.state.log.total, 31);
+}

@@ -130,6 +130,15 @@ impl Store {
         )?)
     }
 
+    /// The newest id of `stack`'s runtime log (0 when it has none): an index seek.
+    pub fn runtime_log_last_id(&self, stack: &str) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM runtime_logs WHERE stack = ?1",
+            [stack],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Delete the oldest lines of `stack` so that at most `keep` remain; how many went.
     pub fn trim_runtime_logs(&self, stack: &str, keep: i64) -> Result<usize> {
         let cut: Option<i64> = self
@@ -313,6 +322,8 @@ mod tests {
         }
         s.append_runtime_logs(&lines).unwrap();
         assert_eq!(s.runtime_log_len("web").unwrap(), 10);
+        assert_eq!(s.runtime_log_last_id("nosuch").unwrap(), 0);
+        assert_eq!(s.runtime_log_last_id("web").unwrap(), 19);
         let all = RuntimeFilter::default();
         let ids = s.runtime_log_ids("web", &all, 0).unwrap();
         assert_eq!(ids.len(), 10);

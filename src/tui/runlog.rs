@@ -37,8 +37,14 @@ pub fn sync(state: &mut State, store: &Store) -> Result<()> {
     if !same {
         state.log = open(store, &stack, &filter, state.log.wrap, state.log.height)?;
     } else if let Some(rt) = state.log.runtime.as_mut() {
-        let last = rt.ids.last().copied().unwrap_or(0);
-        let more = store.runtime_log_ids(&rt.stack, &rt.filter, last)?;
+        // Look only at lines stored since the last look (not since the last line shown:
+        // with a filter, the lines in between would be read again at every frame).
+        let newest = store.runtime_log_last_id(&rt.stack)?;
+        if newest <= rt.scanned {
+            return ensure_window(&mut state.log, store);
+        }
+        let more = store.runtime_log_ids(&rt.stack, &rt.filter, rt.scanned)?;
+        rt.scanned = newest.max(more.last().copied().unwrap_or(0));
         if !more.is_empty() {
             rt.ids.extend(more);
             state.log.total = rt.ids.len();
@@ -58,13 +64,17 @@ pub fn open(
     wrap: bool,
     height: usize,
 ) -> Result<LogView> {
-    let ids = store.runtime_log_ids(stack, filter, 0)?;
+    let scanned = store.runtime_log_last_id(stack)?;
+    let mut ids = store.runtime_log_ids(stack, filter, 0)?;
+    // Lines stored between the two reads are picked up at the next sync.
+    ids.retain(|id| *id <= scanned);
     let mut log = LogView {
         total: ids.len(),
         runtime: Some(RuntimeSource {
             stack: stack.to_string(),
             filter: filter.clone(),
             ids,
+            scanned,
         }),
         follow: true,
         wrap,

@@ -98,6 +98,9 @@ pub struct RuntimeSource {
     pub filter: crate::store::runtime_logs::RuntimeFilter,
     /// Store ids of the lines passing `filter`, ascending; row `n` is `ids[n]`.
     pub ids: Vec<i64>,
+    /// The newest id of the stack's log looked at (passing the filter or not): new lines
+    /// are those after it.
+    pub scanned: i64,
 }
 
 /// The log being viewed: a window of stored lines plus the live tail; only these are in
