@@ -1,7 +1,9 @@
 //! One console frame with a 1,000,000-line log and a 5,000-row manifest (ratatui
 //! `TestBackend`, 200×60): the cost must not depend on the log's length because only the
 //! visible rows are built. Also: scrolling a page through a 1,000,000-line log stored in
-//! SQLite (window reload included).
+//! SQLite (window reload included), and the same through a 1,000,000-line runtime log
+//! in the Logs pane (all lines, and with the health check's requests hidden), with the
+//! time to open that pane (its ids loaded) printed once.
 
 // Tests and benchmarks may panic on a failed setup step: that is their failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -165,5 +167,76 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// The Logs pane over a stored 1,000,000-line runtime log (issue #13): every frame jumps
+/// far (a window reload: one keyset read between two ids) and draws.
+fn bench_runtime(c: &mut Criterion) {
+    use drover::store::runtime_logs::{RuntimeFilter, RuntimeLine};
+    let theme = Theme::new(ColorDepth::TrueColor);
+    let mut term = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&tmp.path().join("drover.db")).unwrap();
+    for chunk in (0..LINES as i64).collect::<Vec<_>>().chunks(50_000) {
+        let lines: Vec<RuntimeLine> = chunk
+            .iter()
+            .map(|&i| RuntimeLine {
+                id: 0,
+                stack: "stack-0".into(),
+                release: 1 + i % 3,
+                instance: format!("stack-0-r{}-{}", 1 + i % 3, i % 7),
+                stream: "stderr".into(),
+                ts: "2026-01-01T00:00:00.000Z".into(),
+                health: i % 4 == 0,
+                line: if i % 4 == 0 {
+                    r#"127.0.0.1 - - [01/Jan/2026 00:00:00] "GET /up HTTP/1.1" 200 -"#.into()
+                } else {
+                    format!(
+                        r#"127.0.0.1 - - [01/Jan/2026 00:00:00] "GET /items/{i} HTTP/1.1" 200 -"#
+                    )
+                },
+            })
+            .collect();
+        store.append_runtime_logs(&lines).unwrap();
+    }
+    for (name, filter) in [
+        (
+            "frame/page_through_runtime_1m_log_200x60",
+            RuntimeFilter::default(),
+        ),
+        (
+            "frame/page_through_runtime_1m_log_no_health_200x60",
+            RuntimeFilter {
+                hide_health: true,
+                ..Default::default()
+            },
+        ),
+    ] {
+        let mut s = state();
+        s.pane = Pane::Logs;
+        let t = std::time::Instant::now();
+        s.log = drover::tui::runlog::open(&store, "stack-0", &filter, false, 58).unwrap();
+        eprintln!(
+            "{name}: opening the pane (ids of {} lines) took {:?}",
+            s.log.total,
+            t.elapsed()
+        );
+        s.log.follow = false;
+        let total = s.log.total;
+        let mut pos = 0usize;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                pos = (pos + 997_331) % total;
+                s.log.top = pos;
+                data::ensure_window(&mut s.log, &store).unwrap();
+                term.draw(|f| {
+                    viewport::fit(&mut s, f.area());
+                    render::draw(f, &s, &theme)
+                })
+                .unwrap();
+                black_box(&term);
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench, bench_runtime);
 criterion_main!(benches);

@@ -19,6 +19,9 @@
 //! pypi = "https://pypi.org"
 //! npm = "https://registry.npmjs.org"
 //! crates = "https://index.crates.io"     # a sparse index
+//!
+//! [logs]
+//! runtime_max_lines = 200000   # runtime log lines kept per stack (oldest deleted), >= 1000
 //! ```
 
 use std::fs;
@@ -43,7 +46,15 @@ pub struct Config {
     pub notify: Notify,
     /// Language registries asked for newer versions (`[registries]`).
     pub registries: Registries,
+    /// Runtime log lines kept per stack (`[logs] runtime_max_lines`, default
+    /// [`DEFAULT_RUNTIME_MAX_LINES`]); the agent deletes the oldest beyond it.
+    pub runtime_max_lines: u64,
 }
+
+/// Default of `[logs] runtime_max_lines`: about 20-40 MB of SQLite per stack.
+pub const DEFAULT_RUNTIME_MAX_LINES: u64 = 200_000;
+/// Smallest accepted `[logs] runtime_max_lines`.
+pub const MIN_RUNTIME_MAX_LINES: u64 = 1_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -53,6 +64,7 @@ impl Default for Config {
             feeds: Feeds::default(),
             notify: Notify::default(),
             registries: Default::default(),
+            runtime_max_lines: DEFAULT_RUNTIME_MAX_LINES,
         }
     }
 }
@@ -122,7 +134,8 @@ impl Default for Registries {
 /// Shortest accepted `check_interval`.
 pub const MIN_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
-const TOP_KEYS: &[&str] = &["images", "updates", "feeds", "notify", "registries"];
+const TOP_KEYS: &[&str] = &["images", "updates", "feeds", "notify", "registries", "logs"];
+const LOGS_KEYS: &[&str] = &["runtime_max_lines"];
 const REGISTRIES_KEYS: &[&str] = &["pypi", "npm", "crates"];
 const IMAGES_KEYS: &[&str] = &["keep"];
 const UPDATES_KEYS: &[&str] = &["check_interval"];
@@ -326,6 +339,23 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<Diagnostic>> {
         }
     }
 
+    if let Some((t, _)) = chk.table(&root, "logs", "[logs]", "[logs]").present() {
+        chk.check_keys(&t, LOGS_KEYS);
+        let example = "runtime_max_lines = 200000";
+        if let Field::Present(n, span) = chk.integer(&t, "runtime_max_lines", example) {
+            match u64::try_from(n) {
+                Ok(n) if n >= MIN_RUNTIME_MAX_LINES => config.runtime_max_lines = n,
+                _ => chk.error(
+                    &span,
+                    format!(
+                        "`runtime_max_lines` in [logs] must be at least {MIN_RUNTIME_MAX_LINES}, got {n}"
+                    ),
+                    format!("e.g. `{example}` (the default)"),
+                ),
+            }
+        }
+    }
+
     if chk.has_errors() {
         Err(chk.into_diagnostics())
     } else {
@@ -392,6 +422,19 @@ mod tests {
             parse_str("[images]\n").expect("defaults"),
             Config::default()
         );
+    }
+
+    #[test]
+    fn logs_runtime_max_lines() {
+        assert_eq!(
+            parse_str("").unwrap().runtime_max_lines,
+            DEFAULT_RUNTIME_MAX_LINES
+        );
+        let cfg = parse_str("[logs]\nruntime_max_lines = 5000\n").unwrap();
+        assert_eq!(cfg.runtime_max_lines, 5000);
+        let e = parse_str("[logs]\nruntime_max_lines = 10\n").unwrap_err();
+        assert!(e[0].to_string().contains("at least 1000"), "{}", e[0]);
+        assert!(e[0].to_string().contains("drover.toml:2:"), "{}", e[0]);
     }
 
     #[test]

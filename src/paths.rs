@@ -187,17 +187,13 @@ impl Paths {
     pub fn agent_pid(&self) -> PathBuf {
         self.state.join("agent.pid")
     }
-    /// `STATE/logs`: the agent's log and the runtime logs.
+    /// `STATE/logs`: the agent's log (runtime logs are in the store).
     pub fn logs(&self) -> PathBuf {
         self.state.join("logs")
     }
     /// `STATE/logs/agent.log`: the detached agent's stdout and stderr.
     pub fn agent_log(&self) -> PathBuf {
         self.logs().join("agent.log")
-    }
-    /// `STATE/logs/STACK.log`: the runtime log of every instance of one stack.
-    pub fn runtime_log(&self, stack: &str) -> PathBuf {
-        self.logs().join(format!("{stack}.log"))
     }
 }
 

@@ -253,3 +253,78 @@ fn audit_lists_filters_and_refuses_bad_filters() {
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// `drover logs STACK --runtime` (issue #13): the stored lines of the instances, filtered by
+/// release, instance and health-check lines; `--json` is an array of the stored rows.
+#[test]
+fn runtime_logs_filter_and_json() {
+    use drover::store::runtime_logs::{is_health_line, RuntimeLine};
+    let st = tempfile::tempdir().unwrap();
+    // Create the state directory and its store the way every command does.
+    assert!(drover(st.path(), &["builds", "hello"]).status.success());
+    let db = st.path().join("drover.db");
+    let mut store = drover::store::Store::open(&db).unwrap();
+    let mk = |release: i64, instance: &str, line: &str| RuntimeLine {
+        id: 0,
+        stack: "hello".into(),
+        release,
+        instance: instance.into(),
+        stream: "stderr".into(),
+        ts: drover::store::now_rfc3339(),
+        health: is_health_line(line, "/up"),
+        line: line.into(),
+    };
+    store
+        .append_runtime_logs(&[
+            mk(1, "hello-r1-1", "\"GET /up HTTP/1.1\" 200 -"),
+            mk(1, "hello-r1-1", "\"GET / HTTP/1.1\" 200 -"),
+            mk(2, "hello-r2-3", "\"GET /api HTTP/1.1\" 200 -"),
+            mk(2, "hello-r2-3-test", "test ok"),
+        ])
+        .unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut a = vec!["logs", "hello", "--runtime", "--json"];
+        a.extend_from_slice(args);
+        let out = drover(st.path(), &a);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let all = json(&[]);
+    assert_eq!(all.as_array().unwrap().len(), 4);
+    assert_eq!(all[0]["health"], true);
+    for key in [
+        "id", "stack", "release", "instance", "stream", "ts", "health", "line",
+    ] {
+        assert!(all[0].get(key).is_some(), "{key} in {}", all[0]);
+    }
+    assert_eq!(json(&["--hide-health"]).as_array().unwrap().len(), 3);
+    assert_eq!(json(&["--release", "2"]).as_array().unwrap().len(), 2);
+    let one = json(&["--instance", "hello-r2-3"]);
+    assert_eq!(
+        one.as_array().unwrap().len(),
+        2,
+        "its test script's lines too"
+    );
+    assert_eq!(json(&["--since", "1h"]).as_array().unwrap().len(), 4);
+    let text = drover(st.path(), &["logs", "hello", "--runtime"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("hello-r2-3 stderr \"GET /api HTTP/1.1\" 200 -"),
+        "{text}"
+    );
+    // Bad input: exit 2, naming the option.
+    let out = drover(
+        st.path(),
+        &["logs", "hello", "--runtime", "--since", "soon"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since `soon`"));
+    let out = drover(st.path(), &["logs", "hello", "--release", "2"]);
+    assert_eq!(out.status.code(), Some(2), "--release needs --runtime");
+    let out = drover(st.path(), &["logs", "nosuch", "--runtime"]);
+    assert_eq!(out.status.code(), Some(2));
+}

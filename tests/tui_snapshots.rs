@@ -971,3 +971,161 @@ fn updates_of_an_older_build_say_so() {
     let row = text.lines().find(|l| l.contains("│hello ")).unwrap();
     assert!(row.contains("succeeded 1 med "), "{text}");
 }
+
+/// The deployed fixture with a runtime log: release 1 and 2 instances, their access-log
+/// lines (health probes of `/up` among them) and a long line (issue #13).
+fn logs_fixture() -> Fixture {
+    use drover::store::runtime_logs::{is_health_line, RuntimeLine};
+    let mut f = deployed_fixture();
+    let mut lines = Vec::new();
+    for n in 0..40 {
+        let (release, instance) = if n < 20 {
+            (1, "hello-r1-1")
+        } else {
+            (2, "hello-r2-1")
+        };
+        let line = match n % 4 {
+            0 => r#"127.0.0.1 - - "GET /up HTTP/1.1" 200 -"#.to_string(),
+            1 => format!(r#"127.0.0.1 - - "GET /items/{n} HTTP/1.1" 200 -"#),
+            2 => format!("worker {n}: handled a request and then wrote a long line that goes on past the edge of an 80-column terminal"),
+            _ => format!(r#"127.0.0.1 - - "POST /orders HTTP/1.1" 201 - ({n})"#),
+        };
+        lines.push(RuntimeLine {
+            id: 0,
+            stack: "hello".into(),
+            release,
+            instance: instance.into(),
+            stream: if n % 4 == 2 { "stdout" } else { "stderr" }.into(),
+            ts: format!("2026-01-01T10:{:02}:00.000Z", n),
+            health: is_health_line(&line, "/up"),
+            line,
+        });
+    }
+    f.store.append_runtime_logs(&lines).unwrap();
+    f
+}
+
+/// Snapshots of the Logs pane at 80×24 and 200×60 after the keys `ks`.
+fn check_logs(name: &str, ks: &str) {
+    for (w, h) in [(80, 24), (200, 60)] {
+        let mut f = logs_fixture();
+        keys(&mut f.state, ks);
+        let text = screen(&mut f, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+    }
+}
+
+#[test]
+fn runtime_logs_pane() {
+    check_logs("logs_runtime", "6");
+}
+
+#[test]
+fn runtime_logs_health_hidden_release_1_wrapped() {
+    check_logs("logs_runtime_filtered", "6Hvvw");
+}
+
+#[test]
+fn runtime_logs_from_a_release() {
+    // Releases, the older release (second row), L: its lines only (enter is its detail).
+    let mut f = logs_fixture();
+    keys(&mut f.state, "5jL");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("Logs hello"), "{text}");
+    assert!(text.contains("[r1 follow]"), "{text}");
+    assert!(
+        text.contains("hello-r1-1") && !text.contains("hello-r2-"),
+        "{text}"
+    );
+}
+
+#[test]
+fn runtime_logs_of_one_instance() {
+    // i: the agent's instances of the stack in turn (hello-r2-1, hello-r2-2), then all.
+    let mut f = logs_fixture();
+    keys(&mut f.state, "6i");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("[hello-r2-1 follow]"), "{text}");
+    assert!(!text.contains("hello-r1-1"), "{text}");
+    let mut f = logs_fixture();
+    keys(&mut f.state, "6ii");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("(no runtime log lines"), "{text}");
+    let mut f = logs_fixture();
+    keys(&mut f.state, "6iii");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("1-40 of 40"), "{text}");
+}
+
+/// A million-line runtime log: the view holds its ids, not its lines, and a window far
+/// down is one keyset read.
+#[test]
+fn runtime_log_window_far_down_a_long_log() {
+    use drover::store::runtime_logs::RuntimeLine;
+    let mut f = logs_fixture();
+    let lines: Vec<RuntimeLine> = (0..50_000)
+        .map(|n| RuntimeLine {
+            id: 0,
+            stack: "hello".into(),
+            release: 2,
+            instance: "hello-r2-3".into(),
+            stream: "stderr".into(),
+            ts: T0.into(),
+            health: false,
+            line: format!("line {n}"),
+        })
+        .collect();
+    f.store.append_runtime_logs(&lines).unwrap();
+    keys(&mut f.state, "6");
+    let _ = screen(&mut f, 80, 24);
+    let l = &mut f.state.log;
+    assert_eq!(l.total, 50_040);
+    assert!(l.window.len() <= drover::tui::state::LOG_WINDOW);
+    l.follow = false;
+    l.top = 30_040;
+    data::ensure_window(&mut f.state.log, &f.store).unwrap();
+    let (_, text) = f.state.log.line(30_040).unwrap();
+    assert!(text.ends_with("hello-r2-3 line 30000"), "{text}");
+    assert!(
+        f.state.log.line(10).is_none(),
+        "far lines are not in memory"
+    );
+    // Search finds a line by its row.
+    data::search(&mut f.state, &f.store, "line 45000", 30_040, true).unwrap();
+    assert_eq!(f.state.log.matched, Some(45_040));
+}
+
+/// Lines stored while the Logs pane is open are appended at the next sync (following the
+/// end); with health lines hidden, only the others.
+#[test]
+fn runtime_logs_pick_up_new_lines() {
+    use drover::store::runtime_logs::RuntimeLine;
+    let mut f = logs_fixture();
+    keys(&mut f.state, "6H");
+    let _ = screen(&mut f, 80, 24);
+    assert_eq!(f.state.log.total, 30);
+    let mk = |health: bool, line: &str| RuntimeLine {
+        id: 0,
+        stack: "hello".into(),
+        release: 2,
+        instance: "hello-r2-1".into(),
+        stream: "stderr".into(),
+        ts: T0.into(),
+        health,
+        line: line.into(),
+    };
+    f.store
+        .append_runtime_logs(&[
+            mk(true, "\"GET /up HTTP/1.1\" 200"),
+            mk(false, "fresh line"),
+        ])
+        .unwrap();
+    let text = screen(&mut f, 80, 24);
+    assert_eq!(f.state.log.total, 31);
+    assert!(text.contains("fresh line"), "{text}");
+    f.store
+        .append_runtime_logs(&[mk(true, "\"GET /up HTTP/1.1\" 200")])
+        .unwrap();
+    let _ = screen(&mut f, 80, 24);
+    assert_eq!(f.state.log.total, 31);
+}

@@ -3,7 +3,8 @@
 //! through keys: Manifest filter, a build streaming live while `j`/`k` move the selection,
 //! a resize mid-build, cancelling a build with `J`/`x`, quitting cleanly; deploying the
 //! demo with `d` (Releases shows the live release and a healthy instance, the route serves
-//! the greeting; the agent is stopped at the end); and `NO_COLOR`.
+//! the greeting; the Logs pane shows the request, hides the health probes with `H` and
+//! follows a new request; the agent is stopped at the end); and `NO_COLOR`.
 //! Needs root, network to the Debian mirror, and `.ci/setup`'s packages (tmux).
 
 // Tests and benchmarks may panic on a failed setup step: that is their failure report.
@@ -387,6 +388,41 @@ fn console_end_to_end() {
     let out = env.drover(&["releases", "hello", "--json"]);
     let rel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rel[0]["status"], "live", "{rel}");
+    // --- Issue #13: the request is in the Logs pane (runtime log, fullscreen to see whole
+    // lines), health probes with it; H hides them; the pane follows a new request.
+    env.keys(d, &["6", "F"]);
+    let t = env.wait_for(
+        d,
+        "the request in the Logs pane",
+        |t| t.contains("\"GET / HTTP/1.1\" 200") && t.contains("Logs hello"),
+        15,
+    );
+    assert!(t.contains("hello-r1-"), "lines name their instance:\n{t}");
+    env.wait_for(
+        d,
+        "the health probes, shown by default",
+        |t| t.contains("\"GET /up HTTP/1.1\" 200"),
+        10,
+    );
+    env.keys(d, &["H"]);
+    let t = env.wait_for(
+        d,
+        "health probes hidden",
+        |t| t.contains("no health") && !t.contains("GET /up "),
+        10,
+    );
+    assert!(t.contains("\"GET / HTTP/1.1\" 200"), "{t}");
+    let (status, _) = http::get(port, "/not-here").expect("GET /not-here on the route");
+    assert_eq!(status, 404);
+    let t = env.wait_for(
+        d,
+        "the new request, followed",
+        |t| t.contains("\"GET /not-here HTTP/1.1\" 404"),
+        10,
+    );
+    assert!(t.contains("follow"), "{t}");
+    assert!(!t.contains("GET /up "), "{t}");
+    env.keys(d, &["F"]);
     // u checks for updates as a job (no question); its summary ends in the footer and the
     // Updates pane shows the stored check.
     env.keys(d, &["4", "u"]);

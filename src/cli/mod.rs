@@ -15,6 +15,7 @@ mod build;
 mod deploy;
 mod diff;
 mod export;
+mod logs;
 mod output;
 mod push;
 mod query;
@@ -158,13 +159,32 @@ pub enum Command {
         /// Stack name.
         stack: String,
     },
-    /// Print a build's log (default: the newest build).
+    /// Print a build's log (default: the newest build), or with --runtime what the
+    /// stack's instances printed.
     Logs {
         /// Stack name.
         stack: String,
         /// Build id.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "runtime")]
         build: Option<i64>,
+        /// The runtime log (instances' stdout/stderr, kept after they die).
+        #[arg(long)]
+        runtime: bool,
+        /// With --runtime: only this release's instances.
+        #[arg(long, requires = "runtime")]
+        release: Option<i64>,
+        /// With --runtime: only this instance (e.g. hello-r3-2).
+        #[arg(long, requires = "runtime")]
+        instance: Option<String>,
+        /// With --runtime: only lines newer than this (e.g. 30s, 10m, 2h).
+        #[arg(long, requires = "runtime")]
+        since: Option<String>,
+        /// With --runtime: leave out the health check's own requests.
+        #[arg(long, requires = "runtime")]
+        hide_health: bool,
+        /// With --runtime: keep printing new lines until interrupted.
+        #[arg(long, short = 'f', requires = "runtime")]
+        follow: bool,
     },
     /// Print a build's components manifest (default: the newest succeeded build).
     Manifest {
@@ -401,7 +421,30 @@ pub fn run(cli: Cli) -> CliResult {
             packages,
         } => build::lock(&paths, &stack, update, security_only, packages, json),
         Command::Builds { stack } => query::builds(&paths, &stack, json),
-        Command::Logs { stack, build } => query::logs(&paths, &stack, build, json),
+        Command::Logs {
+            stack,
+            build,
+            runtime: false,
+            ..
+        } => query::logs(&paths, &stack, build, json),
+        Command::Logs {
+            stack,
+            release,
+            instance,
+            since,
+            hide_health,
+            follow,
+            ..
+        } => {
+            let args = logs::RuntimeArgs {
+                release,
+                instance,
+                since,
+                hide_health,
+                follow,
+            };
+            logs::runtime(&paths, &stack, &args, json)
+        }
         Command::Manifest {
             stack,
             build,

@@ -9,14 +9,13 @@
 //! outbound access), all capabilities dropped, `--die-with-parent`, and a
 //! cleared environment holding only the image env, the stack's `[env]`, `PORT` and the
 //! secrets. bubblewrap's arguments go through a pipe (`--args 3`), so secret values never
-//! show in a process command line. stdout/stderr go line by line to the central log
-//! `STATE/logs/STACK.log`, kept after the instance is gone.
+//! show in a process command line. stdout/stderr go line by line to the central runtime log
+//! ([`super::runtime_log`], in the store), kept after the instance is gone.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -28,63 +27,7 @@ use super::unpack::UnpackedImage;
 /// The entrypoint every drover image has: runs `boot`, then execs `run`.
 pub const ENTRYPOINT: &str = "/etc/drover/entrypoint";
 
-/// An append-only central log file shared by the instances of one stack.
-#[derive(Debug, Clone)]
-pub struct LogSink {
-    path: PathBuf,
-    file: Arc<Mutex<std::fs::File>>,
-}
-
-impl LogSink {
-    /// Open (creating it and its directory) the log file `path` for appending: a stack's
-    /// runtime log, [`crate::paths::Paths::runtime_log`].
-    pub fn open(path: &Path) -> Result<LogSink> {
-        let path = path.to_path_buf();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open the log {}", path.display()))?;
-        Ok(LogSink {
-            path,
-            file: Arc::new(Mutex::new(file)),
-        })
-    }
-
-    /// The log file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Append one line: `TIME INSTANCE STREAM: text`.
-    pub fn line(&self, instance: &str, stream: &str, text: &str) {
-        // The same sanitiser as every other log a terminal shows: escapes removed, other
-        // control characters visible, so the file can be `cat`ed safely.
-        let text = crate::text::sanitize_for_terminal(text.trim_end_matches(['\n', '\r']));
-        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(
-            f,
-            "{} {instance} {stream}: {text}",
-            crate::store::now_rfc3339()
-        );
-    }
-
-    /// The last `n` lines of the log written by `instance`.
-    pub fn tail(&self, instance: &str, n: usize) -> Vec<String> {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let needle = format!(" {instance} ");
-        let lines: Vec<String> = text
-            .lines()
-            .filter(|l| l.contains(&needle))
-            .map(String::from)
-            .collect();
-        lines[lines.len().saturating_sub(n)..].to_vec()
-    }
-}
+pub use super::runtime_log::LogSink;
 
 /// Everything needed to start one instance.
 #[derive(Debug, Clone)]
@@ -580,7 +523,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sandbox_stopped_at_any_moment_leaves_no_process() {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogSink::open(&dir.path().join("logs/leak.log")).unwrap();
+        let log = super::super::runtime_log::LogWriter::start(&dir.path().join("state.db"), 1000)
+            .unwrap()
+            .sink("leaktest");
         let tag = format!("leaktest{}", std::process::id());
         let mut ids = Vec::new();
         for n in 0..40u64 {

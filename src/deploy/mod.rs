@@ -4,10 +4,11 @@
 //!
 //! - [`unpack`]: an image archive's layers go into the layer cache, once per layer digest;
 //!   the image's read-only root is an overlayfs of them each sandbox mounts for itself.
-//! - [`instance`]: one instance under bubblewrap; the central log.
+//! - [`instance`]: one instance under bubblewrap.
 //! - [`netns`]: the instance's own network namespace: sockets into it for the router,
 //!   the health checks and the `test` step; outbound through `pasta`.
 //! - [`health`]: the active health check of one instance.
+//! - [`runtime_log`]: the central runtime log (batched into the store, capped per stack).
 //! - [`secrets`]: secret values from the operator's 0600 file or the agent's environment.
 //! - [`route`]: the route table, swapped atomically; in-flight counting for drains.
 //! - [`proxy`]: the router (hyper 1 reverse proxy) on the route port.
@@ -39,6 +40,7 @@ pub mod netns;
 pub mod plan;
 pub mod proxy;
 pub mod route;
+pub mod runtime_log;
 pub mod secrets;
 pub mod unpack;
 

@@ -458,9 +458,11 @@ mod tests {
     /// checks use it) can. Needs root and bubblewrap.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sandbox_listens_only_in_its_own_namespace() {
-        use crate::deploy::instance::{spawn_command, InstanceSpec, LogSink};
+        use crate::deploy::instance::{spawn_command, InstanceSpec};
         let dir = tempfile::tempdir().unwrap();
-        let log = LogSink::open(&dir.path().join("logs/ns.log")).unwrap();
+        let log = crate::deploy::runtime_log::LogWriter::start(&dir.path().join("ns.db"), 1000)
+            .unwrap()
+            .sink("ns");
         let port = crate::deploy::instance::free_port().unwrap();
         let spec = InstanceSpec {
             id: format!("nstest{}", std::process::id()),
@@ -504,7 +506,7 @@ mod tests {
         assert!(
             r.ok(),
             "{r}; log: {}",
-            std::fs::read_to_string(log.path()).unwrap_or_default()
+            log.tail(&spec.id, 20).join("\n")
         );
         for host in ["127.0.0.1", "0.0.0.0"] {
             assert!(
@@ -522,10 +524,12 @@ mod tests {
     /// Needs root, bubblewrap and pasta (`bash .ci/setup`).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_outbound_the_command_starts_with_a_default_route() {
-        use crate::deploy::instance::{spawn_command, InstanceSpec, LogSink};
+        use crate::deploy::instance::{spawn_command, InstanceSpec};
         assert!(pasta_installed(), "pasta missing: apt-get install passt");
         let dir = tempfile::tempdir().unwrap();
-        let log = LogSink::open(&dir.path().join("logs/ob.log")).unwrap();
+        let log = crate::deploy::runtime_log::LogWriter::start(&dir.path().join("ob.db"), 1000)
+            .unwrap()
+            .sink("ob");
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
         let spec = InstanceSpec {
@@ -552,7 +556,7 @@ mod tests {
             assert!(
                 t.elapsed() < Duration::from_secs(10),
                 "the command never ran: {}",
-                std::fs::read_to_string(log.path()).unwrap_or_default()
+                log.tail(&spec.id, 20).join("\n")
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -564,7 +568,7 @@ mod tests {
                 .skip(1)
                 .any(|l| l.split_whitespace().nth(1) == Some("00000000")),
             "no default route when the command started: {routes}; log: {}",
-            std::fs::read_to_string(log.path()).unwrap_or_default()
+            log.tail(&spec.id, 20).join("\n")
         );
         let pid = sb.net().joined(READY_WAIT).await.unwrap().pid;
         sb.kill().await.unwrap();

@@ -3,7 +3,8 @@
 //! their log lines), [`manifests`] (components manifest entries), [`audit`], [`deploys`]
 //! (releases, routes, instance events, verifications), [`updates`] (update checks, pending
 //! updates, cached changelogs), [`lang`] (language packages), [`pushes`], [`repos`] (the
-//! apt repositories a build script added to an image).
+//! apt repositories a build script added to an image), [`runtime_logs`] (what instances
+//! print).
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +19,7 @@ pub mod lang;
 pub mod manifests;
 pub mod pushes;
 pub mod repos;
+pub mod runtime_logs;
 pub mod updates;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -233,6 +235,22 @@ const MIGRATIONS: &[&str] = &[
     // be reproduced and its .debs kept by `prune`.
     r#"
     ALTER TABLE builds ADD COLUMN lock TEXT;
+    "#,
+    // 10 (issue #13, runtime logs): what instances print, per stack, release, instance and
+    // stream, kept after they die; `health` marks a line as the health probe's own request
+    // (see `store::runtime_logs::is_health_line`). Capped per stack by the agent's writer.
+    r#"
+    CREATE TABLE runtime_logs (
+        id        INTEGER PRIMARY KEY,
+        stack     TEXT NOT NULL,
+        release   INTEGER NOT NULL,
+        instance  TEXT NOT NULL,
+        stream    TEXT NOT NULL,
+        ts        TEXT NOT NULL,
+        health    INTEGER NOT NULL DEFAULT 0,
+        line      TEXT NOT NULL
+    );
+    CREATE INDEX runtime_logs_by_stack ON runtime_logs (stack, id);
     "#,
 ];
 

@@ -108,10 +108,17 @@ pub fn hints(state: &State) -> Vec<(String, &'static str)> {
         v.push((k(Action::Build), "build"));
         v.push((k(Action::Deploy), "deploy"));
         v.push((k(Action::Filter), "filter"));
-        v.push(("1-5".into(), "panes"));
+        v.push(("1-6".into(), "panes"));
     } else {
         match state.pane {
             Pane::Log => return log_keys,
+            Pane::Logs => {
+                let mut v = log_keys;
+                v.insert(4, (k(Action::HideHealth), "health"));
+                v.insert(5, (k(Action::ReleaseFilter), "release"));
+                v.insert(6, (k(Action::InstanceFilter), "instance"));
+                return v;
+            }
             Pane::Builds => {
                 v.push((kk(Action::Down, Action::Up), "move"));
                 v.push((k(Action::Enter), "log"));
@@ -135,6 +142,7 @@ pub fn hints(state: &State) -> Vec<(String, &'static str)> {
             }
             Pane::Releases => {
                 v.push((kk(Action::Down, Action::Up), "move"));
+                v.push((k(Action::Enter), "logs"));
                 v.push((k(Action::Deploy), "deploy"));
                 v.push((k(Action::Rollback), "rollback"));
             }

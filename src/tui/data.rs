@@ -383,8 +383,11 @@ pub fn sync(state: &mut State, store: &Store) -> Result<()> {
     if state.selected_stack() != state.loaded_stack.as_deref() {
         reload_stack(state, store)?;
     }
+    if state.pane == super::state::Pane::Logs {
+        return super::runlog::sync(state, store);
+    }
     let target = state.log_target();
-    if target != state.log.build_id {
+    if target != state.log.build_id || state.log.runtime.is_some() {
         let wrap = state.log.wrap;
         let height = state.log.height;
         state.log = LogView {
@@ -415,6 +418,9 @@ pub fn sync(state: &mut State, store: &Store) -> Result<()> {
 
 /// Load the stored lines around the visible ones when they are not in memory.
 pub fn ensure_window(log: &mut LogView, store: &Store) -> Result<()> {
+    if log.runtime.is_some() {
+        return super::runlog::ensure_window(log, store);
+    }
     let Some(id) = log.build_id else {
         return Ok(());
     };
@@ -443,10 +449,14 @@ pub fn search(
     from: usize,
     forward: bool,
 ) -> Result<()> {
-    let Some(id) = state.log.build_id else {
-        return Ok(());
+    let found = match state.log.build_id {
+        _ if state.log.runtime.is_some() => {
+            super::runlog::find(&state.log, store, needle, from, forward)?.map(|s| s as i64)
+        }
+        Some(id) => store.find_log(id, from as i64, needle, forward)?,
+        None => return Ok(()),
     };
-    match store.find_log(id, from as i64, needle, forward)? {
+    match found {
         Some(seq) => {
             let seq = seq.max(0) as usize;
             let l = &mut state.log;

@@ -40,6 +40,16 @@ pub enum Action {
     PaneUpdates,
     /// `5`: Releases.
     PaneReleases,
+    /// `6`: Logs (the runtime log).
+    PaneLogs,
+    /// `H`: hide/show the health check's requests in Logs.
+    HideHealth,
+    /// `v`: the next release filter in Logs.
+    ReleaseFilter,
+    /// `i`: the next instance filter in Logs.
+    InstanceFilter,
+    /// `L` in Releases: the selected release's runtime log.
+    ReleaseLogs,
     /// `j`/down.
     Down,
     /// `k`/up.
@@ -122,6 +132,31 @@ pub const ACTIONS: &[(Action, &str, &str, &[&str])] = &[
         "pane_releases",
         "Releases pane",
         &["5"],
+    ),
+    (Action::PaneLogs, "pane_logs", "Logs pane (runtime)", &["6"]),
+    (
+        Action::HideHealth,
+        "hide_health",
+        "hide health checks (Logs)",
+        &["H"],
+    ),
+    (
+        Action::ReleaseFilter,
+        "release_filter",
+        "next release filter (Logs)",
+        &["v"],
+    ),
+    (
+        Action::ReleaseLogs,
+        "release_logs",
+        "the selected release's runtime log (Releases)",
+        &["L"],
+    ),
+    (
+        Action::InstanceFilter,
+        "instance_filter",
+        "next instance filter (Logs)",
+        &["i"],
     ),
     (Action::Down, "down", "move down", &["j", "down"]),
     (Action::Up, "up", "move up", &["k", "up"]),

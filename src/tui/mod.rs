@@ -35,6 +35,7 @@ pub mod msg;
 pub mod overlays;
 pub mod panes;
 pub mod render;
+pub mod runlog;
 pub mod state;
 pub mod theme;
 pub mod update;

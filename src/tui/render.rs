@@ -82,8 +82,11 @@ pub(crate) fn builds_split(rest: Rect, state: &State) -> [Rect; 2] {
 fn draw_right(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let [tabs, rest] = right_areas(area);
     let stack = state.selected_stack().unwrap_or("-").to_string();
-    // Narrow: no stack name, tighter labels, so all five tabs fit in 46 columns.
-    let narrow = area.width < 60;
+    // Narrow: no stack name, tighter labels and short titles but the selected pane's, so
+    // all six tabs fit in 46 columns.
+    let full: usize =
+        stack.chars().count() + 2 + Pane::ALL.iter().map(|p| p.title().len() + 4).sum::<usize>();
+    let narrow = area.width < 60 || full > area.width as usize;
     let mut spans = Vec::new();
     if !narrow {
         spans.push(Span::styled(format!(" {stack} "), theme.accent));
@@ -93,7 +96,12 @@ fn draw_right(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             spans.push(Span::raw(" "));
         }
         let label = if narrow {
-            format!("{} {}", i + 1, p.title())
+            let title = if *p == state.pane {
+                p.title()
+            } else {
+                p.short_title()
+            };
+            format!("{} {}", i + 1, title)
         } else {
             format!(" {} {} ", i + 1, p.title())
         };
@@ -111,7 +119,7 @@ fn draw_right(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             panes::builds::draw(f, top, state, theme, focused);
             panes::log::draw(f, bottom, state, theme, false);
         }
-        Pane::Log => panes::log::draw(f, rest, state, theme, focused),
+        Pane::Log | Pane::Logs => panes::log::draw(f, rest, state, theme, focused),
         Pane::Manifest => panes::manifest::draw(f, rest, state, theme, focused),
         Pane::Updates => panes::updates::draw(f, rest, state, theme, focused),
         Pane::Releases => panes::releases::draw(f, rest, state, theme, focused),

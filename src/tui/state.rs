@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use tui_input::Input;
 
 use super::keymap::Keymap;
-pub use super::views::{ListState, LogView, LOG_TAIL, LOG_WINDOW};
+pub use super::views::{ListState, LogView, RuntimeSource, LOG_TAIL, LOG_WINDOW};
 use crate::deploy::api::{AgentStatus, DeployRequest};
 use crate::jobs::{CancelToken, Step};
 use crate::manifest::Component;
@@ -26,16 +26,19 @@ pub enum Pane {
     Updates,
     /// Releases with the live route and instances.
     Releases,
+    /// The selected stack's runtime log (what its instances print), filtered.
+    Logs,
 }
 
 impl Pane {
     /// All panes in order.
-    pub const ALL: [Pane; 5] = [
+    pub const ALL: [Pane; 6] = [
         Pane::Builds,
         Pane::Log,
         Pane::Manifest,
         Pane::Updates,
         Pane::Releases,
+        Pane::Logs,
     ];
 
     /// Title shown in the tab bar.
@@ -46,6 +49,17 @@ impl Pane {
             Pane::Manifest => "Manifest",
             Pane::Updates => "Updates",
             Pane::Releases => "Releases",
+            Pane::Logs => "Logs",
+        }
+    }
+
+    /// Title in a narrow tab bar (the selected pane keeps [`Pane::title`]).
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Pane::Manifest => "Manif",
+            Pane::Updates => "Upd",
+            Pane::Releases => "Rel",
+            p => p.title(),
         }
     }
 
@@ -348,6 +362,8 @@ pub struct State {
     pub releases_list: ListState,
     /// The log on screen.
     pub log: LogView,
+    /// Which runtime log lines the Logs pane shows (release, instance, health lines).
+    pub runtime_filter: crate::store::runtime_logs::RuntimeFilter,
     /// The right-hand pane.
     pub pane: Pane,
     /// Left or right.
@@ -403,6 +419,7 @@ impl State {
                 follow: true,
                 ..LogView::default()
             },
+            runtime_filter: Default::default(),
             pane: Pane::Builds,
             focus: Focus::Stacks,
             fullscreen: false,

@@ -130,12 +130,14 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
         | Action::PaneLog
         | Action::PaneManifest
         | Action::PaneUpdates
-        | Action::PaneReleases => {
+        | Action::PaneReleases
+        | Action::PaneLogs => {
             state.pane = match a {
                 Action::PaneBuilds => Pane::Builds,
                 Action::PaneLog => Pane::Log,
                 Action::PaneManifest => Pane::Manifest,
                 Action::PaneUpdates => Pane::Updates,
+                Action::PaneLogs => Pane::Logs,
                 _ => Pane::Releases,
             };
             state.focus = Focus::Pane;
@@ -176,6 +178,10 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
         {
             return panes::log::action(state, a)
         }
+        Action::HideHealth if state.pane == Pane::Logs => super::runlog::toggle_health(state),
+        Action::ReleaseLogs if state.pane == Pane::Releases => super::runlog::show_release(state),
+        Action::ReleaseFilter if state.pane == Pane::Logs => super::runlog::cycle_release(state),
+        Action::InstanceFilter if state.pane == Pane::Logs => super::runlog::cycle_instance(state),
         Action::Sort | Action::SortReverse if state.pane == Pane::Manifest => {
             panes::manifest::sort(state, a == Action::SortReverse)
         }

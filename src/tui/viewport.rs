@@ -24,7 +24,7 @@ pub fn fit(state: &mut State, area: Rect) {
                     panes::builds::fit(state, top);
                     panes::log::fit(state, bottom);
                 }
-                Pane::Log => panes::log::fit(state, rest),
+                Pane::Log | Pane::Logs => panes::log::fit(state, rest),
                 Pane::Manifest => panes::manifest::fit(state, rest),
                 Pane::Updates => panes::updates::fit(state, rest),
                 Pane::Releases => panes::releases::fit(state, rest),

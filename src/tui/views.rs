@@ -87,12 +87,31 @@ pub const LOG_WINDOW: usize = 2000;
 /// Capacity of the live tail kept from job events.
 pub const LOG_TAIL: usize = 2000;
 
+/// A stack's runtime log as the Logs pane views it: which lines (`filter`) and the store
+/// ids of those lines in order, so a row number maps to a line by one lookup (8 bytes a
+/// line: 8 MB for a 1,000,000-line log; the ids, not the lines, are in memory).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimeSource {
+    /// Stack name.
+    pub stack: String,
+    /// Which lines.
+    pub filter: crate::store::runtime_logs::RuntimeFilter,
+    /// Store ids of the lines passing `filter`, ascending; row `n` is `ids[n]`.
+    pub ids: Vec<i64>,
+    /// The newest id of the stack's log looked at (passing the filter or not): new lines
+    /// are those after it.
+    pub scanned: i64,
+}
+
 /// The log being viewed: a window of stored lines plus the live tail; only these are in
-/// memory, whatever the log's length.
+/// memory, whatever the log's length. Its source is a build (`build_id`) or a stack's
+/// runtime log (`runtime`), never both.
 #[derive(Debug, Clone, Default)]
 pub struct LogView {
     /// The build whose log this is.
     pub build_id: Option<i64>,
+    /// The runtime log this is (the Logs pane).
+    pub runtime: Option<RuntimeSource>,
     /// Lines known to exist (store count, or the newest live `seq` + 1).
     pub total: usize,
     /// `seq` of `window[0]`.

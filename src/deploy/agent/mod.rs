@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 use crate::deploy::api::{
     AgentError, AgentStatus, DeployReport, DeployRequest, InstanceStatus, StackStatus,
 };
-use crate::deploy::instance::{self, InstanceSpec, LogSink};
+use crate::deploy::instance::{self, InstanceSpec};
 use crate::deploy::machine::{self, Check, Plan};
 use crate::deploy::route::{empty_table, Backend, RouteTable, SharedTable};
 use crate::deploy::unpack::{self, UnpackReport, UnpackedImage};
@@ -66,6 +66,8 @@ pub struct Agent {
     shutdown: Notify,
     /// Serialises route creation, so two first deploys of one stack open one route.
     routes_lock: tokio::sync::Mutex<()>,
+    /// The one writer of the instances' runtime logs.
+    logs: crate::deploy::runtime_log::LogWriter,
 }
 
 /// Run the agent in the foreground until `drover agent stop` (or SIGTERM/SIGINT).
@@ -101,7 +103,11 @@ pub fn run(paths: Paths) -> Result<()> {
             "drover agent: {failed} deploy(s) interrupted by the previous agent marked failed"
         );
     }
+    let config = crate::config::load_text(&paths.config_file()).map_err(anyhow::Error::msg)?;
+    let logs =
+        crate::deploy::runtime_log::LogWriter::start(&paths.database(), config.runtime_max_lines)?;
     let agent = Arc::new(Agent {
+        logs,
         paths: paths.clone(),
         store: Mutex::new(store),
         stacks: Mutex::new(BTreeMap::new()),
@@ -163,6 +169,8 @@ pub fn run(paths: Paths) -> Result<()> {
     });
     let _ = std::fs::remove_file(paths.agent_pid());
     rt.shutdown_timeout(Duration::from_secs(2));
+    // The instances' last lines (their stop included) are committed before the exit.
+    agent.logs.flush();
     drop(lock_file);
     result
 }
@@ -241,7 +249,7 @@ impl Agent {
             listen: Mutex::new(listen),
             router: Mutex::new(None),
             table: empty_table(),
-            log: LogSink::open(&self.paths.runtime_log(&stack.name))?,
+            log: self.logs.sink(&stack.name),
             live: Mutex::new(Live::default()),
             pending: Mutex::new(Vec::new()),
             warm: Mutex::new(None),

@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use super::*;
 use crate::deploy::api::InstanceState;
+use crate::deploy::runtime_log::LogSink;
 
 /// What is needed to start instances of one release.
 #[derive(Debug, Clone)]

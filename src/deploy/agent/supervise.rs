@@ -19,6 +19,7 @@ impl Agent {
     ) -> Result<Arc<Instance>> {
         let n = srt.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let id = format!("{}-r{}-{n}", srt.name, t.release);
+        srt.log.set_health_path(t.release, &t.stack.health.path);
         let data = match &t.stack.data {
             Some(d) => {
                 let host = self.paths.state.join("data").join(&srt.name);

@@ -1,4 +1,4 @@
-//! The Log pane: the visible window of a build's log, with search matches and wrapping,
+//! The Log and Logs panes: the visible window of a build's log or a stack's runtime log, with search matches and wrapping,
 //! and its keys: scrolling, follow, wrap, fullscreen and search.
 
 use ratatui::layout::Rect;
@@ -35,16 +35,30 @@ fn log_spans<'a>(text: &'a str, base: Style, needle: Option<&str>, theme: &Theme
 
 fn log_title(state: &State) -> String {
     let l = &state.log;
-    let Some(id) = l.build_id else {
-        return " Log ".into();
-    };
-    let status = state
-        .builds
-        .iter()
-        .find(|b| b.id == id)
-        .map(|b| b.status.as_str())
-        .unwrap_or("");
     let mut flags = Vec::new();
+    let head = if let Some(rt) = &l.runtime {
+        if let Some(r) = rt.filter.release {
+            flags.push(format!("r{r}"));
+        }
+        if let Some(i) = &rt.filter.instance {
+            flags.push(crate::text::sanitize_for_terminal(i));
+        }
+        if rt.filter.hide_health {
+            flags.push("no health".to_string());
+        }
+        format!("Logs {}", crate::text::sanitize_for_terminal(&rt.stack))
+    } else {
+        let Some(id) = l.build_id else {
+            return " Log ".into();
+        };
+        let status = state
+            .builds
+            .iter()
+            .find(|b| b.id == id)
+            .map(|b| b.status.as_str())
+            .unwrap_or("");
+        format!("Log #{id} {status}")
+    };
     if l.follow {
         flags.push("follow".to_string());
     }
@@ -56,7 +70,7 @@ fn log_title(state: &State) -> String {
     }
     let last = (l.top + l.height).min(l.total);
     let mut t = format!(
-        " Log #{id} {status} | {}-{} of {} ",
+        " {head} | {}-{} of {} ",
         if l.total == 0 { 0 } else { l.top + 1 },
         last,
         l.total
@@ -77,7 +91,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
     let h = inner.height as usize;
     let w = inner.width as usize;
     let log: &LogView = &state.log;
-    if log.build_id.is_none() {
+    if log.build_id.is_none() && log.runtime.is_none() {
         f.render_widget(
             Paragraph::new(Line::styled("No build selected.", theme.dim)),
             inner,
@@ -85,10 +99,12 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
         return;
     }
     if log.total == 0 {
-        f.render_widget(
-            Paragraph::new(Line::styled("(no log lines yet)", theme.dim)),
-            inner,
-        );
+        let empty = match &log.runtime {
+            Some(rt) if rt.stack.is_empty() => "No stack selected.",
+            Some(_) => "(no runtime log lines: deploy the stack with d, or widen the filter)",
+            None => "(no log lines yet)",
+        };
+        f.render_widget(Paragraph::new(Line::styled(empty, theme.dim)), inner);
         return;
     }
     let needle = log.search.as_deref();
@@ -148,12 +164,12 @@ pub fn fit(state: &mut State, area: Rect) {
 
 /// Whether keys go to the log (Log pane focused, or fullscreen).
 pub fn in_log(state: &State) -> bool {
-    state.fullscreen || (state.focus == Focus::Pane && state.pane == Pane::Log)
+    state.fullscreen || (state.focus == Focus::Pane && matches!(state.pane, Pane::Log | Pane::Logs))
 }
 
 /// Whether log-only keys (`f`, `w`, `n`, `N`, `F`) apply: a log is on screen.
 pub fn visible(state: &State) -> bool {
-    state.fullscreen || matches!(state.pane, Pane::Log | Pane::Builds)
+    state.fullscreen || matches!(state.pane, Pane::Log | Pane::Logs | Pane::Builds)
 }
 
 /// Scroll the log by `delta` lines (clamped); scrolling stops following.

@@ -1,4 +1,4 @@
-//! The six panes: each module draws its pane from [`super::state::State`] and handles the
+//! The seven panes: each module draws its pane from [`super::state::State`] and handles the
 //! keys of its own (`enter` on its rows, its actions). This module routes the keys whose
 //! meaning follows the focus: moving in the focused list (or scrolling the log), `enter`,
 //! and `/` with the text field it opens (a list filter, or the log search).
@@ -31,7 +31,7 @@ fn focused_list(state: &mut State) -> Option<&mut ListState> {
         Pane::Manifest => Some(&mut state.manifest_list),
         Pane::Updates => Some(&mut state.updates_list),
         Pane::Releases => Some(&mut state.releases_list),
-        Pane::Log => None,
+        Pane::Log | Pane::Logs => None,
     }
 }
 
@@ -75,7 +75,7 @@ pub fn enter(state: &mut State) -> Vec<crate::tui::msg::Effect> {
         Pane::Manifest => manifest::enter(state),
         Pane::Updates => updates::enter(state),
         Pane::Releases => return releases::enter(state),
-        Pane::Log => {}
+        Pane::Log | Pane::Logs => {}
     }
     Vec::new()
 }
@@ -90,7 +90,7 @@ pub fn filter(state: &mut State) {
         match state.pane {
             Pane::Builds => InputTarget::Builds,
             Pane::Manifest => InputTarget::Manifest,
-            Pane::Log => InputTarget::LogSearch,
+            Pane::Log | Pane::Logs => InputTarget::LogSearch,
             Pane::Updates | Pane::Releases => {
                 state.status = Some("nothing to filter here yet".into());
                 return;

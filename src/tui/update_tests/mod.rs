@@ -17,6 +17,7 @@ use crate::store::deploys::ReleaseRecord;
 mod builds;
 mod diff;
 mod log;
+mod logs;
 mod manifest;
 mod navigation;
 mod overlays;

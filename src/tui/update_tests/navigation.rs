@@ -43,6 +43,7 @@ fn panes_by_number_and_tab() {
         ('3', Pane::Manifest),
         ('4', Pane::Updates),
         ('5', Pane::Releases),
+        ('6', Pane::Logs),
     ] {
         update(&mut s, key(c));
         assert_eq!(s.pane, p);
@@ -51,16 +52,16 @@ fn panes_by_number_and_tab() {
     update(&mut s, code(KeyCode::Tab));
     assert_eq!(s.pane, Pane::Builds, "tab wraps around");
     update(&mut s, code(KeyCode::BackTab));
-    assert_eq!(s.pane, Pane::Releases);
+    assert_eq!(s.pane, Pane::Logs);
     update(
         &mut s,
         Msg::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::SHIFT)),
     );
-    assert_eq!(s.pane, Pane::Updates);
+    assert_eq!(s.pane, Pane::Releases);
     // From the stacks list, tab first moves focus to the pane.
     s.focus = Focus::Stacks;
     update(&mut s, code(KeyCode::Tab));
-    assert_eq!((s.focus, s.pane), (Focus::Pane, Pane::Updates));
+    assert_eq!((s.focus, s.pane), (Focus::Pane, Pane::Releases));
 }
 
 #[test]
