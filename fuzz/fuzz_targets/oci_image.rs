@@ -4,8 +4,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let dir = tempfile::tempdir_in(std::env::var_os("FUZZ_TMP").unwrap_or_else(|| "/dev/shm".into()))
-        .expect("a temporary directory");
+    let dir =
+        tempfile::tempdir_in(std::env::var_os("FUZZ_TMP").unwrap_or_else(|| "/dev/shm".into()))
+            .expect("a temporary directory");
     let archive = dir.path().join("image.oci.tar");
     std::fs::write(&archive, data).unwrap();
     let scratch = dir.path().join("scratch");
