@@ -234,3 +234,50 @@ fn a_downgrading_deploy_needs_allow_downgrade() {
     }
     assert!(!st.path().join("agent.sock").exists(), "the agent started");
 }
+
+/// `drover ARGS` on `state` as the unprivileged uid/gid 65534 (`setpriv`; we run as root).
+fn drover_as_nobody(state: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin())
+        .arg("--config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .arg("--state")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_agent_socket_of_another_user_is_permission_denied_not_agent_not_running() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: dropping privileges with setpriv needs root");
+        return;
+    }
+    // A listening socket only root may connect to (a socket needs write permission), in a
+    // state directory others may enter: what an unprivileged user meets beside root's agent.
+    let st = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(st.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = st.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    for args in [&["agent", "stop"][..], &["agent", "status"][..]] {
+        let out = drover_as_nobody(st.path(), args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(!stdout.contains("not running"), "{args:?}: {stdout}");
+        assert!(
+            stderr.contains("permission denied on the agent socket")
+                && stderr.contains(&sock.display().to_string())
+                && stderr.contains("run drover as the agent's user"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use drover::paths::Paths;
 use drover::store::builds::{LogLine, Success};
 use drover::store::Store;
 use drover::tui::keymap::Keymap;
-use drover::tui::state::State;
+use drover::tui::state::{AgentView, State};
 use drover::tui::theme::{ColorDepth, Theme};
 use drover::tui::update::{update, Msg};
 use drover::tui::{data, render, viewport};
@@ -423,7 +423,7 @@ fn deployed_fixture() -> Fixture {
     };
     update(
         &mut f.state,
-        Msg::Agent(Some(AgentStatus {
+        Msg::Agent(AgentView::Running(AgentStatus {
             pid: 321,
             started_at: T0.into(),
             stacks: vec![StackStatus {
@@ -457,10 +457,28 @@ fn releases_with_live_instances() {
 fn releases_agent_not_running() {
     let no_agent = || {
         let mut f = deployed_fixture();
-        update(&mut f.state, Msg::Agent(None));
+        update(&mut f.state, Msg::Agent(AgentView::NotRunning));
         f
     };
     check_with(no_agent, "releases_no_agent", "5");
+}
+
+#[test]
+fn releases_agent_socket_permission_denied() {
+    // An agent of another user: the pane says so instead of "agent not running".
+    let denied = || {
+        let mut f = deployed_fixture();
+        update(
+            &mut f.state,
+            Msg::Agent(AgentView::Denied(
+                "permission denied on the agent socket /state/agent.sock (owned by uid 0): \
+                 the agent runs as another user; run drover as the agent's user"
+                    .into(),
+            )),
+        );
+        f
+    };
+    check_with(denied, "releases_agent_denied", "5");
 }
 
 #[test]
@@ -478,7 +496,7 @@ fn releases_with_a_warm_release() {
         w.port = 39999;
         w.state = "warm".parse().unwrap();
         a.stacks[0].instances.push(w);
-        update(&mut f.state, Msg::Agent(Some(a)));
+        update(&mut f.state, Msg::Agent(AgentView::Running(a)));
         f
     };
     check_with(warm, "releases_warm", "5");

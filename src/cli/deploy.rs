@@ -348,7 +348,9 @@ pub fn agent(paths: &Paths, cmd: Option<AgentCommand>, json: bool) -> CliResult 
                     Ok(())
                 }
                 // An answer that is not a status is a failure, not a stopped agent.
-                Err(AgentError::Unexpected(m)) => Err(CliError::failed(m)),
+                Err(AgentError::Unexpected(m) | AgentError::PermissionDenied(m)) => {
+                    Err(CliError::failed(m))
+                }
                 Err(_) => {
                     if json {
                         print_json(&json!({"running": false, "socket": sock}))?;
@@ -365,6 +367,8 @@ pub fn agent(paths: &Paths, cmd: Option<AgentCommand>, json: bool) -> CliResult 
                 .and_then(|p| p.trim().parse::<i32>().ok());
             match client.stop(Some(Duration::from_secs(5))) {
                 Ok(()) => {}
+                // Not "not running": an agent may well run, as another user.
+                Err(AgentError::PermissionDenied(m)) => return Err(CliError::failed(m)),
                 Err(_) => {
                     println!("agent not running");
                     return Ok(());

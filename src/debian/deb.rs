@@ -1,5 +1,5 @@
 //! Reading the Debian changelog out of a binary package (`deb(5)`: an `ar` archive holding
-//! `debian-binary`, `control.tar.*` and `data.tar.*`), with the `ar` and `tar` crates.
+//! `debian-binary`, `control.tar.*` and `data.tar.*`), with our bounded ar reader ([`super::ar`]) and the `tar` crate.
 //!
 //! `data.tar` is hostile input: an entry whose path is absolute or climbs with `..` makes
 //! the whole package rejected.
@@ -55,21 +55,12 @@ fn gunzip(bytes: &[u8], what: &str) -> Result<String> {
 
 /// The first member of the ar archive `deb` whose name starts with `prefix` (`data.tar`,
 /// `control.tar`): its name and bytes.
-fn ar_member(deb: &[u8], prefix: &str, name: &str) -> Result<(String, Vec<u8>)> {
-    let mut ar = ar::Archive::new(deb);
-    while let Some(entry) = ar.next_entry() {
-        let mut entry =
-            entry.with_context(|| format!("{name} is not a valid .deb (ar archive)"))?;
-        let id = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-        if id.starts_with(prefix) {
-            let mut buf = Vec::new();
-            entry
-                .read_to_end(&mut buf)
-                .with_context(|| format!("cannot read {id} of {name}"))?;
-            return Ok((id, buf));
-        }
+fn ar_member<'a>(deb: &'a [u8], prefix: &str, name: &str) -> Result<(String, &'a [u8])> {
+    let members = super::ar::members(deb).with_context(|| format!("{name} is not a valid .deb"))?;
+    match members.into_iter().find(|m| m.name.starts_with(prefix)) {
+        Some(m) => Ok((m.name.to_string(), m.data)),
+        None => bail!("{name} is not a valid .deb: it has no {prefix} member"),
     }
-    bail!("{name} is not a valid .deb: it has no {prefix} member");
 }
 
 /// A reader of the tar inside member `member` (by its extension: xz, gz or none).
@@ -93,7 +84,7 @@ fn tar_reader<'a>(member: &str, bytes: &'a [u8], name: &str) -> Result<Box<dyn R
 /// control file over 1 MiB or not UTF-8.
 pub fn control_from_deb(deb: &[u8], name: &str) -> Result<String> {
     let (member, bytes) = ar_member(deb, "control.tar", name)?;
-    let mut tar = tar::Archive::new(tar_reader(&member, &bytes, name)?);
+    let mut tar = tar::Archive::new(tar_reader(&member, bytes, name)?);
     for entry in tar
         .entries()
         .with_context(|| format!("{name}: {member} is not a tar archive"))?
@@ -128,7 +119,7 @@ pub fn changelog_from_deb(
     name: &str,
 ) -> Result<DocChangelog> {
     let (member, bytes) = ar_member(deb, "data.tar", name)?;
-    let reader = tar_reader(&member, &bytes, name)?;
+    let reader = tar_reader(&member, bytes, name)?;
     let doc = format!("usr/share/doc/{package}");
     let debian = format!("{doc}/changelog.Debian.gz");
     let native = format!("{doc}/changelog.gz");
@@ -177,4 +168,27 @@ pub fn changelog_from_deb(
         (None, Some(l)) => DocChangelog::SymlinkTo(l),
         (None, None) => DocChangelog::Missing,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gnu_long_name_without_a_name_table_is_an_error_not_a_panic() {
+        // What the `deb` fuzz target's malformed ar archives look like: the `ar` crate
+        // this module used before panicked on this input (slice index past the table).
+        let mut deb = b"!<arch>\n".to_vec();
+        deb.extend_from_slice(
+            format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", "/99", 0, 0, 0, 0, 0).as_bytes(),
+        );
+        let e = control_from_deb(&deb, "bad.deb").unwrap_err();
+        assert!(format!("{e:#}").contains("no control.tar member"), "{e:#}");
+        assert!(changelog_from_deb(&deb, "p", "amd64", "bad.deb").is_err());
+        let e = control_from_deb(b"!<arch>\ncontrol.tar", "cut.deb").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cut.deb is not a valid .deb"),
+            "{e:#}"
+        );
+    }
 }

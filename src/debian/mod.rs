@@ -6,6 +6,7 @@
 //! [`sources`] the repositories (and keys) a build script configured in an image;
 //! [`codename`] maps release codenames to numbers.
 
+pub mod ar;
 pub mod changelog;
 pub mod client;
 pub mod codename;

@@ -244,6 +244,10 @@ pub enum AgentError {
     /// Client side only: no answer (no agent on the socket, or it went away mid-request).
     #[error("{0}")]
     Unreachable(String),
+    /// Client side only: the socket is there but this user may not connect to it (EACCES:
+    /// the agent runs as another user). The message names the socket and the fix.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl AgentError {
@@ -256,9 +260,10 @@ impl AgentError {
             AgentError::NotFound(_) => S::NOT_FOUND,
             AgentError::Conflict(_) => S::CONFLICT,
             AgentError::ReleaseFailed(_) => S::UNPROCESSABLE_ENTITY,
-            AgentError::Internal(_) | AgentError::Unexpected(_) | AgentError::Unreachable(_) => {
-                S::INTERNAL_SERVER_ERROR
-            }
+            AgentError::Internal(_)
+            | AgentError::Unexpected(_)
+            | AgentError::Unreachable(_)
+            | AgentError::PermissionDenied(_) => S::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -300,7 +305,8 @@ pub const LOST: &str = "lost the connection to the agent before it answered (did
 
 /// One request to the agent on `socket` (use [`super::client::AgentClient`]): the JSON
 /// body of a success answer, [`AgentError::from_status`] of an error answer, or
-/// [`AgentError::Unreachable`] when no (readable) answer came.
+/// [`AgentError::Unreachable`] when no (readable) answer came, or
+/// [`AgentError::PermissionDenied`] when connecting to the socket failed with EACCES.
 pub(super) fn call(
     socket: &Path,
     method: &str,
@@ -309,6 +315,7 @@ pub(super) fn call(
     timeout: Option<Duration>,
 ) -> std::result::Result<serde_json::Value, AgentError> {
     match exchange(socket, method, path, body, timeout) {
+        Err(e) if is_permission_denied(&e) => Err(AgentError::PermissionDenied(denied(socket))),
         Err(e) => Err(AgentError::Unreachable(format!("{e:#}"))),
         Ok((status, json)) if (200..300).contains(&status) => Ok(json),
         Ok((status, json)) => {
@@ -319,6 +326,30 @@ pub(super) fn call(
             Err(AgentError::from_status(status, message))
         }
     }
+}
+
+/// Whether `e` (from [`exchange`]) is a connect refused with EACCES.
+fn is_permission_denied(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+    })
+}
+
+/// The message of [`AgentError::PermissionDenied`] for `socket`: who owns it and the fix.
+fn denied(socket: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    // The directory's owner is the agent's user (the socket itself may be hidden by it).
+    let owner = socket
+        .parent()
+        .and_then(|d| std::fs::metadata(d).ok())
+        .map(|m| format!(" (owned by uid {})", m.uid()))
+        .unwrap_or_default();
+    format!(
+        "permission denied on the agent socket {}{owner}: the agent runs as another user; \
+         run drover as the agent's user (the owner of its state directory), e.g. with sudo",
+        socket.display()
+    )
 }
 
 /// Send one request and read the answer: its status and JSON body.

@@ -52,11 +52,14 @@ pub fn agent_running(paths: &Paths) -> bool {
 /// Start `drover agent` detached (its own session, output to `STATE/logs/agent.log`) unless
 /// one answers already, and wait up to 15 s for its socket. Returns whether it was started.
 ///
-/// Errors: the agent binary cannot be run, or it did not come up (the message points at
+/// Errors: the socket refuses this user (EACCES: an agent of another user; the message
+/// says so), the agent binary cannot be run, or it did not come up (the message points at
 /// its log).
 pub fn ensure_agent(paths: &Paths) -> Result<bool> {
-    if agent_running(paths) {
-        return Ok(false);
+    match client::AgentClient::new(paths).status(Some(Duration::from_secs(5))) {
+        Ok(_) | Err(api::AgentError::Unexpected(_)) => return Ok(false),
+        Err(api::AgentError::PermissionDenied(m)) => bail!("{m}"),
+        Err(_) => {}
     }
     paths.ensure_state()?;
     std::fs::create_dir_all(paths.logs())?;

@@ -9,9 +9,10 @@
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::msg::{JobError, JobMsg};
+use super::state::AgentView;
 use crate::build::locking::{LockMode, UpdateSelection};
 use crate::build::{self, BuildOptions};
-use crate::deploy::api::{AgentStatus, DeployRequest};
+use crate::deploy::api::DeployRequest;
 use crate::jobs::CancelToken;
 use crate::paths::Paths;
 #[cfg(test)]
@@ -192,14 +193,18 @@ pub fn spawn_deploy(paths: Paths, mut req: DeployRequest, job: u64, tx: Unbounde
     watch(handle, tx, move |outcome| JobMsg::Ended { job, outcome });
 }
 
-/// Poll the agent's status without starting it; the answer (`None`: not running) goes to
-/// `tx`. Returns at once; the poll runs on the blocking pool.
-pub fn poll_agent(paths: Paths, tx: UnboundedSender<Option<AgentStatus>>) {
+/// Poll the agent's status without starting it; the answer goes to `tx`. Returns at once;
+/// the poll runs on the blocking pool.
+pub fn poll_agent(paths: Paths, tx: UnboundedSender<AgentView>) {
+    use crate::deploy::api::AgentError;
     tokio::task::spawn_blocking(move || {
         let s = crate::deploy::client::AgentClient::new(&paths)
-            .status(Some(std::time::Duration::from_secs(2)))
-            .ok();
-        let _ = tx.send(s);
+            .status(Some(std::time::Duration::from_secs(2)));
+        let _ = tx.send(match s {
+            Ok(s) => AgentView::Running(s),
+            Err(AgentError::PermissionDenied(m)) => AgentView::Denied(m),
+            Err(_) => AgentView::NotRunning,
+        });
     });
 }
 

@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use crossterm::event::KeyEvent;
 
-use crate::deploy::api::{AgentError, AgentStatus, DeployRequest};
+use crate::deploy::api::{AgentError, DeployRequest};
 use crate::jobs::{BuildEvent, CancelToken};
 use crate::store::builds::BuildStatus;
 
-use super::state::StackRow;
+use super::state::{AgentView, StackRow};
 
 /// Why a background job of the console failed. Its text (`Display`) is what the footer,
 /// the Jobs overlay and a job's Detail show: the same words as the CLI's for the same
@@ -89,8 +89,8 @@ pub enum Msg {
     Job(JobMsg),
     /// The clock moved.
     Tick(DateTime<Utc>),
-    /// The agent's status was polled: `None` when no agent answers.
-    Agent(Option<AgentStatus>),
+    /// The agent's status was polled: running, not running, or refusing this user.
+    Agent(AgentView),
     /// The Stacks list, read off the UI task ([`super::data::spawn_load_stacks`]): the
     /// rows and the stack-file problems as text, or why the store could not be read.
     Stacks(StacksLoad),

@@ -143,6 +143,9 @@ pub enum AgentView {
     Unknown,
     /// No agent answers on `STATE/agent.sock`.
     NotRunning,
+    /// The socket refuses this user (EACCES: the agent runs as another user); the message
+    /// names the socket and the fix ([`crate::deploy::api::AgentError::PermissionDenied`]).
+    Denied(String),
     /// The agent's latest status.
     Running(AgentStatus),
 }

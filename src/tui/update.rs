@@ -9,7 +9,7 @@ use crossterm::event::KeyEvent;
 use tui_input::Input;
 
 use super::keymap::Action;
-use super::state::{AgentView, Focus, InputTarget, Overlay, Pane, State};
+use super::state::{Focus, InputTarget, Overlay, Pane, State};
 
 // Re-exported: call sites name them as `update::{Msg, JobMsg, Effect}`.
 pub use super::msg::{Effect, JobMsg, Msg};
@@ -30,10 +30,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::Job(j) => overlays::jobs::on_msg(state, j),
         Msg::Agent(a) => {
-            state.agent = match a {
-                Some(s) => AgentView::Running(s),
-                None => AgentView::NotRunning,
-            };
+            state.agent = a;
             Vec::new()
         }
         Msg::Stacks(loaded) => {

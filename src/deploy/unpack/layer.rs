@@ -180,7 +180,8 @@ pub(super) fn touch(dir: &Path) {
     }
 }
 
-fn unpack_into(tmp: &Path, archive: &OciArchive, desc: &Descriptor) -> Result<()> {
+/// Unpack the layer `desc` of `archive` into `tmp/tree` and write `tmp/layer.json`.
+pub(super) fn unpack_into(tmp: &Path, archive: &OciArchive, desc: &Descriptor) -> Result<()> {
     let tree = tmp.join("tree");
     fs::create_dir_all(&tree)?;
     set_root_attrs(&tree, 0o755, 0, 0)?;

@@ -21,9 +21,12 @@
 //! image uses.
 
 mod archive;
+mod check;
 mod layer;
 pub mod mount;
 mod view;
+
+pub use check::{apply_layer_tar, check_image};
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -34,6 +34,14 @@ fn agent_lines(state: &State, theme: &Theme) -> (Line<'static>, Vec<InstanceStat
             ),
             Vec::new(),
         ),
+        // Short enough for an 80-column console; the CLI prints the whole message.
+        AgentView::Denied(_) => (
+            Line::styled(
+                "agent socket: permission denied (run as the agent's user)",
+                theme.warn,
+            ),
+            Vec::new(),
+        ),
         AgentView::Running(a) => match a.stacks.iter().find(|s| s.stack == stack) {
             None => (
                 Line::styled(

@@ -228,14 +228,21 @@ fn deploy_job_lines_and_failure_stay_with_the_job() {
 fn agent_status_polls_set_the_agent_view() {
     let mut s = state();
     assert_eq!(s.agent, AgentView::Unknown);
-    update(&mut s, Msg::Agent(None));
+    update(&mut s, Msg::Agent(AgentView::NotRunning));
     assert_eq!(s.agent, AgentView::NotRunning);
     let a = AgentStatus {
         pid: 7,
         started_at: "2026-01-01T00:00:00Z".into(),
         stacks: vec![],
     };
-    update(&mut s, Msg::Agent(Some(a.clone())));
+    update(&mut s, Msg::Agent(AgentView::Running(a.clone())));
+    assert_eq!(s.agent, AgentView::Running(a.clone()));
+    update(
+        &mut s,
+        Msg::Agent(AgentView::Denied("permission denied".into())),
+    );
+    assert_eq!(s.agent, AgentView::Denied("permission denied".into()));
+    update(&mut s, Msg::Agent(AgentView::Running(a.clone())));
     assert_eq!(s.agent, AgentView::Running(a));
 }
 
