@@ -475,6 +475,14 @@ fn console_end_to_end() {
     );
     env.keys(d, &["y"]);
     let applied = build_done(first, 300);
+    // The store says succeeded a moment before the console's job ends; `b` while it
+    // still runs is refused (one job per stack), so wait for the header to say so.
+    env.wait_for(
+        d,
+        "the rebuild job to end",
+        |t| t.contains("no jobs running"),
+        30,
+    );
     env.keys(d, &["b"]);
     env.wait_for(
         d,
