@@ -503,11 +503,7 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        assert!(
-            r.ok(),
-            "{r}; log: {}",
-            log.tail(&spec.id, 20).join("\n")
-        );
+        assert!(r.ok(), "{r}; log: {}", log.tail(&spec.id, 20).join("\n"));
         for host in ["127.0.0.1", "0.0.0.0"] {
             assert!(
                 tokio::net::TcpStream::connect((host, port)).await.is_err(),
