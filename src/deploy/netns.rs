@@ -298,14 +298,7 @@ pub fn start_outbound(pid: i32) -> anyhow::Result<tokio::process::Child> {
                 }
             };
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
-            check(libc::unshare(libc::CLONE_NEWNS))?;
-            check(libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
+            crate::deploy::unpack::mount::private_mount_namespace()?;
             check(libc::mount(
                 c"tmpfs".as_ptr(),
                 c"/tmp".as_ptr(),

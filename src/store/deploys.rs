@@ -116,6 +116,18 @@ impl ReleaseRecord {
 const COLUMNS: &str = "stack, release, build_id, image_digest, status, replicas, created_at, \
                        finished_at, by, rollback_of, error";
 
+/// An `instance_events` row (`at, stack, release, instance, event, detail`).
+fn event_row(r: &Row<'_>) -> rusqlite::Result<InstanceEvent> {
+    Ok(InstanceEvent {
+        at: r.get(0)?,
+        stack: r.get(1)?,
+        release: r.get(2)?,
+        instance: r.get(3)?,
+        event: r.get(4)?,
+        detail: r.get(5)?,
+    })
+}
+
 fn record(r: &Row<'_>) -> rusqlite::Result<ReleaseRecord> {
     Ok(ReleaseRecord {
         stack: r.get(0)?,
@@ -383,16 +395,7 @@ impl Store {
              WHERE stack = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = st
-            .query_map(params![stack, limit], |r| {
-                Ok(InstanceEvent {
-                    at: r.get(0)?,
-                    stack: r.get(1)?,
-                    release: r.get(2)?,
-                    instance: r.get(3)?,
-                    event: r.get(4)?,
-                    detail: r.get(5)?,
-                })
-            })?
+            .query_map(params![stack, limit], event_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -445,16 +448,7 @@ impl Store {
              WHERE stack = ?1 AND release = ?2 ORDER BY id DESC LIMIT ?3",
         )?;
         let mut rows = st
-            .query_map(params![stack, release, limit], |r| {
-                Ok(InstanceEvent {
-                    at: r.get(0)?,
-                    stack: r.get(1)?,
-                    release: r.get(2)?,
-                    instance: r.get(3)?,
-                    event: r.get(4)?,
-                    detail: r.get(5)?,
-                })
-            })?
+            .query_map(params![stack, release, limit], event_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.reverse();
         Ok(rows)

@@ -142,7 +142,9 @@ pub fn hints(state: &State) -> Vec<(String, &'static str)> {
             }
             Pane::Releases => {
                 v.push((kk(Action::Down, Action::Up), "move"));
-                v.push((k(Action::Enter), "logs"));
+                v.push((k(Action::Enter), "detail"));
+                v.push((k(Action::ReleaseLogs), "logs"));
+                v.push((k(Action::Diff), "diff"));
                 v.push((k(Action::Deploy), "deploy"));
                 v.push((k(Action::Rollback), "rollback"));
             }

@@ -424,13 +424,9 @@ pub fn ensure_window(log: &mut LogView, store: &Store) -> Result<()> {
     let Some(id) = log.build_id else {
         return Ok(());
     };
-    let h = log.height.max(1);
-    let top = if log.follow { log.max_top() } else { log.top };
-    if log.covers(top, top + h) {
+    let Some(from) = log.window_needed() else {
         return Ok(());
-    }
-    // Centre a window of LOG_WINDOW lines on the visible ones.
-    let from = top.saturating_sub((LOG_WINDOW - h.min(LOG_WINDOW)) / 2);
+    };
     let rows = store.logs(id, from as i64, LOG_WINDOW as i64)?;
     log.window_start = from;
     log.window = rows

@@ -91,12 +91,9 @@ pub fn ensure_window(log: &mut LogView, store: &Store) -> Result<()> {
     let Some(rt) = log.runtime.as_ref() else {
         return Ok(());
     };
-    let h = log.height.max(1);
-    let top = if log.follow { log.max_top() } else { log.top };
-    if log.covers(top, top + h) {
+    let Some(from) = log.window_needed() else {
         return Ok(());
-    }
-    let from = top.saturating_sub((LOG_WINDOW - h.min(LOG_WINDOW)) / 2);
+    };
     let end = (from + LOG_WINDOW).min(rt.ids.len());
     log.window_start = from;
     log.window.clear();

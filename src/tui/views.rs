@@ -157,6 +157,22 @@ impl LogView {
         (from..to.min(self.total)).all(|s| self.line(s).is_some())
     }
 
+    /// The first line of a [`LOG_WINDOW`]-line window centred on the visible lines, or
+    /// `None` when those are all in memory already (both logs, build and runtime, read
+    /// their windows by this rule).
+    pub fn window_needed(&self) -> Option<usize> {
+        let h = self.height.max(1);
+        let top = if self.follow {
+            self.max_top()
+        } else {
+            self.top
+        };
+        if self.covers(top, top + h) {
+            return None;
+        }
+        Some(top.saturating_sub((LOG_WINDOW - h.min(LOG_WINDOW)) / 2))
+    }
+
     /// Largest useful `top`.
     pub fn max_top(&self) -> usize {
         self.total.saturating_sub(self.height.max(1))

@@ -79,16 +79,9 @@ impl RootMount {
                 Ok(())
             }
         };
+        private_mount_namespace()?;
         // SAFETY: plain syscalls with valid NUL-terminated strings or null pointers.
         unsafe {
-            check(libc::unshare(libc::CLONE_NEWNS))?;
-            check(libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
             check(libc::mount(
                 c"overlay".as_ptr(),
                 self.target.as_ptr(),
@@ -97,6 +90,30 @@ impl RootMount {
                 self.options.as_ptr().cast(),
             ))
         }
+    }
+}
+
+/// In a child between fork and exec: unshare the mount namespace and make every mount in
+/// it private, so what the child mounts next never reaches the host. Only raw syscalls
+/// (async-signal-safe). Errors: the errno of `unshare` or `mount`.
+pub fn private_mount_namespace() -> std::io::Result<()> {
+    let check = |rc: i32| {
+        if rc != 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: plain syscalls with a valid NUL-terminated string or null pointers.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))
     }
 }
 
