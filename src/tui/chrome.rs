@@ -155,7 +155,7 @@ pub fn hints(state: &State) -> Vec<(String, &'static str)> {
     v.push((k(Action::Palette), "cmd"));
     v.push((k(Action::Help), "help"));
     if state.focus == Focus::Stacks {
-        v.push((k(Action::Back), "quit"));
+        v.push((state.keymap.quit_key(), "quit"));
     }
     v
 }

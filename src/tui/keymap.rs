@@ -356,6 +356,16 @@ impl Keymap {
             .unwrap_or_default()
     }
 
+    /// The key that quits from the top: the first `back` key other than `esc` (which never
+    /// quits), else the first `quit` key (`ctrl-c`).
+    pub fn quit_key(&self) -> String {
+        self.keys
+            .get(&Action::Back)
+            .and_then(|ks| ks.iter().find(|k| k.code != KeyCode::Esc))
+            .map(Key::label)
+            .unwrap_or_else(|| self.first(Action::Quit))
+    }
+
     /// The first key of an action, for the footer (`?`).
     pub fn first(&self, action: Action) -> String {
         self.keys
