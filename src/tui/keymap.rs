@@ -149,7 +149,7 @@ pub const ACTIONS: &[(Action, &str, &str, &[&str])] = &[
     (
         Action::ReleaseLogs,
         "release_logs",
-        "the selected release's runtime log (Releases)",
+        "a release's runtime log (Releases)",
         &["L"],
     ),
     (
@@ -172,7 +172,12 @@ pub const ACTIONS: &[(Action, &str, &str, &[&str])] = &[
         &["pagedown", "ctrl-d"],
     ),
     (Action::Enter, "enter", "details", &["enter"]),
-    (Action::Back, "back", "back / quit", &["esc", "q"]),
+    (
+        Action::Back,
+        "back",
+        "back (q quits at the top)",
+        &["esc", "q"],
+    ),
     (Action::Quit, "quit", "quit", &["ctrl-c"]),
     (Action::Build, "build", "build the stack", &["b"]),
     (Action::CheckUpdates, "check", "check for updates", &["u"]),
