@@ -270,13 +270,46 @@ pub fn resolve(store: &Store, stack: &str, r: Ref) -> Result<Side, DiffError> {
 ///
 /// Errors: the store cannot be read, or an archive on disk is not a readable image.
 pub fn diff(store: &Store, stack: &str, a: Side, b: Side, with_image: bool) -> Result<Diff> {
-    let old = store.manifest(a.build)?;
-    let new = store.manifest(b.build)?;
-    let mut packages = compare(&old, &new);
-    let checks = [
-        store.update_check_of_build(stack, a.build)?.map(|c| c.1),
-        store.update_check_of_build(stack, b.build)?.map(|c| c.1),
-    ];
+    let (ra, rb) = (
+        read_side(store, stack, a.build)?,
+        read_side(store, stack, b.build)?,
+    );
+    diff_read(store, stack, (a, &ra), (b, &rb), with_image)
+}
+
+/// What the store holds of one side of a diff: its manifest, the pending updates of its
+/// newest update check (for the feed CVEs) and its language packages.
+#[derive(Debug, Clone)]
+pub struct StoredSide {
+    manifest: Vec<Component>,
+    check: Option<Vec<crate::manifest::pending::PendingUpdate>>,
+    lang: Vec<crate::manifest::lang::LangPackage>,
+}
+
+/// Read build `build`'s [`StoredSide`] (three queries), so a caller comparing one build
+/// with many (the console's candidates against the live release) reads it once.
+///
+/// Errors: the store cannot be read.
+pub fn read_side(store: &Store, stack: &str, build: i64) -> Result<StoredSide> {
+    Ok(StoredSide {
+        manifest: store.manifest(build)?,
+        check: store.update_check_of_build(stack, build)?.map(|c| c.1),
+        lang: store.language_packages(build)?,
+    })
+}
+
+/// [`diff`] of two sides already read with [`read_side`].
+///
+/// Errors: as [`diff`].
+pub fn diff_read(
+    store: &Store,
+    stack: &str,
+    (a, ra): (Side, &StoredSide),
+    (b, rb): (Side, &StoredSide),
+    with_image: bool,
+) -> Result<Diff> {
+    let mut packages = compare(&ra.manifest, &rb.manifest);
+    let checks = [ra.check.as_deref(), rb.check.as_deref()];
     let (mut fixed, mut undone) = (BTreeSet::new(), BTreeSet::new());
     for s in &mut packages {
         let (Some(o), Some(n)) = (s.old.clone(), s.new.clone()) else {
@@ -284,13 +317,13 @@ pub fn diff(store: &Store, stack: &str, a: Side, b: Side, with_image: bool) -> R
         };
         match s.change {
             Change::Upgraded => {
-                let (cves, known) = fixes_between(store, checks[0].as_deref(), &s.source, &o, &n)?;
+                let (cves, known) = fixes_between(store, checks[0], &s.source, &o, &n)?;
                 s.changelog_known = known;
                 fixed.extend(cves.iter().cloned());
                 s.fixes = cves;
             }
             Change::Downgraded => {
-                let (cves, known) = fixes_between(store, checks[1].as_deref(), &s.source, &n, &o)?;
+                let (cves, known) = fixes_between(store, checks[1], &s.source, &n, &o)?;
                 s.changelog_known = known;
                 undone.extend(cves.iter().cloned());
                 s.undoes = cves;
@@ -298,10 +331,7 @@ pub fn diff(store: &Store, stack: &str, a: Side, b: Side, with_image: bool) -> R
             _ => {}
         }
     }
-    let language = compare_lang(
-        &store.language_packages(a.build)?,
-        &store.language_packages(b.build)?,
-    );
+    let language = compare_lang(&ra.lang, &rb.lang);
     let image = if with_image {
         let path =
             |id: i64| -> Result<Option<String>> { Ok(store.build(id)?.and_then(|r| r.image_path)) };

@@ -276,11 +276,20 @@ fn change_summaries(
         release: None,
         image_digest: None,
     };
+    // The live side once, not once per candidate (this runs at every 5 s reload).
+    let live_read = crate::diff::read_side(store, stack, live.build_id)?;
     for &id in candidates {
         if id == live.build_id || out.contains_key(&id) {
             continue;
         }
-        let d = crate::diff::diff(store, stack, side(live.build_id), side(id), false)?;
+        let cand = crate::diff::read_side(store, stack, id)?;
+        let d = crate::diff::diff_read(
+            store,
+            stack,
+            (side(live.build_id), &live_read),
+            (side(id), &cand),
+            false,
+        )?;
         out.insert(id, d.summary());
     }
     Ok(out)
