@@ -35,6 +35,21 @@ pub struct RuntimeLine {
     pub line: String,
 }
 
+/// One line of a window read by [`Store::runtime_log_window`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowLine {
+    /// Row id.
+    pub id: i64,
+    /// Instance id.
+    pub instance: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// `HH:MM:SS.mmm` (UTC) of the stored RFC 3339 time.
+    pub time: String,
+    /// The text, already sanitised for a terminal by the writer.
+    pub line: String,
+}
+
 /// Which lines of a stack's runtime log to read. The default is every line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeFilter {
@@ -215,6 +230,63 @@ impl Store {
         Ok(rows)
     }
 
+    /// The lines for the console's Logs pane between two ids of its row index, in order,
+    /// as it shows them: `(id, instance, stream, HH:MM:SS.mmm, text)`; `wanted` is how
+    /// many ids the caller holds in `after < id <= upto`.
+    ///
+    /// When the range is dense (at most 4 rows a wanted line) it is read unfiltered as a
+    /// plain range of the table (rows are stored by id) and the caller skips the rows
+    /// whose ids it does not hold; else `filter` is applied through the `(stack, id)`
+    /// index. Either way only the five shown columns are read.
+    pub fn runtime_log_window(
+        &self,
+        stack: &str,
+        f: &RuntimeFilter,
+        after: i64,
+        upto: i64,
+        wanted: i64,
+    ) -> Result<Vec<WindowLine>> {
+        const SHOWN: &str = "id, instance, stream, substr(ts, 12, 12), line";
+        let span = upto.saturating_sub(after);
+        let map = |r: &Row<'_>| {
+            Ok(WindowLine {
+                id: r.get(0)?,
+                instance: r.get(1)?,
+                stream: r.get(2)?,
+                time: r.get(3)?,
+                line: r.get(4)?,
+            })
+        };
+        let rows = if span <= wanted.saturating_mul(4) {
+            let sql = format!(
+                "SELECT {SHOWN} FROM runtime_logs NOT INDEXED \
+                 WHERE id > ?2 AND id <= ?3 AND stack = ?1 ORDER BY id"
+            );
+            let mut st = self.conn().prepare_cached(&sql)?;
+            let rows = st.query_map(params![stack, after, upto], map)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        } else {
+            let sql = format!(
+                "SELECT {SHOWN} FROM runtime_logs WHERE {WHERE} AND id > ?6 AND id <= ?7 \
+                 ORDER BY id LIMIT ?8"
+            );
+            let mut st = self.conn().prepare_cached(&sql)?;
+            let p = params![
+                stack,
+                f.release,
+                f.instance,
+                f.hide_health,
+                f.since,
+                after,
+                upto,
+                wanted
+            ];
+            let rows = st.query_map(p, map)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        Ok(rows)
+    }
+
     /// The last `n` lines of `stack` passing `filter`, in order.
     pub fn runtime_log_tail(
         &self,
@@ -364,6 +436,17 @@ mod tests {
         let dense = s.runtime_logs("web", &hide, ids[2], ids[6], 10).unwrap();
         assert!(dense.iter().all(|r| !r.health && r.stack == "web"));
         assert_eq!(dense.len(), 2, "rows 3..=6 less the health lines 3 and 6");
+        // The Logs pane's window: dense ranges come unfiltered (the caller skips), only
+        // this stack's rows, with the shown columns; a sparse one is filtered.
+        let win = s
+            .runtime_log_window("web", &hide, ids[2], ids[6], 3)
+            .unwrap();
+        assert_eq!(win.iter().map(|r| r.id).collect::<Vec<_>>(), ids[3..7]);
+        assert_eq!(win[0].instance, "web-r2-2");
+        assert_eq!(win[0].time.len(), 12, "HH:MM:SS.mmm: {:?}", win[0].time);
+        let sparse = s.runtime_log_window("web", &r2, 0, ids[9], 1).unwrap();
+        assert_eq!(sparse.len(), 1);
+        assert!(sparse[0].instance.starts_with("web-r2"));
         let tail = s.runtime_log_tail("web", &all, 3).unwrap();
         assert_eq!(tail.len(), 3);
         assert_eq!(tail[1].line, "request 8");

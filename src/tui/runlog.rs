@@ -101,23 +101,26 @@ pub fn ensure_window(log: &mut LogView, store: &Store) -> Result<()> {
         return Ok(());
     }
     let (first, last) = (rt.ids[from], rt.ids[end - 1]);
-    let rows = store.runtime_logs(&rt.stack, &rt.filter, first - 1, last, LOG_WINDOW as i64)?;
+    let wanted = (end - from) as i64;
+    let rows = store.runtime_log_window(&rt.stack, &rt.filter, first - 1, last, wanted)?;
     let mut rows = rows.into_iter().peekable();
     for &id in &rt.ids[from..end] {
         while rows.peek().is_some_and(|r| r.id < id) {
             rows.next();
         }
-        match rows.peek() {
-            Some(r) if r.id == id => {
-                let ts = r.ts.get(11..23).unwrap_or(&r.ts);
-                let text = format!(
-                    "{ts} {} {}",
-                    r.instance,
-                    crate::text::sanitize_for_terminal(&r.line)
-                );
-                log.window.push_back((r.stream.clone(), text));
+        match rows.next_if(|r| r.id == id) {
+            // Stored text is sanitised by the writer (deploy::runtime_log), not again here.
+            Some(r) => {
+                let mut text =
+                    String::with_capacity(r.time.len() + r.instance.len() + r.line.len() + 2);
+                text.push_str(&r.time);
+                text.push(' ');
+                text.push_str(&r.instance);
+                text.push(' ');
+                text.push_str(&r.line);
+                log.window.push_back((r.stream, text));
             }
-            _ => log.window.push_back(("drover".into(), ROTATED.into())),
+            None => log.window.push_back(("drover".into(), ROTATED.into())),
         }
     }
     Ok(())
