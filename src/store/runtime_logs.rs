@@ -84,6 +84,14 @@ fn row(r: &Row<'_>) -> rusqlite::Result<RuntimeLine> {
 
 const COLS: &str = "id, stack, release, instance, stream, ts, health, line";
 
+/// Whether the id range `after < id <= upto` is dense for `wanted` lines (at most 4 rows
+/// a line: the stack's own rows, little interleaved with other stacks'), so it is read
+/// as a range of the table itself (rows are stored by id) rather than through the
+/// `(stack, id)` index, which costs a table lookup a row.
+fn dense_range(after: i64, upto: i64, wanted: i64) -> bool {
+    upto != i64::MAX && upto.saturating_sub(after) <= wanted.saturating_mul(4)
+}
+
 /// Whether `line` is a request for the health check's `path`, the rule behind the
 /// `health` column: the line names `GET` and holds `path` as a whole token, bounded on the
 /// left by the start, a space, `"`, `'` or `=` and on the right by the end, a space, `"`,
@@ -189,10 +197,8 @@ impl Store {
 
     /// At most `limit` lines of `stack` passing `filter` with `after < id <= upto`, in order.
     ///
-    /// When the id range is dense (at most 4 rows a line wanted: the stack's own lines,
-    /// little interleaved with other stacks') it is read as a range of the table itself
-    /// (rows are stored by id), else through the `(stack, id)` index, which costs a table
-    /// lookup a row.
+    /// A dense id range (`dense_range`) is read as a range of the table itself, else
+    /// through the `(stack, id)` index.
     pub fn runtime_logs(
         &self,
         stack: &str,
@@ -201,40 +207,51 @@ impl Store {
         upto: i64,
         limit: i64,
     ) -> Result<Vec<RuntimeLine>> {
-        let dense = upto != i64::MAX && upto.saturating_sub(after) <= limit.saturating_mul(4);
-        let table = if dense {
+        let table = if dense_range(after, upto, limit) {
             "runtime_logs NOT INDEXED"
         } else {
             "runtime_logs"
         };
+        self.filtered_range(COLS, table, stack, f, (after, upto, limit), row)
+    }
+
+    /// `SELECT cols FROM table` for the lines of `stack` passing `f` with
+    /// `after < id <= upto` (at most `limit`, the tuple's order), in id order, each row
+    /// mapped by `map`: the one filtered range query of [`Store::runtime_logs`] and
+    /// [`Store::runtime_log_window`].
+    fn filtered_range<T>(
+        &self,
+        cols: &str,
+        table: &str,
+        stack: &str,
+        f: &RuntimeFilter,
+        (after, upto, limit): (i64, i64, i64),
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         let sql = format!(
-            "SELECT {COLS} FROM {table} WHERE {WHERE} AND id > ?6 AND id <= ?7 \
+            "SELECT {cols} FROM {table} WHERE {WHERE} AND id > ?6 AND id <= ?7 \
              ORDER BY id LIMIT ?8"
         );
         let mut st = self.conn().prepare_cached(&sql)?;
-        let rows = st
-            .query_map(
-                params![
-                    stack,
-                    f.release,
-                    f.instance,
-                    f.hide_health,
-                    f.since,
-                    after,
-                    upto,
-                    limit
-                ],
-                row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let p = params![
+            stack,
+            f.release,
+            f.instance,
+            f.hide_health,
+            f.since,
+            after,
+            upto,
+            limit
+        ];
+        let rows = st.query_map(p, map)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// The lines for the console's Logs pane between two ids of its row index, in order,
     /// as it shows them: `(id, instance, stream, HH:MM:SS.mmm, text)`; `wanted` is how
     /// many ids the caller holds in `after < id <= upto`.
     ///
-    /// When the range is dense (at most 4 rows a wanted line) it is read unfiltered as a
+    /// When the range is dense (`dense_range`) it is read unfiltered as a
     /// plain range of the table (rows are stored by id) and the caller skips the rows
     /// whose ids it does not hold; else `filter` is applied through the `(stack, id)`
     /// index. Either way only the five shown columns are read.
@@ -247,7 +264,6 @@ impl Store {
         wanted: i64,
     ) -> Result<Vec<WindowLine>> {
         const SHOWN: &str = "id, instance, stream, substr(ts, 12, 12), line";
-        let span = upto.saturating_sub(after);
         let map = |r: &Row<'_>| {
             Ok(WindowLine {
                 id: r.get(0)?,
@@ -257,34 +273,23 @@ impl Store {
                 line: r.get(4)?,
             })
         };
-        let rows = if span <= wanted.saturating_mul(4) {
-            let sql = format!(
-                "SELECT {SHOWN} FROM runtime_logs NOT INDEXED \
-                 WHERE id > ?2 AND id <= ?3 AND stack = ?1 ORDER BY id"
-            );
-            let mut st = self.conn().prepare_cached(&sql)?;
-            let rows = st.query_map(params![stack, after, upto], map)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
-        } else {
-            let sql = format!(
-                "SELECT {SHOWN} FROM runtime_logs WHERE {WHERE} AND id > ?6 AND id <= ?7 \
-                 ORDER BY id LIMIT ?8"
-            );
-            let mut st = self.conn().prepare_cached(&sql)?;
-            let p = params![
+        if !dense_range(after, upto, wanted) {
+            return self.filtered_range(
+                SHOWN,
+                "runtime_logs",
                 stack,
-                f.release,
-                f.instance,
-                f.hide_health,
-                f.since,
-                after,
-                upto,
-                wanted
-            ];
-            let rows = st.query_map(p, map)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        Ok(rows)
+                f,
+                (after, upto, wanted),
+                map,
+            );
+        }
+        let sql = format!(
+            "SELECT {SHOWN} FROM runtime_logs NOT INDEXED \
+             WHERE id > ?2 AND id <= ?3 AND stack = ?1 ORDER BY id"
+        );
+        let mut st = self.conn().prepare_cached(&sql)?;
+        let rows = st.query_map(params![stack, after, upto], map)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// The last `n` lines of `stack` passing `filter`, in order.
