@@ -210,6 +210,16 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// (the store's format, so it compares as text): `since` is a duration back from `now`
 /// (`10m`, `2h`, `1d`; humantime syntax) or a time (RFC 3339, e.g. `2026-12-01T10:00:00Z`).
 ///
+/// A count in at most four characters for a narrow column: `999`, `1.2k`, `45k`, `3.1M`.
+pub fn si_count(n: u64) -> String {
+    match n {
+        0..=999 => n.to_string(),
+        1_000..=9_999 => format!("{:.1}k", n as f64 / 1e3),
+        10_000..=999_999 => format!("{}k", n / 1000),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
 /// Errors: neither form, with an example of each.
 pub fn since_cutoff(since: &str, now: DateTime<Utc>) -> Result<String, String> {
     let t = since.trim();
@@ -232,6 +242,15 @@ pub fn since_cutoff(since: &str, now: DateTime<Utc>) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn si_count_fits_four_characters() {
+        let shown: Vec<String> = [0, 999, 1_000, 1_250, 45_300, 999_999, 3_100_000]
+            .into_iter()
+            .map(si_count)
+            .collect();
+        assert_eq!(shown, ["0", "999", "1.0k", "1.2k", "45k", "999k", "3.1M"]);
+    }
 
     #[test]
     fn version_change_keeps_the_candidate_whole() {

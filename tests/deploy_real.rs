@@ -816,6 +816,126 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         env.stack_status()
     );
 
+    // Route metrics: the router counted every release's requests by class, flushed into
+    // the store (the load runs above made thousands of 2xx).
+    let m = env.json(&["metrics", "hello", "--json", "--since", "1h"]);
+    let totals = m["releases"].as_array().unwrap();
+    assert!(
+        totals
+            .iter()
+            .any(|t| t["status_2xx"].as_u64().unwrap_or(0) > 100 && t["p99_ms"].is_number()),
+        "{m}"
+    );
+    assert!(m["minutes"].as_array().unwrap().iter().all(|r| {
+        r["requests"].as_u64()
+            == Some(
+                ["status_2xx", "status_3xx", "status_4xx", "status_5xx"]
+                    .iter()
+                    .map(|k| r[k].as_u64().unwrap())
+                    .sum(),
+            )
+    }));
+
+    // The watch window: a release that answers 500 on `/` (its health path still 200;
+    // no `test` script, which would refuse it before traffic moves) is rolled back by
+    // the agent itself, and the route serves the previous release again.
+    let text = std::fs::read_to_string(&stack_file).unwrap();
+    let start = text
+        .find("test = \"\"\"")
+        .expect("a test script in hello.toml");
+    let end = start + 10 + text[start + 10..].find("\"\"\"").unwrap() + 3;
+    // (At the start of a line: the file's comments name `keep_warm` too.)
+    let text = format!("{}{}", &text[..start], &text[end..]).replace(
+        "\nkeep_warm = false\n",
+        "\nkeep_warm = false\nwatch = \"40s\"\nmax_error_rate = 0.2\n",
+    );
+    assert!(text.contains("\nwatch = "), "{text}");
+    std::fs::write(&stack_file, text).unwrap();
+    let failing = server.replace(
+        "        elif self.path == \"/\":\n            body = f\"{GREETING} from drover demo v{VERSION}\\n\".encode()",
+        "        elif self.path == \"/\":\n            self.send_error(500)\n            return",
+    );
+    assert_ne!(failing, server, "server.py changed shape; update this test");
+    std::fs::write(app.join("server.py"), &failing).unwrap();
+    std::fs::write(app.join("VERSION"), "4.0.0-500\n").unwrap();
+    let b4 = env.json(&["build", "hello", "--json"]);
+    assert_eq!(b4["status"], "succeeded", "{b4}");
+    let before = env.stack_status()["live_release"].as_i64().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load(port, 1, 1_000_000, stop.clone());
+    let bad = env.json(&["deploy", "hello", "--json"]);
+    let bad_release = bad["release"].as_i64().unwrap();
+    assert!(
+        bad["watching"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("release {bad_release} until ")),
+        "{bad}"
+    );
+    let t = Instant::now();
+    // Its audit record is written once the rollback is over.
+    let watch_record = || {
+        env.json(&["audit", "hello", "--json", "--limit", "5"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == "watch-rollback")
+            .cloned()
+    };
+    wait_for("the watch window to roll the 500 release back", 40, || {
+        watch_record().is_some()
+    });
+    assert_eq!(env.stack_status()["live_release"], bad_release + 1);
+    let rolled_back_after = t.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let seen = traffic.join().unwrap();
+    println!(
+        "watch window: release {bad_release} rolled back {rolled_back_after:?} after its deploy returned ({} requests answered 200, {} not)",
+        seen.ok,
+        seen.failed.len()
+    );
+    assert!(!seen.failed.is_empty(), "the bad release answered 500s");
+    assert_eq!(
+        get(port, "/").unwrap(),
+        (200, "hello from drover demo v2.0.0\n".to_string()),
+        "the previous release serves again"
+    );
+    let rel = env.json(&["releases", "hello", "--json"]);
+    assert_eq!(rel[0]["release"], bad_release + 1, "{rel}");
+    assert_eq!(rel[0]["rollback_of"], before, "{rel}");
+    assert_eq!(rel[0]["by"], "drover-watch", "{rel}");
+    assert!(
+        rel[1]["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("rolled back by the watch window: 5xx "),
+        "{rel}"
+    );
+    let record = watch_record().unwrap();
+    let detail = record["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("release {bad_release}: 5xx "))
+            && detail.contains("> max_error_rate 20.0% (previous release ")
+            && detail.ends_with(&format!(
+                "rolled back to release {before} as release {}",
+                bad_release + 1
+            )),
+        "{detail}"
+    );
+    let m = env.json(&[
+        "metrics",
+        "hello",
+        "--json",
+        "--release",
+        &bad_release.to_string(),
+    ]);
+    assert!(
+        m["releases"][0]["status_5xx"].as_u64().unwrap() >= 20,
+        "{m}"
+    );
+    std::fs::write(app.join("server.py"), &server).unwrap();
+
     // Secrets never in a log line or the store.
     // (The runtime log is in drover.db.)
     for f in [

@@ -1015,6 +1015,74 @@ fn deploy_outbound_is_unset_by_default_and_checked() {
 }
 
 #[test]
+fn deploy_watch_window_and_its_limits_are_checked() {
+    let s = parse_mem("w", &format!("name = \"w\"\n{BASE}")).expect("valid");
+    assert_eq!(s.deploy.watch, None, "no watch by default");
+    let text = format!(
+        "name = \"w\"\n{BASE}[deploy]\nwatch = \"2m\"\nmax_error_rate = 0.1\nmax_p99 = \"250ms\"\n"
+    );
+    let w = parse_mem("w", &text).expect("valid").deploy.watch.unwrap();
+    assert_eq!(w.window, std::time::Duration::from_secs(120));
+    assert_eq!(w.max_error_rate, 0.1);
+    assert_eq!(w.max_p99, Some(std::time::Duration::from_millis(250)));
+    // Only the window: the default error limit, no latency limit.
+    let text = format!("name = \"w\"\n{BASE}[deploy]\nwatch = \"30s\"\n");
+    let w = parse_mem("w", &text).expect("valid").deploy.watch.unwrap();
+    assert_eq!((w.max_error_rate, w.max_p99), (0.05, None));
+    // An integer rate is a number too.
+    let text = format!("name = \"w\"\n{BASE}[deploy]\nwatch = \"30s\"\nmax_error_rate = 1\n");
+    assert_eq!(
+        parse_mem("w", &text)
+            .expect("valid")
+            .deploy
+            .watch
+            .unwrap()
+            .max_error_rate,
+        1.0
+    );
+    let cases = [
+        (
+            "watch = \"2s\"\n",
+            (7, 9),
+            "`watch` in [deploy] must be between 5s and 1h, got 2s",
+            "watch = \"2m\"",
+        ),
+        (
+            "watch = \"soon\"\n",
+            (7, 9),
+            "invalid duration `soon` for `watch` in [deploy]: expected number at 0",
+            "2m 30s",
+        ),
+        (
+            "watch = \"1m\"\nmax_error_rate = 5\n",
+            (8, 18),
+            "`max_error_rate` in [deploy] must be between 0 and 1, got 5",
+            "0.05",
+        ),
+        (
+            "watch = \"1m\"\nmax_error_rate = \"5%\"\n",
+            (8, 18),
+            "`max_error_rate` in [deploy] must be a number, got string",
+            "max_error_rate = 0.05",
+        ),
+        (
+            "max_p99 = \"1s\"\n",
+            (7, 11),
+            "`max_p99` in [deploy] has no effect without `watch`",
+            "watch = \"2m\"",
+        ),
+    ];
+    for (table, (line, col), message, hint) in cases {
+        let text = format!("name = \"w\"\n{BASE}[deploy]\n{table}");
+        let d = parse_mem("w", &text).expect_err(table);
+        assert_eq!(d.len(), 1, "{table}: {d:#?}");
+        assert_eq!((d[0].line, d[0].col), (line, col), "{}", d[0]);
+        assert_eq!(d[0].message, message, "{table}");
+        assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
+    }
+}
+
+#[test]
 fn app_max_size_takes_units_or_bytes_and_is_checked() {
     let app = |extra: &str| {
         format!(

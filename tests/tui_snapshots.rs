@@ -438,6 +438,7 @@ fn deployed_fixture() -> Fixture {
                     inst(1, "healthy", true, "200 ok"),
                     inst(2, "starting", false, "connection refused"),
                 ],
+                watching: None,
             }],
         })),
     );
@@ -500,6 +501,83 @@ fn releases_with_a_warm_release() {
         f
     };
     check_with(warm, "releases_warm", "5");
+}
+
+#[test]
+fn releases_with_route_traffic_and_a_watch() {
+    // Route metrics of the last 30 minutes (release 1, then release 2 with 5xx) as the
+    // reload reads them from the store, and the agent watching release 2.
+    let traffic = || {
+        use drover::store::metrics::{minute_of, Bucket};
+        let mut f = deployed_fixture();
+        let now = minute_of(std::time::SystemTime::now());
+        let mut buckets = Vec::new();
+        for m in 0..12i64 {
+            let mut b = Bucket::default();
+            let release = if m < 8 { 1 } else { 2 };
+            for i in 0..(40 + m as u64 * 10) {
+                let status = if release == 2 && i % 3 == 0 { 500 } else { 200 };
+                b.record(status, false, std::time::Duration::from_millis(2 + i % 5));
+            }
+            buckets.push((release, now - (11 - m) * 60, b));
+        }
+        f.store.add_route_metrics("hello", &buckets).unwrap();
+        reload(&mut f);
+        assert_eq!(
+            f.state.traffic.len(),
+            12,
+            "the reload reads the stored minutes"
+        );
+        // The pane draws relative to the state's clock: move the minutes onto it.
+        let shift = minute_of(f.state.now.into()) - now;
+        for r in f.state.traffic.iter_mut() {
+            r.minute_unix += shift;
+        }
+        let AgentView::Running(mut a) = f.state.agent.clone() else {
+            panic!("the fixture has a running agent");
+        };
+        a.stacks[0].watching = Some(
+            "release 2 until 2026-01-01T12:02:00Z: rolls back to release 1 past 5xx 5.0%".into(),
+        );
+        update(&mut f.state, Msg::Agent(AgentView::Running(a)));
+        f
+    };
+    check_with(traffic, "releases_traffic", "5");
+    let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 30).unwrap();
+    use drover::tui::panes::releases::watch_note;
+    assert_eq!(
+        watch_note("release 8 until 2026-01-01T12:02:00Z: rolls back …", now),
+        "watching #8, 1m 30s left"
+    );
+    assert_eq!(watch_note("release 8 until later", now), "watching #8");
+    assert_eq!(watch_note("", now), "watching");
+}
+
+#[test]
+fn traffic_series_sums_releases_per_minute_and_drops_old_minutes() {
+    use drover::store::metrics::{minute_of, Bucket};
+    use drover::tui::panes::releases::{traffic_series, TRAFFIC_MINUTES};
+    let mut f = deployed_fixture();
+    let now = minute_of(std::time::SystemTime::now());
+    let mut one = Bucket::default();
+    one.record(200, false, std::time::Duration::from_millis(1));
+    let mut bad = Bucket::default();
+    bad.record(503, true, std::time::Duration::from_millis(1));
+    f.store
+        .add_route_metrics(
+            "hello",
+            &[(1, now, one.clone()), (2, now, bad), (1, now - 3600, one)],
+        )
+        .unwrap();
+    reload(&mut f);
+    let (req, err) = traffic_series(&f.state.traffic, now + 59);
+    assert_eq!((req.len(), err.len()), (TRAFFIC_MINUTES, TRAFFIC_MINUTES));
+    assert_eq!((req[TRAFFIC_MINUTES - 1], err[TRAFFIC_MINUTES - 1]), (2, 1));
+    assert_eq!(
+        req.iter().sum::<u64>(),
+        2,
+        "the minute an hour ago is not read"
+    );
 }
 
 #[test]

@@ -156,6 +156,9 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
             r.kept_warm
         );
     }
+    if let Some(w) = &r.watching {
+        println!("watching {w} (`drover metrics {stack}`, `drover audit {stack}`)");
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod deploy;
 mod diff;
 mod export;
 mod logs;
+mod metrics;
 mod output;
 mod push;
 mod query;
@@ -336,6 +337,18 @@ pub enum Command {
         #[arg(long, default_value_t = 200)]
         limit: i64,
     },
+    /// The route's figures per release and minute: requests, responses by class,
+    /// upstream errors and latency percentiles (p50/p95/p99), with a total per release.
+    Metrics {
+        /// The stack.
+        stack: String,
+        /// Only this release.
+        #[arg(long)]
+        release: Option<i64>,
+        /// Only minutes this recent: a duration (`10m`, `2h`, `1d`) or an RFC 3339 time.
+        #[arg(long, default_value = "1h")]
+        since: String,
+    },
     /// Print a shell completion script (e.g. `drover completions bash >
     /// /etc/bash_completion.d/drover`).
     Completions {
@@ -522,6 +535,11 @@ pub fn run(cli: Cli) -> CliResult {
             since,
             limit,
         } => audit::audit(&paths, stack.as_deref(), since.as_deref(), limit, json),
+        Command::Metrics {
+            stack,
+            release,
+            since,
+        } => metrics::metrics(&paths, &stack, release, &since, json),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "drover", &mut std::io::stdout());

@@ -92,6 +92,10 @@ pub struct DeployReport {
     /// Things the operator should fix that did not stop the deploy (missing secrets).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The watch window now running on this release (`[deploy] watch`), as
+    /// [`StackStatus::watching`] says it; null without one.
+    #[serde(default)]
+    pub watching: Option<String>,
 }
 
 /// Where an instance is, as `GET /v1/status` reports it (the lowercase word of
@@ -199,6 +203,10 @@ pub struct StackStatus {
     pub deploying: Option<String>,
     /// Instances of the live release, of a deploy in progress and of the warm release.
     pub instances: Vec<InstanceStatus>,
+    /// The watch window in progress (`[deploy] watch`), if any: `"release 8 until
+    /// 2026-12-02T15:50:12Z: rolls back past 5xx 5.0% or p99 500 ms"`.
+    #[serde(default)]
+    pub watching: Option<String>,
 }
 
 /// `GET /v1/status`.

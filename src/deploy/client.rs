@@ -245,6 +245,7 @@ mod tests {
                 replicas,
                 deploying: None,
                 instances,
+                watching: None,
             }],
         }
     }

@@ -12,6 +12,8 @@
 //! - [`secrets`]: secret values from the operator's 0600 file or the agent's environment.
 //! - [`route`]: the route table, swapped atomically; in-flight counting for drains.
 //! - [`proxy`]: the router (hyper 1 reverse proxy) on the route port.
+//! - [`metrics`]: what the router saw per release and minute (requests, classes, latency).
+//! - [`watch`]: the watch window after a deploy: its verdict from the route metrics.
 //! - [`machine`]: the deploy state machine (verify → start → healthy → switch → drain → stop).
 //! - [`agent`]: `drover agent`, the long-running router and supervisor, and its restore.
 //! - [`api`]: the agent's HTTP/JSON API on `STATE/agent.sock`: types, [`api::AgentError`]
@@ -36,6 +38,7 @@ pub mod downgrade;
 pub mod health;
 pub mod instance;
 pub mod machine;
+pub mod metrics;
 pub mod netns;
 pub mod plan;
 pub mod proxy;
@@ -43,6 +46,7 @@ pub mod route;
 pub mod runtime_log;
 pub mod secrets;
 pub mod unpack;
+pub mod watch;
 
 /// Whether an agent answers on `STATE/agent.sock` (within 5 s).
 pub fn agent_running(paths: &Paths) -> bool {

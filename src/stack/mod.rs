@@ -174,7 +174,7 @@ impl Default for Health {
 }
 
 /// The `[deploy]` table: how the agent deploys and rolls back releases of the stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Deploy {
     /// `keep_warm = true`: after a deploy switches the route and drains, the previous
     /// release's instances keep running (not routed, still health-checked), so a rollback
@@ -190,6 +190,29 @@ pub struct Deploy {
     /// `None` (unset): on when `pasta` is installed. Inbound, an instance is reachable
     /// only through its route either way.
     pub outbound: Option<bool>,
+    /// `watch = "2m"` (with `max_error_rate`, `max_p99`): after a deploy, the agent
+    /// compares the new release's route metrics with the previous release's for this
+    /// long and rolls back by itself past the limits. `None`: no watch.
+    pub watch: Option<Watch>,
+}
+
+/// The deploy watch window of `[deploy]` (see [`crate::deploy::watch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    /// How long the new release is watched after the route switched (5 s to 1 h).
+    pub window: std::time::Duration,
+    /// `max_error_rate = 0.05`: the share of 5xx responses (0.0 to 1.0) above which the
+    /// release is rolled back, when it is also above the previous release's. Default
+    /// [`Watch::DEFAULT_MAX_ERROR_RATE`].
+    pub max_error_rate: f64,
+    /// `max_p99 = "500ms"`: the 99th-percentile latency above which the release is rolled
+    /// back, when it is also above the previous release's. `None`: latency is not judged.
+    pub max_p99: Option<std::time::Duration>,
+}
+
+impl Watch {
+    /// The default `max_error_rate`: 5 % of responses 5xx.
+    pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.05;
 }
 
 impl Deploy {
@@ -204,6 +227,7 @@ impl Default for Deploy {
             keep_warm: false,
             listen: Deploy::DEFAULT_LISTEN,
             outbound: None,
+            watch: None,
         }
     }
 }

@@ -251,6 +251,34 @@ impl<'s> Checker<'s> {
         }
     }
 
+    /// A number value: a TOML float, or an integer taken as one (`1` for `1.0`).
+    pub(crate) fn number(&mut self, t: &Tbl<'_, '_>, key: &str, example: &str) -> Field<f64> {
+        let Some(v) = t.get(key) else {
+            return Field::Absent;
+        };
+        let n = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            _ => {
+                self.wrong_type(&format!("`{key}`{}", t.in_()), v, "a number", example);
+                return Field::Invalid;
+            }
+        };
+        match n {
+            Some(n) if n.is_finite() => Field::Present(n, v.span()),
+            _ => {
+                self.error(
+                    &v.span(),
+                    format!("`{key}`{} is not a finite number", t.in_()),
+                    format!("write a plain number, e.g. `{example}`"),
+                );
+                Field::Invalid
+            }
+        }
+    }
+
     /// A sub-table, labelled `label` in messages.
     pub(crate) fn table<'a, 'i>(
         &mut self,

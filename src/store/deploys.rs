@@ -232,6 +232,16 @@ impl Store {
         Ok(())
     }
 
+    /// Set the error note of `release` without changing its status (a release that went
+    /// live and was rolled back by the watch window keeps `superseded`, with the reason).
+    pub fn note_release_error(&self, stack: &str, release: i64, error: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE releases SET error = ?3 WHERE stack = ?1 AND release = ?2",
+            params![stack, release, error],
+        )?;
+        Ok(())
+    }
+
     /// The release of `stack` still `deploying`, if any (at most one: deploys of a stack
     /// are serialised by the agent).
     pub fn deploying_release(&self, stack: &str) -> Result<Option<i64>> {

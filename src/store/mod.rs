@@ -17,6 +17,7 @@ pub mod builds;
 pub mod deploys;
 pub mod lang;
 pub mod manifests;
+pub mod metrics;
 pub mod pushes;
 pub mod repos;
 pub mod runtime_logs;
@@ -251,6 +252,26 @@ const MIGRATIONS: &[&str] = &[
         line      TEXT NOT NULL
     );
     CREATE INDEX runtime_logs_by_stack ON runtime_logs (stack, id);
+    "#,
+    // 11 (issue #13, route metrics): what the router saw per stack, release and minute
+    // (`minute`: its start, Unix seconds); `latency` is an HdrHistogram (V2 encoding,
+    // microseconds to the response head), merged when a minute is flushed twice.
+    r#"
+    CREATE TABLE route_metrics (
+        stack            TEXT NOT NULL,
+        release          INTEGER NOT NULL,
+        minute           INTEGER NOT NULL,
+        requests         INTEGER NOT NULL,
+        status_1xx       INTEGER NOT NULL,
+        status_2xx       INTEGER NOT NULL,
+        status_3xx       INTEGER NOT NULL,
+        status_4xx       INTEGER NOT NULL,
+        status_5xx       INTEGER NOT NULL,
+        upstream_errors  INTEGER NOT NULL,
+        latency          BLOB NOT NULL,
+        PRIMARY KEY (stack, release, minute)
+    ) WITHOUT ROWID;
+    CREATE INDEX route_metrics_by_minute ON route_metrics (stack, minute);
     "#,
 ];
 

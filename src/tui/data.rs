@@ -208,6 +208,9 @@ pub struct StackData {
     /// What deploying each candidate changes against the live release
     /// ([`crate::diff::Diff::summary`]).
     pub change_summaries: std::collections::BTreeMap<i64, String>,
+    /// Its route metrics of the last [`crate::tui::panes::releases::TRAFFIC_MINUTES`]
+    /// minutes.
+    pub traffic: Vec<crate::store::metrics::MinuteRow>,
     /// The newest succeeded build and its manifest; `None` when unchanged from
     /// [`StackQuery::have_manifest`].
     pub manifest: Option<(Option<i64>, Vec<crate::manifest::Component>)>,
@@ -254,6 +257,11 @@ pub fn read_stack(store: &Store, query: &StackQuery) -> Result<StackData> {
         releases,
         downgrades,
         change_summaries,
+        traffic: {
+            let now = crate::store::metrics::minute_of(std::time::SystemTime::now());
+            let minutes = crate::tui::panes::releases::TRAFFIC_MINUTES as i64;
+            store.route_metrics(name, None, now - (minutes - 1) * 60)?
+        },
         manifest,
         log_len,
     })
@@ -314,6 +322,7 @@ pub fn apply_stack(state: &mut State, data: StackData) {
     state.set_releases(data.releases);
     state.downgrades = data.downgrades;
     state.change_summaries = data.change_summaries;
+    state.traffic = data.traffic;
     if let Some(id) = state.select_build {
         let builds = &state.builds;
         if state.builds_list.select_where(|i| builds[i].id == id) {

@@ -359,6 +359,9 @@ pub struct State {
     /// Per build id of the same candidates: what deploying it changes against the live
     /// release, as [`crate::diff::Diff::summary`] says it (empty when nothing is live).
     pub change_summaries: std::collections::BTreeMap<i64, String>,
+    /// The selected stack's route metrics of the last [`crate::tui::panes::releases::TRAFFIC_MINUTES`]
+    /// minutes, every release, oldest first (the Releases pane's sparkline).
+    pub traffic: Vec<crate::store::metrics::MinuteRow>,
     /// The agent's routes and instances.
     pub agent: AgentView,
     /// Releases selection.
@@ -416,6 +419,7 @@ impl State {
             releases: Vec::new(),
             downgrades: Default::default(),
             change_summaries: Default::default(),
+            traffic: Vec::new(),
             agent: AgentView::Unknown,
             releases_list: ListState::default(),
             log: LogView {

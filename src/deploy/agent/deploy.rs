@@ -141,6 +141,18 @@ impl Agent {
                     if out.kept_warm > 0 { " and kept warm" } else { "" }
                 );
                 let _ = store.audit(action, Some(&stack.name), &detail);
+                // A rollback is the way back, not watched; a first deploy has nothing to
+                // go back to.
+                let watching = match (&stack.deploy.watch, current, req.rollback) {
+                    (Some(policy), Some(previous), false) => {
+                        self.spawn_watch(srt, release, previous, policy.clone());
+                        lock(&srt.watch).as_ref().map(|w| w.describe())
+                    }
+                    _ => {
+                        *lock(&srt.watch) = None;
+                        None
+                    }
+                };
                 Ok(DeployReport {
                     stack: stack.name.clone(),
                     release,
@@ -160,6 +172,7 @@ impl Agent {
                     cold_reason: out.cold_reason,
                     kept_warm: out.kept_warm,
                     warnings,
+                    watching,
                 })
             }
             Err(e) => {

@@ -46,6 +46,7 @@ mod restore;
 mod runtime;
 mod server;
 mod supervise;
+mod watch;
 
 use model::{Live, StackRt};
 use server::ApiResult;
@@ -139,6 +140,16 @@ pub fn run(paths: Paths) -> Result<()> {
                 Err(e) => eprintln!("drover agent: scheduled checks: {e}"),
             },
         ));
+        let flush = tokio::spawn({
+            let agent = agent.clone();
+            async move {
+                let mut tick = tokio::time::interval(crate::deploy::metrics::FLUSH_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    agent.flush_metrics();
+                }
+            }
+        });
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             tokio::select! {
@@ -161,6 +172,7 @@ pub fn run(paths: Paths) -> Result<()> {
             }
         }
         restore.abort();
+        flush.abort();
         checks_cancel.cancel();
         checks.abort();
         let _ = std::fs::remove_file(&sock);
@@ -169,8 +181,10 @@ pub fn run(paths: Paths) -> Result<()> {
     });
     let _ = std::fs::remove_file(paths.agent_pid());
     rt.shutdown_timeout(Duration::from_secs(2));
-    // The instances' last lines (their stop included) are committed before the exit.
+    // The instances' last lines (their stop included) and the route's last requests are
+    // committed before the exit.
     agent.logs.flush();
+    agent.flush_metrics();
     drop(lock_file);
     result
 }
@@ -249,6 +263,8 @@ impl Agent {
             listen: Mutex::new(listen),
             router: Mutex::new(None),
             table: empty_table(),
+            metrics: Default::default(),
+            watch: Mutex::new(None),
             log: self.logs.sink(&stack.name),
             live: Mutex::new(Live::default()),
             pending: Mutex::new(Vec::new()),
@@ -261,6 +277,22 @@ impl Agent {
         start_router(&rt, listener);
         let mut stacks = lock(&self.stacks);
         Ok(stacks.entry(stack.name.clone()).or_insert(rt).clone())
+    }
+
+    /// Move every route's recorded buckets into the store (see [`crate::deploy::metrics`]).
+    /// A failed write is reported on stderr and those buckets are lost, never retried
+    /// into a double count.
+    pub(super) fn flush_metrics(&self) {
+        let stacks: Vec<Arc<StackRt>> = lock(&self.stacks).values().cloned().collect();
+        for s in stacks {
+            let buckets = s.metrics.take();
+            if buckets.is_empty() {
+                continue;
+            }
+            if let Err(e) = lock(&self.store).add_route_metrics(&s.name, &buckets) {
+                eprintln!("drover agent: route metrics of {}: {e:#}", s.name);
+            }
+        }
     }
 
     fn event(&self, stack: &str, release: i64, instance: &str, event: &str, detail: &str) {
@@ -326,10 +358,11 @@ impl Agent {
 
 /// Serve `srt`'s route on `listener` (the router task, kept to be aborted by [`relisten`]).
 fn start_router(srt: &StackRt, listener: tokio::net::TcpListener) {
-    let task = tokio::spawn(super::proxy::serve(
+    let task = tokio::spawn(super::proxy::serve_recorded(
         listener,
         srt.name.clone(),
         srt.table.clone(),
+        srt.metrics.clone(),
     ));
     *lock(&srt.router) = Some(task);
 }

@@ -113,6 +113,10 @@ pub(super) struct StackRt {
     /// elsewhere (connections it accepted keep being served).
     pub(super) router: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub(super) table: SharedTable,
+    /// What the router saw since the last flush into the store.
+    pub(super) metrics: Arc<crate::deploy::metrics::RouteMetrics>,
+    /// The watch window of the newest deploy, while it runs: which release, until when.
+    pub(super) watch: Mutex<Option<crate::deploy::watch::Watching>>,
     pub(super) log: LogSink,
     pub(super) live: Mutex<Live>,
     /// Instances of a deploy in progress (shown by status).

@@ -127,6 +127,7 @@ impl Agent {
                         replicas: live.replicas,
                         deploying: lock(&s.holder).clone(),
                         instances,
+                        watching: lock(&s.watch).as_ref().map(|w| w.describe()),
                     }
                 })
                 .collect(),

@@ -45,6 +45,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::metrics::RouteMetrics;
 use super::route::{InFlight, SharedTable};
 use body::{body_error, BodyError, Upload};
 use conn::{Admitted, Conns, RequestGuard, Watched};
@@ -141,6 +142,17 @@ impl Default for ProxyLimits {
 }
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Who made an answer, for the route metrics.
+enum Origin {
+    /// An instance of this release.
+    Instance(i64),
+    /// The router, because no instance could (a `502`/`503`; the release of the instance
+    /// that failed, when one did).
+    Upstream(Option<i64>),
+    /// The router, because of the client's request (`400`/`408`/`413`).
+    Router,
+}
 type HttpClient = Client<upstream::Upstream, Full<Bytes>>;
 
 const HOP_BY_HOP: &[&str] = &[
@@ -179,9 +191,27 @@ fn closing(status: StatusCode, msg: String) -> Response<ProxyBody> {
 }
 
 /// Serve the route on `listener` with the default [`ProxyLimits`] until the task is
-/// dropped.
+/// dropped, recording nothing.
 pub async fn serve(listener: tokio::net::TcpListener, stack: String, table: SharedTable) {
     serve_with(listener, stack, table, ProxyLimits::default()).await
+}
+
+/// Serve the route as [`serve`] does, counting every answer into `metrics` (the agent's
+/// router: its release, class, whether the router made it, and the time to its head).
+pub async fn serve_recorded(
+    listener: tokio::net::TcpListener,
+    stack: String,
+    table: SharedTable,
+    metrics: Arc<RouteMetrics>,
+) {
+    serve_route(
+        listener,
+        stack,
+        table,
+        ProxyLimits::default(),
+        Some(metrics),
+    )
+    .await
 }
 
 /// One route: what every connection and request of it needs.
@@ -192,6 +222,7 @@ struct Route {
     limits: ProxyLimits,
     conns: Arc<Conns>,
     http: hyper::server::conn::http1::Builder,
+    metrics: Option<Arc<RouteMetrics>>,
 }
 
 /// Serve the route on `listener` with `limits` until the task is dropped. Connections
@@ -201,6 +232,16 @@ pub async fn serve_with(
     stack: String,
     table: SharedTable,
     limits: ProxyLimits,
+) {
+    serve_route(listener, stack, table, limits, None).await
+}
+
+async fn serve_route(
+    listener: tokio::net::TcpListener,
+    stack: String,
+    table: SharedTable,
+    limits: ProxyLimits,
+    metrics: Option<Arc<RouteMetrics>>,
 ) {
     let connector = upstream::Upstream {
         table: table.clone(),
@@ -219,6 +260,7 @@ pub async fn serve_with(
         conns: Conns::new(limits.max_connections),
         limits,
         http,
+        metrics,
     });
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -259,7 +301,19 @@ impl Route {
             let guard = RequestGuard(c.clone());
             let route = route.clone();
             async move {
-                let (p, b) = route.proxy(req, peer).await.into_parts();
+                let t0 = std::time::Instant::now();
+                let (resp, origin) = route.proxy(req, peer).await;
+                if let Some(m) = &route.metrics {
+                    let (release, upstream) = match origin {
+                        Origin::Instance(r) => (r, false),
+                        Origin::Upstream(r) => {
+                            (r.unwrap_or_else(|| route.table.load().release), true)
+                        }
+                        Origin::Router => (route.table.load().release, false),
+                    };
+                    m.record(release, resp.status().as_u16(), upstream, t0.elapsed());
+                }
+                let (p, b) = resp.into_parts();
                 let b = b
                     .map_frame(move |f| {
                         let _ends_the_request = &guard;
@@ -279,18 +333,22 @@ impl Route {
         drop(admitted);
     }
 
+    /// The answer to `req` and who made it.
     async fn proxy(
         &self,
         req: Request<Incoming>,
         peer: std::net::SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> (Response<ProxyBody>, Origin) {
         let (parts, body) = req.into_parts();
         let limits = &self.limits;
         let hint = body.size_hint();
         if hint.lower() > limits.max_body {
-            return closing(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over {} bytes", limits.max_body),
+            return (
+                closing(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body over {} bytes", limits.max_body),
+                ),
+                Origin::Router,
             );
         }
         let mut upload = Upload::new(body, limits);
@@ -299,7 +357,7 @@ impl Route {
         } else {
             match upload.buffer(limits.retry_buffer).await {
                 Ok(b) => b,
-                Err(e) => return self.body_failed(&e),
+                Err(e) => return (self.body_failed(&e), Origin::Router),
             }
         };
         match whole {
@@ -401,7 +459,7 @@ impl Route {
         parts: &hyper::http::request::Parts,
         body: Bytes,
         peer: std::net::SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> (Response<ProxyBody>, Origin) {
         let idempotent = matches!(
             parts.method,
             hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
@@ -416,23 +474,36 @@ impl Route {
             let guard = backend.begin();
             let out = match Self::outgoing(parts, peer, &backend).body(Full::new(body.clone())) {
                 Ok(r) => r,
-                Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
+                Err(e) => {
+                    return (
+                        text(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
+                        Origin::Router,
+                    )
+                }
             };
             match self.client.request(out).await {
-                Ok(resp) => return Self::respond(resp, guard),
+                Ok(resp) => {
+                    return (
+                        Self::respond(resp, guard),
+                        Origin::Instance(backend.release),
+                    )
+                }
                 Err(e) if e.is_connect() || idempotent => {
                     last_error = format!("instance {}: {e}", backend.instance);
                     tried.push(backend.instance.clone());
                 }
                 Err(e) => {
-                    return text(
-                        StatusCode::BAD_GATEWAY,
-                        format!("instance {} failed: {e}", backend.instance),
+                    return (
+                        text(
+                            StatusCode::BAD_GATEWAY,
+                            format!("instance {} failed: {e}", backend.instance),
+                        ),
+                        Origin::Upstream(Some(backend.release)),
                     )
                 }
             }
         }
-        self.unavailable(&last_error)
+        (self.unavailable(&last_error), Origin::Upstream(None))
     }
 
     /// A request whose body is streamed: a new connection to an instance (another one
@@ -443,7 +514,7 @@ impl Route {
         parts: &hyper::http::request::Parts,
         upload: Upload,
         peer: std::net::SocketAddr,
-    ) -> Response<ProxyBody> {
+    ) -> (Response<ProxyBody>, Origin) {
         let mut tried: Vec<String> = Vec::new();
         let mut last_error = String::new();
         let mut upload = Some(upload);
@@ -475,9 +546,12 @@ impl Route {
             let (mut sender, connection) = match handshake {
                 Ok(h) => h,
                 Err(e) => {
-                    return text(
-                        StatusCode::BAD_GATEWAY,
-                        format!("instance {} failed: {e}", backend.instance),
+                    return (
+                        text(
+                            StatusCode::BAD_GATEWAY,
+                            format!("instance {} failed: {e}", backend.instance),
+                        ),
+                        Origin::Upstream(Some(backend.release)),
                     )
                 }
             };
@@ -491,20 +565,31 @@ impl Route {
             };
             let out = match Self::outgoing(parts, peer, &backend).body(body) {
                 Ok(r) => r,
-                Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
+                Err(e) => {
+                    return (
+                        text(StatusCode::BAD_REQUEST, format!("bad request: {e}")),
+                        Origin::Router,
+                    )
+                }
             };
             return match sender.send_request(out).await {
-                Ok(resp) => Self::respond(resp, guard),
+                Ok(resp) => (
+                    Self::respond(resp, guard),
+                    Origin::Instance(backend.release),
+                ),
                 Err(e) => match body_error(&e) {
-                    Some(b) => self.body_failed(b),
-                    None => text(
-                        StatusCode::BAD_GATEWAY,
-                        format!("instance {} failed: {e}", backend.instance),
+                    Some(b) => (self.body_failed(b), Origin::Router),
+                    None => (
+                        text(
+                            StatusCode::BAD_GATEWAY,
+                            format!("instance {} failed: {e}", backend.instance),
+                        ),
+                        Origin::Upstream(Some(backend.release)),
                     ),
                 },
             };
         }
-        self.unavailable(&last_error)
+        (self.unavailable(&last_error), Origin::Upstream(None))
     }
 }
 
@@ -613,5 +698,34 @@ mod tests {
         );
         assert_eq!(pending.await.unwrap(), (200, "slow-old".to_string()));
         assert_eq!(old.in_flight(), 0, "drained");
+    }
+
+    #[tokio::test]
+    async fn the_recorded_router_counts_answers_by_release_and_who_made_them() {
+        let table = empty_table();
+        let metrics = Arc::new(RouteMetrics::default());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let route = l.local_addr().unwrap().port();
+        tokio::spawn(serve_recorded(
+            l,
+            "s".into(),
+            table.clone(),
+            metrics.clone(),
+        ));
+        assert_eq!(get(route).await.0, 503, "no live release");
+        let a = backend("a", Duration::ZERO).await;
+        table.store(Arc::new(RouteTable::new(4, vec![healthy("a", 4, a)])));
+        for _ in 0..3 {
+            assert_eq!(get(route).await.0, 200);
+        }
+        let mut taken = metrics.take();
+        taken.sort_by_key(|(r, _, _)| *r);
+        assert_eq!(taken.len(), 2, "{taken:?}");
+        let (none, four) = (&taken[0], &taken[1]);
+        assert_eq!((none.0, none.2.requests, none.2.upstream_errors), (0, 1, 1));
+        assert_eq!(none.2.server_errors(), 1);
+        assert_eq!((four.0, four.2.requests, four.2.by_class[1]), (4, 3, 3));
+        assert_eq!(four.2.upstream_errors, 0);
+        assert!(four.2.latency_ms(0.5).is_some());
     }
 }

@@ -1,9 +1,22 @@
 //! The `[deploy]` table: how releases of the stack are deployed.
 
-use super::super::toml_check::{Checker, Tbl};
-use super::super::Deploy;
+use std::time::Duration;
 
-const DEPLOY_KEYS: &[&str] = &["keep_warm", "listen", "outbound"];
+use super::super::toml_check::{Checker, Tbl};
+use super::super::{Deploy, Watch};
+use super::health::validate_duration_in;
+
+const DEPLOY_KEYS: &[&str] = &[
+    "keep_warm",
+    "listen",
+    "outbound",
+    "watch",
+    "max_error_rate",
+    "max_p99",
+];
+
+/// Shortest and longest watch window.
+const WATCH_RANGE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(3600));
 
 pub(in crate::stack) fn validate_deploy(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Deploy {
     let mut deploy = Deploy::default();
@@ -38,5 +51,65 @@ pub(in crate::stack) fn validate_deploy(chk: &mut Checker<'_>, root: &Tbl<'_, '_
             }
         }
     }
+    deploy.watch = validate_watch(chk, &t);
     deploy
+}
+
+/// `watch`, `max_error_rate`, `max_p99`: the limits need the window.
+fn validate_watch(chk: &mut Checker<'_>, t: &Tbl<'_, '_>) -> Option<Watch> {
+    let window_at = t.get("watch").map(|v| v.span());
+    let window = validate_duration_in(chk, t, "[deploy]", "watch", WATCH_RANGE.0);
+    let mut watch = Watch {
+        window,
+        max_error_rate: Watch::DEFAULT_MAX_ERROR_RATE,
+        max_p99: None,
+    };
+    if let Some(span) = &window_at {
+        if !(WATCH_RANGE.0..=WATCH_RANGE.1).contains(&window) {
+            chk.error(
+                span,
+                format!(
+                    "`watch` in [deploy] must be between 5s and 1h, got {}",
+                    humantime::format_duration(window)
+                ),
+                "watch long enough for the route to see traffic, e.g. `watch = \"2m\"`",
+            );
+        }
+    }
+    if let Some((rate, span)) = chk
+        .number(t, "max_error_rate", "max_error_rate = 0.05")
+        .present()
+    {
+        if (0.0..=1.0).contains(&rate) {
+            watch.max_error_rate = rate;
+        } else {
+            chk.error(
+                &span,
+                format!("`max_error_rate` in [deploy] must be between 0 and 1, got {rate}"),
+                "give the share of 5xx responses, e.g. `max_error_rate = 0.05` for 5 %",
+            );
+        }
+    }
+    if t.get("max_p99").is_some() {
+        watch.max_p99 = Some(validate_duration_in(
+            chk,
+            t,
+            "[deploy]",
+            "max_p99",
+            Duration::from_millis(500),
+        ));
+    }
+    if window_at.is_none() {
+        for key in ["max_error_rate", "max_p99"] {
+            if let Some(v) = t.get(key) {
+                chk.error(
+                    &v.span(),
+                    format!("`{key}` in [deploy] has no effect without `watch`"),
+                    "add the watch window it applies to, e.g. `watch = \"2m\"`, or remove it",
+                );
+            }
+        }
+        return None;
+    }
+    Some(watch)
 }

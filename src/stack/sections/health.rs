@@ -19,6 +19,18 @@ pub(in crate::stack) fn validate_duration(
     key: &str,
     default: Duration,
 ) -> Duration {
+    validate_duration_in(chk, t, "[health]", key, default)
+}
+
+/// A positive duration (`humantime`: "500ms", "2m 30s") at `key` of the table `table`
+/// (named in messages); `default` when absent or invalid (the error is recorded).
+pub(in crate::stack) fn validate_duration_in(
+    chk: &mut Checker<'_>,
+    t: &Tbl<'_, '_>,
+    table: &str,
+    key: &str,
+    default: Duration,
+) -> Duration {
     let example = format!("{key} = \"{}\"", humantime::format_duration(default));
     let Some((s, span)) = chk.string(t, key, &example).present() else {
         return default;
@@ -28,7 +40,7 @@ pub(in crate::stack) fn validate_duration(
         Ok(d) if d.is_zero() => {
             chk.error(
                 &span,
-                format!("`{key}` in [health] must be greater than zero"),
+                format!("`{key}` in {table} must be greater than zero"),
                 hint,
             );
             default
@@ -37,7 +49,7 @@ pub(in crate::stack) fn validate_duration(
         Err(e) => {
             chk.error(
                 &span,
-                format!("invalid duration `{s}` for `{key}` in [health]: {e}"),
+                format!("invalid duration `{s}` for `{key}` in {table}: {e}"),
                 hint,
             );
             default

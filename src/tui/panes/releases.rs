@@ -76,6 +76,11 @@ fn agent_lines(state: &State, theme: &Theme) -> (Line<'static>, Vec<InstanceStat
                 ];
                 if let Some(d) = &s.deploying {
                     spans.push(Span::styled(format!("  ({d})"), theme.warn));
+                } else if let Some(w) = &s.watching {
+                    spans.push(Span::styled(
+                        format!("  ({})", watch_note(w, state.now)),
+                        theme.warn,
+                    ));
                 }
                 (Line::from(spans), s.instances.clone())
             }
@@ -96,7 +101,10 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
     let inner = b.inner(area);
     f.render_widget(b, area);
     let (agent, instances) = agent_lines(state, theme);
-    let [agent_area, inst_area, _, list_area] = areas(inner, instances.len());
+    let [agent_area, inst_area, traffic_area, list_area] = areas(inner, instances.len());
+    if !state.traffic.is_empty() {
+        draw_traffic(f, traffic_area, state, theme);
+    }
     let inst_h = inst_area.height;
     f.render_widget(Paragraph::new(agent), agent_area);
     if inst_h > 0 {
@@ -206,6 +214,100 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
             .column_spacing(1),
         list_area,
     );
+}
+
+/// `watching #8, 1m 30s left` from the agent's `release 8 until TIME: …`
+/// ([`crate::deploy::watch::Watching::describe`]) at `now`; `watching` when it names
+/// neither.
+pub fn watch_note(watching: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    let release = watching
+        .strip_prefix("release ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse::<i64>().ok());
+    let until = watching
+        .split_once(" until ")
+        .and_then(|(_, t)| t.get(..20))
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    match (release, until) {
+        (Some(r), Some(t)) => {
+            let left = (t.with_timezone(&chrono::Utc) - now).num_seconds().max(0) as u64;
+            format!(
+                "watching #{r}, {} left",
+                humantime::format_duration(std::time::Duration::from_secs(left))
+            )
+        }
+        (Some(r), None) => format!("watching #{r}"),
+        _ => "watching".into(),
+    }
+}
+
+/// Minutes of route traffic the pane's sparkline shows.
+pub const TRAFFIC_MINUTES: usize = 30;
+
+/// Requests and 5xx per minute of the last [`TRAFFIC_MINUTES`] minutes up to `now`
+/// (Unix seconds), every release summed, oldest first (empty minutes are 0).
+pub fn traffic_series(rows: &[crate::store::metrics::MinuteRow], now: i64) -> (Vec<u64>, Vec<u64>) {
+    let last = now - now.rem_euclid(60);
+    let first = last - (TRAFFIC_MINUTES as i64 - 1) * 60;
+    let (mut req, mut err) = (vec![0; TRAFFIC_MINUTES], vec![0; TRAFFIC_MINUTES]);
+    for r in rows {
+        if (first..=last).contains(&r.minute_unix) {
+            let i = ((r.minute_unix - first) / 60) as usize;
+            req[i] += r.figures.requests;
+            err[i] += r.figures.status_5xx;
+        }
+    }
+    (req, err)
+}
+
+/// One line: `req ▁▂▅█ 5xx ▁▁▇ 1.2k/30m p99 3.1 ms` (both sparklines on the requests'
+/// scale, so the 5xx bars show their share; p99 of the newest minute with traffic).
+fn draw_traffic(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    use ratatui::widgets::Sparkline;
+    let (req, err) = traffic_series(&state.traffic, state.now.timestamp());
+    let total: u64 = req.iter().sum();
+    let errors: u64 = err.iter().sum();
+    let p99 = state
+        .traffic
+        .iter()
+        .rev()
+        .find_map(|r| r.figures.p99_ms)
+        .map(|ms| format!(" p99 {ms:.1}ms"))
+        .unwrap_or_default();
+    let tail = format!(" {}/{TRAFFIC_MINUTES}m{p99}", crate::text::si_count(total));
+    let fixed = 4 + 5 + tail.len() as u16;
+    let n = (area.width.saturating_sub(fixed) / 2).min(TRAFFIC_MINUTES as u16);
+    if n < 4 {
+        return;
+    }
+    let max = req.iter().copied().max().unwrap_or(1).max(1);
+    let skip = TRAFFIC_MINUTES - n as usize;
+    let [l1, s1, l2, s2, rest] = Layout::horizontal([
+        Constraint::Length(4),
+        Constraint::Length(n),
+        Constraint::Length(5),
+        Constraint::Length(n),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    f.render_widget(Paragraph::new(Span::styled("req ", theme.dim)), l1);
+    f.render_widget(
+        Sparkline::default()
+            .data(&req[skip..])
+            .max(max)
+            .style(theme.ok),
+        s1,
+    );
+    f.render_widget(Paragraph::new(Span::styled(" 5xx ", theme.dim)), l2);
+    let err_style = if errors > 0 { theme.error } else { theme.dim };
+    f.render_widget(
+        Sparkline::default()
+            .data(&err[skip..])
+            .max(max)
+            .style(err_style),
+        s2,
+    );
+    f.render_widget(Paragraph::new(Span::styled(tail, theme.dim)), rest);
 }
 
 /// `[agent line, instances, gap, releases]` inside the border, for `instances` rows.
