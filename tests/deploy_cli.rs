@@ -101,6 +101,16 @@ fn bad_deploys_and_rollbacks_fail_fast_without_starting_the_agent() {
             &["rollback", "hello", "--grace", "3601"][..],
             "not in 0..=3600",
         ),
+        // One stack's lifecycle needs a live release; `scale` a count in 1-64.
+        (
+            &["stop", "hello"][..],
+            "hello has no live release: nothing to stop (`drover deploy hello` first)",
+        ),
+        (&["start", "hello"][..], "nothing to start"),
+        (&["restart", "hello"][..], "nothing to restart"),
+        (&["scale", "hello", "2"][..], "nothing to scale"),
+        (&["scale", "hello", "-1"][..], "unexpected argument '-1'"),
+        (&["stop", "hello", "--grace", "3601"][..], "not in 0..=3600"),
     ] {
         let t = Instant::now();
         let out = drover(st.path(), args);

@@ -936,6 +936,77 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
     );
     std::fs::write(app.join("server.py"), &server).unwrap();
 
+    // One stack's lifecycle: stop (the route says so; a restarted agent keeps it
+    // stopped), start, scale to 2, a rolling restart under load with no failed request,
+    // scale back to 1; bad input refused before the agent is asked.
+    let v2 = "hello from drover demo v2.0.0\n".to_string();
+    let stopped = env.json(&["stop", "hello", "--json", "--grace", "5"]);
+    assert_eq!(stopped["stopped"], true, "{stopped}");
+    assert_eq!(stopped["instances"], serde_json::json!([]), "{stopped}");
+    assert_eq!(stopped["stopped_instances"].as_array().unwrap().len(), 1);
+    let (status, body) = get(port, "/").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("stack hello is stopped (by ") && body.contains("`drover start hello`"),
+        "{body}"
+    );
+    kill_agent(&env);
+    let s = env.stack_status();
+    assert!(
+        s["stopped"].is_string(),
+        "a restarted agent keeps it stopped: {s}"
+    );
+    assert_eq!(s["instances"], serde_json::json!([]), "{s}");
+    assert_eq!(get(port, "/").unwrap().0, 503);
+    let started = env.json(&["start", "hello", "--json"]);
+    assert_eq!(started["stopped"], false, "{started}");
+    assert_eq!(
+        started["instances"].as_array().unwrap().len(),
+        1,
+        "{started}"
+    );
+    assert_eq!(get(port, "/").unwrap(), (200, v2.clone()));
+    let scaled = env.json(&["scale", "hello", "2", "--json"]);
+    assert_eq!(scaled["instances"].as_array().unwrap().len(), 2, "{scaled}");
+    assert_eq!(healthy_live(&env.stack_status()).len(), 2);
+    let (restarted, l, wall) = under_load(&env, port, &["restart", "hello", "--json"]);
+    assert!(l.failed.is_empty(), "failed requests: {:?}", l.failed);
+    let (old, new) = (
+        scaled["instances"].as_array().unwrap(),
+        restarted["instances"].as_array().unwrap(),
+    );
+    assert_eq!(new.len(), 2, "{restarted}");
+    assert!(
+        new.iter().all(|i| !old.contains(i)),
+        "{scaled} -> {restarted}"
+    );
+    println!(
+        "rolling restart of 2 instances under load: {} requests, 0 failed, {wall:?}",
+        l.ok
+    );
+    let one = env.json(&["scale", "hello", "1", "--json"]);
+    assert_eq!(one["instances"].as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(
+        one["stopped_instances"].as_array().unwrap().len(),
+        1,
+        "{one}"
+    );
+    assert_eq!(get(port, "/").unwrap(), (200, v2));
+    let bad = env.drover(&["scale", "hello", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("replicas must be 1 to 64"));
+    let audit = env.json(&["audit", "hello", "--json", "--limit", "20"]);
+    for action in ["stop", "start", "scale", "restart"] {
+        assert!(
+            audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["action"] == action),
+            "no {action} record: {audit}"
+        );
+    }
+
     // Secrets never in a log line or the store.
     // (The runtime log is in drover.db.)
     for f in [

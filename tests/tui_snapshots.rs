@@ -439,6 +439,7 @@ fn deployed_fixture() -> Fixture {
                     inst(2, "starting", false, "connection refused"),
                 ],
                 watching: None,
+                stopped: None,
             }],
         })),
     );
@@ -551,6 +552,23 @@ fn releases_with_route_traffic_and_a_watch() {
     );
     assert_eq!(watch_note("release 8 until later", now), "watching #8");
     assert_eq!(watch_note("", now), "watching");
+}
+
+#[test]
+fn releases_of_a_stopped_stack() {
+    // `drover stop`: the route is up without instances, the agent line says who stopped
+    // it and the key that starts it.
+    let stopped = || {
+        let mut f = deployed_fixture();
+        let AgentView::Running(mut a) = f.state.agent.clone() else {
+            panic!("the fixture has a running agent");
+        };
+        a.stacks[0].instances.clear();
+        a.stacks[0].stopped = Some("by alice at 2026-01-01T11:30:00Z".into());
+        update(&mut f.state, Msg::Agent(AgentView::Running(a)));
+        f
+    };
+    check_with(stopped, "releases_stopped", "5");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 the operation failed, 2 bad input (arguments, stack files).
 
+use crate::deploy::api::LifecycleAction;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ mod build;
 mod deploy;
 mod diff;
 mod export;
+mod lifecycle;
 mod logs;
 mod metrics;
 mod output;
@@ -294,6 +296,39 @@ pub enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
         grace: u64,
     },
+    /// Drain and stop the stack's instances; the route answers 503 saying it is stopped
+    /// and the release history stays (kept across agent restarts).
+    Stop {
+        /// Stack name.
+        stack: String,
+        /// Seconds instances get to finish in-flight requests.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
+        grace: u64,
+    },
+    /// Start the last live release of a stopped stack again, health-checked.
+    Start {
+        /// Stack name.
+        stack: String,
+    },
+    /// Add or drain instances of the live release (new ones join once healthy).
+    Scale {
+        /// Stack name.
+        stack: String,
+        /// Instances wanted (1-64).
+        replicas: usize,
+        /// Seconds drained instances get to finish in-flight requests.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
+        grace: u64,
+    },
+    /// Replace every instance of the live release, one at a time: the new one joins once
+    /// healthy before the old one drains, so the healthy count never drops.
+    Restart {
+        /// Stack name.
+        stack: String,
+        /// Seconds old instances get to finish in-flight requests.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
+        grace: u64,
+    },
     /// What changes from A to B: packages by source (added, removed, upgraded,
     /// downgraded), the CVEs fixed and the fixes undone, language packages, image config
     /// and app files. A and B are build ids (`12`), releases (`r3`), `live` or `newest`;
@@ -504,6 +539,27 @@ pub fn run(cli: Cli) -> CliResult {
                 allow_downgrade,
             };
             deploy::deploy(&paths, &stack, false, a, json)
+        }
+        Command::Stop { stack, grace } => {
+            lifecycle::run(&paths, &stack, LifecycleAction::Stop, None, grace, json)
+        }
+        Command::Start { stack } => {
+            lifecycle::run(&paths, &stack, LifecycleAction::Start, None, 30, json)
+        }
+        Command::Scale {
+            stack,
+            replicas,
+            grace,
+        } => lifecycle::run(
+            &paths,
+            &stack,
+            LifecycleAction::Scale,
+            Some(replicas),
+            grace,
+            json,
+        ),
+        Command::Restart { stack, grace } => {
+            lifecycle::run(&paths, &stack, LifecycleAction::Restart, None, grace, json)
         }
         Command::Rollback {
             stack,

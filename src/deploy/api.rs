@@ -43,6 +43,73 @@ pub struct DeployRequest {
     pub by: String,
 }
 
+/// What `POST /v1/lifecycle` does to one stack's live release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LifecycleAction {
+    /// Drain and stop every instance; the route answers `503` saying the stack is
+    /// stopped; the release history stays. Kept across agent restarts.
+    Stop,
+    /// Start the live release's instances again (its replica count), health-checked.
+    Start,
+    /// Change the live release's replica count: start instances (they join once
+    /// healthy) or drain and stop the newest ones.
+    Scale,
+    /// Replace every instance, one at a time: the new one joins once healthy, then the
+    /// old one drains and stops, so the healthy count never drops.
+    Restart,
+}
+
+impl LifecycleAction {
+    /// The lowercase word (also the audit action).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleAction::Stop => "stop",
+            LifecycleAction::Start => "start",
+            LifecycleAction::Scale => "scale",
+            LifecycleAction::Restart => "restart",
+        }
+    }
+}
+
+/// `POST /v1/lifecycle`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRequest {
+    /// Stack name.
+    pub stack: String,
+    /// What to do.
+    pub action: LifecycleAction,
+    /// For [`LifecycleAction::Scale`]: the instances wanted (1-64).
+    pub replicas: Option<usize>,
+    /// Seconds an instance being removed gets to finish its requests (default 30).
+    pub grace_secs: Option<u64>,
+    /// The operator (recorded in the audit log).
+    pub by: String,
+}
+
+/// The result of a lifecycle action.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LifecycleReport {
+    /// Stack name.
+    pub stack: String,
+    /// `stop`, `start`, `scale` or `restart`.
+    pub action: LifecycleAction,
+    /// The live release acted on.
+    pub release: i64,
+    /// Its replica count now.
+    pub replicas: usize,
+    /// Instance ids behind the route afterwards (empty when stopped).
+    pub instances: Vec<String>,
+    /// Instances started by the action.
+    pub started: Vec<String>,
+    /// Instances drained and stopped by the action.
+    pub stopped_instances: Vec<String>,
+    /// Whether the stack is stopped afterwards.
+    pub stopped: bool,
+    /// Wall time in the agent, milliseconds.
+    pub total_ms: f64,
+}
+
 /// The result of a successful deploy or rollback.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeployReport {
@@ -207,6 +274,9 @@ pub struct StackStatus {
     /// 2026-12-02T15:50:12Z: rolls back past 5xx 5.0% or p99 500 ms"`.
     #[serde(default)]
     pub watching: Option<String>,
+    /// `Some("by alice at TIME")` while the stack is stopped (`drover stop`).
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 /// `GET /v1/status`.

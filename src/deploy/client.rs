@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::api::{
     self, AgentError, AgentStatus, DeployReport, DeployRequest, InstanceState, InstanceStatus,
+    LifecycleReport, LifecycleRequest,
 };
 use crate::paths::Paths;
 use crate::store::Store;
@@ -70,6 +71,20 @@ impl AgentClient {
         })
     }
 
+    /// `POST /v1/lifecycle`: stop, start, scale or restart one stack's live release;
+    /// blocks until the agent answers.
+    ///
+    /// Errors: the agent's [`AgentError`] (no route/live release: 404; bad replicas or a
+    /// stopped stack: 400; a deploy running: 409; instances not healthy: 422), or
+    /// [`AgentError::Unreachable`].
+    pub fn lifecycle(&self, req: &LifecycleRequest) -> Result<LifecycleReport, AgentError> {
+        let body = serde_json::to_value(req).map_err(|e| AgentError::Internal(e.to_string()))?;
+        let v = api::call(&self.socket, "POST", "/v1/lifecycle", Some(&body), None)?;
+        serde_json::from_value(v).map_err(|e| {
+            AgentError::Unexpected(format!("the agent sent an unexpected report: {e}"))
+        })
+    }
+
     /// `POST /v1/stop`: ask the agent to stop (its instances stop with it); returns once it
     /// accepted, not once it is gone.
     ///
@@ -84,17 +99,21 @@ fn failed(e: impl std::fmt::Display) -> AgentError {
 }
 
 /// Whether `status` shows the stack's release `release` live with at least its replica
-/// count (at least 1) of healthy instances of that release behind the route.
+/// count (at least 1) of healthy instances of that release behind the route, or the
+/// stack stopped (`drover stop`: its route is up, on purpose without instances).
 pub fn serving(status: &AgentStatus, stack: &str, release: i64) -> bool {
     status.stacks.iter().any(|st| {
         st.stack == stack
             && st.live_release == Some(release)
-            && st
-                .instances
-                .iter()
-                .filter(|i| i.healthy && i.release == release && i.state == InstanceState::Healthy)
-                .count()
-                >= st.replicas.max(1)
+            && (st.stopped.is_some()
+                || st
+                    .instances
+                    .iter()
+                    .filter(|i| {
+                        i.healthy && i.release == release && i.state == InstanceState::Healthy
+                    })
+                    .count()
+                    >= st.replicas.max(1))
     })
 }
 
@@ -129,6 +148,49 @@ pub fn wait_serving(
         }
         std::thread::sleep(PROGRESS_POLL);
     }
+}
+
+/// Run a lifecycle action through the agent, starting it when needed (a starting agent
+/// restores the live releases first). A stack with no live release in the store is
+/// refused as bad input before the agent starts; so is `scale` outside 1-64.
+///
+/// Errors: as [`AgentClient::lifecycle`].
+pub fn lifecycle(paths: &Paths, req: &LifecycleRequest) -> Result<LifecycleReport, AgentError> {
+    paths.ensure_state().map_err(failed)?;
+    let store = Store::open(&paths.database()).map_err(failed)?;
+    let live = store
+        .releases(&req.stack)
+        .map_err(failed)?
+        .into_iter()
+        .any(|r| r.status == crate::store::deploys::ReleaseStatus::Live);
+    if !live {
+        return Err(AgentError::NotFound(format!(
+            "{} has no live release: nothing to {} (`drover deploy {}` first)",
+            req.stack,
+            req.action.as_str(),
+            req.stack
+        )));
+    }
+    if req.action == super::api::LifecycleAction::Scale
+        && !req.replicas.is_some_and(|n| (1..=64).contains(&n))
+    {
+        return Err(AgentError::BadInput(format!(
+            "replicas must be 1 to 64, got {} (`drover stop {}` stops every instance)",
+            req.replicas.unwrap_or(0),
+            req.stack
+        )));
+    }
+    super::ensure_agent(paths).map_err(|e| failed(format!("{e:#}")))?;
+    // The agent restores the stack's route in the background: wait for it (bounded).
+    let client = AgentClient::new(paths);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        match client.status(Some(Duration::from_secs(2))) {
+            Ok(s) if s.stacks.iter().any(|x| x.stack == req.stack) => break,
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    client.lifecycle(req)
 }
 
 /// Check `req` against the store; a rejection is an input error.
@@ -246,6 +308,7 @@ mod tests {
                 deploying: None,
                 instances,
                 watching: None,
+                stopped: None,
             }],
         }
     }

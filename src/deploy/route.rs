@@ -121,6 +121,9 @@ pub struct RouteTable {
     pub release: i64,
     /// Backends of that release.
     pub backends: Vec<Arc<Backend>>,
+    /// `Some("by alice at TIME")`: the stack was stopped (`drover stop`), the route
+    /// answers `503` saying so.
+    pub stopped: Option<String>,
     next: AtomicUsize,
 }
 
@@ -130,7 +133,16 @@ impl RouteTable {
         RouteTable {
             release,
             backends,
+            stopped: None,
             next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The table of a stopped stack: `release` stays the live one, no backends.
+    pub fn stopped(release: i64, note: String) -> RouteTable {
+        RouteTable {
+            stopped: Some(note),
+            ..RouteTable::new(release, Vec::new())
         }
     }
 

@@ -232,6 +232,48 @@ impl Store {
         Ok(())
     }
 
+    /// Record `stack` as stopped by `by` now (`Some`), or started again (`None`).
+    pub fn set_stack_stopped(&self, stack: &str, by: Option<&str>) -> Result<()> {
+        match by {
+            Some(by) => self.conn().execute(
+                "INSERT OR REPLACE INTO stopped_stacks (stack, at, by) VALUES (?1, ?2, ?3)",
+                params![stack, now_rfc3339(), by],
+            )?,
+            None => self
+                .conn()
+                .execute("DELETE FROM stopped_stacks WHERE stack = ?1", [stack])?,
+        };
+        Ok(())
+    }
+
+    /// `Some("by alice at TIME")` when `stack` is stopped.
+    pub fn stack_stopped(&self, stack: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT by, at FROM stopped_stacks WHERE stack = ?1",
+                [stack],
+                |r| {
+                    Ok(format!(
+                        "by {} at {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?
+                    ))
+                },
+            )
+            .optional()?)
+    }
+
+    /// Set the replica count of `release` (`drover scale`), so a restarted agent
+    /// restores that many.
+    pub fn set_release_replicas(&self, stack: &str, release: i64, replicas: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE releases SET replicas = ?3 WHERE stack = ?1 AND release = ?2",
+            params![stack, release, replicas],
+        )?;
+        Ok(())
+    }
+
     /// Set the error note of `release` without changing its status (a release that went
     /// live and was rolled back by the watch window keeps `superseded`, with the reason).
     pub fn note_release_error(&self, stack: &str, release: i64, error: &str) -> Result<()> {

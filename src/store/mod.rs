@@ -273,6 +273,15 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX route_metrics_by_minute ON route_metrics (stack, minute);
     "#,
+    // 12 (issue #13, stack lifecycle): stacks stopped by `drover stop` (their live release
+    // stays `live`; a restarted agent opens the route answering 503 and starts nothing).
+    r#"
+    CREATE TABLE stopped_stacks (
+        stack  TEXT PRIMARY KEY,
+        at     TEXT NOT NULL,
+        by     TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.

@@ -193,6 +193,39 @@ pub fn spawn_deploy(paths: Paths, mut req: DeployRequest, job: u64, tx: Unbounde
     watch(handle, tx, move |outcome| JobMsg::Ended { job, outcome });
 }
 
+/// Run a lifecycle action ([`crate::deploy::client::lifecycle`]) as job `job`; its
+/// outcome line says what runs now.
+pub fn spawn_lifecycle(
+    paths: Paths,
+    mut req: crate::deploy::api::LifecycleRequest,
+    job: u64,
+    tx: UnboundedSender<JobMsg>,
+) {
+    let handle = tokio::task::spawn_blocking(move || {
+        req.by = crate::store::audit::current_user();
+        let r = crate::deploy::client::lifecycle(&paths, &req)?;
+        Ok(if r.stopped {
+            format!(
+                "{}: stopped ({} instance(s) drained); O starts release #{} again",
+                r.stack,
+                r.stopped_instances.len(),
+                r.release
+            )
+        } else {
+            format!(
+                "{}: release #{} serves with {} of {} instance(s) ({} started, {} stopped)",
+                r.stack,
+                r.release,
+                r.instances.len(),
+                r.replicas,
+                r.started.len(),
+                r.stopped_instances.len()
+            )
+        })
+    });
+    watch(handle, tx, move |outcome| JobMsg::Ended { job, outcome });
+}
+
 /// Poll the agent's status without starting it; the answer goes to `tx`. Returns at once;
 /// the poll runs on the blocking pool.
 pub fn poll_agent(paths: Paths, tx: UnboundedSender<AgentView>) {

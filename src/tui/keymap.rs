@@ -104,6 +104,16 @@ pub enum Action {
     Diff,
     /// `A`: the selected stack's audit log.
     Audit,
+    /// `X`: stop the stack (drain and stop its instances).
+    StopStack,
+    /// `O`: start a stopped stack again.
+    StartStack,
+    /// `+`: one instance more.
+    ScaleUp,
+    /// `-`: one instance less.
+    ScaleDown,
+    /// `T`: rolling restart.
+    RestartStack,
 }
 
 /// Every action with its config name, description and default keys.
@@ -210,6 +220,11 @@ pub const ACTIONS: &[(Action, &str, &str, &[&str])] = &[
         &["D"],
     ),
     (Action::Audit, "audit", "audit log of the stack", &["A"]),
+    (Action::StopStack, "stop", "stop the stack", &["X"]),
+    (Action::StartStack, "start", "start a stopped stack", &["O"]),
+    (Action::ScaleUp, "scale_up", "one instance more", &["+"]),
+    (Action::ScaleDown, "scale_down", "one instance less", &["-"]),
+    (Action::RestartStack, "restart", "rolling restart", &["T"]),
 ];
 
 /// A key with modifiers, normalised so that `G` and `shift-g` compare equal.

@@ -31,6 +31,7 @@ pub mod chrome;
 pub mod data;
 pub mod jobs;
 pub mod keymap;
+pub mod lifecycle;
 pub mod msg;
 pub mod overlays;
 pub mod panes;
@@ -313,6 +314,10 @@ async fn app(
                 Effect::Deploy { job, req } => {
                     jobs::spawn_deploy(paths.clone(), req, job, tx.clone());
                     // Show the new instances as they start.
+                    agent_poll = AGENT_POLL_FAST;
+                }
+                Effect::Lifecycle { job, req } => {
+                    jobs::spawn_lifecycle(paths.clone(), req, job, tx.clone());
                     agent_poll = AGENT_POLL_FAST;
                 }
                 Effect::Reload if !reloaded => {

@@ -171,6 +171,13 @@ pub enum Effect {
         /// The request (`by` is filled in by the job).
         req: DeployRequest,
     },
+    /// Stop, start, scale or restart (`drover stop|start|scale|restart`) as job `job`.
+    Lifecycle {
+        /// Job number.
+        job: u64,
+        /// The request (`by` is filled in by the job).
+        req: crate::deploy::api::LifecycleRequest,
+    },
     /// Reload stacks, builds and the manifest from the store.
     Reload,
     /// Compare `a` with `b` of `stack` ([`crate::diff::diff`], image included) off the UI

@@ -226,6 +226,8 @@ pub enum Pending {
     Rebuild(String),
     /// Deploy or roll back (`rollback`).
     Deploy(DeployRequest),
+    /// Stop, start, scale or restart a stack's live release.
+    Lifecycle(crate::deploy::api::LifecycleRequest),
     /// Cancel this job.
     CancelJob(u64),
     /// Quit although jobs are running (they are cancelled).

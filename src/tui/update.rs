@@ -5,6 +5,7 @@
 //! that owns them (`panes::*`). Job messages go to [`super::overlays::jobs::on_msg`].
 //! Nothing here does I/O: what needs it comes back as an [`Effect`] for the app loop.
 
+use crate::deploy::api::LifecycleAction;
 use crossterm::event::KeyEvent;
 use tui_input::Input;
 
@@ -166,6 +167,11 @@ fn action(state: &mut State, a: Action) -> Vec<Effect> {
         Action::Rebuild => panes::updates::rebuild(state),
         Action::Deploy => panes::releases::deploy(state, false),
         Action::Rollback => panes::releases::deploy(state, true),
+        Action::StopStack => super::lifecycle::ask(state, LifecycleAction::Stop, 0),
+        Action::StartStack => super::lifecycle::ask(state, LifecycleAction::Start, 0),
+        Action::ScaleUp => super::lifecycle::ask(state, LifecycleAction::Scale, 1),
+        Action::ScaleDown => super::lifecycle::ask(state, LifecycleAction::Scale, -1),
+        Action::RestartStack => super::lifecycle::ask(state, LifecycleAction::Restart, 0),
         Action::Follow
         | Action::Wrap
         | Action::Fullscreen

@@ -41,6 +41,7 @@ use crate::stack::Stack;
 use crate::store::{now_rfc3339, Store};
 
 mod deploy;
+mod lifecycle;
 mod model;
 mod restore;
 mod runtime;
@@ -265,6 +266,7 @@ impl Agent {
             table: empty_table(),
             metrics: Default::default(),
             watch: Mutex::new(None),
+            stopped: Mutex::new(None),
             log: self.logs.sink(&stack.name),
             live: Mutex::new(Live::default()),
             pending: Mutex::new(Vec::new()),

@@ -115,6 +115,9 @@ pub(super) struct StackRt {
     pub(super) table: SharedTable,
     /// What the router saw since the last flush into the store.
     pub(super) metrics: Arc<crate::deploy::metrics::RouteMetrics>,
+    /// `Some("by alice at TIME")` while the stack is stopped (`drover stop`): no
+    /// instances, the route answers 503 saying so, nothing is refilled.
+    pub(super) stopped: Mutex<Option<String>>,
     /// The watch window of the newest deploy, while it runs: which release, until when.
     pub(super) watch: Mutex<Option<crate::deploy::watch::Watching>>,
     pub(super) log: LogSink,
@@ -138,6 +141,11 @@ impl StackRt {
 
     pub(super) fn publish(&self, live: &Live) {
         let release = live.template.as_ref().map(|t| t.release).unwrap_or(0);
+        if let Some(note) = lock(&self.stopped).clone() {
+            self.table
+                .store(Arc::new(RouteTable::stopped(release, note)));
+            return;
+        }
         let backends = live.instances.iter().map(|i| i.backend.clone()).collect();
         self.table
             .store(Arc::new(RouteTable::new(release, backends)));

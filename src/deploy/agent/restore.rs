@@ -56,6 +56,10 @@ pub(super) async fn restore(agent: Arc<Agent>) {
                     return;
                 }
             };
+            // A stopped stack gets its route back (answering 503 saying so), no instances.
+            let stopped = lock(&agent.store).stack_stopped(&r.stack).unwrap_or(None);
+            let is_stopped = stopped.is_some();
+            *lock(&srt.stopped) = stopped;
             {
                 let mut live = lock(&srt.live);
                 live.template = Some(Template {
@@ -70,8 +74,20 @@ pub(super) async fn restore(agent: Arc<Agent>) {
             let _ = lock(&agent.store).audit(
                 "restore",
                 Some(&r.stack),
-                &format!("agent restored release {} on port {}", r.release, srt.port),
+                &format!(
+                    "agent restored release {} on port {}{}",
+                    r.release,
+                    srt.port,
+                    if is_stopped {
+                        " (stopped: no instances)"
+                    } else {
+                        ""
+                    }
+                ),
             );
+            if is_stopped {
+                return;
+            }
             agent
                 .clone()
                 .refill(srt.clone(), r.release, Duration::ZERO)

@@ -99,6 +99,15 @@ impl machine::Runtime for LocalRuntime {
         let replaced = live.template.replace(self.template.clone());
         let replaced_build = std::mem::replace(&mut live.build_id, self.build_id);
         live.replicas = self.replicas;
+        // A deploy (or rollback) of a stopped stack starts it with the new release.
+        if lock(&self.srt.stopped).take().is_some() {
+            if let Err(e) = lock(&self.agent.store).set_stack_stopped(&self.srt.name, None) {
+                eprintln!(
+                    "drover agent: cannot record the start of {}: {e:#}",
+                    self.srt.name
+                );
+            }
+        }
         self.srt.publish(&live);
         drop(live);
         *lock(&self.replaced) = replaced.map(|t| (t, replaced_build));

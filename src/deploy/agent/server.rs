@@ -57,6 +57,24 @@ pub(super) async fn handle(
                 }
             }
         }
+        ("POST", "/v1/lifecycle") => {
+            let req: crate::deploy::api::LifecycleRequest = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    return error(AgentError::BadInput(format!("bad lifecycle request: {e}")))
+                }
+            };
+            // Its own task, as a deploy: a client that goes away must not cancel it.
+            let a = agent.clone();
+            match tokio::spawn(async move { a.lifecycle(req).await }).await {
+                Ok(Ok(report)) => json_response(
+                    StatusCode::OK,
+                    serde_json::to_value(report).unwrap_or_default(),
+                ),
+                Ok(Err(e)) => error(e),
+                Err(e) => error(AgentError::Internal(format!("lifecycle task failed: {e}"))),
+            }
+        }
         ("POST", "/v1/stop") => {
             agent.shutdown.notify_one();
             json_response(StatusCode::OK, serde_json::json!({ "stopping": true }))
@@ -128,6 +146,7 @@ impl Agent {
                         deploying: lock(&s.holder).clone(),
                         instances,
                         watching: lock(&s.watch).as_ref().map(|w| w.describe()),
+                        stopped: lock(&s.stopped).clone(),
                     }
                 })
                 .collect(),

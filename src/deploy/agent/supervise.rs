@@ -118,6 +118,9 @@ impl Agent {
     pub(super) async fn refill(self: Arc<Self>, srt: Arc<StackRt>, release: i64, delay: Duration) {
         tokio::time::sleep(delay).await;
         loop {
+            if lock(&srt.stopped).is_some() {
+                return;
+            }
             let (t, missing) = {
                 let live = lock(&srt.live);
                 match &live.template {
@@ -157,7 +160,7 @@ impl Agent {
     /// route once its health check passed ([`Agent::join`], called by the health loop), or
     /// taken by a deploy. One that exits or is not healthy within
     /// [`crate::deploy::api::DEFAULT_HEALTH_TIMEOUT`] is stopped. True when none failed.
-    async fn join_when_healthy(
+    pub(super) async fn join_when_healthy(
         &self,
         srt: &StackRt,
         release: i64,

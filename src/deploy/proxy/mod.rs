@@ -439,10 +439,16 @@ impl Route {
     /// `503`: nothing (left) to send the request to.
     fn unavailable(&self, last_error: &str) -> Response<ProxyBody> {
         let stack = &self.stack;
-        let release = self.table.load().release;
+        let table = self.table.load();
+        let release = table.release;
         text(
             StatusCode::SERVICE_UNAVAILABLE,
-            if release == 0 {
+            if let Some(note) = &table.stopped {
+                format!(
+                    "stack {stack} is stopped ({note}); release {release} starts again with \
+                     `drover start {stack}`"
+                )
+            } else if release == 0 {
                 format!("stack {stack} has no live release yet: run `drover deploy {stack}`")
             } else if last_error.is_empty() {
                 format!("no instance of {stack} release {release} is available")

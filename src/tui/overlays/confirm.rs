@@ -89,14 +89,12 @@ fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
         Pending::Rebuild(stack) => start_build(state, stack, true),
         Pending::Deploy(req) => {
             let kind = if req.rollback { "rollback" } else { "deploy" };
-            let (id, _) = state.new_job(kind, &req.stack);
-            state.pane = Pane::Releases;
-            state.focus = Focus::Pane;
-            state.status = Some(format!(
-                "job {id}: {kind} of {} running; J lists jobs",
-                req.stack
-            ));
-            vec![Effect::Deploy { job: id, req }]
+            let job = release_job(state, kind, &req.stack);
+            vec![Effect::Deploy { job, req }]
+        }
+        Pending::Lifecycle(req) => {
+            let job = release_job(state, req.action.as_str(), &req.stack);
+            vec![Effect::Lifecycle { job, req }]
         }
         Pending::CancelJob(id) => {
             if let Some(j) = state.jobs.iter().find(|j| j.id == id) {
@@ -115,6 +113,15 @@ fn confirmed(state: &mut State, p: Pending) -> Vec<Effect> {
             Vec::new()
         }
     }
+}
+
+/// A new job `kind` on `stack` that acts on its releases, shown in Releases; its number.
+fn release_job(state: &mut State, kind: &str, stack: &str) -> u64 {
+    let (id, _) = state.new_job(kind, stack);
+    state.pane = Pane::Releases;
+    state.focus = Focus::Pane;
+    state.status = Some(format!("job {id}: {kind} of {stack} running; J lists jobs"));
+    id
 }
 
 /// Start a build (with `apply_updates`, a rebuild) of `stack` as a new job, its log

@@ -61,26 +61,35 @@ fn agent_lines(state: &State, theme: &Theme) -> (Line<'static>, Vec<InstanceStat
                 } else {
                     theme.warn
                 };
-                let mut spans = vec![
-                    Span::raw(format!("route :{}  ", s.route_port)),
-                    Span::styled(
-                        format!(
-                            "live {}  {healthy}/{} healthy",
-                            s.live_release
-                                .map(|r| format!("#{r}"))
-                                .unwrap_or_else(|| "-".into()),
-                            s.replicas
-                        ),
-                        style,
-                    ),
-                ];
-                if let Some(d) = &s.deploying {
-                    spans.push(Span::styled(format!("  ({d})"), theme.warn));
-                } else if let Some(w) = &s.watching {
+                let live = s
+                    .live_release
+                    .map(|r| format!("#{r}"))
+                    .unwrap_or_else(|| "-".into());
+                let mut spans = vec![Span::raw(format!("route :{}  ", s.route_port))];
+                if let Some(note) = &s.stopped {
+                    // "by alice at TIME": who, the time is in `drover status`.
+                    let who = note.split(" at ").next().unwrap_or(note);
                     spans.push(Span::styled(
-                        format!("  ({})", watch_note(w, state.now)),
+                        format!(
+                            "live {live}  STOPPED {who}: {} starts it",
+                            state.keymap.first(Action::StartStack)
+                        ),
                         theme.warn,
                     ));
+                } else {
+                    spans.push(Span::styled(
+                        format!("live {live}  {healthy}/{} healthy", s.replicas),
+                        style,
+                    ));
+                }
+                // A deploy running, else the watch window (a stopped stack has neither).
+                let note = match (&s.deploying, &s.watching) {
+                    (Some(d), _) => Some(d.clone()),
+                    (None, Some(w)) => Some(watch_note(w, state.now)),
+                    (None, None) => None,
+                };
+                if let (None, Some(n)) = (&s.stopped, note) {
+                    spans.push(Span::styled(format!("  ({n})"), theme.warn));
                 }
                 (Line::from(spans), s.instances.clone())
             }

@@ -16,6 +16,7 @@ use crate::store::deploys::ReleaseRecord;
 
 mod builds;
 mod diff;
+mod lifecycle;
 mod log;
 mod logs;
 mod manifest;
