@@ -36,6 +36,7 @@ fn state() -> State {
                 updates: None,
                 updates_stale: false,
                 release: None,
+                strategy: drover::stack::Strategy::BlueGreen,
             })
             .collect(),
     );

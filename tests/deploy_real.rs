@@ -1007,6 +1007,54 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         );
     }
 
+    // Recreate: with the data volume no longer `shared`, a deploy stops the old release
+    // before the new one starts on the same data (never two writers); 2 replicas are
+    // refused; a new release that never becomes healthy brings the previous one back on
+    // the same data.
+    let text = std::fs::read_to_string(&stack_file).unwrap();
+    assert!(text.contains("\nshared = true\n"), "{text}");
+    std::fs::write(&stack_file, text.replace("\nshared = true\n", "\n")).unwrap();
+    let old_id = healthy_live(&env.stack_status())[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b1_id = b1["build_id"].to_string();
+    let rc = env.json(&["deploy", "hello", "--build", &b1_id, "--json"]);
+    assert_eq!(rc["strategy"], "recreate", "{rc}");
+    let gap = rc["unavailable_ms"].as_f64().unwrap();
+    println!("recreate deploy: unavailable for {gap:.0} ms (old stopped, new started and healthy)");
+    assert_eq!(get(port, "/").unwrap().1, "hello from drover demo v1.0.0\n");
+    let new_id = rc["instances"][0].as_str().unwrap().to_string();
+    let store = drover::store::Store::open(&env.state().join("drover.db")).unwrap();
+    let mut events = store.instance_events("hello", 1000).unwrap();
+    events.reverse();
+    let at = |id: &str, what: &str| {
+        events
+            .iter()
+            .position(|e| e.instance == id && e.event == what)
+            .unwrap_or_else(|| panic!("no {what} event of {id}: {events:?}"))
+    };
+    assert!(
+        at(&old_id, "stopped") < at(&new_id, "started"),
+        "the new instance started before the old one stopped"
+    );
+    assert!(std::fs::read_to_string(&boots).unwrap().contains(&new_id));
+    let two = env.drover(&["scale", "hello", "2"]);
+    assert_eq!(two.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&two.stderr).contains("deploys by \"recreate\""));
+    let b3_id = b3["build_id"].to_string();
+    let failed = env.drover(&["deploy", "hello", "--build", &b3_id, "--timeout", "4"]);
+    assert_eq!(failed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("started again on the same data (recreate)"),
+        "{err}"
+    );
+    assert_eq!(
+        get(port, "/").unwrap(),
+        (200, "hello from drover demo v1.0.0\n".to_string())
+    );
+
     // Secrets never in a log line or the store.
     // (The runtime log is in drover.db.)
     for f in [

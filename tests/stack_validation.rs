@@ -158,7 +158,8 @@ fn demo_stack_parses() {
     assert_eq!(
         s.data,
         Some(Data {
-            path: "/var/lib/hello".into()
+            path: "/var/lib/hello".into(),
+            shared: true
         })
     );
     assert_eq!(
@@ -315,7 +316,8 @@ fn scripts_from_files_and_app_dir() {
     assert_eq!(
         s.data,
         Some(Data {
-            path: "/var/lib/web".into()
+            path: "/var/lib/web".into(),
+            shared: false
         })
     );
     assert_eq!(s.base.mirror, "https://mirror.example.org/debian-archive");
@@ -1078,6 +1080,59 @@ fn deploy_watch_window_and_its_limits_are_checked() {
         assert_eq!(d.len(), 1, "{table}: {d:#?}");
         assert_eq!((d[0].line, d[0].col), (line, col), "{}", d[0]);
         assert_eq!(d[0].message, message, "{table}");
+        assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
+    }
+}
+
+#[test]
+fn deploy_strategy_defaults_to_recreate_for_data_that_is_not_shared() {
+    use drover::stack::Strategy;
+    let stack = |extra: &str| format!("name = \"w\"\n{BASE}{extra}");
+    let strategy = |extra: &str| parse_mem("w", &stack(extra)).expect("valid").strategy();
+    assert_eq!(strategy(""), Strategy::BlueGreen, "no data");
+    assert_eq!(strategy("[data]\npath = \"/d\"\n"), Strategy::Recreate);
+    assert_eq!(
+        strategy("[data]\npath = \"/d\"\nshared = true\n"),
+        Strategy::BlueGreen
+    );
+    assert_eq!(
+        strategy("[data]\npath = \"/d\"\nshared = true\n[deploy]\nstrategy = \"recreate\"\n"),
+        Strategy::Recreate
+    );
+    assert_eq!(
+        strategy("[deploy]\nstrategy = \"recreate\"\n"),
+        Strategy::Recreate
+    );
+    for (extra, (line, col), message, hint) in [
+        (
+            "[data]\npath = \"/d\"\n[deploy]\nstrategy = \"blue-green\"\n",
+            (9, 12),
+            "would run two releases on the [data] volume at once, and it is not `shared`",
+            "shared = true",
+        ),
+        (
+            "[data]\npath = \"/d\"\n[deploy]\nkeep_warm = true\n",
+            (9, 13),
+            "`keep_warm = true` in [deploy] would keep the replaced release running",
+            "remove `keep_warm`",
+        ),
+        (
+            "[deploy]\nstrategy = \"rolling\"\n",
+            (7, 12),
+            "unknown strategy `rolling` in [deploy]",
+            "\"recreate\"",
+        ),
+        (
+            "[data]\npath = \"/d\"\nshared = \"yes\"\n",
+            (8, 10),
+            "`shared` in [data] must be a boolean, got string",
+            "shared = true",
+        ),
+    ] {
+        let d = parse_mem("w", &stack(extra)).expect_err(extra);
+        assert_eq!(d.len(), 1, "{extra}: {d:#?}");
+        assert_eq!((d[0].line, d[0].col), (line, col), "{}", d[0]);
+        assert!(d[0].message.contains(message), "{}", d[0]);
         assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
     }
 }

@@ -163,6 +163,13 @@ pub struct DeployReport {
     /// [`StackStatus::watching`] says it; null without one.
     #[serde(default)]
     pub watching: Option<String>,
+    /// `blue-green` or `recreate` (`[deploy] strategy`, or its default).
+    #[serde(default)]
+    pub strategy: String,
+    /// For a recreate that replaced a release: from the stop of the old instances until
+    /// the new ones took the route, milliseconds (the route answered 503 meanwhile).
+    #[serde(default)]
+    pub unavailable_ms: Option<f64>,
 }
 
 /// Where an instance is, as `GET /v1/status` reports it (the lowercase word of

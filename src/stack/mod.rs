@@ -52,6 +52,41 @@ pub struct Stack {
     pub file: PathBuf,
 }
 
+impl Stack {
+    /// How releases replace each other: `[deploy] strategy` when given, else
+    /// [`Strategy::Recreate`] for a stack with a `[data]` volume that is not
+    /// `shared = true` (two releases must never write one data directory at once), else
+    /// [`Strategy::BlueGreen`].
+    pub fn strategy(&self) -> Strategy {
+        self.deploy.strategy.unwrap_or(match &self.data {
+            Some(d) if !d.shared => Strategy::Recreate,
+            _ => Strategy::BlueGreen,
+        })
+    }
+}
+
+/// `[deploy] strategy`: how a new release replaces the live one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Start the new release beside the old one, switch the route once it is healthy,
+    /// drain the old one: no downtime, both run for a moment.
+    BlueGreen,
+    /// Drain and stop the old release first, then start the new one on the same data:
+    /// never two writers, unavailable from the stop until the new release is healthy; on
+    /// failure the previous release starts again on the same data.
+    Recreate,
+}
+
+impl Strategy {
+    /// `blue-green` or `recreate`, as in the stack file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Recreate => "recreate",
+        }
+    }
+}
+
 /// Supported base distributions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Distro {
@@ -194,6 +229,8 @@ pub struct Deploy {
     /// compares the new release's route metrics with the previous release's for this
     /// long and rolls back by itself past the limits. `None`: no watch.
     pub watch: Option<Watch>,
+    /// `strategy = "blue-green" | "recreate"`; `None`: [`Stack::strategy`]'s default.
+    pub strategy: Option<Strategy>,
 }
 
 /// The deploy watch window of `[deploy]` (see [`crate::deploy::watch`]).
@@ -228,6 +265,7 @@ impl Default for Deploy {
             listen: Deploy::DEFAULT_LISTEN,
             outbound: None,
             watch: None,
+            strategy: None,
         }
     }
 }
@@ -237,6 +275,11 @@ impl Default for Deploy {
 pub struct Data {
     /// Absolute mount path inside instances.
     pub path: String,
+    /// `shared = true`: instances of two releases (and several replicas) may use the
+    /// volume at once (the app locks or never writes), so blue-green and replicas > 1
+    /// are allowed. Default `false`: the stack deploys by [`Strategy::Recreate`] with
+    /// one instance.
+    pub shared: bool,
 }
 
 /// The `[track]` table: what is watched for updates.

@@ -197,7 +197,7 @@ fn validate_stack(
     let env = validate_env(chk, root, &secrets);
     let health = validate_health(chk, root);
     let data = validate_data(chk, root);
-    let deploy = validate_deploy(chk, root);
+    let deploy = validate_deploy(chk, root, data.as_ref());
     let track = validate_track(chk, root, base.as_ref(), config_dir);
 
     let (Some(name), Some(base), Some(track)) = (name, base, track) else {

@@ -49,6 +49,7 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
             _ => false,
         };
         rows.push(StackRow {
+            strategy: s.strategy(),
             last_build: store.latest_build(&s.name)?,
             name: s.name,
             description: s.description,
@@ -616,6 +617,7 @@ mod tests {
             updates: None,
             updates_stale: false,
             release: None,
+            strategy: crate::stack::Strategy::BlueGreen,
         };
         s.set_stacks(vec![row("hello"), row("web")]);
         s

@@ -94,6 +94,8 @@ pub struct StackRow {
     pub updates_stale: bool,
     /// Deployed release (`None` until deploys exist).
     pub release: Option<String>,
+    /// How its releases replace each other ([`crate::stack::Stack::strategy`]).
+    pub strategy: crate::stack::Strategy,
 }
 
 /// A row of the Updates pane (filled by the updates feature, issue #4).

@@ -67,6 +67,15 @@ impl Agent {
             let t = crate::deploy::plan::resolve(req, &releases, cur, wanted.as_ref())?;
             (t.build_id, t.rollback_of, t.replicas)
         };
+        let recreate = stack.strategy() == crate::stack::Strategy::Recreate;
+        if recreate && replicas > 1 {
+            return Err(AgentError::BadInput(format!(
+                "{} deploys by \"recreate\" (its [data] volume is not `shared`): {replicas} \
+                 replicas would be {replicas} writers of one data directory; deploy 1, or set \
+                 `shared = true` in [data] if the app allows it",
+                stack.name
+            )));
+        }
         let build = lock(&self.store)
             .build(build_id)
             .map_err(internal)?
@@ -111,6 +120,28 @@ impl Agent {
             drain_grace: Duration::from_secs(req.grace_secs.unwrap_or(30)),
             poll: Duration::from_millis(10),
             keep_warm: stack.deploy.keep_warm,
+        };
+        // Recreate: the old release is drained and gone before the new one starts on the
+        // same data (the route answers 503 meanwhile).
+        let stop_started = Instant::now();
+        let recreated = if recreate && current.is_some() {
+            let old = {
+                let mut live = lock(&srt.live);
+                let mut old = std::mem::take(&mut live.instances);
+                old.append(&mut live.joining);
+                srt.publish(&live);
+                old
+            };
+            let (_, gone) = super::lifecycle::drain_and_stop(old, plan.drain_grace).await;
+            if !gone {
+                let why = "the previous release's instances did not exit: the new release was \
+                           not started (two writers on one data directory)";
+                let _ = lock(&self.store).mark_release_failed(&stack.name, release, why);
+                return Err(AgentError::ReleaseFailed(why.into()));
+            }
+            true
+        } else {
+            false
         };
         let result = if req.rollback {
             let warm = warm_instances(srt, stack, build_id);
@@ -173,6 +204,9 @@ impl Agent {
                     kept_warm: out.kept_warm,
                     warnings,
                     watching,
+                    strategy: stack.strategy().as_str().to_string(),
+                    unavailable_ms: recreated
+                        .then(|| (stop_started.elapsed() - out.drain_time).as_secs_f64() * 1e3),
                 })
             }
             Err(e) => {
@@ -181,7 +215,16 @@ impl Agent {
                     "{action} of {} release {release} (build {build_id}) failed: {e}",
                     stack.name
                 );
-                if let Some(c) = current {
+                if let (true, Some(c)) = (recreated, current) {
+                    msg.push_str(
+                        &match self.restart_previous(srt, current, current_replicas).await {
+                            Ok(()) => {
+                                format!("\nrelease {c} started again on the same data (recreate)")
+                            }
+                            Err(e) => format!("\nrelease {c} could not be started again: {e}"),
+                        },
+                    );
+                } else if let Some(c) = current {
                     msg.push_str(&format!("\nrelease {c} keeps serving"));
                 }
                 if !tail.is_empty() {
@@ -198,6 +241,20 @@ impl Agent {
                 Err(AgentError::ReleaseFailed(msg))
             }
         }
+    }
+
+    /// After a failed recreate: start the previous live release (still the agent's live
+    /// template: the route never switched) again with `replicas` instances.
+    async fn restart_previous(
+        self: &Arc<Self>,
+        srt: &Arc<StackRt>,
+        current: Option<i64>,
+        replicas: usize,
+    ) -> ApiResult<()> {
+        let Some(release) = current else {
+            return Ok(());
+        };
+        self.grow(srt, release, replicas.max(1)).await.map(|_| ())
     }
 
     pub(super) async fn unpack_build(

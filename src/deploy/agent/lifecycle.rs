@@ -137,7 +137,7 @@ impl Agent {
                     out.extend(w.instances);
                     let _ = lock(&self.store).set_warm_release(name, None);
                 }
-                report.stopped_instances = drain_and_stop(out, grace).await;
+                report.stopped_instances = drain_and_stop(out, grace).await.0;
                 report.stopped = true;
             }
             LifecycleAction::Start => {
@@ -157,6 +157,14 @@ impl Agent {
                     return Err(refuse_stopped("scale it"));
                 }
                 let want = req.replicas.unwrap_or(0);
+                let recreate = template.stack.strategy() == crate::stack::Strategy::Recreate;
+                if recreate && want > 1 {
+                    return Err(AgentError::BadInput(format!(
+                        "{name} deploys by \"recreate\" (its [data] volume is not `shared`): \
+                         {want} instances would write one data directory; set `shared = \
+                         true` in [data] if the app allows it"
+                    )));
+                }
                 if !(1..=MAX_REPLICAS).contains(&want) {
                     return Err(AgentError::BadInput(format!(
                         "replicas must be 1 to {MAX_REPLICAS}, got {want} (`drover stop \
@@ -181,7 +189,7 @@ impl Agent {
                     srt.publish(&live);
                     extra
                 };
-                report.stopped_instances = drain_and_stop(extra, grace).await;
+                report.stopped_instances = drain_and_stop(extra, grace).await.0;
                 report.started = self.grow(srt, release, want).await?;
             }
             LifecycleAction::Restart => {
@@ -213,7 +221,7 @@ impl Agent {
                     }
                     report
                         .stopped_instances
-                        .extend(drain_and_stop(vec![o], grace).await);
+                        .extend(drain_and_stop(vec![o], grace).await.0);
                 }
             }
         }
@@ -228,7 +236,7 @@ impl Agent {
     /// Start instances of `release` until it has `want` (the supervisor's refill, in the
     /// background) and wait until that many are healthy behind the route; the ids
     /// started. Errors: not healthy within [`HEALTHY_DEADLINE`] (the refill goes on).
-    async fn grow(
+    pub(super) async fn grow(
         self: &Arc<Self>,
         srt: &Arc<StackRt>,
         release: i64,
@@ -284,8 +292,12 @@ impl Agent {
 }
 
 /// Wait until none of `out` (already out of the route) has a request in flight, at most
-/// `grace`, then stop them and wait (at most 5 s) for them to exit; their ids.
-async fn drain_and_stop(out: Vec<Arc<Instance>>, grace: Duration) -> Vec<String> {
+/// `grace`, then stop them and wait (at most 5 s) for them to exit; their ids, and
+/// whether every one exited.
+pub(super) async fn drain_and_stop(
+    out: Vec<Arc<Instance>>,
+    grace: Duration,
+) -> (Vec<String>, bool) {
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && out.iter().any(|i| i.backend.in_flight() > 0) {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -297,5 +309,6 @@ async fn drain_and_stop(out: Vec<Arc<Instance>>, grace: Duration) -> Vec<String>
     while Instant::now() < deadline && out.iter().any(|i| lock(&i.state).exited.is_none()) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    out.iter().map(|i| i.id.clone()).collect()
+    let gone = out.iter().all(|i| lock(&i.state).exited.is_some());
+    (out.iter().map(|i| i.id.clone()).collect(), gone)
 }

@@ -272,6 +272,7 @@ impl Agent {
             pending: Mutex::new(Vec::new()),
             warm: Mutex::new(None),
             deploy_lock: tokio::sync::Mutex::new(()),
+            refill_lock: tokio::sync::Mutex::new(()),
             holder: Mutex::new(None),
             failures: AtomicU32::new(0),
             seq: AtomicU64::new(started),

@@ -127,6 +127,9 @@ pub(super) struct StackRt {
     /// The warm release, if one is kept.
     pub(super) warm: Mutex<Option<WarmSet>>,
     pub(super) deploy_lock: tokio::sync::Mutex<()>,
+    /// Held by the one refill running (supervisor, start, scale), so two never both
+    /// start the missing instances.
+    pub(super) refill_lock: tokio::sync::Mutex<()>,
     pub(super) holder: Mutex<Option<String>>,
     pub(super) failures: AtomicU32,
     pub(super) seq: AtomicU64,

@@ -117,6 +117,7 @@ impl Agent {
     /// exit or a missed health deadline the next try waits a backoff.
     pub(super) async fn refill(self: Arc<Self>, srt: Arc<StackRt>, release: i64, delay: Duration) {
         tokio::time::sleep(delay).await;
+        let _one = srt.refill_lock.lock().await;
         loop {
             if lock(&srt.stopped).is_some() {
                 return;

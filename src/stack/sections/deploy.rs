@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::super::toml_check::{Checker, Tbl};
-use super::super::{Deploy, Watch};
+use super::super::{Data, Deploy, Strategy, Watch};
 use super::health::validate_duration_in;
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -13,19 +13,25 @@ const DEPLOY_KEYS: &[&str] = &[
     "watch",
     "max_error_rate",
     "max_p99",
+    "strategy",
 ];
 
 /// Shortest and longest watch window.
 const WATCH_RANGE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(3600));
 
-pub(in crate::stack) fn validate_deploy(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Deploy {
+pub(in crate::stack) fn validate_deploy(
+    chk: &mut Checker<'_>,
+    root: &Tbl<'_, '_>,
+    data: Option<&Data>,
+) -> Deploy {
     let mut deploy = Deploy::default();
     let Some((t, _)) = chk.table(root, "deploy", "[deploy]", "[deploy]").present() else {
         return deploy;
     };
     chk.check_keys(&t, DEPLOY_KEYS);
-    if let Some((b, _)) = chk.boolean(&t, "keep_warm", "keep_warm = true").present() {
-        deploy.keep_warm = b;
+    let keep_warm_at = chk.boolean(&t, "keep_warm", "keep_warm = true").present();
+    if let Some((b, _)) = &keep_warm_at {
+        deploy.keep_warm = *b;
     }
     if let Some((b, _)) = chk.boolean(&t, "outbound", "outbound = false").present() {
         deploy.outbound = Some(b);
@@ -52,6 +58,44 @@ pub(in crate::stack) fn validate_deploy(chk: &mut Checker<'_>, root: &Tbl<'_, '_
         }
     }
     deploy.watch = validate_watch(chk, &t);
+    if let Some((s, span)) = chk
+        .string(&t, "strategy", "strategy = \"recreate\"")
+        .present()
+    {
+        match s.as_str() {
+            "blue-green" if data.is_some_and(|d| !d.shared) => chk.error(
+                &span,
+                "`strategy = \"blue-green\"` in [deploy] would run two releases on the \
+                 [data] volume at once, and it is not `shared`"
+                    .to_string(),
+                "remove `strategy` (a stack with data deploys by \"recreate\"), or set \
+                 `shared = true` in [data] if the app allows two writers",
+            ),
+            "blue-green" => deploy.strategy = Some(Strategy::BlueGreen),
+            "recreate" => deploy.strategy = Some(Strategy::Recreate),
+            _ => chk.error(
+                &span,
+                format!("unknown strategy `{s}` in [deploy]"),
+                "use \"blue-green\" (new release beside the old, no downtime) or \
+                 \"recreate\" (stop the old first: for data only one writer may use)",
+            ),
+        }
+    }
+    let recreate = match (deploy.strategy, data) {
+        (Some(s), _) => s == Strategy::Recreate,
+        (None, Some(d)) => !d.shared,
+        (None, None) => false,
+    };
+    if let (Some((true, span)), true) = (&keep_warm_at, recreate) {
+        chk.error(
+            span,
+            "`keep_warm = true` in [deploy] would keep the replaced release running on the \
+             [data] volume beside the new one, and the stack deploys by \"recreate\""
+                .to_string(),
+            "remove `keep_warm`, or set `shared = true` in [data] if the app allows two \
+             writers (the stack then deploys blue-green)",
+        );
+    }
     deploy
 }
 

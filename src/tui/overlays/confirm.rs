@@ -251,15 +251,16 @@ pub fn deploy_sides(
 
 /// The confirmation of a deploy (or a rollback) of `name` from `from` to `to` (`sides`,
 /// both as [`release_text`] or a build) with `replicas` instances, what it `changes`
-/// against the live release ([`crate::diff::Diff::summary`]) and the `downgrade` it is,
-/// sending `req` when confirmed.
+/// against the live release ([`crate::diff::Diff::summary`]), the `downgrade` it is and
+/// its `strategy` (a recreate says the stack is unavailable until the new release is
+/// healthy), sending `req` when confirmed.
 pub fn deploy(
-    rollback: bool,
     name: &str,
     (from, to): (&str, &str),
     replicas: usize,
     changes: Option<&str>,
     downgrade: Option<&crate::deploy::downgrade::Downgrade>,
+    strategy: crate::stack::Strategy,
     req: DeployRequest,
 ) -> Confirm {
     let mut body = vec![
@@ -275,15 +276,24 @@ pub fn deploy(
         body.push(format!("DOWNGRADE {}", d.summary()));
         body.push(format!("          {}", d.examples(3)));
     }
-    body.extend([
-        "New instances start; the route switches once all are healthy;".into(),
-        "the old ones drain. If they never get healthy, nothing changes.".into(),
-        "Runs in the background (starts the agent if needed); J lists it.".into(),
-    ]);
+    if strategy == crate::stack::Strategy::Recreate && from != "nothing deployed" {
+        body.extend([
+            "strategy  recreate ([data] not shared): the old instances drain".into(),
+            format!("          and stop first; {name} answers 503 until the new ones"),
+            "          are healthy (a few seconds); if they never are, the old".into(),
+            "          release starts again on the same data.".into(),
+        ]);
+    } else {
+        body.extend([
+            "New instances start; the route switches once all are healthy;".into(),
+            "the old ones drain. If they never get healthy, nothing changes.".into(),
+        ]);
+    }
+    body.push("Runs in the background (starts the agent if needed); J lists it.".into());
     Confirm {
         title: format!(
             "{} {name}?{}",
-            if rollback { "Roll back" } else { "Deploy" },
+            if req.rollback { "Roll back" } else { "Deploy" },
             if downgrade.is_some() {
                 " (a downgrade)"
             } else {

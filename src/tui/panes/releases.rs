@@ -446,12 +446,16 @@ pub fn deploy(state: &mut State, rollback: bool) {
         .get(&target.build_id)
         .map(String::as_str);
     state.overlay = Some(Overlay::Confirm(confirm::deploy(
-        rollback,
         &name,
         (&from, &to),
         target.replicas,
         changes,
         downgrade,
+        state
+            .stacks
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(crate::stack::Strategy::BlueGreen, |s| s.strategy),
         req,
     )));
 }

@@ -67,6 +67,7 @@ fn state() -> State {
             updates: None,
             updates_stale: false,
             release: None,
+            strategy: crate::stack::Strategy::BlueGreen,
         },
         StackRow {
             name: "web".into(),
@@ -75,6 +76,7 @@ fn state() -> State {
             updates: None,
             updates_stale: false,
             release: None,
+            strategy: crate::stack::Strategy::BlueGreen,
         },
     ]);
     s.loaded_stack = Some("hello".into());

@@ -262,3 +262,31 @@ fn enter_on_a_release_asks_for_its_detail() {
         e => panic!("{e:?}"),
     }
 }
+
+#[test]
+fn a_recreate_deploy_says_the_stack_is_unavailable_until_the_new_release_is_healthy() {
+    let mut s = state();
+    s.set_releases(vec![ReleaseRecord::sample(1, 1, "live")]);
+    s.stacks[0].strategy = crate::stack::Strategy::Recreate;
+    update(&mut s, key('d'));
+    let body = confirm_body(&s).join("\n");
+    assert!(
+        body.contains("strategy  recreate ([data] not shared): the old instances drain"),
+        "{body}"
+    );
+    assert!(
+        body.contains("hello answers 503 until the new ones"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("the old ones drain. If they never"),
+        "{body}"
+    );
+    // Blue-green (the default) says the route switches once the new ones are healthy.
+    let mut s = state();
+    s.set_releases(vec![ReleaseRecord::sample(1, 1, "live")]);
+    update(&mut s, key('d'));
+    assert!(confirm_body(&s)
+        .join("\n")
+        .contains("the route switches once all are healthy"));
+}
