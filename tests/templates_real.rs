@@ -1,5 +1,6 @@
 //! Issue #14: a stack started from a template builds on the real mirror and serves its
-//! health path behind its route. `static` here (busybox httpd: a small base, ~1 min); the
+//! health path behind its route: `static` (busybox httpd: a small base, ~1 min) and
+//! `python` (a venv with a hashed requirement from PyPI, a wrong hash refused first); the
 //! other templates are validated in the unit tests of `stack::templates`.
 
 // Tests may panic on a failed setup step: that is their failure report.
@@ -69,4 +70,78 @@ fn a_static_stack_from_its_template_builds_deploys_and_serves() {
     let (code, body) = get(route, "/").unwrap();
     assert_eq!(code, 200);
     assert!(body.contains("<h1>site</h1>"), "{body}");
+}
+
+/// The wheel of six 1.16.0 on PyPI (`pip download six==1.16.0`, sha256sum).
+const SIX_WHEEL_SHA256: &str = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254";
+
+#[test]
+fn a_python_stack_installs_its_hashed_requirements_from_pypi_and_serves() {
+    let env = Env::new(env!("CARGO_BIN_EXE_drover"));
+    std::fs::create_dir_all(env.root.join("config")).unwrap();
+    let created = env.json(&["new", "api", "--template", "python", "--json"]);
+    let stack_file = created["stack_file"].as_str().unwrap().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&stack_file).unwrap();
+    std::fs::write(
+        &stack_file,
+        text.replace("port = 8080", &format!("port = {port}")),
+    )
+    .unwrap();
+    let app = env.root.join("apps/api");
+    let app_py = std::fs::read_to_string(app.join("app.py")).unwrap();
+    let uses_six = app_py
+        .replace("import os\n", "import os\n\nimport six\n")
+        .replace(
+            "body = b\"hello from api\\n\"",
+            "body = (\"six \" + six.__version__ + \"\\n\").encode()",
+        );
+    assert_ne!(uses_six, app_py, "app.py changed shape; update this test");
+    std::fs::write(app.join("app.py"), uses_six).unwrap();
+    let requirements = app.join("requirements.txt");
+    // A wrong hash first: pip refuses it (--require-hashes), the build fails and says so.
+    std::fs::write(
+        &requirements,
+        format!("six==1.16.0 --hash=sha256:{}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let bad = env.drover(&["build", "api", "--json"]);
+    assert!(!bad.status.success());
+    let bad: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(bad["status"], "failed", "{bad:#}");
+    let log = env.drover(&["logs", "api"]);
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("DO NOT MATCH THE HASHES"), "{log}");
+
+    std::fs::write(
+        &requirements,
+        format!("six==1.16.0 --hash=sha256:{SIX_WHEEL_SHA256}\n"),
+    )
+    .unwrap();
+    let b = env.json(&["build", "api", "--json"]);
+    assert_eq!(b["status"], "succeeded", "{b:#}");
+    assert_eq!(
+        b["base_cached"], true,
+        "the failed build made the base: {b:#}"
+    );
+    // The language package catalog lists what pip installed into the venv.
+    let store = drover::store::Store::open(&env.root.join("state/drover.db")).unwrap();
+    let langs = store
+        .language_packages(b["build_id"].as_i64().unwrap())
+        .unwrap();
+    assert!(
+        langs
+            .iter()
+            .any(|p| p.ecosystem == "pypi" && p.name == "six" && p.version == "1.16.0"),
+        "{langs:?}"
+    );
+    let _stop = StopAgent(&env);
+    let d = env.json(&["deploy", "api", "--json"]);
+    let route = d["route_port"].as_u64().unwrap() as u16;
+    assert_eq!(get(route, "/up").map(|(c, _)| c), Some(200));
+    assert_eq!(get(route, "/"), Some((200, "six 1.16.0\n".to_string())));
 }

@@ -248,11 +248,43 @@ fn package_of(program: &str) -> &str {
     }
 }
 
+/// Where the host's CA bundle appears to a build script (under the sandbox's own /tmp
+/// tmpfs: never part of the image).
+pub const HOST_CA_IN_BUILD: &str = "/tmp/drover-host-ca.crt";
+
+/// Variables that point TLS clients of a build script at [`HOST_CA_IN_BUILD`]: OpenSSL
+/// (Python's ssl, curl, git), pip, requests, Node.js (added to its own roots).
+const CA_VARIABLES: &[&str] = &[
+    "SSL_CERT_FILE",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+];
+
+/// The host's CA bundle: `$SSL_CERT_FILE` when it names a file, else Debian's
+/// `/etc/ssl/certs/ca-certificates.crt` (`update-ca-certificates`, which holds the
+/// operator's own CAs, e.g. a TLS-inspecting proxy's); `None` when neither exists.
+pub fn host_ca_bundle() -> Option<std::path::PathBuf> {
+    std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| {
+            let debian = Path::new("/etc/ssl/certs/ca-certificates.crt");
+            debian.is_file().then(|| debian.to_path_buf())
+        })
+}
+
 /// The bubblewrap command that runs a stack's `[scripts].build` (bound read-only at
 /// `script`) as `/bin/sh -e` inside the image root `merged`, with a fresh /proc, /dev,
 /// /tmp and /run, the host's resolv.conf, private PID/IPC/UTS namespaces, and an
 /// environment of only PATH ([`super::IMAGE_PATH_ENV`]), HOME, LANG, DEBIAN_FRONTEND and the
-/// stack's `env`. The caller adds [`private_mounts`] (for the overlay at `merged`).
+/// stack's `env`. The host's CA bundle ([`host_ca_bundle`]) is bound at
+/// [`HOST_CA_IN_BUILD`] and named by the usual variables, so downloads the script makes
+/// (pip, npm) trust what the host trusts, a TLS-inspecting proxy included; the stack's
+/// `env` may override them. The caller adds [`private_mounts`] (for the overlay at
+/// `merged`).
 pub fn build_script_command(
     merged: &Path,
     script: &Path,
@@ -284,6 +316,12 @@ pub fn build_script_command(
         .args(["--setenv", "HOME", "/root"])
         .args(["--setenv", "LANG", "C.UTF-8"])
         .args(["--setenv", "DEBIAN_FRONTEND", "noninteractive"]);
+    if let Some(bundle) = host_ca_bundle() {
+        cmd.arg("--ro-bind").arg(bundle).arg(HOST_CA_IN_BUILD);
+        for v in CA_VARIABLES {
+            cmd.args(["--setenv", v, HOST_CA_IN_BUILD]);
+        }
+    }
     for (k, v) in env {
         cmd.arg("--setenv").arg(k).arg(v);
     }
@@ -363,4 +401,40 @@ pub fn private_mounts(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_script_sees_the_host_ca_bundle_under_tmp_and_its_variables() {
+        let mut env = BTreeMap::new();
+        env.insert("PIP_CERT".to_string(), "/etc/my.crt".to_string());
+        let cmd = build_script_command(Path::new("/m"), Path::new("/s"), &env);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let pos = |seq: &[&str]| args.windows(seq.len()).position(|w| w == seq);
+        match host_ca_bundle() {
+            Some(b) => {
+                let b = b.to_string_lossy().into_owned();
+                assert!(
+                    pos(&["--ro-bind", &b, HOST_CA_IN_BUILD]).is_some(),
+                    "{args:?}"
+                );
+                assert!(pos(&["--setenv", "SSL_CERT_FILE", HOST_CA_IN_BUILD]).is_some());
+                // The stack's own value comes later and wins.
+                let ours = pos(&["--setenv", "PIP_CERT", HOST_CA_IN_BUILD]).unwrap();
+                let theirs = pos(&["--setenv", "PIP_CERT", "/etc/my.crt"]).unwrap();
+                assert!(ours < theirs);
+                assert!(
+                    pos(&["--tmpfs", "/tmp"]).unwrap() < ours,
+                    "bound inside the tmpfs"
+                );
+            }
+            None => assert!(!args.iter().any(|a| a == HOST_CA_IN_BUILD), "{args:?}"),
+        }
+    }
 }
