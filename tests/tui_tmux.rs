@@ -4,7 +4,8 @@
 //! a resize mid-build, cancelling a build with `J`/`x`, quitting cleanly; deploying the
 //! demo with `d` (Releases shows the live release and a healthy instance, the route serves
 //! the greeting; the Logs pane shows the request, hides the health probes with `H` and
-//! follows a new request; the agent is stopped at the end); and `NO_COLOR`.
+//! follows a new request; `+`, `X`, `O`, `-` scale, stop and start it with the route's
+//! answers checked; the agent is stopped at the end); and `NO_COLOR`.
 //! Needs root, network to the Debian mirror, and `.ci/setup`'s packages (tmux).
 
 // Tests and benchmarks may panic on a failed setup step: that is their failure report.
@@ -423,6 +424,75 @@ fn console_end_to_end() {
     assert!(t.contains("follow"), "{t}");
     assert!(!t.contains("GET /up "), "{t}");
     env.keys(d, &["F"]);
+    // --- Issue #13, one stack's lifecycle from the console, each key confirmed first and
+    // the route's answers checked: + scales to 2, X stops (503 saying so), O starts the
+    // release again with its 2 instances, - scales back to 1.
+    env.keys(d, &["5", "+"]);
+    env.wait_for(
+        d,
+        "the scale confirmation",
+        |t| t.contains("Scale hello to 2?"),
+        10,
+    );
+    env.keys(d, &["y"]);
+    env.wait_for(
+        d,
+        "two healthy instances",
+        |t| t.contains("2/2 healthy"),
+        40,
+    );
+    assert_eq!(http::get(port, "/").map(|r| r.0).ok(), Some(200));
+    env.keys(d, &["X"]);
+    env.wait_for(
+        d,
+        "the stop confirmation",
+        |t| t.contains("Stop hello?"),
+        10,
+    );
+    env.keys(d, &["y"]);
+    env.wait_for(d, "the stopped stack", |t| t.contains("STOPPED by"), 40);
+    let (status, body) = http::get(port, "/").expect("GET / on the stopped route");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("stack hello is stopped"), "{body}");
+    env.wait_for(
+        d,
+        "the stop job to end",
+        |t| t.contains("no jobs running"),
+        30,
+    );
+    env.keys(d, &["O"]);
+    env.wait_for(
+        d,
+        "the start confirmation",
+        |t| t.contains("Start hello?"),
+        10,
+    );
+    env.keys(d, &["y"]);
+    env.wait_for(d, "the started stack", |t| t.contains("2/2 healthy"), 40);
+    assert_eq!(http::get(port, "/").map(|r| r.0).ok(), Some(200));
+    env.wait_for(
+        d,
+        "the start job to end",
+        |t| t.contains("no jobs running"),
+        30,
+    );
+    env.keys(d, &["-"]);
+    env.wait_for(
+        d,
+        "the scale-down confirmation",
+        |t| t.contains("Scale hello to 1?"),
+        10,
+    );
+    env.keys(d, &["y"]);
+    env.wait_for(d, "one healthy instance", |t| t.contains("1/1 healthy"), 40);
+    env.wait_for(
+        d,
+        "the scale job to end",
+        |t| t.contains("no jobs running"),
+        30,
+    );
+    assert_eq!(http::get(port, "/").map(|r| r.0).ok(), Some(200));
+
     // u checks for updates as a job (no question); its summary ends in the footer and the
     // Updates pane shows the stored check.
     env.keys(d, &["4", "u"]);
