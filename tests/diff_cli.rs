@@ -112,6 +112,7 @@ fn state(root: &Path) -> (i64, i64) {
         date: String::new(),
         cves: cves.iter().map(|c| c.to_string()).collect(),
         advisories: Vec::new(),
+        text: String::new(),
     };
     s.put_changelog(
         "expat",

@@ -391,6 +391,7 @@ fn deployed_fixture() -> Fixture {
         date: date.into(),
         cves: cves.iter().map(|c| c.to_string()).collect(),
         advisories: adv.iter().map(|c| c.to_string()).collect(),
+        text: String::new(),
     };
     f.store
         .put_changelog(
@@ -880,6 +881,73 @@ fn long_update_detail_fits_and_scrolls() {
     keys(&mut f.state, "4\njjjjj");
     let text = screen(&mut f, 80, 24);
     assert!(text.contains(" 6-25 of 36 "), "{text}");
+}
+
+/// Snapshots of a fresh fixture after the keys `ks` at each of `sizes` (the issue #13
+/// polish snapshots are at 80×24 and 200×60).
+fn check_sizes(fixture: impl Fn() -> Fixture, name: &str, ks: &str, sizes: &[(u16, u16)]) {
+    for &(w, h) in sizes {
+        let mut f = fixture();
+        keys(&mut f.state, ks);
+        let text = screen(&mut f, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+    }
+}
+
+/// The fixture plus a check of build #3 with a high-urgency tzdata update whose changelog
+/// (parsed by the check's own parser, then cached) names no CVE.
+fn tzdata_fixture() -> Fixture {
+    let mut f = fixture();
+    let (from, to) = ("2024a-0+deb12u1", "2025b-0+deb12u1");
+    f.store
+        .record_update_check(
+            "hello",
+            3,
+            T0,
+            &[pending_update("tzdata", "tzdata", (from, to), &[], "high")],
+            &[],
+            &[],
+        )
+        .unwrap();
+    let changelog = "\
+tzdata (2025b-0+deb12u1) bookworm-security; urgency=high
+
+  * New upstream release, affecting the following future timestamps:
+    - Paraguay adopts permanent -03 starting spring 2024.
+    - Improve historical data for Mexico, Mongolia, and Portugal.
+
+ -- Maint <m@example.org>  Mon, 01 Sep 2025 10:00:00 +0000
+
+tzdata (2024a-0+deb12u1) bookworm; urgency=medium
+
+  * New upstream release.
+
+ -- Maint <m@example.org>  Mon, 01 Jan 2024 10:00:00 +0000
+";
+    let entries = drover::debian::changelog::parse(changelog);
+    f.store.put_changelog("tzdata", to, &entries).unwrap();
+    reload(&mut f);
+    f
+}
+
+/// Issue #13 polish: the detail of a high-urgency update that names no CVE shows the
+/// changelog entry's text (what the update fixes), the tracker links and the key.
+#[test]
+fn update_detail_of_a_high_urgency_entry_without_cves_shows_its_text() {
+    check_sizes(
+        tzdata_fixture,
+        "update_detail_high_no_cve",
+        "4\n",
+        &[(80, 24), (200, 60)],
+    );
+    let mut f = tzdata_fixture();
+    keys(&mut f.state, "4\n");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("Paraguay adopts permanent -03"), "{text}");
+    assert!(
+        text.contains("no CVE named in the changelog entry"),
+        "{text}"
+    );
 }
 
 /// The Stacks list and the Builds pane count AGE from the same moment: the build's start.

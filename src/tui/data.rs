@@ -147,6 +147,7 @@ fn rows_of(
                     date: e.date.clone(),
                     cves: e.cves.clone(),
                     advisories: e.advisories.clone(),
+                    text: e.text.clone(),
                 })
                 .collect();
         }
@@ -544,6 +545,7 @@ mod tests {
             date: format!("date of {v}"),
             cves: cves.iter().map(|c| c.to_string()).collect(),
             advisories: adv.iter().map(|c| c.to_string()).collect(),
+            text: String::new(),
         };
         store
             .put_changelog(

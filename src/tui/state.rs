@@ -133,6 +133,8 @@ pub struct UpdateEntry {
     pub cves: Vec<String>,
     /// DSA/DLA advisories it names.
     pub advisories: Vec<String>,
+    /// Its text, kept for a high-urgency entry that names no CVE (else empty).
+    pub text: String,
 }
 
 /// What the console knows of the agent (polled on its socket, never started to look).
