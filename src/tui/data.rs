@@ -97,6 +97,31 @@ fn rows_of(
     store: &Store,
     pending: Vec<crate::manifest::pending::PendingUpdate>,
 ) -> Result<Vec<UpdateRow>> {
+    let mut rows = group_by_source(pending);
+    // The changelog entries behind the CVEs, when the check cached them.
+    for r in &mut rows {
+        if let Some(entries) = store.cached_changelog(&r.source, &r.to)? {
+            r.entries = crate::updates::cves::entries_between(&entries, &r.from, &r.to)
+                .into_iter()
+                .map(|e| UpdateEntry {
+                    version: e.version.clone(),
+                    urgency: e.urgency.clone(),
+                    date: e.date.clone(),
+                    cves: e.cves.clone(),
+                    advisories: e.advisories.clone(),
+                    text: e.text.clone(),
+                })
+                .collect();
+        }
+    }
+    Ok(rows)
+}
+
+/// Pending Debian updates grouped by source package (its binaries, suites, the CVEs of
+/// changelogs and feeds, the highest urgency), riskiest first (urgency, then CVE count):
+/// the Updates pane's rows without changelog entries, and `drover updates` in a narrow
+/// terminal.
+pub fn group_by_source(pending: Vec<crate::manifest::pending::PendingUpdate>) -> Vec<UpdateRow> {
     let mut by_source: std::collections::BTreeMap<String, UpdateRow> = Default::default();
     for p in pending {
         let row = by_source
@@ -136,22 +161,6 @@ fn rows_of(
         }
     }
     let mut rows: Vec<UpdateRow> = by_source.into_values().collect();
-    // The changelog entries behind the CVEs, when the check cached them.
-    for r in &mut rows {
-        if let Some(entries) = store.cached_changelog(&r.source, &r.to)? {
-            r.entries = crate::updates::cves::entries_between(&entries, &r.from, &r.to)
-                .into_iter()
-                .map(|e| UpdateEntry {
-                    version: e.version.clone(),
-                    urgency: e.urgency.clone(),
-                    date: e.date.clone(),
-                    cves: e.cves.clone(),
-                    advisories: e.advisories.clone(),
-                    text: e.text.clone(),
-                })
-                .collect();
-        }
-    }
     rows.sort_by(|a, b| {
         (urgency_rank(&b.urgency), b.cves.len(), &a.source).cmp(&(
             urgency_rank(&a.urgency),
@@ -159,7 +168,7 @@ fn rows_of(
             &b.source,
         ))
     });
-    Ok(rows)
+    rows
 }
 
 /// What a background reload reads for the selected stack: which stack, the manifest build
