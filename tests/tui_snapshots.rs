@@ -950,6 +950,41 @@ fn update_detail_of_a_high_urgency_entry_without_cves_shows_its_text() {
     );
 }
 
+/// Issue #13 polish: a footer message longer than the terminal is wide wraps (the footer
+/// grows, the panes give way); one longer than a third of the screen ends with where the
+/// whole text is (`:message`).
+#[test]
+fn long_footer_messages_wrap_and_point_to_the_whole_text() {
+    const LONG: &str = "deploy of hello failed: release #3 never became healthy within 30 s: \
+         the last health check GET /up answered 500 Internal Server Error with the body \
+         `database connection refused (postgres at 10.0.0.5:5432)`; instance hello-r3-1 \
+         printed 14 lines (J, enter: details)";
+    let with = |msg: String| {
+        move || {
+            let mut f = fixture();
+            f.state.status = Some(msg.clone());
+            f
+        }
+    };
+    let sizes = [(80, 24), (200, 60)];
+    check_sizes(with(LONG.into()), "footer_message_wrapped", "", &sizes);
+    check_sizes(
+        with(format!("{LONG} ").repeat(40)),
+        "footer_message_cut",
+        "",
+        &sizes,
+    );
+    for (w, h) in sizes {
+        let mut f = with(LONG.into())();
+        let text = screen(&mut f, w, h);
+        assert!(text.contains("(J, enter: details)"), "{text}");
+        let mut f = with(format!("{LONG} ").repeat(40))();
+        let text = screen(&mut f, w, h);
+        let last = text.lines().last().unwrap();
+        assert!(last.contains("… :message shows it all"), "{text}");
+    }
+}
+
 /// The Stacks list and the Builds pane count AGE from the same moment: the build's start.
 #[test]
 fn stacks_and_builds_age_both_count_from_the_start() {

@@ -383,8 +383,12 @@ pub struct State {
     pub jobs: Vec<Job>,
     /// Next job number.
     pub next_job: u64,
-    /// One-line message in the footer (`not available yet`, errors).
+    /// Message in the footer (`not available yet`, errors), wrapped over as many lines
+    /// as it needs (up to a third of the screen); cleared by the next key.
     pub status: Option<String>,
+    /// The message shown last, kept when the next key clears [`State::status`] (the
+    /// palette's `:message` shows it whole).
+    pub last_status: Option<String>,
     /// Set when the app should exit.
     pub quit: bool,
     /// Select this build once the builds list is reloaded (a build just started).
@@ -433,6 +437,7 @@ impl State {
             jobs: Vec::new(),
             next_job: 1,
             status: None,
+            last_status: None,
             quit: false,
             select_build: None,
             list_height: 10,

@@ -81,6 +81,7 @@ pub const COMMANDS: &[(&str, &str, bool)] = &[
         true,
     ),
     ("problems", "show the config file problems", true),
+    ("message", "show the last footer message whole", true),
     ("quit", "quit drover", true),
 ];
 
@@ -178,6 +179,18 @@ fn run_command(state: &mut State, text: &str, selected: usize) -> Outcome {
         "problems" => {
             if !show_config_problems(state) {
                 state.status = Some("no config file problems".into());
+            }
+            return (Vec::new(), None);
+        }
+        "message" => {
+            match state.last_status.clone() {
+                Some(m) => {
+                    state.overlay = Some(Overlay::detail(
+                        "Message".into(),
+                        m.lines().map(str::to_string).collect(),
+                    ))
+                }
+                None => state.status = Some("no message yet".into()),
             }
             return (Vec::new(), None);
         }

@@ -238,3 +238,61 @@ fn palette_lock_starts_a_lock_job_for_the_selected_stack() {
     );
     assert!(s.status.as_deref().unwrap().contains("updating the lock"));
 }
+
+/// A deploy failure as the footer shows it: longer than any terminal line.
+const LONG: &str = "deploy of hello failed: release #3 never became healthy within 30 s: \
+     the last health check GET /up answered 500 Internal Server Error with the body \
+     `database connection refused (postgres at 10.0.0.5:5432)`; instance hello-r3-1 \
+     printed 14 lines (J, enter: details)";
+
+#[test]
+fn a_long_footer_message_wraps_and_an_endless_one_points_to_message() {
+    use crate::tui::chrome::{footer_lines, MESSAGE_POINTER};
+    use ratatui::layout::Rect;
+    let mut s = state();
+    s.status = Some(LONG.into());
+    let lines = footer_lines(&s, Rect::new(0, 0, 80, 24));
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{lines:?}");
+    assert!(
+        lines[3].ends_with("(J, enter: details)"),
+        "nothing cut: {lines:?}"
+    );
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(words(&lines.join(" ")), words(LONG), "every word, in order");
+    // Wide enough: one line, as before.
+    assert_eq!(footer_lines(&s, Rect::new(0, 0, 400, 60)).len(), 1);
+    // Longer than a third of the screen: cut there, ending with where the whole text is.
+    s.status = Some(LONG.repeat(10));
+    let lines = footer_lines(&s, Rect::new(0, 0, 80, 24));
+    assert_eq!(lines.len(), 8, "a third of 24 rows");
+    assert!(lines[7].ends_with(MESSAGE_POINTER), "{lines:?}");
+    assert!(lines[7].chars().count() <= 80, "{lines:?}");
+    // No message: the footer keeps its one line (the key hints).
+    s.status = None;
+    assert!(footer_lines(&s, Rect::new(0, 0, 80, 24)).is_empty());
+
+    // The next key clears the footer; `:message` shows the message whole.
+    s.status = Some(LONG.repeat(10));
+    update(&mut s, key(':'));
+    assert!(s.status.is_none());
+    for c in "message".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    match &s.overlay {
+        Some(Overlay::Detail { title, lines, .. }) => {
+            assert_eq!(title, "Message");
+            assert_eq!(lines.join(""), LONG.repeat(10));
+        }
+        o => panic!("{o:?}"),
+    }
+    // Nothing shown yet: it says so.
+    let mut s = state();
+    update(&mut s, key(':'));
+    for c in "message".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.status.as_deref(), Some("no message yet"));
+}
