@@ -985,6 +985,70 @@ fn long_footer_messages_wrap_and_point_to_the_whole_text() {
     }
 }
 
+/// Issue #13 polish: build #3's recorded lock moved two packages from build #1's (an
+/// `--apply-updates` build): the Builds pane marks it `applied 2`.
+#[test]
+fn builds_mark_the_build_that_applied_updates() {
+    use drover::lock::{Lock, LockedPackage, LockedRepo};
+    let lock = |libc: &str, tz: &str| {
+        let pkg = |name: &str, version: &str| LockedPackage {
+            name: name.into(),
+            arch: "amd64".into(),
+            version: version.into(),
+            source: name.into(),
+            source_version: version.into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            suite: "bookworm".into(),
+            sha256: "0".repeat(64),
+            size: 1000,
+        };
+        Lock {
+            version: drover::lock::LOCK_VERSION,
+            stack: "hello".into(),
+            arch: "amd64".into(),
+            variant: "apt".into(),
+            inputs: "ab".repeat(32),
+            include: vec![],
+            repositories: vec![LockedRepo {
+                mirror: "http://deb.debian.org/debian".into(),
+                suite: "bookworm".into(),
+                components: vec!["main".into()],
+                date: String::new(),
+            }],
+            packages: vec![pkg("libc6", libc), pkg("tzdata", tz)],
+        }
+        .to_toml()
+    };
+    let applied = || {
+        let mut f = fixture();
+        f.store
+            .set_build_lock(1, &lock("2.36-9+deb12u9", "2024a-0+deb12u1"))
+            .unwrap();
+        f.store
+            .set_build_lock(3, &lock("2.36-9+deb12u10", "2025b-0+deb12u1"))
+            .unwrap();
+        reload(&mut f);
+        f
+    };
+    check_sizes(
+        applied,
+        "builds_applied_updates",
+        "l",
+        &[(80, 24), (200, 60)],
+    );
+    let mut f = applied();
+    keys(&mut f.state, "l");
+    let text = screen(&mut f, 200, 60);
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("│{id} ")))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string()
+    };
+    assert!(row("#3").contains("applied 2 · 333333333333"), "{text}");
+    assert!(!row("#1").contains("applied"), "{text}");
+}
+
 /// The Stacks list and the Builds pane count AGE from the same moment: the build's start.
 #[test]
 fn stacks_and_builds_age_both_count_from_the_start() {

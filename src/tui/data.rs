@@ -213,6 +213,9 @@ pub struct StackData {
     pub updates_checked: Option<i64>,
     /// Its releases, newest first.
     pub releases: Vec<crate::store::deploys::ReleaseRecord>,
+    /// The builds that applied updates, with how many packages each moved
+    /// ([`Store::applied_updates`]).
+    pub applied_updates: std::collections::BTreeMap<i64, usize>,
     /// Downgrades of its deploy candidates ([`crate::deploy::downgrade::downgrades`]).
     pub downgrades: std::collections::BTreeMap<i64, crate::deploy::downgrade::Downgrade>,
     /// What deploying each candidate changes against the live release
@@ -260,6 +263,7 @@ pub fn read_stack(store: &Store, query: &StackQuery) -> Result<StackData> {
         name: name.clone(),
         updates: update_rows(store, name)?.unwrap_or_default(),
         updates_checked: store.latest_checked_build(name)?,
+        applied_updates: store.applied_updates(name)?,
         builds,
         releases,
         downgrades,
@@ -323,6 +327,7 @@ pub fn apply_stack(state: &mut State, data: StackData) {
     state.updates_checked = data.updates_checked;
     state.set_releases(data.releases);
     state.downgrades = data.downgrades;
+    state.applied_updates = data.applied_updates;
     state.change_summaries = data.change_summaries;
     if let Some(id) = state.select_build {
         let builds = &state.builds;

@@ -395,6 +395,9 @@ pub struct State {
     pub select_build: Option<i64>,
     /// Rows of the last drawn list (for paging).
     pub list_height: usize,
+    /// The loaded stack's builds that applied updates, with how many packages each
+    /// moved (the Builds pane marks them).
+    pub applied_updates: std::collections::BTreeMap<i64, usize>,
 }
 
 impl State {
@@ -441,6 +444,7 @@ impl State {
             quit: false,
             select_build: None,
             list_height: 10,
+            applied_updates: Default::default(),
         }
     }
 
