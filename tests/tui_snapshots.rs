@@ -1049,6 +1049,25 @@ fn builds_mark_the_build_that_applied_updates() {
     assert!(!row("#1").contains("applied"), "{text}");
 }
 
+/// Issue #13 polish: the palette completes a command's arguments from what the console
+/// holds: release numbers for `rollback STACK`, build ids for `deploy STACK`.
+#[test]
+fn palette_completes_releases_and_builds() {
+    let sizes = [(80, 24), (200, 60)];
+    check_sizes(
+        deployed_fixture,
+        "palette_rollback_releases",
+        ":rollback hello r",
+        &sizes,
+    );
+    check_sizes(
+        deployed_fixture,
+        "palette_deploy_builds",
+        ":deploy hello ",
+        &sizes,
+    );
+}
+
 /// The Stacks list and the Builds pane count AGE from the same moment: the build's start.
 #[test]
 fn stacks_and_builds_age_both_count_from_the_start() {
