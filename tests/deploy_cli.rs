@@ -223,6 +223,7 @@ fn a_downgrading_deploy_needs_allow_downgrade() {
                 date: String::new(),
                 cves: vec!["CVE-2025-59375".into()],
                 advisories: vec![],
+                text: String::new(),
             }],
         )
         .unwrap();

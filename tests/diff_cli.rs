@@ -112,6 +112,7 @@ fn state(root: &Path) -> (i64, i64) {
         date: String::new(),
         cves: cves.iter().map(|c| c.to_string()).collect(),
         advisories: Vec::new(),
+        text: String::new(),
     };
     s.put_changelog(
         "expat",
@@ -329,6 +330,65 @@ fn builds_mark_the_live_build() {
     let line = t.lines().find(|l| l.starts_with(&a.to_string())).unwrap();
     assert!(line.contains(" #1 "), "{t}");
     assert!(t.lines().next().unwrap().contains("LIVE"), "{t}");
+}
+
+/// Issue #13 polish: `drover builds` marks the builds that applied updates (their recorded
+/// lock moved packages against the build before: table UPDATES `applied N`, JSON
+/// `applied_updates`).
+#[test]
+fn builds_mark_the_builds_that_applied_updates() {
+    use drover::lock::{Lock, LockedPackage, LockedRepo};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = state(tmp.path());
+    let lock = |expat: &str| {
+        Lock {
+            version: drover::lock::LOCK_VERSION,
+            stack: "hello".into(),
+            arch: "amd64".into(),
+            variant: "apt".into(),
+            inputs: "ab".repeat(32),
+            include: vec![],
+            repositories: vec![LockedRepo {
+                mirror: "http://deb.debian.org/debian".into(),
+                suite: "bookworm".into(),
+                components: vec!["main".into()],
+                date: String::new(),
+            }],
+            packages: vec![LockedPackage {
+                name: "libexpat1".into(),
+                arch: "amd64".into(),
+                version: expat.into(),
+                source: "expat".into(),
+                source_version: expat.into(),
+                mirror: "http://deb.debian.org/debian".into(),
+                suite: "bookworm".into(),
+                sha256: "0".repeat(64),
+                size: 1000,
+            }],
+        }
+        .to_toml()
+    };
+    let s = Store::open(&tmp.path().join("state/drover.db")).unwrap();
+    s.set_build_lock(a, &lock("2.5.0-1+deb12u1")).unwrap();
+    s.set_build_lock(b, &lock("2.5.0-1+deb12u2")).unwrap();
+    drop(s);
+    let o = drover(tmp.path(), &["--json", "builds", "hello"]);
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let applied_of = |id: i64| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()["applied_updates"]
+            .clone()
+    };
+    assert_eq!(applied_of(b), 1);
+    assert_eq!(applied_of(a), Value::Null);
+    let t = text(&drover(tmp.path(), &["builds", "hello"]));
+    assert!(t.lines().next().unwrap().contains("UPDATES"), "{t}");
+    let line = |id: i64| t.lines().find(|l| l.starts_with(&id.to_string())).unwrap();
+    assert!(line(b).contains("applied 1"), "{t}");
+    assert!(!line(a).contains("applied"), "{t}");
 }
 
 /// Issue #13: `drover releases STACK --release N` prints one release in detail; a release

@@ -391,6 +391,7 @@ fn deployed_fixture() -> Fixture {
         date: date.into(),
         cves: cves.iter().map(|c| c.to_string()).collect(),
         advisories: adv.iter().map(|c| c.to_string()).collect(),
+        text: String::new(),
     };
     f.store
         .put_changelog(
@@ -976,6 +977,191 @@ fn long_update_detail_fits_and_scrolls() {
     keys(&mut f.state, "4\njjjjj");
     let text = screen(&mut f, 80, 24);
     assert!(text.contains(" 6-25 of 36 "), "{text}");
+}
+
+/// Snapshots of a fresh fixture after the keys `ks` at each of `sizes` (the issue #13
+/// polish snapshots are at 80×24 and 200×60).
+fn check_sizes(fixture: impl Fn() -> Fixture, name: &str, ks: &str, sizes: &[(u16, u16)]) {
+    for &(w, h) in sizes {
+        let mut f = fixture();
+        keys(&mut f.state, ks);
+        let text = screen(&mut f, w, h);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text);
+    }
+}
+
+/// The fixture plus a check of build #3 with a high-urgency tzdata update whose changelog
+/// (parsed by the check's own parser, then cached) names no CVE.
+fn tzdata_fixture() -> Fixture {
+    let mut f = fixture();
+    let (from, to) = ("2024a-0+deb12u1", "2025b-0+deb12u1");
+    f.store
+        .record_update_check(
+            "hello",
+            3,
+            T0,
+            &[pending_update("tzdata", "tzdata", (from, to), &[], "high")],
+            &[],
+            &[],
+        )
+        .unwrap();
+    let changelog = "\
+tzdata (2025b-0+deb12u1) bookworm-security; urgency=high
+
+  * New upstream release, affecting the following future timestamps:
+    - Paraguay adopts permanent -03 starting spring 2024.
+    - Improve historical data for Mexico, Mongolia, and Portugal.
+
+ -- Maint <m@example.org>  Mon, 01 Sep 2025 10:00:00 +0000
+
+tzdata (2024a-0+deb12u1) bookworm; urgency=medium
+
+  * New upstream release.
+
+ -- Maint <m@example.org>  Mon, 01 Jan 2024 10:00:00 +0000
+";
+    let entries = drover::debian::changelog::parse(changelog);
+    f.store.put_changelog("tzdata", to, &entries).unwrap();
+    reload(&mut f);
+    f
+}
+
+/// Issue #13 polish: the detail of a high-urgency update that names no CVE shows the
+/// changelog entry's text (what the update fixes), the tracker links and the key.
+#[test]
+fn update_detail_of_a_high_urgency_entry_without_cves_shows_its_text() {
+    check_sizes(
+        tzdata_fixture,
+        "update_detail_high_no_cve",
+        "4\n",
+        &[(80, 24), (200, 60)],
+    );
+    let mut f = tzdata_fixture();
+    keys(&mut f.state, "4\n");
+    let text = screen(&mut f, 200, 60);
+    assert!(text.contains("Paraguay adopts permanent -03"), "{text}");
+    assert!(
+        text.contains("no CVE named in the changelog entry"),
+        "{text}"
+    );
+}
+
+/// Issue #13 polish: a footer message longer than the terminal is wide wraps (the footer
+/// grows, the panes give way); one longer than a third of the screen ends with where the
+/// whole text is (`:message`).
+#[test]
+fn long_footer_messages_wrap_and_point_to_the_whole_text() {
+    const LONG: &str = "deploy of hello failed: release #3 never became healthy within 30 s: \
+         the last health check GET /up answered 500 Internal Server Error with the body \
+         `database connection refused (postgres at 10.0.0.5:5432)`; instance hello-r3-1 \
+         printed 14 lines (J, enter: details)";
+    let with = |msg: String| {
+        move || {
+            let mut f = fixture();
+            f.state.status = Some(msg.clone());
+            f
+        }
+    };
+    let sizes = [(80, 24), (200, 60)];
+    check_sizes(with(LONG.into()), "footer_message_wrapped", "", &sizes);
+    check_sizes(
+        with(format!("{LONG} ").repeat(40)),
+        "footer_message_cut",
+        "",
+        &sizes,
+    );
+    for (w, h) in sizes {
+        let mut f = with(LONG.into())();
+        let text = screen(&mut f, w, h);
+        assert!(text.contains("(J, enter: details)"), "{text}");
+        let mut f = with(format!("{LONG} ").repeat(40))();
+        let text = screen(&mut f, w, h);
+        let last = text.lines().last().unwrap();
+        assert!(last.contains("… :message shows it all"), "{text}");
+    }
+}
+
+/// Issue #13 polish: build #3's recorded lock moved two packages from build #1's (an
+/// `--apply-updates` build): the Builds pane marks it `applied 2`.
+#[test]
+fn builds_mark_the_build_that_applied_updates() {
+    use drover::lock::{Lock, LockedPackage, LockedRepo};
+    let lock = |libc: &str, tz: &str| {
+        let pkg = |name: &str, version: &str| LockedPackage {
+            name: name.into(),
+            arch: "amd64".into(),
+            version: version.into(),
+            source: name.into(),
+            source_version: version.into(),
+            mirror: "http://deb.debian.org/debian".into(),
+            suite: "bookworm".into(),
+            sha256: "0".repeat(64),
+            size: 1000,
+        };
+        Lock {
+            version: drover::lock::LOCK_VERSION,
+            stack: "hello".into(),
+            arch: "amd64".into(),
+            variant: "apt".into(),
+            inputs: "ab".repeat(32),
+            include: vec![],
+            repositories: vec![LockedRepo {
+                mirror: "http://deb.debian.org/debian".into(),
+                suite: "bookworm".into(),
+                components: vec!["main".into()],
+                date: String::new(),
+            }],
+            packages: vec![pkg("libc6", libc), pkg("tzdata", tz)],
+        }
+        .to_toml()
+    };
+    let applied = || {
+        let mut f = fixture();
+        f.store
+            .set_build_lock(1, &lock("2.36-9+deb12u9", "2024a-0+deb12u1"))
+            .unwrap();
+        f.store
+            .set_build_lock(3, &lock("2.36-9+deb12u10", "2025b-0+deb12u1"))
+            .unwrap();
+        reload(&mut f);
+        f
+    };
+    check_sizes(
+        applied,
+        "builds_applied_updates",
+        "l",
+        &[(80, 24), (200, 60)],
+    );
+    let mut f = applied();
+    keys(&mut f.state, "l");
+    let text = screen(&mut f, 200, 60);
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("│{id} ")))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string()
+    };
+    assert!(row("#3").contains("applied 2 · 333333333333"), "{text}");
+    assert!(!row("#1").contains("applied"), "{text}");
+}
+
+/// Issue #13 polish: the palette completes a command's arguments from what the console
+/// holds: release numbers for `rollback STACK`, build ids for `deploy STACK`.
+#[test]
+fn palette_completes_releases_and_builds() {
+    let sizes = [(80, 24), (200, 60)];
+    check_sizes(
+        deployed_fixture,
+        "palette_rollback_releases",
+        ":rollback hello r",
+        &sizes,
+    );
+    check_sizes(
+        deployed_fixture,
+        "palette_deploy_builds",
+        ":deploy hello ",
+        &sizes,
+    );
 }
 
 /// The Stacks list and the Builds pane count AGE from the same moment: the build's start.

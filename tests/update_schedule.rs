@@ -629,3 +629,66 @@ fn a_check_also_counts_the_updates_of_the_live_release() {
         .unwrap_or_else(|| panic!("{live_rows}"));
     assert_eq!(foo["against"], "live");
 }
+
+/// Issue #13 polish: in a narrow terminal (`COLUMNS` < 100) `drover updates` prints one row
+/// per source package, as the console's Updates pane does; a wide one and a pipe keep the
+/// table of binary packages, and `--json` does not change.
+#[test]
+fn cli_updates_groups_by_source_in_a_narrow_terminal() {
+    let s = setup("tracker.json");
+    let run = |columns: Option<&str>, args: &[&str]| {
+        let mut c = drover_at(&s.paths, args);
+        match columns {
+            Some(n) => c.env("COLUMNS", n),
+            None => c.env_remove("COLUMNS"),
+        };
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let narrow = run(Some("80"), &["updates", "demo"]);
+    assert!(
+        narrow.contains("SOURCE  VERSION         URGENCY  CVES  PACKAGES"),
+        "{narrow}"
+    );
+    assert!(
+        narrow.contains("foo     1.0-1 -> 1.0-3  high     2     foo\n"),
+        "{narrow}"
+    );
+    assert!(
+        narrow.contains("1 binary package(s) from 1 source package(s); --json or COLUMNS>=100"),
+        "{narrow}"
+    );
+    assert!(!narrow.contains("ADVISORIES"), "{narrow}");
+    // The grouped table (header to its closing line) fits the 80 columns.
+    let table: Vec<&str> = narrow
+        .lines()
+        .skip_while(|l| !l.starts_with("SOURCE  VERSION"))
+        .take_while(|l| !l.starts_with("demo: "))
+        .collect();
+    assert_eq!(table.len(), 3, "{narrow}");
+    for l in table {
+        assert!(l.chars().count() <= 80, "{l}");
+    }
+    for wide in [
+        run(Some("120"), &["updates", "demo"]),
+        run(None, &["updates", "demo"]),
+    ] {
+        assert!(wide.contains("PACKAGE  ARCH"), "{wide}");
+        assert!(wide.contains("ADVISORIES"), "{wide}");
+        assert!(!wide.contains("binary package(s) from"), "{wide}");
+    }
+    let json = |columns| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&run(Some(columns), &["updates", "demo", "--json"])).unwrap();
+        for row in v.as_array_mut().unwrap() {
+            row.as_object_mut().unwrap().remove("checked_at");
+        }
+        v
+    };
+    assert_eq!(json("80"), json("200"), "--json is the same at any width");
+}

@@ -203,19 +203,23 @@ pub fn builds(paths: &Paths, name: &str, json: bool) -> CliResult {
     let rows = store.builds(name)?;
     let live = crate::deploy::plan::Current::from_releases(&store.releases(name)?);
     let live_of = |id: i64| live.filter(|c| c.build_id == id).map(|c| c.release);
+    let applied = store.applied_updates(name)?;
     if json {
-        /// A `builds --json` row: the build and, when it runs now, its live release.
+        /// A `builds --json` row: the build, its live release when it runs now, and how
+        /// many packages it updated when it applied updates (its lock moved).
         #[derive(Serialize)]
         struct Row<'b> {
             #[serde(flatten)]
             build: &'b BuildRecord,
             live_release: Option<i64>,
+            applied_updates: Option<usize>,
         }
         let out: Vec<Row<'_>> = rows
             .iter()
             .map(|b| Row {
                 build: b,
                 live_release: live_of(b.id),
+                applied_updates: applied.get(&b.id).copied(),
             })
             .collect();
         return print_json(&out);
@@ -251,6 +255,10 @@ pub fn builds(paths: &Paths, name: &str, json: bool) -> CliResult {
                     .map(short_digest)
                     .unwrap_or_default(),
                 live_of(b.id).map(|r| format!("#{r}")).unwrap_or_default(),
+                applied
+                    .get(&b.id)
+                    .map(|n| format!("applied {n}"))
+                    .unwrap_or_default(),
                 b.failed_step
                     .as_ref()
                     .map(|s| format!("{s}: {}", first_line(b.error.as_deref().unwrap_or(""))))
@@ -262,7 +270,7 @@ pub fn builds(paths: &Paths, name: &str, json: bool) -> CliResult {
     print!(
         "{}",
         table(
-            &["BUILD", "STATUS", "AGE", "TIME", "BASE", "IMAGE", "LIVE", "ERROR"],
+            &["BUILD", "STATUS", "AGE", "TIME", "BASE", "IMAGE", "LIVE", "UPDATES", "ERROR"],
             &cells
         )
     );

@@ -136,6 +136,10 @@ pub fn updates(
             if r.updates.is_empty() {
                 continue;
             }
+            if let Some(w) = text_width().filter(|w| *w < NARROW) {
+                print!("{}", by_source_table(&r.updates, w));
+                continue;
+            }
             let rows: Vec<Vec<String>> = r
                 .updates
                 .iter()
@@ -207,6 +211,86 @@ pub fn updates(
     } else {
         Err(CliError::failed(errors.join("\n")))
     }
+}
+
+/// Below this many columns `drover updates` prints one row per source package (as the
+/// console's Updates pane does) instead of one per binary package.
+const NARROW: usize = 100;
+
+/// The width of the terminal the text goes to: `COLUMNS` when it is a number, else the
+/// width of stdout when it is a terminal; `None` for a pipe or a file (scripts get the
+/// full table).
+fn text_width() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return Some(n);
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size().ok().map(|(w, _)| w as usize)
+}
+
+/// The pending updates for a terminal `width` columns wide (< [`NARROW`]): one row per
+/// source package (grouped as the console's Updates pane groups them, riskiest first) with
+/// SOURCE, VERSION (`installed -> candidate` of the source; the candidate stays whole, the
+/// installed version loses its shared start when room is short), URGENCY, CVES (how many,
+/// changelogs and feeds) and its binary PACKAGES (cut with `…` at the width), then a line
+/// saying how to get the full table.
+fn by_source_table(updates: &[crate::updates::PendingUpdate], width: usize) -> String {
+    let rows = crate::tui::data::group_by_source(updates.to_vec());
+    let col = |f: &dyn Fn(&crate::tui::state::UpdateRow) -> usize, head: &str| {
+        rows.iter().map(f).max().unwrap_or(0).max(head.len())
+    };
+    let source_w = col(&|r| r.source.chars().count(), "SOURCE").min(20);
+    let urgency_w = col(&|r| r.urgency.chars().count().max(1), "URGENCY");
+    let cves_w = "CVES".len();
+    // Two spaces between columns; PACKAGES keeps at least 8 columns.
+    let fixed = source_w + urgency_w + cves_w + 4 * 2;
+    let want_v = col(
+        &|r| r.from.chars().count() + 4 + r.to.chars().count(),
+        "VERSION",
+    );
+    let version_w = want_v.min(width.saturating_sub(fixed + 8));
+    let version_w = version_w.max(col(&|r| r.to.chars().count(), "VERSION"));
+    let packages_w = width.saturating_sub(fixed + version_w).max(8);
+    let cut = |s: String, w: usize| {
+        if s.chars().count() <= w {
+            s
+        } else {
+            let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+            t.push('…');
+            t
+        }
+    };
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                cut(r.source.clone(), source_w),
+                crate::text::version_change(&r.from, &r.to, version_w),
+                if r.urgency.is_empty() {
+                    "?".into()
+                } else {
+                    r.urgency.clone()
+                },
+                r.cves.len().to_string(),
+                cut(r.packages.join(" "), packages_w),
+            ]
+        })
+        .collect();
+    let mut out = table(&["SOURCE", "VERSION", "URGENCY", "CVES", "PACKAGES"], &body);
+    out.push_str(&format!(
+        "{} binary package(s) from {} source package(s); --json or COLUMNS>={NARROW} \
+         lists each\n",
+        updates.len(),
+        rows.len()
+    ));
+    out
 }
 
 /// `updates --lang`: the language updates of each report, as a table or JSON (one stack:
@@ -343,4 +427,66 @@ pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format
         cyclonedx(&subject, &comps, &lang, &pending)
     };
     print_json(&doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::updates::PendingUpdate;
+
+    fn pending(pkg: &str, source: &str, cves: &[&str], urgency: &str) -> PendingUpdate {
+        PendingUpdate {
+            package: pkg.into(),
+            arch: "amd64".into(),
+            installed: "3.0.15-1~deb12u1".into(),
+            candidate: "3.0.17-1~deb12u2".into(),
+            suite: "bookworm-security".into(),
+            source: source.into(),
+            source_installed: "3.0.15-1~deb12u1".into(),
+            source_candidate: "3.0.17-1~deb12u2".into(),
+            cves: cves.iter().map(|c| c.to_string()).collect(),
+            urgency: Some(urgency.into()),
+            checked_at: "2026-01-01T10:00:00Z".into(),
+            advisories: vec![],
+            dates: vec![],
+            deb: None,
+            feed_cves: vec![],
+            open_cves: vec![],
+        }
+    }
+
+    #[test]
+    fn a_narrow_terminal_gets_one_row_per_source_riskiest_first_within_its_width() {
+        let updates = vec![
+            pending("tzdata", "tzdata", &[], "medium"),
+            pending("libssl3", "openssl", &["CVE-2025-1", "CVE-2025-2"], "high"),
+            pending("openssl", "openssl", &["CVE-2025-1"], "high"),
+            pending("libssl-dev", "openssl", &[], "high"),
+        ];
+        let text = by_source_table(&updates, 90);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("SOURCE   VERSION"), "{text}");
+        assert!(
+            lines[1].starts_with("openssl  3.0.15-1~deb12u1 -> 3.0.17-1~deb12u2  high     2"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with("libssl3 openssl libssl-dev"), "{text}");
+        assert!(lines[2].starts_with("tzdata "), "{text}");
+        assert_eq!(
+            lines[3],
+            "4 binary package(s) from 2 source package(s); --json or COLUMNS>=100 lists each"
+        );
+        for l in &lines {
+            assert!(l.chars().count() <= 90, "{l}");
+        }
+        // At 50 columns the installed version loses its start, the candidate stays whole
+        // and the package list is cut.
+        let text = by_source_table(&updates, 50);
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains(" 3.0.17-1~deb12u2 "), "{text}");
+        assert!(!row.contains("3.0.15-1~deb12u1"), "{text}");
+        assert!(row.ends_with('…'), "{text}");
+        assert!(row.chars().count() <= 50, "{row}");
+    }
 }

@@ -217,6 +217,7 @@ mod tests {
             date: String::new(),
             cves: cves.iter().map(|c| c.to_string()).collect(),
             advisories: Vec::new(),
+            text: String::new(),
         };
         s.put_changelog(
             "expat",

@@ -37,6 +37,7 @@ fn entry(v: &str, cves: &[&str]) -> Entry {
         date: String::new(),
         cves: cves.iter().map(|c| c.to_string()).collect(),
         advisories: Vec::new(),
+        text: String::new(),
     }
 }
 

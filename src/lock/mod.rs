@@ -410,5 +410,20 @@ struct RawLock {
     packages: Vec<toml::Spanned<LockedPackage>>,
 }
 
+/// How many packages of `next` are locked at another version than in `prev` (same name and
+/// architecture; packages added or removed do not count): what moving a lock to the
+/// updates changes.
+pub fn moved(prev: &Lock, next: &Lock) -> usize {
+    let before = prev.versions();
+    next.packages
+        .iter()
+        .filter(|p| {
+            before
+                .get(&(p.name.as_str(), p.arch.as_str()))
+                .is_some_and(|v| *v != p.version)
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests;

@@ -154,3 +154,30 @@ fn pins_hold_every_locked_version_above_all_sources() {
     assert!(t.contains("Package: libc6\nPin: version 2.36-9+deb12u10\nPin-Priority: 1001\n"));
     assert_eq!(t.matches("Pin-Priority: 1001").count(), 3);
 }
+
+/// Issue #13 polish: which builds applied updates comes from the locks the store keeps.
+#[test]
+fn moved_counts_version_changes_and_the_store_marks_the_builds_that_applied_updates() {
+    let a = sample();
+    let mut b = a.clone();
+    b.packages[0].version = format!("{}+deb12u9", b.packages[0].version);
+    let mut added = a.clone();
+    let mut extra = added.packages[0].clone();
+    extra.name = "zzz-added".into();
+    added.packages.push(extra);
+    assert_eq!(moved(&a, &b), 1);
+    assert_eq!(moved(&a, &a), 0);
+    assert_eq!(moved(&a, &added), 0, "an added package is no update");
+
+    let store = crate::store::Store::open_in_memory().unwrap();
+    let ids: Vec<i64> = (0..4)
+        .map(|_| store.create_build("hello", 1).unwrap())
+        .collect();
+    store.set_build_lock(ids[0], &a.to_toml()).unwrap();
+    store.set_build_lock(ids[1], &a.to_toml()).unwrap(); // a plain build: nothing moved
+                                                         // ids[2] failed before its lock step: no lock, skipped.
+    store.set_build_lock(ids[3], &b.to_toml()).unwrap(); // --apply-updates
+    let applied = store.applied_updates("hello").unwrap();
+    assert_eq!(applied.into_iter().collect::<Vec<_>>(), [(ids[3], 1)]);
+    assert!(store.applied_updates("other").unwrap().is_empty());
+}

@@ -176,6 +176,39 @@ impl Store {
         Ok(v.flatten())
     }
 
+    /// The builds of `stack` that applied updates, with how many packages each moved:
+    /// a build whose recorded lock has a package (same name and architecture) at another
+    /// version than the build before it with a lock (`build --apply-updates`, the
+    /// console's `r`, `auto_rebuild`, or a build after `lock --update`; a stack whose
+    /// `packages` changed is re-locked minimally, keeping every other version, so that
+    /// alone moves nothing). Builds without a lock, or with an unreadable one, are skipped.
+    pub fn applied_updates(&self, stack: &str) -> Result<std::collections::BTreeMap<i64, usize>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT id, lock FROM builds WHERE stack = ?1 AND lock IS NOT NULL ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map(params![stack], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = std::collections::BTreeMap::new();
+        let mut prev: Option<crate::lock::Lock> = None;
+        for (id, text) in rows {
+            let Ok(lock) = crate::lock::Lock::parse(&text, std::path::Path::new("(stored lock)"))
+            else {
+                continue;
+            };
+            if let Some(p) = &prev {
+                let n = crate::lock::moved(p, &lock);
+                if n > 0 {
+                    out.insert(id, n);
+                }
+            }
+            prev = Some(lock);
+        }
+        Ok(out)
+    }
+
     /// The lock texts of every build that still has an image (what `prune` keeps).
     pub fn locks_of_kept_builds(&self) -> Result<Vec<String>> {
         let mut st = self

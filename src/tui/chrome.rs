@@ -160,8 +160,40 @@ pub fn hints(state: &State) -> Vec<(String, &'static str)> {
     v
 }
 
-/// Draw the footer line: the input being typed (with the cursor), else a status
-/// message, else the [`hints`].
+/// The end of a footer message cut at a third of the screen: where its whole text is
+/// (the palette's `:message`).
+pub const MESSAGE_POINTER: &str = "… :message shows it all";
+
+/// The footer's lines for a frame of `area`: the status message (when one is shown and no
+/// text field is open) wrapped at spaces to the width, one space in, over as many lines as
+/// it needs up to a third of the frame's height (at least one). A message longer than that
+/// is never cut silently: its last line ends with [`MESSAGE_POINTER`]. Empty when the
+/// footer shows a text field or the key hints (one line).
+pub fn footer_lines(state: &State, area: Rect) -> Vec<String> {
+    status_lines(state, area.width, (area.height as usize / 3).max(1))
+}
+
+/// The status message wrapped to `width` columns in at most `max` lines (see
+/// [`footer_lines`]).
+fn status_lines(state: &State, width: u16, max: usize) -> Vec<String> {
+    let Some(s) = state.status.as_deref().filter(|_| state.input.is_none()) else {
+        return Vec::new();
+    };
+    let width = (width as usize).saturating_sub(1).max(1);
+    let max = max.max(1);
+    let text = crate::text::sanitize_for_terminal(s);
+    let mut lines = crate::tui::widgets::wrap_words(&text, width);
+    if lines.len() > max {
+        lines.truncate(max);
+        let keep = width.saturating_sub(MESSAGE_POINTER.chars().count() + 1);
+        let last: String = lines[max - 1].chars().take(keep).collect();
+        lines[max - 1] = format!("{} {MESSAGE_POINTER}", last.trim_end());
+    }
+    lines.into_iter().map(|l| format!(" {l}")).collect()
+}
+
+/// Draw the footer: the input being typed (with the cursor), else the status message
+/// ([`footer_lines`]), else the [`hints`].
 pub fn footer(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     if let Some((target, input)) = &state.input {
         let prompt = match target {
@@ -184,14 +216,14 @@ pub fn footer(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         }
         return;
     }
-    if let Some(s) = &state.status {
-        f.render_widget(
-            Paragraph::new(Line::styled(
-                format!(" {}", crate::text::sanitize_for_terminal(s)),
-                theme.warn,
-            )),
-            area,
-        );
+    if state.status.is_some() {
+        // The footer was sized by `footer_lines` of the frame: all of its rows are the
+        // message's.
+        let lines: Vec<Line> = status_lines(state, area.width, area.height as usize)
+            .into_iter()
+            .map(|l| Line::styled(l, theme.warn))
+            .collect();
+        f.render_widget(Paragraph::new(lines), area);
         return;
     }
     let mut spans = vec![Span::raw(" ")];

@@ -98,6 +98,31 @@ fn rows_of(
     store: &Store,
     pending: Vec<crate::manifest::pending::PendingUpdate>,
 ) -> Result<Vec<UpdateRow>> {
+    let mut rows = group_by_source(pending);
+    // The changelog entries behind the CVEs, when the check cached them.
+    for r in &mut rows {
+        if let Some(entries) = store.cached_changelog(&r.source, &r.to)? {
+            r.entries = crate::updates::cves::entries_between(&entries, &r.from, &r.to)
+                .into_iter()
+                .map(|e| UpdateEntry {
+                    version: e.version.clone(),
+                    urgency: e.urgency.clone(),
+                    date: e.date.clone(),
+                    cves: e.cves.clone(),
+                    advisories: e.advisories.clone(),
+                    text: e.text.clone(),
+                })
+                .collect();
+        }
+    }
+    Ok(rows)
+}
+
+/// Pending Debian updates grouped by source package (its binaries, suites, the CVEs of
+/// changelogs and feeds, the highest urgency), riskiest first (urgency, then CVE count):
+/// the Updates pane's rows without changelog entries, and `drover updates` in a narrow
+/// terminal.
+pub fn group_by_source(pending: Vec<crate::manifest::pending::PendingUpdate>) -> Vec<UpdateRow> {
     let mut by_source: std::collections::BTreeMap<String, UpdateRow> = Default::default();
     for p in pending {
         let row = by_source
@@ -137,21 +162,6 @@ fn rows_of(
         }
     }
     let mut rows: Vec<UpdateRow> = by_source.into_values().collect();
-    // The changelog entries behind the CVEs, when the check cached them.
-    for r in &mut rows {
-        if let Some(entries) = store.cached_changelog(&r.source, &r.to)? {
-            r.entries = crate::updates::cves::entries_between(&entries, &r.from, &r.to)
-                .into_iter()
-                .map(|e| UpdateEntry {
-                    version: e.version.clone(),
-                    urgency: e.urgency.clone(),
-                    date: e.date.clone(),
-                    cves: e.cves.clone(),
-                    advisories: e.advisories.clone(),
-                })
-                .collect();
-        }
-    }
     rows.sort_by(|a, b| {
         (urgency_rank(&b.urgency), b.cves.len(), &a.source).cmp(&(
             urgency_rank(&a.urgency),
@@ -159,7 +169,7 @@ fn rows_of(
             &b.source,
         ))
     });
-    Ok(rows)
+    rows
 }
 
 /// What a background reload reads for the selected stack: which stack, the manifest build
@@ -204,6 +214,9 @@ pub struct StackData {
     pub updates_checked: Option<i64>,
     /// Its releases, newest first.
     pub releases: Vec<crate::store::deploys::ReleaseRecord>,
+    /// The builds that applied updates, with how many packages each moved
+    /// ([`Store::applied_updates`]).
+    pub applied_updates: std::collections::BTreeMap<i64, usize>,
     /// Downgrades of its deploy candidates ([`crate::deploy::downgrade::downgrades`]).
     pub downgrades: std::collections::BTreeMap<i64, crate::deploy::downgrade::Downgrade>,
     /// What deploying each candidate changes against the live release
@@ -254,6 +267,7 @@ pub fn read_stack(store: &Store, query: &StackQuery) -> Result<StackData> {
         name: name.clone(),
         updates: update_rows(store, name)?.unwrap_or_default(),
         updates_checked: store.latest_checked_build(name)?,
+        applied_updates: store.applied_updates(name)?,
         builds,
         releases,
         downgrades,
@@ -322,6 +336,7 @@ pub fn apply_stack(state: &mut State, data: StackData) {
     state.updates_checked = data.updates_checked;
     state.set_releases(data.releases);
     state.downgrades = data.downgrades;
+    state.applied_updates = data.applied_updates;
     state.change_summaries = data.change_summaries;
     state.traffic = data.traffic;
     if let Some(id) = state.select_build {
@@ -554,6 +569,7 @@ mod tests {
             date: format!("date of {v}"),
             cves: cves.iter().map(|c| c.to_string()).collect(),
             advisories: adv.iter().map(|c| c.to_string()).collect(),
+            text: String::new(),
         };
         store
             .put_changelog(

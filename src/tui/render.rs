@@ -43,10 +43,11 @@ pub fn draw(f: &mut Frame, state: &State, theme: &Theme) {
 /// `[header, body, footer]` of a frame of `area`, and `[Stacks list, right side]` of the
 /// body unless the log is full screen (one layout for drawing and for the viewport pass).
 pub(crate) fn frame_areas(area: Rect, state: &State) -> ([Rect; 3], Option<[Rect; 2]>) {
+    let footer_h = chrome::footer_lines(state, area).len().max(1) as u16;
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(1),
+        Constraint::Length(footer_h),
     ])
     .areas(area);
     if state.fullscreen {

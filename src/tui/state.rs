@@ -135,6 +135,8 @@ pub struct UpdateEntry {
     pub cves: Vec<String>,
     /// DSA/DLA advisories it names.
     pub advisories: Vec<String>,
+    /// Its text, kept for a high-urgency entry that names no CVE (else empty).
+    pub text: String,
 }
 
 /// What the console knows of the agent (polled on its socket, never started to look).
@@ -388,14 +390,21 @@ pub struct State {
     pub jobs: Vec<Job>,
     /// Next job number.
     pub next_job: u64,
-    /// One-line message in the footer (`not available yet`, errors).
+    /// Message in the footer (`not available yet`, errors), wrapped over as many lines
+    /// as it needs (up to a third of the screen); cleared by the next key.
     pub status: Option<String>,
+    /// The message shown last, kept when the next key clears [`State::status`] (the
+    /// palette's `:message` shows it whole).
+    pub last_status: Option<String>,
     /// Set when the app should exit.
     pub quit: bool,
     /// Select this build once the builds list is reloaded (a build just started).
     pub select_build: Option<i64>,
     /// Rows of the last drawn list (for paging).
     pub list_height: usize,
+    /// The loaded stack's builds that applied updates, with how many packages each
+    /// moved (the Builds pane marks them).
+    pub applied_updates: std::collections::BTreeMap<i64, usize>,
 }
 
 impl State {
@@ -439,9 +448,11 @@ impl State {
             jobs: Vec::new(),
             next_job: 1,
             status: None,
+            last_status: None,
             quit: false,
             select_build: None,
             list_height: 10,
+            applied_updates: Default::default(),
         }
     }
 

@@ -46,7 +46,9 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             if k.kind != crossterm::event::KeyEventKind::Press {
                 return Vec::new();
             }
-            state.status = None;
+            if let Some(s) = state.status.take() {
+                state.last_status = Some(s);
+            }
             if state.overlay.is_some() {
                 return overlay_key(state, k);
             }

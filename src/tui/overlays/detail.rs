@@ -119,7 +119,8 @@ pub fn show_config_problems(state: &mut State) -> bool {
 /// The detail view of one pending update: versions, suite, binary packages, then each CVE
 /// under the changelog entry that names it, with that entry's urgency, date and DSA/DLA
 /// advisories (when the check cached the changelog), else the bare ids; each CVE and
-/// DSA/DLA with its Debian Security Tracker page ([`tracker_url`]); then which key applies
+/// DSA/DLA with its Debian Security Tracker page ([`tracker_url`]); a high-urgency entry
+/// that names no CVE with its text (when cached); then which key applies
 /// it (`rebuild_key`, the Rebuild action's first key).
 pub fn update_detail(u: &UpdateRow, rebuild_key: &str) -> Vec<String> {
     let mut lines = vec![
@@ -176,6 +177,10 @@ pub fn update_detail(u: &UpdateRow, rebuild_key: &str) -> Vec<String> {
                 "  ({} urgency, no CVE named in the changelog entry)",
                 e.urgency
             ));
+            if e.text.is_empty() {
+                lines.push("    (its text was not cached by the check)".into());
+            }
+            lines.extend(e.text.lines().map(|l| format!("    {l}")));
         }
     }
     let rest: Vec<&String> = u

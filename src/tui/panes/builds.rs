@@ -74,6 +74,11 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
                 Some(c) => format!("live #{} · {note}", c.release),
                 None => note,
             };
+            // A build that applied updates (its lock moved) says how many packages.
+            let note = match state.applied_updates.get(&b.id) {
+                Some(n) => format!("applied {n} · {note}"),
+                None => note,
+            };
             let row = Row::new(vec![
                 Span::raw(format!("#{}", b.id)),
                 Span::styled(status_word(b.status), status_style(b.status, theme)),

@@ -238,3 +238,156 @@ fn palette_lock_starts_a_lock_job_for_the_selected_stack() {
     );
     assert!(s.status.as_deref().unwrap().contains("updating the lock"));
 }
+
+/// A deploy failure as the footer shows it: longer than any terminal line.
+const LONG: &str = "deploy of hello failed: release #3 never became healthy within 30 s: \
+     the last health check GET /up answered 500 Internal Server Error with the body \
+     `database connection refused (postgres at 10.0.0.5:5432)`; instance hello-r3-1 \
+     printed 14 lines (J, enter: details)";
+
+#[test]
+fn a_long_footer_message_wraps_and_an_endless_one_points_to_message() {
+    use crate::tui::chrome::{footer_lines, MESSAGE_POINTER};
+    use ratatui::layout::Rect;
+    let mut s = state();
+    s.status = Some(LONG.into());
+    let lines = footer_lines(&s, Rect::new(0, 0, 80, 24));
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{lines:?}");
+    assert!(
+        lines[3].ends_with("(J, enter: details)"),
+        "nothing cut: {lines:?}"
+    );
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(words(&lines.join(" ")), words(LONG), "every word, in order");
+    // Wide enough: one line, as before.
+    assert_eq!(footer_lines(&s, Rect::new(0, 0, 400, 60)).len(), 1);
+    // Longer than a third of the screen: cut there, ending with where the whole text is.
+    s.status = Some(LONG.repeat(10));
+    let lines = footer_lines(&s, Rect::new(0, 0, 80, 24));
+    assert_eq!(lines.len(), 8, "a third of 24 rows");
+    assert!(lines[7].ends_with(MESSAGE_POINTER), "{lines:?}");
+    assert!(lines[7].chars().count() <= 80, "{lines:?}");
+    // No message: the footer keeps its one line (the key hints).
+    s.status = None;
+    assert!(footer_lines(&s, Rect::new(0, 0, 80, 24)).is_empty());
+
+    // The next key clears the footer; `:message` shows the message whole.
+    s.status = Some(LONG.repeat(10));
+    update(&mut s, key(':'));
+    assert!(s.status.is_none());
+    for c in "message".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    match &s.overlay {
+        Some(Overlay::Detail { title, lines, .. }) => {
+            assert_eq!(title, "Message");
+            assert_eq!(lines.join(""), LONG.repeat(10));
+        }
+        o => panic!("{o:?}"),
+    }
+    // Nothing shown yet: it says so.
+    let mut s = state();
+    update(&mut s, key(':'));
+    for c in "message".chars() {
+        update(&mut s, key(c));
+    }
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.status.as_deref(), Some("no message yet"));
+}
+
+fn typed(s: &mut State, text: &str) {
+    update(s, key(':'));
+    for c in text.chars() {
+        update(s, key(c));
+    }
+}
+
+fn palette_text(s: &State) -> String {
+    match &s.overlay {
+        Some(Overlay::Palette { input, .. }) => input.value().to_string(),
+        o => panic!("{o:?}"),
+    }
+}
+
+/// Issue #13 polish: the palette completes stack names, build ids and release numbers from
+/// what the console holds, and runs deploy/rollback/diff with them.
+#[test]
+fn palette_completes_stacks_builds_and_releases() {
+    use crate::tui::overlays::palette::completions;
+    let mut s = state();
+    s.set_releases(vec![
+        ReleaseRecord::sample(2, 3, "live"),
+        ReleaseRecord::sample(1, 1, "superseded"),
+    ]);
+    // :deploy h<tab> -> :deploy hello
+    typed(&mut s, "deploy h");
+    update(&mut s, code(KeyCode::Tab));
+    assert_eq!(palette_text(&s), "deploy hello ");
+    // Then the succeeded builds of the loaded stack (not the failed #2).
+    let words = |t: &str, s: &State| -> Vec<String> {
+        completions(t, s).into_iter().map(|c| c.0).collect()
+    };
+    assert_eq!(words("deploy hello ", &s), ["3", "1"]);
+    assert!(completions("deploy hello ", &s)[0].1.contains("live #2"));
+    update(&mut s, code(KeyCode::Down));
+    update(&mut s, code(KeyCode::Tab));
+    assert_eq!(palette_text(&s), "deploy hello 1 ");
+    // :rollback hello r<tab> offers the release numbers.
+    assert_eq!(words("rollback hello r", &s), ["r2", "r1"]);
+    assert_eq!(words("rollback hello r1", &s), ["r1"]);
+    // :diff hello 3 <tab> offers builds and releases (and live, newest).
+    assert_eq!(
+        words("diff hello 3 ", &s),
+        ["live", "newest", "3", "1", "r2", "r1"]
+    );
+    assert_eq!(words("diff w", &s), ["web"]);
+    // Another stack's builds are not loaded: a hint, which tab does not take.
+    let c = completions("deploy web ", &s);
+    assert_eq!(c.len(), 1);
+    assert!(!c[0].2 && c[0].1.contains("select web first"), "{c:?}");
+    update(&mut s, code(KeyCode::Esc));
+    typed(&mut s, "deploy web ");
+    update(&mut s, code(KeyCode::Tab));
+    assert_eq!(palette_text(&s), "deploy web ");
+    update(&mut s, code(KeyCode::Esc));
+
+    // enter: deploy hello 1 asks to deploy build #1 (selected in Builds).
+    typed(&mut s, "deploy hello 1");
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.selected_build().map(|b| b.id), Some(1));
+    assert!(
+        matches!(&s.overlay, Some(Overlay::Confirm(c)) if c.title == "Deploy hello?"),
+        "{:?} {:?}",
+        s.overlay,
+        s.status
+    );
+    update(&mut s, code(KeyCode::Esc));
+    // rollback hello r1 selects release 1 in Releases and asks.
+    typed(&mut s, "rollback hello r1");
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.pane, Pane::Releases);
+    assert!(
+        matches!(&s.overlay, Some(Overlay::Confirm(_))),
+        "{:?}",
+        s.status
+    );
+    update(&mut s, code(KeyCode::Esc));
+    // diff hello 3 r1 reads that diff off the UI task.
+    typed(&mut s, "diff hello 3 r1");
+    let e = update(&mut s, code(KeyCode::Enter));
+    match e.as_slice() {
+        [Effect::Diff { stack, a, b }] => {
+            assert_eq!(stack, "hello");
+            assert_eq!(*a, crate::diff::Ref::Build(3));
+            assert_eq!(*b, crate::diff::Ref::Release(1));
+        }
+        e => panic!("{e:?}"),
+    }
+    // A build that is not there is said, nothing runs.
+    typed(&mut s, "deploy hello 42");
+    update(&mut s, code(KeyCode::Enter));
+    assert_eq!(s.status.as_deref(), Some("hello has no build `42`"));
+    assert!(s.overlay.is_none());
+}

@@ -22,6 +22,7 @@ fn openssl_update() -> UpdateRow {
                 date: "Mon, 01 Sep 2025 10:00:00 +0000".into(),
                 cves: vec!["CVE-2025-1".into(), "CVE-2025-2".into()],
                 advisories: vec!["DSA-6000-1".into()],
+                text: String::new(),
             },
             UpdateEntry {
                 version: "3.0.16-1~deb12u1".into(),
@@ -29,6 +30,7 @@ fn openssl_update() -> UpdateRow {
                 date: String::new(),
                 cves: vec!["CVE-2025-2".into()],
                 advisories: vec![],
+                text: String::new(),
             },
         ],
         ecosystem: None,
@@ -159,6 +161,7 @@ fn update_detail_links_the_tracker_and_shows_a_high_urgency_entry_without_cves()
                 date: String::new(),
                 cves: vec![],
                 advisories: vec![],
+                text: "* New upstream release.\n  - Paraguay moves to -03.".into(),
             },
             UpdateEntry {
                 version: "2025a-0+deb12u1".into(),
@@ -166,13 +169,28 @@ fn update_detail_links_the_tracker_and_shows_a_high_urgency_entry_without_cves()
                 date: String::new(),
                 cves: vec!["CVE-2025-1".into()],
                 advisories: vec!["DLA-4000-1".into()],
+                text: String::new(),
             },
         ],
         ecosystem: None,
     };
     let lines = crate::tui::overlays::detail::update_detail(&row, "r");
     let text = lines.join("\n");
-    assert!(text.contains("(high urgency, no CVE named"), "{text}");
+    assert!(
+        text.contains(
+            "  (high urgency, no CVE named in the changelog entry)\n    \
+             * New upstream release.\n      - Paraguay moves to -03.\n"
+        ),
+        "{text}"
+    );
+    // Without its text (a changelog cached before texts were kept) it says so.
+    let mut old = row.clone();
+    old.entries[0].text.clear();
+    let text = crate::tui::overlays::detail::update_detail(&old, "r").join("\n");
+    assert!(
+        text.contains("changelog entry)\n    (its text was not cached by the check)\n"),
+        "{text}"
+    );
     assert!(
         text.contains("CVE-2025-1  https://security-tracker.debian.org/tracker/CVE-2025-1"),
         "{text}"
