@@ -37,6 +37,7 @@ fn state() -> State {
                 updates_stale: false,
                 release: None,
                 strategy: drover::stack::Strategy::BlueGreen,
+                problem: None,
             })
             .collect(),
     );

@@ -573,6 +573,73 @@ fn releases_of_a_stopped_stack() {
 }
 
 #[test]
+fn a_broken_stack_file_and_a_deleted_one_keep_their_rows() {
+    // `web.toml` no longer parses and `gone` has no file but a live release: both stay in
+    // the Stacks list, marked, and the problems box says what to do.
+    let problem_rows = || {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = tmp.path().join("config");
+        std::fs::create_dir_all(config.join("stacks")).unwrap();
+        std::fs::copy(
+            repo.join("config/stacks/hello.toml"),
+            config.join("stacks/hello.toml"),
+        )
+        .unwrap();
+        let app = tmp.path().join("assets/demo/hello");
+        std::fs::create_dir_all(&app).unwrap();
+        for f in ["server.py", "VERSION"] {
+            std::fs::copy(repo.join("assets/demo/hello").join(f), app.join(f)).unwrap();
+        }
+        std::fs::write(
+            config.join("stacks/web.toml"),
+            "name = \"web\"\npackages = 3\n",
+        )
+        .unwrap();
+        let paths = Paths {
+            config,
+            state: tmp.path().join("state"),
+        };
+        paths.ensure_state().unwrap();
+        let mut store = Store::open(&paths.database()).unwrap();
+        seed(&mut store);
+        let r = store
+            .create_release(
+                "gone",
+                1,
+                &format!("sha256:{}", "9".repeat(64)),
+                1,
+                "alice",
+                None,
+            )
+            .unwrap();
+        store.mark_release_live("gone", r).unwrap();
+        let now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let mut state = State::new("[STATE]".into(), now, Keymap::default());
+        data::reload(&mut state, &paths, &store).unwrap();
+        normalise(&mut state);
+        data::sync(&mut state, &store).unwrap();
+        let names: Vec<&str> = state.stacks.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["gone", "hello", "web"]);
+        // The temporary directory is not part of the picture.
+        let root = tmp.path().to_string_lossy().into_owned();
+        for p in state.problems.iter_mut() {
+            *p = p.replace(&root, "[ROOT]");
+        }
+        assert!(state
+            .problems
+            .iter()
+            .any(|p| p.contains("gone: no stack file") && p.contains("release #1 is live")));
+        Fixture {
+            _tmp: tmp,
+            store,
+            state,
+        }
+    };
+    check_with(problem_rows, "stacks_broken_and_orphaned", "");
+}
+
+#[test]
 fn traffic_series_sums_releases_per_minute_and_drops_old_minutes() {
     use drover::store::metrics::{minute_of, Bucket};
     use drover::tui::panes::releases::{traffic_series, TRAFFIC_MINUTES};

@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::state::{LogView, StackRow, State, UpdateEntry, UpdateRow, LOG_WINDOW};
+use super::state::{LogView, RowProblem, StackRow, State, UpdateEntry, UpdateRow, LOG_WINDOW};
 use crate::paths::Paths;
 use crate::store::Store;
 
@@ -56,9 +56,70 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
             updates,
             updates_stale,
             release,
+            problem: None,
         });
     }
-    Ok((rows, diags.iter().map(|d| d.to_string()).collect()))
+    // A stack whose file no longer parses keeps its row (its history and live release stay
+    // reachable), marked with its first diagnostic; a live release without a file shows
+    // as orphaned (it can still be stopped).
+    let mut broken: Vec<(String, String)> = Vec::new();
+    for d in &diags {
+        let Some(name) = d.file.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if d.file.extension().is_some_and(|e| e == "toml")
+            && crate::stack::parse::is_valid_stack_name(name)
+            && !broken.iter().any(|(n, _)| n == name)
+            && !rows.iter().any(|r| r.name == name)
+        {
+            broken.push((name.to_string(), d.to_string()));
+        }
+    }
+    let mut extra: Vec<StackRow> = Vec::new();
+    for (name, first) in broken {
+        extra.push(problem_row(store, &name, RowProblem::Broken(first))?);
+    }
+    for r in store.live_releases()? {
+        if !rows.iter().chain(&extra).any(|x| x.name == r.stack) {
+            let stack = r.stack.clone();
+            extra.push(problem_row(store, &stack, RowProblem::Orphaned(r.release))?);
+        }
+    }
+    let mut problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    for r in &extra {
+        if let Some(RowProblem::Orphaned(release)) = r.problem {
+            problems.push(format!(
+                "{}: no stack file ({}), but release #{release} is live behind its route; \
+                 it can be stopped (X) or its file restored",
+                r.name,
+                paths
+                    .stacks_dir()
+                    .join(format!("{}.toml", r.name))
+                    .display()
+            ));
+        }
+    }
+    rows.extend(extra);
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((rows, problems))
+}
+
+/// The row of a stack known only from the store (its file broken or gone).
+fn problem_row(store: &Store, name: &str, problem: RowProblem) -> Result<StackRow> {
+    let live = store
+        .releases(name)?
+        .into_iter()
+        .find(|r| r.status == crate::store::deploys::ReleaseStatus::Live);
+    Ok(StackRow {
+        name: name.to_string(),
+        description: String::new(),
+        last_build: store.latest_build(name)?,
+        updates: None,
+        updates_stale: false,
+        release: live.map(|r| format!("#{}", r.release)),
+        strategy: crate::stack::Strategy::BlueGreen,
+        problem: Some(problem),
+    })
 }
 
 /// Rank of an urgency, higher is more urgent (one ordering for CLI and console:
@@ -634,6 +695,7 @@ mod tests {
             updates_stale: false,
             release: None,
             strategy: crate::stack::Strategy::BlueGreen,
+            problem: None,
         };
         s.set_stacks(vec![row("hello"), row("web")]);
         s

@@ -96,6 +96,18 @@ pub struct StackRow {
     pub release: Option<String>,
     /// How its releases replace each other ([`crate::stack::Stack::strategy`]).
     pub strategy: crate::stack::Strategy,
+    /// Why the row has no valid stack file: `Broken` (the file does not parse) or
+    /// `Orphaned` (no file, but a release is live); `None` for a loaded stack.
+    pub problem: Option<RowProblem>,
+}
+
+/// What is wrong with a Stacks row ([`StackRow::problem`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowProblem {
+    /// The stack file does not parse: its first diagnostic.
+    Broken(String),
+    /// No stack file, and this release is still live behind its route.
+    Orphaned(i64),
 }
 
 /// A row of the Updates pane (filled by the updates feature, issue #4).

@@ -46,9 +46,18 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             .on_screen(body_h)
             .map(|(pos, i)| {
                 let s = &state.stacks[i];
-                let (st, st_style, when, img) = match &s.last_build {
-                    None => ("never".to_string(), theme.dim, String::new(), "-".into()),
-                    Some(b) => (
+                let (st, st_style, when, img) = match (&s.problem, &s.last_build) {
+                    (Some(crate::tui::state::RowProblem::Broken(_)), _) => {
+                        ("broken".to_string(), theme.error, String::new(), "-".into())
+                    }
+                    (Some(crate::tui::state::RowProblem::Orphaned(_)), _) => (
+                        "orphaned".to_string(),
+                        theme.warn,
+                        String::new(),
+                        "-".into(),
+                    ),
+                    (None, None) => ("never".to_string(), theme.dim, String::new(), "-".into()),
+                    (None, Some(b)) => (
                         status_word(b.status).to_string(),
                         status_style(b.status, theme),
                         // Since the build started, like the Builds pane's AGE.

@@ -68,6 +68,7 @@ fn state() -> State {
             updates_stale: false,
             release: None,
             strategy: crate::stack::Strategy::BlueGreen,
+            problem: None,
         },
         StackRow {
             name: "web".into(),
@@ -77,6 +78,7 @@ fn state() -> State {
             updates_stale: false,
             release: None,
             strategy: crate::stack::Strategy::BlueGreen,
+            problem: None,
         },
     ]);
     s.loaded_stack = Some("hello".into());
