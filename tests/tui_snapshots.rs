@@ -1,6 +1,6 @@
-//! Snapshots (ratatui `TestBackend`) of every pane and overlay at 80×24 and 120×40, from a
-//! store seeded with the store API (no network). Times are fixed and the state directory
-//! is shown as `[STATE]`.
+//! Snapshots (ratatui `TestBackend`) of every pane and overlay at 80×24 and 120×40 (the
+//! newer ones at 80×24 and 200×60), from a store seeded with the store API (no network).
+//! Times are fixed and the state directory is shown as `[STATE]`.
 
 // Tests and benchmarks may panic on a failed setup step: that is their failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
