@@ -39,13 +39,13 @@ impl Drop for StopAgent<'_> {
     }
 }
 
-#[test]
-fn a_static_stack_from_its_template_builds_deploys_and_serves() {
+/// A fresh root with the stack `name` made by `drover new NAME --template T`, its port
+/// moved to a free one (so this test's route never meets another's); the env and port.
+fn new_stack(name: &str, template: &str) -> (Env, u16) {
     let env = Env::new(env!("CARGO_BIN_EXE_drover"));
     std::fs::create_dir_all(env.root.join("config")).unwrap();
-    let created = env.json(&["new", "site", "--template", "static", "--json"]);
+    let created = env.json(&["new", name, "--template", template, "--json"]);
     let stack_file = created["stack_file"].as_str().unwrap().to_string();
-    // A free port, so this test's route never meets another's.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -57,6 +57,12 @@ fn a_static_stack_from_its_template_builds_deploys_and_serves() {
         text.replace("port = 8080", &format!("port = {port}")),
     )
     .unwrap();
+    (env, port)
+}
+
+#[test]
+fn a_static_stack_from_its_template_builds_deploys_and_serves() {
+    let (env, port) = new_stack("site", "static");
     assert!(env.drover(&["validate"]).status.success());
 
     let b = env.json(&["build", "site", "--json"]);
@@ -77,21 +83,7 @@ const SIX_WHEEL_SHA256: &str = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b011117
 
 #[test]
 fn a_python_stack_installs_its_hashed_requirements_from_pypi_and_serves() {
-    let env = Env::new(env!("CARGO_BIN_EXE_drover"));
-    std::fs::create_dir_all(env.root.join("config")).unwrap();
-    let created = env.json(&["new", "api", "--template", "python", "--json"]);
-    let stack_file = created["stack_file"].as_str().unwrap().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let text = std::fs::read_to_string(&stack_file).unwrap();
-    std::fs::write(
-        &stack_file,
-        text.replace("port = 8080", &format!("port = {port}")),
-    )
-    .unwrap();
+    let (env, _port) = new_stack("api", "python");
     let app = env.root.join("apps/api");
     let app_py = std::fs::read_to_string(app.join("app.py")).unwrap();
     let uses_six = app_py

@@ -125,13 +125,7 @@ impl Agent {
         // same data (the route answers 503 meanwhile).
         let stop_started = Instant::now();
         let recreated = if recreate && current.is_some() {
-            let old = {
-                let mut live = lock(&srt.live);
-                let mut old = std::mem::take(&mut live.instances);
-                old.append(&mut live.joining);
-                srt.publish(&live);
-                old
-            };
+            let old = srt.take_live_instances();
             let (_, gone) = super::lifecycle::drain_and_stop(old, plan.drain_grace).await;
             if !gone {
                 let why = "the previous release's instances did not exit: the new release was \

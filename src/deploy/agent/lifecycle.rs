@@ -125,13 +125,7 @@ impl Agent {
                         .unwrap_or_else(|| format!("by {}", req.by))
                 };
                 *lock(&srt.stopped) = Some(note);
-                let mut out = {
-                    let mut live = lock(&srt.live);
-                    let mut out = std::mem::take(&mut live.instances);
-                    out.append(&mut live.joining);
-                    srt.publish(&live);
-                    out
-                };
+                let mut out = srt.take_live_instances();
                 let warm = lock(&srt.warm).take();
                 if let Some(w) = warm {
                     out.extend(w.instances);

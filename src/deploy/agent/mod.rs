@@ -341,11 +341,7 @@ impl Agent {
         let stacks: Vec<Arc<StackRt>> = lock(&self.stacks).values().cloned().collect();
         let mut all = Vec::new();
         for s in stacks {
-            let mut live = lock(&s.live);
-            let insts = std::mem::take(&mut live.instances);
-            s.publish(&live);
-            all.extend(insts);
-            all.append(&mut live.joining);
+            all.extend(s.take_live_instances());
             all.extend(lock(&s.pending).drain(..));
             all.extend(lock(&s.warm).take().into_iter().flat_map(|w| w.instances));
         }

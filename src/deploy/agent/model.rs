@@ -142,6 +142,16 @@ impl StackRt {
         Duration::from_millis(500 * (1u64 << n)).min(Duration::from_secs(30))
     }
 
+    /// Take every instance of the live release (routed and joining) out of the route in
+    /// one step; the caller drains and stops them.
+    pub(super) fn take_live_instances(&self) -> Vec<Arc<Instance>> {
+        let mut live = lock(&self.live);
+        let mut out = std::mem::take(&mut live.instances);
+        out.append(&mut live.joining);
+        self.publish(&live);
+        out
+    }
+
     pub(super) fn publish(&self, live: &Live) {
         let release = live.template.as_ref().map(|t| t.release).unwrap_or(0);
         if let Some(note) = lock(&self.stopped).clone() {
