@@ -442,6 +442,7 @@ fn spec() -> ImageSpec {
         ],
         exposed_ports: vec!["8080/tcp".into()],
         working_dir: "/srv/hello".into(),
+        user: "104:110".into(),
         labels: BTreeMap::from([
             ("org.opencontainers.image.title".into(), "hello".into()),
             ("io.drover.build".into(), "7".into()),
@@ -597,6 +598,7 @@ fn archive_structure_and_skopeo() {
         serde_json::json!({"8080/tcp": {}})
     );
     assert_eq!(config["config"]["WorkingDir"], "/srv/hello");
+    assert_eq!(config["config"]["User"], "104:110");
     assert_eq!(config["config"]["Env"][1], "HELLO=world");
     assert_eq!(
         config["config"]["Labels"]["org.opencontainers.image.title"],

@@ -149,6 +149,7 @@ fn demo_stack_parses() {
         s.health,
         Health {
             path: "/up".into(),
+            command: None,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
             healthy_threshold: 1,
@@ -1194,4 +1195,86 @@ fn app_max_size_takes_units_or_bytes_and_is_checked() {
             .any(|d| d.message == "`max_size` without `url` in [app]" && d.line == 8),
         "{d:#?}"
     );
+}
+
+#[test]
+fn tcp_stacks_users_health_commands_and_stop_signals() {
+    use drover::stack::Protocol;
+    let stack = |top: &str, tables: &str| format!("name = \"w\"\n{top}{BASE}{tables}");
+    let s = parse_mem(
+        "w",
+        &stack(
+            "protocol = \"tcp\"\nuser = \"postgres\"\n",
+            "[health]\ncommand = 'pg_isready -p \"$PORT\"'\n[deploy]\nstop_signal = \"int\"\nstop_timeout = \"30s\"\n",
+        ),
+    )
+    .expect("valid");
+    assert_eq!(s.protocol, Protocol::Tcp);
+    assert_eq!(s.user.as_deref(), Some("postgres"));
+    assert_eq!(s.health.command.as_deref(), Some("pg_isready -p \"$PORT\""));
+    assert_eq!(s.deploy.stop_signal, "SIGINT");
+    assert_eq!(s.deploy.stop_signal_number(), 2); // SIGINT, signal(7)
+    assert_eq!(s.deploy.stop_timeout, Duration::from_secs(30));
+    // Root is what runs without the key.
+    let s = parse_mem("w", &stack("user = \"root\"\n", "")).expect("valid");
+    assert_eq!((s.user, s.protocol), (None, Protocol::Http));
+    assert_eq!(s.deploy.stop_signal, "SIGTERM");
+
+    for (top, tables, (line, col), message, hint) in [
+        (
+            "protocol = \"udp\"\n",
+            "",
+            (2, 12),
+            "unknown protocol `udp`",
+            "\"tcp\"",
+        ),
+        (
+            "user = \"Post gres\"\n",
+            "",
+            (2, 8),
+            "invalid user `Post gres`",
+            "numeric uid",
+        ),
+        (
+            "protocol = \"tcp\"\n",
+            "[health]\npath = \"/up\"\n",
+            (8, 8),
+            "`path` in [health] is an HTTP path, and this stack's protocol is \"tcp\"",
+            "TCP connect",
+        ),
+        (
+            "",
+            "[health]\npath = \"/up\"\ncommand = \"true\"\n",
+            (7, 8),
+            "[health] has both `path` and `command`",
+            "keep one",
+        ),
+        (
+            "",
+            "[health]\ncommand = \" \"\n",
+            (7, 11),
+            "`command` in [health] is empty",
+            "exits 0",
+        ),
+        (
+            "",
+            "[deploy]\nstop_signal = \"SIGKILL\"\n",
+            (7, 15),
+            "unknown stop signal `SIGKILL` in [deploy]",
+            "SIGTERM, SIGINT",
+        ),
+        (
+            "",
+            "[deploy]\nstop_timeout = \"1h\"\n",
+            (7, 16),
+            "`stop_timeout` in [deploy] is over 5 minutes",
+            "5m",
+        ),
+    ] {
+        let d = parse_mem("w", &stack(top, tables)).expect_err(tables);
+        assert_eq!(d.len(), 1, "{top}{tables}: {d:#?}");
+        assert_eq!((d[0].line, d[0].col), (line, col), "{}", d[0]);
+        assert_eq!(d[0].message, message, "{}", d[0]);
+        assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
+    }
 }

@@ -39,6 +39,7 @@ pub mod oci;
 pub mod prune;
 pub mod sandbox;
 pub mod select;
+pub mod user;
 
 use sandbox::{build_script_command, private_mounts, run_logged, BuildLog};
 
@@ -406,6 +407,15 @@ fn steps(
     }
     log.say(&format!("{} language package(s)", lang_packages.len()));
 
+    let image_user = match &stack.user {
+        Some(u) => {
+            let resolved = user::resolve(&view, u, &stack.file)?;
+            log.say(&format!("instances run as {u} ({resolved})"));
+            resolved
+        }
+        None => String::new(),
+    };
+
     // 4. Image.
     begin(log, state, Step::Image, "writing the OCI archive")?;
     let t = Instant::now();
@@ -420,7 +430,8 @@ fn steps(
         app_layer.digest, app_layer.size
     ));
     let created = crate::store::now_rfc3339();
-    let spec = image_spec(stack, build_id, &key, &created, oci_arch(&arch));
+    let mut spec = image_spec(stack, build_id, &key, &created, oci_arch(&arch));
+    spec.user = image_user;
     let archive_tmp = work.join("image.oci.tar");
     let info = oci::write_archive(&[base.layer.clone(), app_layer], &spec, &archive_tmp)?;
     log.say(&format!(
@@ -521,6 +532,7 @@ pub fn image_spec(
         created: created.to_string(),
         ref_name: format!("drover/{}:build-{build_id}", stack.name),
         architecture: arch.to_string(),
+        user: String::new(),
     }
 }
 

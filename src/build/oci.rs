@@ -49,6 +49,8 @@ pub struct ImageSpec {
     pub exposed_ports: Vec<String>,
     /// Config `WorkingDir`.
     pub working_dir: String,
+    /// Config `User`, `UID:GID` (empty: root), see [`crate::build::user::resolve`].
+    pub user: String,
     /// Config `Labels` (also copied to the manifest's annotations).
     pub labels: BTreeMap<String, String>,
     /// Image creation time, RFC 3339.

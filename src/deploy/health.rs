@@ -1,5 +1,7 @@
 //! Active health checks: one `GET [health].path` on an instance (inside its network
-//! namespace, through [`Backend::connect`]), its status and the start of its body.
+//! namespace, through [`Backend::connect`]), its status and the start of its body; or, for
+//! a `protocol = "tcp"` stack without a `[health] command`, one TCP connect. (A `command`
+//! check runs in a sandbox: [`crate::deploy::instance::check_command`].)
 
 use std::time::Duration;
 
@@ -12,14 +14,35 @@ use super::route::Backend;
 pub struct CheckResult {
     /// HTTP status, if a response came back.
     pub status: Option<u16>,
-    /// What happened: the body's first 200 characters, or the connection error.
+    /// What happened: the body's first 200 characters, the command's exit and last
+    /// line, or the connection error.
     pub detail: String,
+    /// Whether the check passed (HTTP: 2xx within the timeout).
+    passed: bool,
 }
 
 impl CheckResult {
-    /// 2xx within the timeout.
+    /// A passed check that is not HTTP (a command, a TCP connect).
+    pub fn passed(detail: String) -> CheckResult {
+        CheckResult {
+            status: None,
+            detail,
+            passed: true,
+        }
+    }
+
+    /// A failed check: an HTTP `status` that is not 2xx, or none (with what happened).
+    pub fn failed(status: Option<u16>, detail: String) -> CheckResult {
+        CheckResult {
+            status,
+            detail,
+            passed: false,
+        }
+    }
+
+    /// Whether the check passed.
     pub fn ok(&self) -> bool {
-        self.status.is_some_and(|s| (200..300).contains(&s))
+        self.passed
     }
 }
 
@@ -27,8 +50,19 @@ impl std::fmt::Display for CheckResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.status {
             Some(s) => write!(f, "HTTP {s}, body {:?}", self.detail),
+            None if self.passed => write!(f, "passed: {}", self.detail),
             None => write!(f, "no response: {}", self.detail),
         }
+    }
+}
+
+/// One TCP check: a connection to the backend's `127.0.0.1:port` (inside its network
+/// namespace) opens within `timeout`, and is closed again at once.
+pub async fn check_tcp(backend: &Backend, timeout: Duration) -> CheckResult {
+    match tokio::time::timeout(timeout, backend.connect()).await {
+        Err(_) => CheckResult::failed(None, format!("connect timed out after {timeout:?}")),
+        Ok(Err(e)) => CheckResult::failed(None, e.to_string()),
+        Ok(Ok(_)) => CheckResult::passed(format!("TCP port {} accepts", backend.port)),
     }
 }
 
@@ -51,14 +85,8 @@ pub async fn check(backend: &Backend, path: &str, timeout: Duration) -> CheckRes
         Ok::<Vec<u8>, std::io::Error>(buf)
     };
     match tokio::time::timeout(timeout, fut).await {
-        Err(_) => CheckResult {
-            status: None,
-            detail: format!("timed out after {timeout:?}"),
-        },
-        Ok(Err(e)) => CheckResult {
-            status: None,
-            detail: e.to_string(),
-        },
+        Err(_) => CheckResult::failed(None, format!("timed out after {timeout:?}")),
+        Ok(Err(e)) => CheckResult::failed(None, e.to_string()),
         Ok(Ok(buf)) => {
             let text = String::from_utf8_lossy(&buf);
             let status = text
@@ -70,6 +98,7 @@ pub async fn check(backend: &Backend, path: &str, timeout: Duration) -> CheckRes
             CheckResult {
                 status,
                 detail: body.trim().chars().take(200).collect(),
+                passed: status.is_some_and(|s| (200..300).contains(&s)),
             }
         }
     }
@@ -100,5 +129,10 @@ mod tests {
         let r = check(&dead, "/up", Duration::from_secs(2)).await;
         assert_eq!(r.status, None);
         assert!(!r.ok());
+        assert!(!check_tcp(&dead, Duration::from_secs(2)).await.ok());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = Backend::new("o", 1, l.local_addr().unwrap().port());
+        let r = check_tcp(&open, Duration::from_secs(2)).await;
+        assert!(r.ok(), "{r}");
     }
 }

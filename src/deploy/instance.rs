@@ -69,6 +69,17 @@ fn bwrap_args_shared_net(spec: &InstanceSpec) -> Vec<String> {
     if let Some((host, path)) = &spec.data {
         push(&["--bind", &host.to_string_lossy(), path]);
     }
+    if let Some((uid, gid)) = spec.image.user.filter(|(u, _)| *u != 0) {
+        // The image's `User`: a user namespace maps it to the agent's uid, so the data
+        // volume (owned by the agent) is the instance's own, and the app is not root.
+        push(&[
+            "--unshare-user",
+            "--uid",
+            &uid.to_string(),
+            "--gid",
+            &gid.to_string(),
+        ]);
+    }
     push(&[
         "--unshare-pid",
         "--unshare-ipc",
@@ -150,6 +161,34 @@ impl Sandbox {
         s
     }
 
+    /// Stop the sandbox gracefully: send `signal` to the processes its init runs (the
+    /// entrypoint, or the `run` command it exec'd), wait at most `timeout` for them to
+    /// end, then [`Sandbox::kill`] whatever is left. Returns the monitor's exit status.
+    pub async fn stop(
+        &mut self,
+        signal: i32,
+        timeout: Duration,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        if let Ok(Some(s)) = self.child.try_wait() {
+            self.ended.take();
+            return Ok(s);
+        }
+        let inner = self.net.joined(KILL_WAIT).await.map(|j| j.pid);
+        if let (Some(init), Some(monitor)) = (inner, self.child.id()) {
+            let children = children_of(init);
+            if super::netns::parent_of(init) == Some(monitor) && !children.is_empty() {
+                for c in children {
+                    signal_child_of(c, init as u32, signal);
+                }
+                if let Ok(s) = tokio::time::timeout(timeout, self.child.wait()).await {
+                    self.ended.take();
+                    return s;
+                }
+            }
+        }
+        self.kill().await
+    }
+
     /// Kill everything in the sandbox, at any moment of its life (even while bubblewrap
     /// still sets it up), and reap the monitor. Returns the monitor's exit status.
     pub async fn kill(&mut self) -> std::io::Result<std::process::ExitStatus> {
@@ -160,7 +199,7 @@ impl Sandbox {
         let _ended = ended;
         let inner = self.net.joined(KILL_WAIT).await.map(|j| j.pid);
         if let (Some(pid), Some(monitor)) = (inner, self.child.id()) {
-            kill_child_of(pid, monitor);
+            signal_child_of(pid, monitor, libc::SIGKILL);
             // The monitor reaps its child and exits on its own; SIGKILL it if it does not.
             if let Ok(s) = tokio::time::timeout(KILL_WAIT, self.child.wait()).await {
                 return s;
@@ -171,9 +210,21 @@ impl Sandbox {
     }
 }
 
-/// SIGKILL `pid` if it is still a child of `parent` (so a recycled PID is never hit): a
-/// pidfd pins the process, then its parent is checked in `/proc`.
-fn kill_child_of(pid: i32, parent: u32) {
+/// The children of `pid` (`/proc/PID/task/PID/children`, Linux ≥ 3.5 with
+/// CONFIG_PROC_CHILDREN); empty when it cannot be read.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Send `signal` to `pid` if it is still a child of `parent` (so a recycled PID is never
+/// hit): a pidfd pins the process, then its parent is checked in `/proc`.
+fn signal_child_of(pid: i32, parent: u32, signal: i32) {
     // SAFETY: pidfd_open takes a pid and flags; the returned fd is owned below.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -187,7 +238,7 @@ fn kill_child_of(pid: i32, parent: u32) {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 std::os::fd::AsRawFd::as_raw_fd(&fd),
-                libc::SIGKILL,
+                signal,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
             );
@@ -229,7 +280,12 @@ pub fn spawn(spec: &InstanceSpec, log: &LogSink) -> Result<Sandbox> {
 /// instance id shows in `ps`; everything else (secrets too) goes through the pipe on fd 3.
 pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Result<Sandbox> {
     let mut payload = Vec::new();
-    for a in bwrap_args(spec) {
+    // `--hostname ID` goes on the real command line (for `ps`), not twice.
+    let mut args = bwrap_args(spec);
+    if let Some(i) = args.iter().position(|a| a == "--hostname") {
+        args.drain(i..(i + 2).min(args.len()));
+    }
+    for a in args {
         if a.contains('\0') {
             bail!(
                 "an argument or environment value for {} holds a NUL byte",
@@ -386,30 +442,7 @@ pub async fn run_test(
         },
         ..spec.clone()
     };
-    let joined = net
-        .joined(super::netns::READY_WAIT)
-        .await
-        .ok_or_else(|| "the instance under test is gone".to_string())?;
-    let mut std_cmd = std::process::Command::new("bwrap");
-    std_cmd
-        .args(bwrap_args_shared_net(&test_spec))
-        .args(["--", "/bin/sh", "-c", script])
-        .env_clear()
-        .stdin(Stdio::null());
-    let ns = std::os::fd::AsRawFd::as_raw_fd(&joined.ns);
-    // SAFETY: join_in_child makes one async-signal-safe syscall; `joined` (and so `ns`)
-    // lives until the command has run.
-    unsafe {
-        std_cmd.pre_exec(move || super::netns::join_in_child(ns));
-    }
-    super::unpack::mount::prepare(&mut std_cmd, &test_spec.image).map_err(|e| format!("{e:#}"))?;
-    let mut cmd = tokio::process::Command::from(std_cmd);
-    cmd.kill_on_drop(true);
-    let out = match tokio::time::timeout(TEST_TIMEOUT, cmd.output()).await {
-        Err(_) => return Err(format!("timed out after {TEST_TIMEOUT:?}")),
-        Ok(Err(e)) => return Err(format!("cannot run bwrap: {e}")),
-        Ok(Ok(o)) => o,
-    };
+    let out = run_joined(&test_spec, net, script, TEST_TIMEOUT).await?;
     let mut lines = Vec::new();
     for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
         for l in String::from_utf8_lossy(bytes).lines() {
@@ -422,6 +455,80 @@ pub async fn run_test(
     } else {
         let tail = lines[lines.len().saturating_sub(10)..].join("\n");
         Err(format!("{}; output: {tail}", out.status))
+    }
+}
+
+/// Run `script` with `/bin/sh -c` in a sandbox of `spec`'s image (no `--unshare-net`)
+/// that joins the network namespace `net` before bubblewrap runs, for at most `timeout`.
+/// `Err`: the instance is gone, bubblewrap could not start, or the timeout passed.
+async fn run_joined(
+    spec: &InstanceSpec,
+    net: &super::netns::InstanceNet,
+    script: &str,
+    timeout: Duration,
+) -> Result<std::process::Output, String> {
+    let joined = net
+        .joined(super::netns::READY_WAIT)
+        .await
+        .ok_or_else(|| "the instance is gone".to_string())?;
+    let mut std_cmd = std::process::Command::new("bwrap");
+    std_cmd
+        .args(bwrap_args_shared_net(spec))
+        .args(["--", "/bin/sh", "-c", script])
+        .env_clear()
+        .stdin(Stdio::null());
+    let ns = std::os::fd::AsRawFd::as_raw_fd(&joined.ns);
+    // SAFETY: join_in_child makes one async-signal-safe syscall; `joined` (and so `ns`)
+    // lives until the command has run.
+    unsafe {
+        std_cmd.pre_exec(move || super::netns::join_in_child(ns));
+    }
+    super::unpack::mount::prepare(&mut std_cmd, &spec.image).map_err(|e| format!("{e:#}"))?;
+    let mut cmd = tokio::process::Command::from(std_cmd);
+    cmd.kill_on_drop(true);
+    match tokio::time::timeout(timeout, cmd.output()).await {
+        Err(_) => Err(format!("timed out after {timeout:?}")),
+        Ok(Err(e)) => Err(format!("cannot run bwrap: {e}")),
+        Ok(Ok(o)) => Ok(o),
+    }
+}
+
+/// A `[health] command` check of the instance `spec` runs: the command in the same image,
+/// as the same user, in the instance's network namespace `net`, without its data volume
+/// or secrets, with `PORT` set; passed when it exits 0 within `timeout`. The detail is
+/// the exit status and the last line of its output (at most 200 characters).
+pub async fn check_command(
+    spec: &InstanceSpec,
+    net: &super::netns::InstanceNet,
+    command: &str,
+    timeout: Duration,
+) -> CheckResult {
+    let probe = InstanceSpec {
+        id: format!("{}-health", spec.id),
+        data: None,
+        secrets: Vec::new(),
+        ..spec.clone()
+    };
+    match run_joined(&probe, net, command, timeout).await {
+        Err(e) => CheckResult::failed(None, e),
+        Ok(out) => {
+            let text = [&out.stdout[..], &out.stderr[..]].concat();
+            let last = String::from_utf8_lossy(&text)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(200)
+                .collect::<String>();
+            let detail = format!("`{command}` {}: {last}", out.status);
+            if out.status.success() {
+                CheckResult::passed(detail)
+            } else {
+                CheckResult::failed(None, detail)
+            }
+        }
     }
 }
 
@@ -438,6 +545,7 @@ mod tests {
                 layers: vec![],
                 env: vec![("PATH".into(), "/usr/bin".into()), ("A".into(), "1".into())],
                 working_dir: "/opt/app".into(),
+                user: None,
                 command: vec![ENTRYPOINT.into()],
             },
             data: Some(("/state/data/s".into(), "/var/lib/s".into())),
@@ -508,6 +616,7 @@ mod tests {
                 layers: vec![],
                 env: vec![("PATH".into(), "/usr/bin:/bin".into())],
                 working_dir: "/".into(),
+                user: None,
                 command: vec![],
             },
             data: None,

@@ -40,7 +40,14 @@ pub struct Stack {
     pub secrets: Vec<String>,
     /// TCP port the service listens on inside the instance.
     pub port: Option<u16>,
-    /// HTTP health check.
+    /// `protocol = "http" | "tcp"`: what the route speaks (default HTTP).
+    pub protocol: Protocol,
+    /// `user = "postgres"` (a name from the image's `/etc/passwd`, or a numeric uid): who
+    /// `boot`, `run`, `test` and a health `command` run as. Resolved at build time into the
+    /// image config's `User` (`UID:GID`); instances then run in a user namespace that maps
+    /// it to the agent's uid. `None`: root inside the sandbox (with no capabilities).
+    pub user: Option<String>,
+    /// Health check (HTTP `path`, a `command`, or a TCP connect).
     pub health: Health,
     /// Persistent data volume, if the stack has one.
     pub data: Option<Data>,
@@ -48,6 +55,9 @@ pub struct Stack {
     pub deploy: Deploy,
     /// Repositories watched for updates.
     pub track: Track,
+    /// `[links]`: alias → the name of another stack whose route this one's instances
+    /// reach (`ALIAS_HOST`, `ALIAS_PORT`, see [`crate::deploy::links`]).
+    pub links: BTreeMap<String, String>,
     /// The file the stack was loaded from.
     pub file: PathBuf,
 }
@@ -62,6 +72,27 @@ impl Stack {
             Some(d) if !d.shared => Strategy::Recreate,
             _ => Strategy::BlueGreen,
         })
+    }
+}
+
+/// The top-level `protocol`: what a stack's route and health check speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// HTTP/1.1 through the router (status classes, metrics, 503 bodies). The default.
+    #[default]
+    Http,
+    /// Plain TCP: each client connection is piped to one healthy instance (databases,
+    /// caches); health by `[health] command`, else by a TCP connect.
+    Tcp,
+}
+
+impl Protocol {
+    /// The spelling in stack files: `http`, `tcp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Tcp => "tcp",
+        }
     }
 }
 
@@ -183,8 +214,13 @@ pub struct Scripts {
 /// The `[health]` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
-    /// HTTP path probed, e.g. `/up` (default `/up`).
+    /// HTTP path probed, e.g. `/up` (default `/up`; unused with a `command` or
+    /// `protocol = "tcp"`).
     pub path: String,
+    /// `command = "pg_isready -h 127.0.0.1 -p \"$PORT\""`: a shell command run inside the
+    /// instance's image and network namespace, as its `user`, with `PORT` set; exit 0
+    /// within `timeout` passes. Replaces the HTTP probe.
+    pub command: Option<String>,
     /// Time between probes (default 1 s).
     pub interval: Duration,
     /// Probe timeout (default 5 s).
@@ -200,6 +236,7 @@ impl Default for Health {
     fn default() -> Self {
         Health {
             path: "/up".into(),
+            command: None,
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
             healthy_threshold: 1,
@@ -231,6 +268,13 @@ pub struct Deploy {
     pub watch: Option<Watch>,
     /// `strategy = "blue-green" | "recreate"`; `None`: [`Stack::strategy`]'s default.
     pub strategy: Option<Strategy>,
+    /// `stop_signal = "SIGINT"`: the signal that asks an instance's process to stop
+    /// (the OCI config's `StopSignal`; e.g. PostgreSQL's fast shutdown is SIGINT). One of
+    /// [`Deploy::STOP_SIGNALS`]; default `SIGTERM`.
+    pub stop_signal: &'static str,
+    /// `stop_timeout = "10s"`: how long a stopping instance may take after its stop
+    /// signal before it is killed (SIGKILL). Default 10 s, at most 5 min.
+    pub stop_timeout: Duration,
 }
 
 /// The deploy watch window of `[deploy]` (see [`crate::deploy::watch`]).
@@ -253,6 +297,25 @@ impl Watch {
 }
 
 impl Deploy {
+    /// The stop signals `stop_signal` accepts, with their numbers (signal(7)).
+    pub const STOP_SIGNALS: &'static [(&'static str, i32)] = &[
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGINT", libc::SIGINT),
+        ("SIGQUIT", libc::SIGQUIT),
+        ("SIGHUP", libc::SIGHUP),
+        ("SIGUSR1", libc::SIGUSR1),
+        ("SIGUSR2", libc::SIGUSR2),
+        ("SIGWINCH", libc::SIGWINCH),
+    ];
+
+    /// The number of [`Deploy::stop_signal`].
+    pub fn stop_signal_number(&self) -> i32 {
+        Self::STOP_SIGNALS
+            .iter()
+            .find(|(n, _)| *n == self.stop_signal)
+            .map_or(libc::SIGTERM, |(_, v)| *v)
+    }
+
     /// The route's default listen address: `0.0.0.0`, every IPv4 address of this machine.
     pub const DEFAULT_LISTEN: std::net::IpAddr =
         std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
@@ -266,6 +329,8 @@ impl Default for Deploy {
             outbound: None,
             watch: None,
             strategy: None,
+            stop_signal: "SIGTERM",
+            stop_timeout: Duration::from_secs(10),
         }
     }
 }

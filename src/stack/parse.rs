@@ -17,8 +17,12 @@ use super::sections::base::validate_base;
 use super::sections::data::validate_data;
 use super::sections::deploy::validate_deploy;
 use super::sections::health::validate_health;
+use super::sections::links::validate_links;
 use super::sections::scripts::validate_scripts;
-use super::sections::top::{validate_env, validate_packages, validate_port, validate_secrets};
+use super::sections::top::{
+    validate_env, validate_packages, validate_port, validate_protocol, validate_secrets,
+    validate_user,
+};
 use super::sections::track::validate_track;
 use super::toml_check::{Checker, Tbl};
 use super::Stack;
@@ -51,6 +55,8 @@ const TOP_KEYS: &[&str] = &[
     "description",
     "packages",
     "port",
+    "protocol",
+    "user",
     "secrets",
     "base",
     "app",
@@ -60,6 +66,7 @@ const TOP_KEYS: &[&str] = &[
     "data",
     "track",
     "deploy",
+    "links",
 ];
 
 /// Whether `s` is a valid stack name: `[a-z0-9][a-z0-9-]*`, at most
@@ -190,15 +197,19 @@ fn validate_stack(
 
     let packages = validate_packages(chk, root);
     let port = validate_port(chk, root);
+    let protocol = validate_protocol(chk, root);
+    let user = validate_user(chk, root);
     let secrets = validate_secrets(chk, root);
     let base = validate_base(chk, root);
     let app = validate_app(chk, root, config_dir);
     let scripts = validate_scripts(chk, root, config_dir);
     let env = validate_env(chk, root, &secrets);
-    let health = validate_health(chk, root);
+    let health = validate_health(chk, root, protocol);
     let data = validate_data(chk, root);
     let deploy = validate_deploy(chk, root, data.as_ref());
     let track = validate_track(chk, root, base.as_ref(), config_dir);
+    let own_vars: Vec<String> = env.keys().cloned().chain(secrets.iter().cloned()).collect();
+    let links = validate_links(chk, root, name.as_deref(), config_dir, &own_vars);
 
     let (Some(name), Some(base), Some(track)) = (name, base, track) else {
         return None;
@@ -213,10 +224,13 @@ fn validate_stack(
         env,
         secrets,
         port,
+        protocol,
+        user,
         health,
         data,
         deploy,
         track,
+        links,
         file: file.to_path_buf(),
     })
 }

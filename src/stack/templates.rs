@@ -19,6 +19,9 @@ pub struct Template {
     pub stack: &'static str,
     /// The app skeleton: `(relative path, text)`; empty when the app comes from a `url`.
     pub app: &'static [(&'static str, &'static str)],
+    /// The first port tried for the new stack (`{{ port }}`): the next one no other stack
+    /// of the config uses, from here up.
+    pub port: u16,
 }
 
 macro_rules! asset {
@@ -38,6 +41,7 @@ pub const TEMPLATES: &[Template] = &[
         about: asset!("generic/about.txt"),
         stack: asset!("generic/stack.toml"),
         app: &[],
+        port: 8080,
     },
     Template {
         name: "static",
@@ -47,6 +51,7 @@ pub const TEMPLATES: &[Template] = &[
             ("index.html", asset!("static/app/index.html")),
             ("up", asset!("static/app/up")),
         ],
+        port: 8080,
     },
     Template {
         name: "python",
@@ -56,6 +61,7 @@ pub const TEMPLATES: &[Template] = &[
             ("app.py", asset!("python/app/app.py")),
             ("requirements.txt", asset!("python/app/requirements.txt")),
         ],
+        port: 8080,
     },
     Template {
         name: "node",
@@ -66,12 +72,21 @@ pub const TEMPLATES: &[Template] = &[
             ("package.json", asset!("node/app/package.json")),
             ("package-lock.json", asset!("node/app/package-lock.json")),
         ],
+        port: 8080,
+    },
+    Template {
+        name: "postgres",
+        about: asset!("postgres/about.txt"),
+        stack: asset!("postgres/stack.toml"),
+        app: &[],
+        port: 5432,
     },
     Template {
         name: "binary",
         about: asset!("binary/about.txt"),
         stack: asset!("binary/stack.toml"),
         app: &[],
+        port: 8080,
     },
 ];
 
@@ -119,7 +134,7 @@ pub struct Created {
     pub files: Vec<PathBuf>,
 }
 
-/// Write `CONFIG/stacks/NAME.toml` from `template` (with the first port from 8080 that no
+/// Write `CONFIG/stacks/NAME.toml` from `template` (with the first port from the template's [`Template::port`] that no
 /// other stack of `config` uses) and, unless `app` names an existing
 /// directory, the template's app skeleton under `CONFIG/../apps/NAME/`. The stack file's
 /// `[app] path` is relative to the config directory (`../apps/NAME`, or `app` made
@@ -162,9 +177,9 @@ pub fn create(
     };
     // A port no other stack of this config uses: each stack's route listens on its port.
     let (others, _) = super::load_all(config);
-    let port = (8080u16..u16::MAX)
+    let port = (t.port..u16::MAX)
         .find(|p| others.iter().all(|s| s.port != Some(*p)))
-        .unwrap_or(8080);
+        .unwrap_or(t.port);
     let env = minijinja::Environment::new();
     let ctx = minijinja::context! { name => name, app_path => app_path.as_str(), port => port };
     let render = |text: &str| -> anyhow::Result<String> {

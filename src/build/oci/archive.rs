@@ -191,6 +191,9 @@ fn build_config(
     if !spec.working_dir.is_empty() {
         cfg = cfg.working_dir(spec.working_dir.clone());
     }
+    if !spec.user.is_empty() {
+        cfg = cfg.user(spec.user.clone());
+    }
     if !spec.labels.is_empty() {
         cfg = cfg.labels(to_hashmap(&spec.labels));
     }

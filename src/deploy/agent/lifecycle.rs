@@ -286,8 +286,8 @@ impl Agent {
 }
 
 /// Wait until none of `out` (already out of the route) has a request in flight, at most
-/// `grace`, then stop them and wait (at most 5 s) for them to exit; their ids, and
-/// whether every one exited.
+/// `grace`, then stop them and wait (at most their `stop_timeout` and 5 s more) for them
+/// to exit; their ids, and whether every one exited.
 pub(super) async fn drain_and_stop(
     out: Vec<Arc<Instance>>,
     grace: Duration,
@@ -299,7 +299,8 @@ pub(super) async fn drain_and_stop(
     for i in &out {
         i.request_stop();
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let stop_timeout = out.iter().map(|i| i.stop_with.1).max().unwrap_or_default();
+    let deadline = Instant::now() + stop_timeout + Duration::from_secs(5);
     while Instant::now() < deadline && out.iter().any(|i| lock(&i.state).exited.is_none()) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -219,7 +219,7 @@ impl Agent {
         let _routes = self.routes_lock.lock().await;
         let existing = lock(&self.stacks).get(&stack.name).cloned();
         if let Some(s) = existing {
-            relisten(&s, stack.deploy.listen).await?;
+            relisten(&s, stack.deploy.listen, stack.protocol).await?;
             return Ok(s);
         }
         let listen = stack.deploy.listen;
@@ -262,6 +262,7 @@ impl Agent {
             name: stack.name.clone(),
             port,
             listen: Mutex::new(listen),
+            protocol: Mutex::new(stack.protocol),
             router: Mutex::new(None),
             table: empty_table(),
             metrics: Default::default(),
@@ -276,6 +277,7 @@ impl Agent {
             holder: Mutex::new(None),
             failures: AtomicU32::new(0),
             seq: AtomicU64::new(started),
+            running: Default::default(),
         });
         start_router(&rt, listener);
         let mut stacks = lock(&self.stacks);
@@ -348,32 +350,47 @@ impl Agent {
         for i in &all {
             i.request_stop();
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let stop_timeout = all.iter().map(|i| i.stop_with.1).max().unwrap_or_default();
+        let deadline = Instant::now() + stop_timeout + Duration::from_secs(2);
         while Instant::now() < deadline && all.iter().any(|i| lock(&i.state).exited.is_none()) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
 
-/// Serve `srt`'s route on `listener` (the router task, kept to be aborted by [`relisten`]).
+/// Serve `srt`'s route on `listener` by its protocol (the router task, kept to be aborted
+/// by [`relisten`]): HTTP with route metrics, or the TCP pipe.
 fn start_router(srt: &StackRt, listener: tokio::net::TcpListener) {
-    let task = tokio::spawn(super::proxy::serve_recorded(
-        listener,
-        srt.name.clone(),
-        srt.table.clone(),
-        srt.metrics.clone(),
-    ));
+    let task = match *lock(&srt.protocol) {
+        crate::stack::Protocol::Http => tokio::spawn(super::proxy::serve_recorded(
+            listener,
+            srt.name.clone(),
+            srt.table.clone(),
+            srt.metrics.clone(),
+        )),
+        crate::stack::Protocol::Tcp => tokio::spawn(super::proxy::tcp::serve_tcp(
+            listener,
+            srt.table.clone(),
+            Default::default(),
+        )),
+    };
     *lock(&srt.router) = Some(task);
 }
 
-/// Move `srt`'s route to `want` (same port) when it listens elsewhere: the old listener
+/// Move `srt`'s route to `want` (same port) when it listens elsewhere, or reopen it when
+/// its protocol changed: the old listener
 /// is closed first (Linux refuses a specific address beside a wildcard one on the same
 /// port), so for the moment between the two new connections are refused; connections
 /// already accepted are served to their end. When `want` cannot be bound the route goes
 /// back to the old address and the error says so.
-async fn relisten(srt: &StackRt, want: std::net::IpAddr) -> Result<()> {
+async fn relisten(
+    srt: &StackRt,
+    want: std::net::IpAddr,
+    protocol: crate::stack::Protocol,
+) -> Result<()> {
     let old = *lock(&srt.listen);
-    if old == want {
+    let same_protocol = std::mem::replace(&mut *lock(&srt.protocol), protocol) == protocol;
+    if old == want && same_protocol {
         return Ok(());
     }
     let task = lock(&srt.router).take();

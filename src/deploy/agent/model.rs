@@ -40,6 +40,8 @@ pub(super) struct Instance {
     /// Its network namespace (the `test` step joins it).
     pub(super) net: crate::deploy::netns::InstanceNet,
     pub(super) state: Mutex<InstState>,
+    /// `[deploy] stop_signal` (its number) and `stop_timeout` of its release.
+    pub(super) stop_with: (i32, Duration),
     pub(super) stopping: AtomicBool,
     pub(super) stop: Notify,
 }
@@ -93,6 +95,9 @@ pub(super) struct Live {
     /// Instances started for this release (restore, replacement) that have not passed a
     /// health check yet: not routed until they do.
     pub(super) joining: Vec<Arc<Instance>>,
+    /// Bumped whenever the live set is taken away ([`StackRt::take_live_instances`]): a
+    /// refill that began before must not add to it afterwards.
+    pub(super) epoch: u64,
 }
 
 /// The stack's warm release (`[deploy] keep_warm`): the previous live release's
@@ -109,6 +114,8 @@ pub(super) struct StackRt {
     pub(super) port: u16,
     /// The address the route listens on (`[deploy] listen` when it was opened).
     pub(super) listen: Mutex<std::net::IpAddr>,
+    /// What the route speaks (the stack file's `protocol` when it was opened).
+    pub(super) protocol: Mutex<crate::stack::Protocol>,
     /// The route's accept loop ([`crate::deploy::proxy::serve`]); aborted to listen
     /// elsewhere (connections it accepted keep being served).
     pub(super) router: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -133,6 +140,9 @@ pub(super) struct StackRt {
     pub(super) holder: Mutex<Option<String>>,
     pub(super) failures: AtomicU32,
     pub(super) seq: AtomicU64,
+    /// Sandboxes of this stack started and not yet exited (any release, routed or not):
+    /// with a data volume that is not `shared`, a new one starts only at 0.
+    pub(super) running: std::sync::atomic::AtomicUsize,
 }
 
 impl StackRt {
@@ -148,6 +158,7 @@ impl StackRt {
         let mut live = lock(&self.live);
         let mut out = std::mem::take(&mut live.instances);
         out.append(&mut live.joining);
+        live.epoch += 1;
         self.publish(&live);
         out
     }

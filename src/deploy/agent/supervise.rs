@@ -17,6 +17,17 @@ impl Agent {
         srt: &Arc<StackRt>,
         t: &Template,
     ) -> Result<Arc<Instance>> {
+        // One writer per data directory, whatever path asked for this start (a deploy, a
+        // refill, a scale, a rollback): the last line of defence behind "recreate".
+        let exclusive = t.stack.data.as_ref().is_some_and(|d| !d.shared);
+        let others = srt.running.load(Ordering::SeqCst);
+        if exclusive && others > 0 {
+            anyhow::bail!(
+                "an instance of {} still runs on its data volume ([data] is not `shared`): \
+                 a second one is not started",
+                srt.name
+            );
+        }
         let n = srt.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let id = format!("{}-r{}-{n}", srt.name, t.release);
         srt.log.set_health_path(t.release, &t.stack.health.path);
@@ -54,6 +65,7 @@ impl Agent {
             )?,
         };
         let child = instance::spawn(&spec, &srt.log)?;
+        srt.running.fetch_add(1, Ordering::SeqCst);
         let inst = Arc::new(Instance {
             id: id.clone(),
             release: AtomicI64::new(t.release),
@@ -67,6 +79,10 @@ impl Agent {
                 last_check: "no check yet".into(),
                 ..Default::default()
             }),
+            stop_with: (
+                t.stack.deploy.stop_signal_number(),
+                t.stack.deploy.stop_timeout,
+            ),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
         });
@@ -78,11 +94,17 @@ impl Agent {
             &started_detail(inst.pid, spec.port),
         );
         tokio::spawn(supervise(self.clone(), srt.clone(), inst.clone(), child));
+        let probe = match (&t.stack.health.command, t.stack.protocol) {
+            (Some(c), _) => Probe::Command(Box::new(spec.clone()), c.clone()),
+            (None, crate::stack::Protocol::Tcp) => Probe::Tcp,
+            (None, crate::stack::Protocol::Http) => Probe::Http(t.stack.health.path.clone()),
+        };
         tokio::spawn(health_loop(
             self.clone(),
             srt.clone(),
             inst.clone(),
             t.stack.health.clone(),
+            probe,
         ));
         Ok(inst)
     }
@@ -118,12 +140,18 @@ impl Agent {
     pub(super) async fn refill(self: Arc<Self>, srt: Arc<StackRt>, release: i64, delay: Duration) {
         tokio::time::sleep(delay).await;
         let _one = srt.refill_lock.lock().await;
+        // The live set this refill fills: once it is taken away (a deploy, stop or
+        // recreate), the refill ends instead of filling the next one with this release.
+        let epoch = lock(&srt.live).epoch;
         loop {
             if lock(&srt.stopped).is_some() {
                 return;
             }
             let (t, missing) = {
                 let live = lock(&srt.live);
+                if live.epoch != epoch {
+                    return;
+                }
                 match &live.template {
                     Some(t) if t.release == release => {
                         let have = live.instances.len() + live.joining.len();
@@ -140,7 +168,16 @@ impl Agent {
             for _ in 0..missing {
                 match self.start_instance(&srt, &t) {
                     Ok(i) => {
-                        lock(&srt.live).joining.push(i.clone());
+                        let mut live = lock(&srt.live);
+                        if live.epoch != epoch {
+                            // A deploy, stop or recreate took the live set meanwhile: this
+                            // instance is not wanted (and must not share its data).
+                            drop(live);
+                            i.request_stop();
+                            return;
+                        }
+                        live.joining.push(i.clone());
+                        drop(live);
                         batch.push(i);
                     }
                     Err(e) => {
@@ -261,6 +298,11 @@ async fn supervise(
     };
     let status = match exited {
         Some(s) => s,
+        // Asked to stop (drain, scale, shutdown): its stop signal first. An instance
+        // replaced because it failed its checks is killed at once.
+        None if inst.stopping.load(Ordering::SeqCst) => {
+            sandbox.stop(inst.stop_with.0, inst.stop_with.1).await
+        }
         None => sandbox.kill().await,
     };
     let desc = match status {
@@ -269,6 +311,7 @@ async fn supervise(
     };
     inst.backend.set_healthy(false);
     lock(&inst.state).exited = Some(desc.clone());
+    srt.running.fetch_sub(1, Ordering::SeqCst);
     if inst.stopping.load(Ordering::SeqCst) {
         agent.event(&srt.name, inst.release(), &inst.id, "stopped", &desc);
     } else {
@@ -287,11 +330,35 @@ async fn supervise(
 fn outbound(name: &str, want: Option<bool>, have: bool) -> Result<bool> {
     match want {
         Some(true) if !have => anyhow::bail!(
-            "{} sets `outbound = true` in [deploy] but pasta is not installed (Debian              package passt: bash .ci/setup, or apt-get install passt); or set              `outbound = false`",
+            "{} sets `outbound = true` in [deploy] but pasta is not installed (Debian \
+             package passt: bash .ci/setup, or apt-get install passt); or set \
+             `outbound = false`",
             name
         ),
         Some(o) => Ok(o),
         None => Ok(have),
+    }
+}
+
+/// What a health check of one instance does (from `[health]` and `protocol`).
+enum Probe {
+    /// `GET path` through the instance's network namespace.
+    Http(String),
+    /// `[health] command`, run in a sandbox of the instance (its spec).
+    Command(Box<InstanceSpec>, String),
+    /// A TCP connect (`protocol = "tcp"` without a command).
+    Tcp,
+}
+
+impl Probe {
+    async fn run(&self, inst: &Instance, timeout: Duration) -> instance::CheckResult {
+        match self {
+            Probe::Http(path) => instance::check(&inst.backend, path, timeout).await,
+            Probe::Command(spec, command) => {
+                instance::check_command(spec, &inst.net, command, timeout).await
+            }
+            Probe::Tcp => crate::deploy::health::check_tcp(&inst.backend, timeout).await,
+        }
     }
 }
 
@@ -301,6 +368,7 @@ async fn health_loop(
     srt: Arc<StackRt>,
     inst: Arc<Instance>,
     health: crate::stack::Health,
+    probe: Probe,
 ) {
     let mut fails = 0u32;
     let mut passes = 0u32;
@@ -308,7 +376,7 @@ async fn health_loop(
         if lock(&inst.state).exited.is_some() || inst.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let r = instance::check(&inst.backend, &health.path, health.timeout).await;
+        let r = probe.run(&inst, health.timeout).await;
         let ever = {
             let mut st = lock(&inst.state);
             st.last_check = r.to_string();

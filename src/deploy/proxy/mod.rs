@@ -52,6 +52,7 @@ use conn::{Admitted, Conns, RequestGuard, Watched};
 
 mod body;
 mod conn;
+pub mod tcp;
 mod upstream;
 
 /// Largest request body the router accepts (bytes); a larger one is answered `413`

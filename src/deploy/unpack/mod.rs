@@ -56,6 +56,9 @@ pub struct UnpackedImage {
     pub working_dir: String,
     /// The image config's `Entrypoint` followed by `Cmd`.
     pub command: Vec<String>,
+    /// The image config's `User` as `(uid, gid)` (`None`: root), see
+    /// [`crate::build::user::parse_config_user`].
+    pub user: Option<(u32, u32)>,
 }
 
 /// How one [`unpack`] went.
@@ -324,6 +327,8 @@ fn legacy(dir: &Path, digest: &str) -> Result<UnpackedImage> {
         .filter(|w| !w.is_empty())
         .unwrap_or("/")
         .to_string();
+    let user = crate::build::user::parse_config_user(c["User"].as_str().unwrap_or(""))
+        .with_context(|| format!("in {}", cfg_path.display()))?;
     Ok(UnpackedImage {
         digest: digest.to_string(),
         rootfs: dir.join("rootfs"),
@@ -331,6 +336,7 @@ fn legacy(dir: &Path, digest: &str) -> Result<UnpackedImage> {
         env,
         working_dir,
         command,
+        user,
     })
 }
 

@@ -14,6 +14,8 @@ const DEPLOY_KEYS: &[&str] = &[
     "max_error_rate",
     "max_p99",
     "strategy",
+    "stop_signal",
+    "stop_timeout",
 ];
 
 /// Shortest and longest watch window.
@@ -80,6 +82,43 @@ pub(in crate::stack) fn validate_deploy(
                  \"recreate\" (stop the old first: for data only one writer may use)",
             ),
         }
+    }
+    if let Some((s, span)) = chk
+        .string(&t, "stop_signal", "stop_signal = \"SIGINT\"")
+        .present()
+    {
+        let upper = s.to_ascii_uppercase();
+        let want = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
+        match Deploy::STOP_SIGNALS.iter().find(|(n, _)| *n == want) {
+            Some((n, _)) => deploy.stop_signal = n,
+            None => chk.error(
+                &span,
+                format!("unknown stop signal `{s}` in [deploy]"),
+                format!(
+                    "use one of {} (SIGKILL follows by itself after `stop_timeout`)",
+                    Deploy::STOP_SIGNALS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        }
+    }
+    let stop_timeout =
+        validate_duration_in(chk, &t, "[deploy]", "stop_timeout", deploy.stop_timeout);
+    if stop_timeout > Duration::from_secs(300) {
+        chk.error(
+            &t.get("stop_timeout").map(|v| v.span()).unwrap_or(0..0),
+            "`stop_timeout` in [deploy] is over 5 minutes",
+            "an instance that does not stop in minutes is killed anyway: use at most \"5m\"",
+        );
+    } else {
+        deploy.stop_timeout = stop_timeout;
     }
     let recreate = match (deploy.strategy, data) {
         (Some(s), _) => s == Strategy::Recreate,

@@ -1,12 +1,14 @@
-//! The `[health]` table: the HTTP health check and its durations.
+//! The `[health]` table: the health check (HTTP `path`, a `command`, or a TCP connect) and
+//! its durations.
 
 use std::time::Duration;
 
 use super::super::toml_check::{Checker, Tbl};
-use super::super::Health;
+use super::super::{Health, Protocol};
 
 const HEALTH_KEYS: &[&str] = &[
     "path",
+    "command",
     "interval",
     "timeout",
     "healthy_threshold",
@@ -57,14 +59,50 @@ pub(in crate::stack) fn validate_duration_in(
     }
 }
 
-pub(in crate::stack) fn validate_health(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Health {
+pub(in crate::stack) fn validate_health(
+    chk: &mut Checker<'_>,
+    root: &Tbl<'_, '_>,
+    protocol: Protocol,
+) -> Health {
     let mut health = Health::default();
     let Some((t, _)) = chk.table(root, "health", "[health]", "[health]").present() else {
         return health;
     };
     chk.check_keys(&t, HEALTH_KEYS);
+    let command_example = "command = \"pg_isready -q -h 127.0.0.1 -p \\\"$PORT\\\"\"";
+    if let Some((c, span)) = chk.string(&t, "command", command_example).present() {
+        if c.trim().is_empty() {
+            chk.error(
+                &span,
+                "`command` in [health] is empty",
+                format!(
+                    "give a shell command that exits 0 when the instance is ready, e.g. \
+                     `{command_example}`, or remove the key"
+                ),
+            );
+        } else if c.contains('\0') {
+            chk.error(&span, "`command` in [health] holds a NUL byte", "remove it");
+        } else {
+            health.command = Some(c);
+        }
+    }
     if let Some((p, span)) = chk.string(&t, "path", "path = \"/up\"").present() {
-        if p.starts_with('/') {
+        if protocol == Protocol::Tcp {
+            chk.error(
+                &span,
+                "`path` in [health] is an HTTP path, and this stack's protocol is \"tcp\"",
+                format!(
+                    "remove `path`: a tcp stack is checked by `command` (e.g. `{command_example}`) \
+                     or, without one, by a TCP connect"
+                ),
+            );
+        } else if health.command.is_some() {
+            chk.error(
+                &span,
+                "[health] has both `path` and `command`",
+                "keep one: `path` probes HTTP, `command` runs a check inside the instance",
+            );
+        } else if p.starts_with('/') {
             health.path = p;
         } else {
             chk.error(

@@ -6,6 +6,7 @@ pub(super) mod base;
 pub(super) mod data;
 pub(super) mod deploy;
 pub(super) mod health;
+pub(super) mod links;
 pub(super) mod scripts;
 pub(super) mod top;
 pub(super) mod track;

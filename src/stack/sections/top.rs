@@ -138,3 +138,59 @@ pub(in crate::stack) fn validate_env(
     }
     env
 }
+
+pub(in crate::stack) fn validate_protocol(
+    chk: &mut Checker<'_>,
+    root: &Tbl<'_, '_>,
+) -> crate::stack::Protocol {
+    use crate::stack::Protocol;
+    let Some((p, span)) = chk.string(root, "protocol", "protocol = \"tcp\"").present() else {
+        return Protocol::Http;
+    };
+    match p.as_str() {
+        "http" => Protocol::Http,
+        "tcp" => Protocol::Tcp,
+        _ => {
+            chk.error(
+                &span,
+                format!("unknown protocol `{p}`"),
+                "use \"http\" (the default: web services) or \"tcp\" (databases and other \
+                 services the router pipes byte for byte)",
+            );
+            Protocol::Http
+        }
+    }
+}
+
+/// Longest user name `useradd` accepts by default (shadow-utils, `LOGIN_NAME_MAX`-1).
+const MAX_USER_LEN: usize = 32;
+
+/// Whether `s` is a user name as Debian's `adduser` accepts it by default
+/// (`^[a-z][-a-z0-9_]*$`, `NAME_REGEX` of adduser.conf(5)), or a numeric uid.
+pub(in crate::stack) fn is_valid_user(s: &str) -> bool {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u32>().is_ok_and(|u| u < u32::MAX);
+    }
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_lowercase() || c == b'_')
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+        && s.len() <= MAX_USER_LEN
+}
+
+pub(in crate::stack) fn validate_user(chk: &mut Checker<'_>, root: &Tbl<'_, '_>) -> Option<String> {
+    let (u, span) = chk.string(root, "user", "user = \"postgres\"").present()?;
+    if !is_valid_user(&u) {
+        chk.error(
+            &span,
+            format!("invalid user `{u}`"),
+            "give a user name of the image's /etc/passwd (lowercase letters, digits, '-' \
+             and '_', starting with a letter, e.g. `user = \"postgres\"`) or a numeric uid",
+        );
+        return None;
+    }
+    if u == "root" || u == "0" {
+        // Root is what runs without the key; saying so is harmless.
+        return None;
+    }
+    Some(u)
+}
