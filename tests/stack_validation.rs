@@ -1270,6 +1270,34 @@ fn tcp_stacks_users_health_commands_and_stop_signals() {
             "`stop_timeout` in [deploy] is over 5 minutes",
             "5m",
         ),
+        (
+            "",
+            "[links]\nDB = \"pg\"\n",
+            (7, 1),
+            "invalid link name `DB` in [links]",
+            "DB_HOST",
+        ),
+        (
+            "",
+            "[links]\ndb = \"w\"\n",
+            (7, 6),
+            "`db` in [links] links the stack to itself",
+            "another stack",
+        ),
+        (
+            "",
+            "[links]\ndb = \"Pg Server\"\n",
+            (7, 6),
+            "`db` in [links] names `Pg Server`, which is not a stack name",
+            "file stem",
+        ),
+        (
+            "",
+            "[env]\nDB_HOST = \"x\"\n[links]\ndb = \"pg\"\n",
+            (9, 1),
+            "the link `db` sets DB_HOST, which this stack also sets itself",
+            "remove DB_HOST",
+        ),
     ] {
         let d = parse_mem("w", &stack(top, tables)).expect_err(tables);
         assert_eq!(d.len(), 1, "{top}{tables}: {d:#?}");

@@ -41,6 +41,15 @@ impl Drop for StopAgent<'_> {
     }
 }
 
+/// A TCP port free on 127.0.0.1 right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A fresh root with the stack `name` made by `drover new NAME --template T`, its port
 /// moved to a free one (so this test's route never meets another's); the env and port.
 fn new_stack(name: &str, template: &str) -> (Env, u16) {
@@ -48,11 +57,7 @@ fn new_stack(name: &str, template: &str) -> (Env, u16) {
     std::fs::create_dir_all(env.root.join("config")).unwrap();
     let created = env.json(&["new", name, "--template", template, "--json"]);
     let stack_file = created["stack_file"].as_str().unwrap().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let text = std::fs::read_to_string(&stack_file).unwrap();
     let moved: Vec<String> = text
         .lines()
@@ -173,7 +178,7 @@ fn psql(port: u16, password: &str, sql: &str) -> Result<String, String> {
 }
 
 #[test]
-fn a_postgres_stack_keeps_its_rows_across_a_deploy_and_a_rollback() {
+fn a_postgres_stack_keeps_its_rows_across_a_deploy_and_a_rollback_and_a_linked_stack_reads_them() {
     let (env, port) = new_stack("db", "postgres");
     let secrets = env.root.join("config/secrets");
     std::fs::create_dir_all(&secrets).unwrap();
@@ -184,14 +189,63 @@ fn a_postgres_stack_keeps_its_rows_across_a_deploy_and_a_rollback() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    assert!(env.drover(&["validate"]).status.success());
+    // A web stack linked to it: at boot it asks the database through DB_HOST/DB_PORT (with
+    // the linked DB_USER, DB_NAME and DB_PASSWORD) and serves the answer.
+    let created = env.json(&["new", "web", "--template", "static", "--json"]);
+    let web_file = created["stack_file"].as_str().unwrap().to_string();
+    let web_port = free_port();
+    let web = std::fs::read_to_string(&web_file).unwrap();
+    let web = web
+        .lines()
+        .map(|l| {
+            if l.starts_with("port = ") {
+                format!("port = {web_port}")
+            } else if l.starts_with("packages = ") {
+                "packages = [\"busybox\", \"postgresql-client\"]".to_string()
+            } else if l.starts_with("run = ") {
+                "run = 'exec busybox httpd -f -v -p \"$PORT\" -h /tmp/www'\n\
+                 boot = \"\"\"\n\
+                 cp -r /srv/www /tmp/www\n\
+                 echo \"DB_HOST=$DB_HOST\" > /tmp/www/db.txt\n\
+                 PGPASSWORD=\"$DB_PASSWORD\" psql -h \"$DB_HOST\" -p \"$DB_PORT\" -U \"$DB_USER\" \
+                 -d \"$DB_NAME\" -tAc \"SELECT 'rows ' || (SELECT count(*) FROM pg_tables WHERE tablename = 'notes')\" \
+                 >> /tmp/www/db.txt 2>&1\n\
+                 PGPASSWORD=\"$DB_PASSWORD\" psql -h \"$DB_HOST\" -p \"$DB_PORT\" -U \"$DB_USER\" \
+                 -d \"$DB_NAME\" -tAc \"SELECT 'notes ' || count(*) FROM notes\" >> /tmp/www/db.txt 2>&1 || true\n\
+                 \"\"\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&web_file, format!("{web}\n[links]\ndb = \"db\"\n")).unwrap();
+    let v = env.drover(&["validate"]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 
     let b1 = env.json(&["build", "db", "--json"]);
     assert_eq!(b1["status"], "succeeded", "{b1:#}");
+    let bw = env.json(&["build", "web", "--json"]);
+    assert_eq!(bw["status"], "succeeded", "{bw:#}");
     let _stop = StopAgent(&env);
-    let d1 = env.json(&["deploy", "db", "--json"]);
-    assert_eq!(d1["strategy"], "recreate", "{d1:#}");
-    assert_eq!(d1["route_port"].as_u64(), Some(u64::from(port)));
+    // The link has no live release yet: refused, saying what to run.
+    let refused = env.drover(&["deploy", "web"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("drover deploy db") && why.contains("--with-links"),
+        "{why}"
+    );
+    let dw = env.json(&["deploy", "web", "--with-links", "--json"]);
+    assert_eq!(dw["release"], 1, "{dw:#}");
+    let (code, body) = get(web_port, "/db.txt").expect("the web route answers");
+    assert_eq!(code, 200);
+    assert!(body.contains("DB_HOST=127.0.0.1"), "{body}");
+    assert!(
+        body.contains("rows 0"),
+        "the web instance reached the database: {body}"
+    );
+
     psql(
         port,
         password,
@@ -261,4 +315,11 @@ fn a_postgres_stack_keeps_its_rows_across_a_deploy_and_a_rollback() {
             up -= 1;
         }
     }
+
+    // The link follows the database's live release: a restarted web instance reads the
+    // rows written through two releases of it.
+    let r = env.drover(&["restart", "web"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (_, body) = get(web_port, "/db.txt").unwrap();
+    assert!(body.contains("notes 2"), "{body}");
 }

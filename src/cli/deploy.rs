@@ -60,6 +60,60 @@ fn ensure(paths: &Paths) -> Result<bool, CliError> {
     Ok(started)
 }
 
+/// `drover deploy STACK --with-links`, its first part: deploy every stack `stack` links
+/// to (directly or through other links), those it depends on first, each with its newest
+/// build, one line on stderr each. Errors: a link cycle (naming it), a linked stack that
+/// does not load or whose deploy fails.
+pub fn deploy_links_first(paths: &Paths, stack: &str, timeout: u64, grace: u64) -> CliResult {
+    fn visit(
+        paths: &Paths,
+        name: &str,
+        path: &mut Vec<String>,
+        order: &mut Vec<String>,
+    ) -> Result<(), CliError> {
+        if order.iter().any(|o| o == name) {
+            return Ok(());
+        }
+        if let Some(at) = path.iter().position(|p| p == name) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(name.to_string());
+            return Err(CliError::input(format!(
+                "[links] form a cycle: {}; a stack cannot wait for itself to be deployed",
+                cycle.join(" → ")
+            )));
+        }
+        let s = super::build::load_stack(paths, name)?;
+        path.push(name.to_string());
+        for linked in s.links.values() {
+            visit(paths, linked, path, order)?;
+        }
+        path.pop();
+        order.push(name.to_string());
+        Ok(())
+    }
+    let mut order = Vec::new();
+    visit(paths, stack, &mut Vec::new(), &mut order)?;
+    order.retain(|s| s != stack);
+    for linked in order {
+        let req = DeployRequest {
+            stack: linked.clone(),
+            build: None,
+            replicas: None,
+            rollback: false,
+            to: None,
+            timeout_secs: Some(timeout),
+            grace_secs: Some(grace),
+            by: crate::store::audit::current_user(),
+        };
+        let r = crate::deploy::client::deploy(paths, &req, &mut |_| {})?;
+        eprintln!(
+            "{linked} (linked): release {} (build {}) is live on port {}",
+            r.release, r.build_id, r.route_port
+        );
+    }
+    Ok(())
+}
+
 /// `drover deploy STACK` / `drover rollback STACK`: [`crate::deploy::client::deploy`]
 /// (bad requests fail before the agent starts), then the outcome.
 pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: bool) -> CliResult {

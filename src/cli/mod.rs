@@ -281,6 +281,10 @@ pub enum Command {
         /// downgrade undoes the fixes those versions brought; the refusal names them).
         #[arg(long)]
         allow_downgrade: bool,
+        /// Deploy the stacks of its `[links]` first (their newest builds, links of links
+        /// before them), then this one.
+        #[arg(long)]
+        with_links: bool,
     },
     /// Redeploy the previous (or a named) release through the same health-checked path.
     Rollback {
@@ -529,6 +533,7 @@ pub fn run(cli: Cli) -> CliResult {
             timeout,
             grace,
             allow_downgrade,
+            with_links,
         } => {
             let a = deploy::DeployArgs {
                 build,
@@ -538,6 +543,9 @@ pub fn run(cli: Cli) -> CliResult {
                 grace: Some(grace),
                 allow_downgrade,
             };
+            if with_links {
+                deploy::deploy_links_first(&paths, &stack, timeout, grace)?;
+            }
             deploy::deploy(&paths, &stack, false, a, json)
         }
         Command::Stop { stack, grace } => {

@@ -47,6 +47,9 @@ pub struct InstanceSpec {
     pub port: u16,
     /// Outbound network access through `pasta` ([`super::netns::start_outbound`]).
     pub outbound: bool,
+    /// Listeners the agent opens inside the instance's network namespace before its
+    /// command starts, each piped to a linked stack's route ([`super::links`]).
+    pub links: Vec<super::links::LinkPipe>,
 }
 
 /// The bubblewrap options for `spec`, secrets included, in a network namespace of its own
@@ -377,6 +380,7 @@ pub fn spawn_command(spec: &InstanceSpec, log: &LogSink, command: &[&str]) -> Re
         child.id(),
         info,
         spec.outbound,
+        spec.links.clone(),
         log,
         end,
         block_w,
@@ -553,6 +557,7 @@ mod tests {
             secrets: vec![("TOKEN".into(), "v".into())],
             port: 4000,
             outbound: false,
+            links: Vec::new(),
         }
     }
 
@@ -624,6 +629,7 @@ mod tests {
             secrets: Vec::new(),
             port: 0,
             outbound: false,
+            links: Vec::new(),
         }
     }
 

@@ -37,6 +37,7 @@ pub mod detail;
 pub mod downgrade;
 pub mod health;
 pub mod instance;
+pub mod links;
 pub mod machine;
 pub mod metrics;
 pub mod netns;

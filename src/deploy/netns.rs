@@ -139,12 +139,15 @@ impl InstanceNet {
     /// byte once the namespace is ready — with `outbound`, once pasta has set its default
     /// route, at most [`OUTBOUND_WAIT`] — so the instance's command never starts without
     /// its network; it is closed (bubblewrap then goes on too) when anything fails.
+    /// Before that, each of `links` gets its listener inside the namespace
+    /// ([`super::links`]), forwarding until the sandbox is over.
     #[allow(clippy::too_many_arguments)]
     pub fn follow(
         id: &str,
         monitor: Option<u32>,
         info: Option<tokio::net::unix::pipe::Receiver>,
         outbound: bool,
+        links: Vec<super::links::LinkPipe>,
         log: &super::instance::LogSink,
         ended: oneshot::Receiver<()>,
         go: OwnedFd,
@@ -161,12 +164,38 @@ impl InstanceNet {
                 _ => None,
             };
             let pid = joined.as_ref().map(|j| j.pid);
+            let mut forwarders = tokio::task::JoinSet::new();
+            if let Some(j) = &joined {
+                for l in &links {
+                    match link_listener(&j.dialer, l.port).await {
+                        Ok(listener) => {
+                            forwarders.spawn(super::proxy::tcp::forward(
+                                listener,
+                                l.target,
+                                Default::default(),
+                            ));
+                        }
+                        Err(e) => log.line(
+                            &id,
+                            "drover",
+                            &format!(
+                                "cannot open the link to {} on port {}: {e}",
+                                l.target, l.port
+                            ),
+                        ),
+                    }
+                }
+            }
             let _ = tx.send(Some(joined));
             let release = move || {
                 let _ = std::fs::File::from(go).write_all(b"g");
             };
             let (Some(pid), true) = (pid, outbound) else {
                 release();
+                if !forwarders.is_empty() {
+                    // The forwarders live as long as the sandbox; dropping the set ends them.
+                    let _ = ended.await;
+                }
                 return;
             };
             match start_outbound(pid) {
@@ -351,6 +380,16 @@ pub fn parent_of(pid: i32) -> Option<u32> {
     rest.split_whitespace().nth(1)?.parse::<u32>().ok()
 }
 
+/// A listener on `127.0.0.1:port` inside the namespace of `dialer` (a socket made there,
+/// bound and listening from here: a socket keeps the namespace it was created in).
+async fn link_listener(dialer: &Dialer, port: u16) -> io::Result<tokio::net::TcpListener> {
+    let fd = dialer.socket().await?;
+    let socket = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    socket.listen(128)
+}
+
 /// The `child-pid` bubblewrap writes to `--info-fd` (host PID of the sandbox's init);
 /// `None` when the monitor exits (closing the pipe) before it forked.
 async fn read_child_pid(mut info: tokio::net::unix::pipe::Receiver) -> Option<i32> {
@@ -473,6 +512,7 @@ mod tests {
             secrets: Vec::new(),
             port,
             outbound: false,
+            links: Vec::new(),
         };
         let port_s = port.to_string();
         let mut sb = spawn_command(
@@ -538,6 +578,7 @@ mod tests {
             secrets: Vec::new(),
             port: 1,
             outbound: true,
+            links: Vec::new(),
         };
         let t = std::time::Instant::now();
         let script = "cat /proc/net/route > /mnt/route; sleep 300";

@@ -67,6 +67,19 @@ impl Agent {
             let t = crate::deploy::plan::resolve(req, &releases, cur, wanted.as_ref())?;
             (t.build_id, t.rollback_of, t.replicas)
         };
+        // Every linked stack must be live before anything of this deploy happens.
+        for (alias, name) in &stack.links {
+            let live = lock(&self.stacks)
+                .get(name)
+                .is_some_and(|l| lock(&l.live).template.is_some());
+            if !live {
+                return Err(AgentError::BadInput(crate::deploy::links::not_live(
+                    &stack.name,
+                    alias,
+                    name,
+                )));
+            }
+        }
         let recreate = stack.strategy() == crate::stack::Strategy::Recreate;
         if recreate && replicas > 1 {
             return Err(AgentError::BadInput(format!(

@@ -66,6 +66,7 @@ impl machine::Runtime for LocalRuntime {
             secrets: Vec::new(),
             port: i.port,
             outbound: false,
+            links: Vec::new(),
         };
         let log = self.srt.log.clone();
         let net = i.net.clone();

@@ -45,19 +45,26 @@ impl Agent {
         if let Some(w) = resolved.warning(&self.paths.config, &srt.name) {
             self.event(&srt.name, t.release, &id, "secret-missing", &w);
         }
-        let secrets = resolved.values;
+        let mut secrets = resolved.values;
+        let mut env: Vec<(String, String)> = t
+            .stack
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let links = self.resolve_links(&t.stack, &mut env, &mut secrets)?;
+        let mut port = instance::free_port()?;
+        while links.iter().any(|l| l.port == port) {
+            port = instance::free_port()?;
+        }
         let spec = InstanceSpec {
             id: id.clone(),
             image: t.image.clone(),
             data,
-            env: t
-                .stack
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env,
             secrets,
-            port: instance::free_port()?,
+            port,
+            links,
             outbound: outbound(
                 &t.stack.name,
                 t.stack.deploy.outbound,
@@ -107,6 +114,39 @@ impl Agent {
             probe,
         ));
         Ok(inst)
+    }
+
+    /// The links of `stack` ([`crate::deploy::links`]): one listener each, their
+    /// variables added to `env` and the linked stacks' secrets to `secrets`. Errors: a
+    /// linked stack without a live release here (with the commands that fix it).
+    pub(super) fn resolve_links(
+        &self,
+        stack: &Stack,
+        env: &mut Vec<(String, String)>,
+        secrets: &mut Vec<(String, String)>,
+    ) -> Result<Vec<crate::deploy::links::LinkPipe>> {
+        use crate::deploy::links;
+        let mut pipes = Vec::new();
+        for (alias, name) in &stack.links {
+            let linked = lock(&self.stacks).get(name).cloned();
+            let live = linked.as_ref().and_then(|l| {
+                let live = lock(&l.live);
+                live.template.as_ref().map(|t| t.stack.clone())
+            });
+            let (Some(lsrt), Some(lstack)) = (linked, live) else {
+                anyhow::bail!(links::not_live(&stack.name, alias, name));
+            };
+            let target = links::route_target(*lock(&lsrt.listen), lsrt.port);
+            let resolved =
+                crate::deploy::secrets::resolve(&self.paths.config, name, &lstack.secrets)?;
+            env.extend(links::link_env(alias, lsrt.port, &lstack, &[]));
+            secrets.extend(resolved.values);
+            pipes.push(links::LinkPipe {
+                port: lsrt.port,
+                target,
+            });
+        }
+        Ok(pipes)
     }
 
     /// An instance of the live set exited: take it out of the route and start a

@@ -10,6 +10,7 @@
 //! closed; memory is tokio's two copy buffers per connection. A stopped stack or one with
 //! no instance closes new connections at once (TCP has no place for a 503 body).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,38 @@ pub async fn serve_tcp(listener: tokio::net::TcpListener, table: SharedTable, li
         tokio::spawn(async move {
             let _slot = slot;
             pipe_one(client, &table, &limits).await;
+        });
+    }
+}
+
+/// Pipe every connection accepted on `listener` to `target` (a linked stack's route, see
+/// [`crate::deploy::links`]) with the same bounds as [`serve_tcp`], until the task is
+/// dropped (it is, with the instance whose namespace `listener` lives in).
+pub async fn forward(listener: tokio::net::TcpListener, target: SocketAddr, limits: TcpLimits) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let client = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let Ok((client, _)) = client else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let limits = limits.clone();
+        // In the set, so dropping this task (the instance is gone) ends its connections.
+        conns.spawn(async move {
+            let _slot = slot;
+            let _ = client.set_nodelay(true);
+            let up = tokio::time::timeout(limits.connect_timeout, TcpStream::connect(target)).await;
+            if let Ok(Ok(up)) = up {
+                let _ = up.set_nodelay(true);
+                let _ = copy_with_idle(client, up, limits.idle_timeout).await;
+            }
         });
     }
 }
