@@ -114,9 +114,10 @@ impl Paths {
     /// whatever the state directory's own mode: those holding unpacked root filesystems
     /// (with their setuid binaries), image archives, build trees, instance data, the
     /// repository cache and logs.
-    pub fn private_dirs(&self) -> [PathBuf; 10] {
+    pub fn private_dirs(&self) -> [PathBuf; 11] {
         [
             self.bases(),
+            self.deps(),
             self.images(),
             self.tmp(),
             self.builds(),
@@ -144,6 +145,11 @@ impl Paths {
     /// `STATE/bases`: the base-layer cache, one directory per base key.
     pub fn bases(&self) -> PathBuf {
         self.state.join("bases")
+    }
+    /// `STATE/deps`: the deps (framework) layer cache, one directory per layer key
+    /// (`crate::build::deps`).
+    pub fn deps(&self) -> PathBuf {
+        self.state.join("deps")
     }
     /// `STATE/debs`: the local .deb cache, one file per SHA-256 (`debs/HEX.deb`), so a base
     /// that changes one package downloads one package and a past lock builds again.

@@ -144,7 +144,7 @@ fn a_download_over_max_size_stops_at_the_cap_and_leaves_no_file() {
     let s = stack_with(&url, &"a".repeat(64), "max_size = \"1MiB\"\n");
     let (_t, lower, upper, work) = dirs();
     let t0 = std::time::Instant::now();
-    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    let err = format!("{:#}", stage_app(&s, &[&lower], &upper, &work).unwrap_err());
     assert!(err.contains(&url), "{err}");
     assert!(err.contains("max_size (1 MiB, 1048576 bytes)"), "{err}");
     assert!(
@@ -174,7 +174,7 @@ fn a_download_over_max_size_stops_at_the_cap_and_leaves_no_file() {
     let url = format!("{base}/big.tar.gz");
     let s = stack_with(&url, &"a".repeat(64), "max_size = 1048576\n");
     let (_t, lower, upper, work) = dirs();
-    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    let err = format!("{:#}", stage_app(&s, &[&lower], &upper, &work).unwrap_err());
     assert!(
         err.contains(&format!("the server announces {total} bytes")) && err.contains(&url),
         "{err}"
@@ -189,7 +189,7 @@ fn a_download_at_max_size_is_accepted() {
     let url = format!("{}/app.tar.gz", serve(body.clone(), 200, 1));
     let s = stack_with(&url, &sha, &format!("max_size = {}\n", body.len()));
     let (_t, lower, upper, work) = dirs();
-    assert_eq!(stage_app(&s, &lower, &upper, &work).unwrap(), 1);
+    assert_eq!(stage_app(&s, &[&lower], &upper, &work).unwrap(), 1);
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn a_checksum_mismatch_leaves_no_download() {
     let url = format!("{}/app.tar.gz", serve(body, 200, 1));
     let s = stack(&url, &"0".repeat(64));
     let (_t, lower, upper, work) = dirs();
-    assert!(stage_app(&s, &lower, &upper, &work).is_err());
+    assert!(stage_app(&s, &[&lower], &upper, &work).is_err());
     assert!(std::fs::read_dir(&work).unwrap().next().is_none());
 }
 
@@ -212,7 +212,7 @@ fn a_url_app_is_downloaded_checked_and_unpacked() {
     let url = format!("{}/web-1.0.tar.gz", serve(body, 200, 1));
     let s = stack(&url, &sha);
     let (_t, lower, upper, work) = dirs();
-    let n = stage_app(&s, &lower, &upper, &work).unwrap();
+    let n = stage_app(&s, &[&lower], &upper, &work).unwrap();
     assert_eq!(n, 2);
     assert_eq!(
         std::fs::read(upper.join("srv/web/README")).unwrap(),
@@ -234,7 +234,7 @@ fn a_checksum_mismatch_names_both_digests() {
     let url = format!("{}/app.tar.gz", serve(body.clone(), 200, 1));
     let s = stack(&url, &wrong);
     let (_t, lower, upper, work) = dirs();
-    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    let err = format!("{:#}", stage_app(&s, &[&lower], &upper, &work).unwrap_err());
     assert!(err.contains("sha256 mismatch"), "{err}");
     assert!(err.contains(&wrong), "{err}");
     assert!(err.contains(&hex::encode(Sha256::digest(&body))), "{err}");
@@ -246,7 +246,7 @@ fn an_http_error_names_the_url_and_status() {
     let url = format!("{}/missing.tar.gz", serve(b"nope".to_vec(), 404, 1));
     let s = stack(&url, &"a".repeat(64));
     let (_t, lower, upper, work) = dirs();
-    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    let err = format!("{:#}", stage_app(&s, &[&lower], &upper, &work).unwrap_err());
     assert!(err.contains(&url) && err.contains("404"), "{err}");
 }
 
@@ -257,7 +257,7 @@ fn an_archive_escaping_the_app_dir_is_refused() {
     let url = format!("{}/evil.tar.gz", serve(body, 200, 1));
     let s = stack(&url, &sha);
     let (t, lower, upper, work) = dirs();
-    let err = format!("{:#}", stage_app(&s, &lower, &upper, &work).unwrap_err());
+    let err = format!("{:#}", stage_app(&s, &[&lower], &upper, &work).unwrap_err());
     assert!(err.contains("outside the app directory"), "{err}");
     assert!(!upper.join("etc/evil").exists() && !t.path().join("etc/evil").exists());
 }
@@ -266,7 +266,7 @@ fn an_archive_escaping_the_app_dir_is_refused() {
 fn lifecycle_scripts_are_installed_executable_with_a_shebang() {
     let s = stack("http://127.0.0.1:9/x.tar.gz", &"a".repeat(64));
     let (_t, lower, upper, _work) = dirs();
-    install_scripts(&s, &lower, &upper).unwrap();
+    install_scripts(&s, &[&lower], &upper).unwrap();
     let dir = upper.join("etc/drover");
     for f in ["entrypoint", "boot", "run"] {
         let m = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();

@@ -157,7 +157,7 @@ fn overlay_view_honours_whiteouts_and_opaque_dirs() {
     mknod_whiteout(&upper.join("a/deleted"));
     mknod_whiteout(&upper.join("gone"));
     xattr::set(upper.join("opaque"), "trusted.overlay.opaque", b"y").unwrap();
-    let v = RootView::Overlay { lower, upper };
+    let v = RootView::stacked(lower.clone(), [upper.clone()]);
     assert_eq!(v.list("a"), ["added", "changed", "keep"]);
     assert_eq!(v.read("a/changed").unwrap().unwrap(), b"new");
     assert_eq!(v.read("a/keep").unwrap().unwrap(), b"lower");
@@ -166,6 +166,20 @@ fn overlay_view_honours_whiteouts_and_opaque_dirs() {
     assert!(v.list("gone").is_empty());
     assert_eq!(v.list("opaque"), ["new"]);
     assert!(v.resolve("opaque/old").is_none());
+
+    // A third layer on top (base, deps, app): what the middle layer deleted stays deleted
+    // unless the top one brings it back; the top's whiteouts hide both layers below.
+    let top = t.path().join("top");
+    std::fs::create_dir_all(top.join("a")).unwrap();
+    std::fs::write(top.join("a/deleted"), "back").unwrap();
+    mknod_whiteout(&top.join("a/added"));
+    let v3 = RootView::stacked(lower, [upper, top]);
+    assert_eq!(v3.list("a"), ["changed", "deleted", "keep"]);
+    assert_eq!(v3.read("a/deleted").unwrap().unwrap(), b"back");
+    assert_eq!(v3.read("a/keep").unwrap().unwrap(), b"lower");
+    assert!(v3.resolve("a/added").is_none());
+    assert!(v3.resolve("gone/file").is_none());
+    assert_eq!(v3.list("opaque"), ["new"]);
 }
 
 #[test]

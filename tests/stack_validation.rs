@@ -1271,6 +1271,14 @@ fn tcp_stacks_users_health_commands_and_stop_signals() {
             "5m",
         ),
         (
+            "protocol = \"tcp\"\n",
+            "[deploy]\nwatch = \"2m\"\n",
+            (8, 9),
+            "`watch` in [deploy] judges a release by its HTTP route metrics, and this stack's \
+             protocol is \"tcp\" (a TCP route records none)",
+            "health check",
+        ),
+        (
             "",
             "[links]\nDB = \"pg\"\n",
             (7, 1),
@@ -1301,6 +1309,120 @@ fn tcp_stacks_users_health_commands_and_stop_signals() {
     ] {
         let d = parse_mem("w", &stack(top, tables)).expect_err(tables);
         assert_eq!(d.len(), 1, "{top}{tables}: {d:#?}");
+        assert_eq!((d[0].line, d[0].col), (line, col), "{}", d[0]);
+        assert_eq!(d[0].message, message, "{}", d[0]);
+        assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
+    }
+}
+
+#[test]
+fn deps_files_are_relative_regular_files_of_the_app_and_need_a_deps_script() {
+    let cfg = tempfile::tempdir().unwrap();
+    let app = cfg.path().join("apps/w");
+    fs::create_dir_all(app.join("sub")).unwrap();
+    fs::write(app.join("requirements.txt"), "six==1.16.0\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", app.join("link")).unwrap();
+    let parse = |tables: &str, with_app: bool| {
+        let app_table = if with_app {
+            "[app]\npath = \"apps/w\"\n"
+        } else {
+            "[app]\nurl = \"https://example.org/w.tar\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n"
+        };
+        parse_stack(
+            Path::new("w.toml"),
+            &format!("name = \"w\"\n{BASE}{app_table}{tables}"),
+            cfg.path(),
+        )
+    };
+    let s = parse(
+        "[deps]\nfiles = [\"requirements.txt\"]\n[scripts]\ndeps = \"pip install\"\n",
+        true,
+    )
+    .expect("valid");
+    assert_eq!(s.deps, strings(&["requirements.txt"]));
+    assert_eq!(s.scripts.deps.as_deref(), Some("pip install"));
+    // A deps script alone (dependencies pinned in it) is a layer keyed by the script.
+    let s = parse("[scripts]\ndeps = \"pip install six==1.16.0\"\n", true).expect("valid");
+    assert!(s.deps.is_empty() && s.scripts.deps.is_some());
+
+    let script = "[scripts]\ndeps = \"x\"\n";
+    for (tables, with_app, (line, col), message, hint) in [
+        (
+            format!("[deps]\nfiles = [\"../x\"]\n{script}"),
+            true,
+            (9, 10),
+            "`../x` in [deps] files leaves the app directory (`..`)".to_string(),
+            "relative to the app directory",
+        ),
+        (
+            format!("[deps]\nfiles = [\"/etc/passwd\"]\n{script}"),
+            true,
+            (9, 10),
+            "`/etc/passwd` in [deps] files is an absolute path".to_string(),
+            "relative to the app directory",
+        ),
+        (
+            format!("[deps]\nfiles = [\"missing.txt\"]\n{script}"),
+            true,
+            (9, 10),
+            format!(
+                "`missing.txt` in [deps] files cannot be read: No such file or directory \
+                 (os error 2) ({})",
+                app.join("missing.txt").display()
+            ),
+            "create the file",
+        ),
+        (
+            format!("[deps]\nfiles = [\"sub\"]\n{script}"),
+            true,
+            (9, 10),
+            format!(
+                "`sub` in [deps] files is a directory ({}), not a regular file",
+                app.join("sub").display()
+            ),
+            "dependency manifest",
+        ),
+        (
+            format!("[deps]\nfiles = [\"link\"]\n{script}"),
+            true,
+            (9, 10),
+            format!(
+                "`link` in [deps] files is a symbolic link ({}), not a regular file",
+                app.join("link").display()
+            ),
+            "outside the app",
+        ),
+        (
+            format!("[deps]\nfiles = [\"requirements.txt\", \"requirements.txt\"]\n{script}"),
+            true,
+            (9, 30),
+            "`requirements.txt` is listed twice in [deps] files".to_string(),
+            "once",
+        ),
+        (
+            format!("[deps]\nfiles = []\n{script}"),
+            true,
+            (9, 9),
+            "`files` in [deps] is empty".to_string(),
+            "or remove [deps]",
+        ),
+        (
+            "[deps]\nfiles = [\"requirements.txt\"]\n".to_string(),
+            true,
+            (9, 9),
+            "[deps] lists files, but nothing installs them: [scripts] has no `deps`".to_string(),
+            "deps = ",
+        ),
+        (
+            format!("[deps]\nfiles = [\"requirements.txt\"]\n{script}"),
+            false,
+            (9, 1),
+            "[deps] needs the app as a local `path`, but [app] is a `url`".to_string(),
+            "use `[app] path`",
+        ),
+    ] {
+        let d = parse(&tables, with_app).expect_err(&tables);
+        assert_eq!(d.len(), 1, "{tables}: {d:#?}");
         assert_eq!((d[0].line, d[0].col), (line, col), "{}", d[0]);
         assert_eq!(d[0].message, message, "{}", d[0]);
         assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);

@@ -1,6 +1,7 @@
 //! Issue #14: a stack started from a template builds on the real mirror and serves its
 //! health path behind its route: `static` (busybox httpd: a small base, ~1 min) and
-//! `python` (a venv with a hashed requirement from PyPI, a wrong hash refused first); the
+//! `python` (a venv with a hashed requirement from PyPI in the deps layer, a wrong hash
+//! refused first, an app-only change reusing the layer, a requirements change remaking it); the
 //! `postgres` (a stateful TCP stack: rows written before a deploy and a rollback are
 //! read after both, one server at a time on the cluster); the
 //! other templates are validated in the unit tests of `stack::templates`.
@@ -106,7 +107,7 @@ fn a_python_stack_installs_its_hashed_requirements_from_pypi_and_serves() {
             "body = (\"six \" + six.__version__ + \"\\n\").encode()",
         );
     assert_ne!(uses_six, app_py, "app.py changed shape; update this test");
-    std::fs::write(app.join("app.py"), uses_six).unwrap();
+    std::fs::write(app.join("app.py"), &uses_six).unwrap();
     let requirements = app.join("requirements.txt");
     // A wrong hash first: pip refuses it (--require-hashes), the build fails and says so.
     std::fs::write(
@@ -118,6 +119,10 @@ fn a_python_stack_installs_its_hashed_requirements_from_pypi_and_serves() {
     assert!(!bad.status.success());
     let bad: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     assert_eq!(bad["status"], "failed", "{bad:#}");
+    assert_eq!(
+        bad["failed_step"], "deps",
+        "pip runs in the deps layer: {bad:#}"
+    );
     let log = env.drover(&["logs", "api"]);
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(log.contains("DO NOT MATCH THE HASHES"), "{log}");
@@ -144,11 +149,71 @@ fn a_python_stack_installs_its_hashed_requirements_from_pypi_and_serves() {
             .any(|p| p.ecosystem == "pypi" && p.name == "six" && p.version == "1.16.0"),
         "{langs:?}"
     );
+    let deps_key = b["deps_key"]
+        .as_str()
+        .expect("the python template has a deps layer")
+        .to_string();
+    assert_eq!(b["deps_cached"], false, "{b:#}");
+    assert_eq!(layer_count(&b), 3, "base, deps and app layers");
     let _stop = StopAgent(&env);
     let d = env.json(&["deploy", "api", "--json"]);
     let route = d["route_port"].as_u64().unwrap() as u16;
     assert_eq!(get(route, "/up").map(|(c, _)| c), Some(200));
     assert_eq!(get(route, "/"), Some((200, "six 1.16.0\n".to_string())));
+
+    // An app-only change reuses the deps layer: pip does not run, the venv is still there.
+    std::fs::write(
+        app.join("app.py"),
+        uses_six.replace("\"six \"", "\"six v\""),
+    )
+    .unwrap();
+    let b2 = env.json(&["build", "api", "--json"]);
+    assert_eq!(b2["status"], "succeeded", "{b2:#}");
+    assert_eq!(
+        (&b2["deps_cached"], b2["deps_key"].as_str()),
+        (&serde_json::json!(true), Some(deps_key.as_str())),
+        "{b2:#}"
+    );
+    let id2 = b2["build_id"].as_i64().unwrap();
+    let log2 = env.drover(&["logs", "api", "--build", &id2.to_string()]);
+    let log2 = String::from_utf8_lossy(&log2.stdout);
+    assert!(
+        log2.contains("reused from the cache") && !log2.contains("Collecting six"),
+        "{log2}"
+    );
+    assert!(store
+        .language_packages(id2)
+        .unwrap()
+        .iter()
+        .any(|p| p.name == "six"));
+    assert_eq!(layer_count(&b2), 3);
+    env.json(&["deploy", "api", "--json"]);
+    assert_eq!(get(route, "/"), Some((200, "six v1.16.0\n".to_string())));
+
+    // A change to a [deps] file makes the layer again, under a new key.
+    let mut req = std::fs::read_to_string(&requirements).unwrap();
+    req.push_str("# pinned for the test\n");
+    std::fs::write(&requirements, req).unwrap();
+    let b3 = env.json(&["build", "api", "--json"]);
+    assert_eq!(b3["status"], "succeeded", "{b3:#}");
+    assert_eq!(b3["deps_cached"], false, "{b3:#}");
+    assert_ne!(b3["deps_key"].as_str(), Some(deps_key.as_str()));
+}
+
+/// The number of layers of a build's image (`skopeo inspect --raw` of its OCI archive).
+fn layer_count(build: &serde_json::Value) -> usize {
+    let path = build["image_path"].as_str().unwrap();
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", &format!("oci-archive:{path}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    m["layers"].as_array().unwrap().len()
 }
 
 /// `psql -tAc SQL` as the postgres template's `app` user through the route on `port`:

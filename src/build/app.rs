@@ -26,9 +26,10 @@ exec \"$@\"\n";
 /// Absolute path of the entrypoint inside the image.
 pub const ENTRYPOINT_PATH: &str = "/etc/drover/entrypoint";
 
-/// Create `rel` (and its parents) in `upper`, copying mode, owner and mtime from the same
-/// directory in `lower` when it exists there (so the merged view keeps the base's metadata).
-pub fn ensure_upper_dir(lower: &Path, upper: &Path, rel: &str) -> Result<PathBuf> {
+/// Create `rel` (and its parents) in `upper`, copying mode and owner from the same
+/// directory in the first of `lowers` (top first) that has it, so the merged view keeps the
+/// lower layers' metadata.
+pub fn ensure_upper_dir(lowers: &[&Path], upper: &Path, rel: &str) -> Result<PathBuf> {
     let mut acc = PathBuf::new();
     for part in Path::new(rel.trim_start_matches('/')).components() {
         acc.push(part);
@@ -37,7 +38,11 @@ pub fn ensure_upper_dir(lower: &Path, upper: &Path, rel: &str) -> Result<PathBuf
             continue;
         }
         std::fs::create_dir(&up).with_context(|| format!("cannot create {}", up.display()))?;
-        if let Ok(m) = std::fs::metadata(lower.join(&acc)) {
+        if let Some(m) = lowers
+            .iter()
+            .find_map(|l| std::fs::symlink_metadata(l.join(&acc)).ok())
+            .filter(|m| m.is_dir())
+        {
             std::fs::set_permissions(&up, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
             std::os::unix::fs::chown(&up, Some(m.uid()), Some(m.gid()))?;
         }
@@ -63,9 +68,10 @@ fn write_exec(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Write the entrypoint and the `boot`/`run` scripts into `upper/etc/drover/`.
-pub fn install_scripts(stack: &Stack, lower: &Path, upper: &Path) -> Result<()> {
-    let dir = ensure_upper_dir(lower, upper, DROVER_DIR)?;
+/// Write the entrypoint and the `boot`/`run` scripts into `upper/etc/drover/` (`lowers`:
+/// the trees below, top first, as for [`ensure_upper_dir`]).
+pub fn install_scripts(stack: &Stack, lowers: &[&Path], upper: &Path) -> Result<()> {
+    let dir = ensure_upper_dir(lowers, upper, DROVER_DIR)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
     write_exec(&dir.join("entrypoint"), ENTRYPOINT)?;
     if let Some(b) = &stack.scripts.boot {
@@ -89,11 +95,11 @@ pub fn build_script_text(body: &str) -> String {
 /// Errors: unreadable source files, download failures (URL and HTTP status named), a
 /// download larger than `[app] max_size` (URL and cap named; nothing of it is kept), a
 /// checksum mismatch (both digests named), archive entries escaping the destination.
-pub fn stage_app(stack: &Stack, lower: &Path, upper: &Path, work_dir: &Path) -> Result<u64> {
+pub fn stage_app(stack: &Stack, lowers: &[&Path], upper: &Path, work_dir: &Path) -> Result<u64> {
     let Some(app) = &stack.app else {
         return Ok(0);
     };
-    let dest = ensure_upper_dir(lower, upper, &app.dest)?;
+    let dest = ensure_upper_dir(lowers, upper, &app.dest)?;
     match &app.source {
         AppSource::Dir(src) => copy_tree(src, &dest),
         AppSource::Url {

@@ -252,7 +252,7 @@ pub fn resolve(
 /// Publish `tmp` at `dir` in one step: with an old entry, swap the two directories
 /// atomically (renameat2 RENAME_EXCHANGE), so a kill at any moment leaves either the old or
 /// the new base at KEY, never none; the old one, now at the temporary name, is removed.
-fn publish(tmp: &Path, dir: &Path) -> Result<()> {
+pub(super) fn publish(tmp: &Path, dir: &Path) -> Result<()> {
     if dir.exists() {
         exchange(tmp, dir).with_context(|| format!("cannot publish base {}", dir.display()))?;
         let _ = std::fs::remove_dir_all(tmp);

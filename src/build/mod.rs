@@ -2,14 +2,16 @@
 //!
 //! 1. **base**: OS + system packages from mmdebstrap exactly as the stack's lock says
 //!    ([`locking::prepare`] settles the lock first), cached by [`crate::lock::Lock::base_key`];
-//! 2. **app**: the app's files and lifecycle scripts written into an overlayfs upper
-//!    directory over the base, then the `build` script run inside the merged tree under
-//!    bubblewrap (never on the host);
-//! 3. **manifest**: the dpkg database of the merged tree, with origins, and the non-Debian
+//! 2. **deps**: when the stack has `[scripts].deps`, the framework layer made from its
+//!    `[deps]` files over the base, cached by [`deps::layer_key`] (see [`deps`]);
+//! 3. **app**: the app's files and lifecycle scripts written into an overlayfs upper
+//!    directory over the base (and the deps layer), then the `build` script run inside the
+//!    merged tree under bubblewrap (never on the host);
+//! 4. **manifest**: the dpkg database of the merged tree, with origins, and the non-Debian
 //!    apt repositories (with their keys) the build script configured, to track them;
-//! 4. **image**: the base blob (cached) + the app layer (the upper directory, whiteouts and
-//!    all) written as an OCI archive;
-//! 5. **publish**: the archive renamed into `STATE/images/STACK/ID.oci.tar` and the result
+//! 5. **image**: the base blob (cached), the deps blob (cached) and the app layer (the
+//!    upper directory, whiteouts and all) written as an OCI archive;
+//! 6. **publish**: the archive renamed into `STATE/images/STACK/ID.oci.tar` and the result
 //!    recorded in one transaction.
 //!
 //! Everything happens under `STATE/builds/ID/`, removed at the end. A build whose process
@@ -34,6 +36,7 @@ use crate::store::Store;
 pub mod app;
 pub mod base;
 pub mod debcache;
+pub mod deps;
 pub mod locking;
 pub mod oci;
 pub mod prune;
@@ -41,7 +44,7 @@ pub mod sandbox;
 pub mod select;
 pub mod user;
 
-use sandbox::{build_script_command, private_mounts, run_logged, BuildLog};
+use sandbox::{BuildLog, Overlay};
 
 /// Paths left out of the app layer: apt's lists and caches, and the tmpfs mount points.
 pub const APP_LAYER_EXCLUDES: &[&str] = &["var/lib/apt/lists", "var/cache/apt", "tmp", "run"];
@@ -77,6 +80,11 @@ pub struct BuildReport {
     pub base_key: Option<String>,
     /// Whether the base came from the cache.
     pub base_cached: bool,
+    /// Deps layer key ([`deps::layer_key`]); null when the stack has no `[scripts].deps`
+    /// or the build failed before it.
+    pub deps_key: Option<String>,
+    /// Whether the deps layer came from the cache (false without one).
+    pub deps_cached: bool,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
     /// Error text; null on success.
@@ -128,6 +136,8 @@ pub fn run(
         step: Step::Prepare,
         base_key: None,
         base_cached: false,
+        deps_key: None,
+        deps_cached: false,
         warnings: Vec::new(),
         lock: None,
     };
@@ -156,6 +166,8 @@ pub fn run(
         image_path: None,
         base_key: state.base_key.clone(),
         base_cached: state.base_cached,
+        deps_key: state.deps_key.clone(),
+        deps_cached: state.deps_cached,
         duration_ms: 0,
         error: None,
         failed_step: None,
@@ -200,6 +212,8 @@ struct Progress {
     step: Step,
     base_key: Option<String>,
     base_cached: bool,
+    deps_key: Option<String>,
+    deps_cached: bool,
     warnings: Vec<String>,
     lock: Option<locking::LockOutcome>,
 }
@@ -310,7 +324,30 @@ fn steps(
         t.elapsed().as_secs_f64()
     ));
 
-    // 2. App layer.
+    // 2. Deps layer.
+    let deps_layer = if stack.scripts.deps.is_some() {
+        begin(
+            log,
+            state,
+            Step::Deps,
+            "dependencies ([deps] files, [scripts].deps)",
+        )?;
+        let d = deps::ensure(paths, stack, &base, opts.refresh_base, work, log)?;
+        if let Some(d) = &d {
+            state.deps_key = Some(d.key.clone());
+            state.deps_cached = d.cached;
+            log.store()?.set_build_deps(build_id, &d.key, d.cached)?;
+        }
+        d
+    } else {
+        None
+    };
+    // The trees below the app layer, top first.
+    let mut lowers: Vec<&Path> = Vec::new();
+    lowers.extend(deps_layer.as_ref().map(|d| d.upper.as_path()));
+    lowers.push(&base.rootfs);
+
+    // 3. App layer.
     begin(log, state, Step::App, "app files and build script")?;
     let t = Instant::now();
     let upper = work.join("upper");
@@ -319,21 +356,25 @@ fn steps(
     for d in [&upper, &overlay_work, &merged] {
         std::fs::create_dir_all(d)?;
     }
-    let files = app::stage_app(stack, &base.rootfs, &upper, work)?;
+    let files = app::stage_app(stack, &lowers, &upper, work)?;
     if let Some(a) = &stack.app {
         log.say(&format!("copied {files} app file(s) to {}", a.dest));
     }
-    app::install_scripts(stack, &base.rootfs, &upper)?;
+    app::install_scripts(stack, &lowers, &upper)?;
     if let Some(script) = &stack.scripts.build {
-        let script_path = work.join("build-script");
-        std::fs::write(&script_path, app::build_script_text(script))?;
         log.say("running the build script in the sandbox");
-        let mut cmd = build_script_command(&merged, &script_path, &stack.env);
-        private_mounts(
-            &mut cmd,
-            Some((&base.rootfs, &upper, &overlay_work, &merged)),
+        let status = sandbox::run_stack_script(
+            script,
+            &work.join("build-script"),
+            Overlay {
+                lowers: &lowers,
+                upper: &upper,
+                work: &overlay_work,
+                merged: &merged,
+            },
+            &stack.env,
+            log,
         )?;
-        let status = run_logged(cmd, log)?;
         if !status.success() {
             bail!(
                 "the build script failed ({status}); its last lines are above. \
@@ -347,12 +388,15 @@ fn steps(
         t.elapsed().as_secs_f64()
     ));
 
-    // 3. Manifest.
+    // 4. Manifest.
     begin(log, state, Step::Manifest, "reading the dpkg database")?;
-    let view = RootView::Overlay {
-        lower: base.rootfs.clone(),
-        upper: upper.clone(),
-    };
+    let view = RootView::stacked(
+        base.rootfs.clone(),
+        deps_layer
+            .iter()
+            .map(|d| d.upper.clone())
+            .chain([upper.clone()]),
+    );
     let (image_repos, repo_warnings) =
         crate::debian::sources::read_image_repos(&view, &debian_mirrors(stack))
             .context("reading the apt sources the build left in the image")?;
@@ -416,7 +460,7 @@ fn steps(
         None => String::new(),
     };
 
-    // 4. Image.
+    // 5. Image.
     begin(log, state, Step::Image, "writing the OCI archive")?;
     let t = Instant::now();
     let app_layer = oci::write_layer(
@@ -432,8 +476,15 @@ fn steps(
     let created = crate::store::now_rfc3339();
     let mut spec = image_spec(stack, build_id, &key, &created, oci_arch(&arch));
     spec.user = image_user;
+    if let Some(d) = &deps_layer {
+        spec.labels
+            .insert("io.drover.deps-key".into(), d.key.clone());
+    }
     let archive_tmp = work.join("image.oci.tar");
-    let info = oci::write_archive(&[base.layer.clone(), app_layer], &spec, &archive_tmp)?;
+    let mut layers = vec![base.layer.clone()];
+    layers.extend(deps_layer.as_ref().map(|d| d.layer.clone()));
+    layers.push(app_layer);
+    let info = oci::write_archive(&layers, &spec, &archive_tmp)?;
     log.say(&format!(
         "image {} ({} bytes) in {:.1} s",
         info.digest,
@@ -441,7 +492,7 @@ fn steps(
         t.elapsed().as_secs_f64()
     ));
 
-    // 5. Publish.
+    // 6. Publish.
     begin(log, state, Step::Publish, "publishing the image")?;
     let dir = paths.images().join(&stack.name);
     std::fs::create_dir_all(&dir)?;
@@ -565,6 +616,7 @@ pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<Vec<i64>> {
         marked.push(id);
     }
     base::clean_stale(paths);
+    deps::clean_stale(paths);
     // mmdebstrap's temporary keyrings (`STATE/tmp/mmdebstrap.*`) outlive a killed build;
     // they can only be told apart from a live build's when no build runs at all.
     if marked.len() == running.len() {

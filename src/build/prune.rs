@@ -31,6 +31,10 @@ pub struct PruneReport {
     pub bases_removed: Vec<String>,
     /// Bytes freed by removing bases (layer blobs; trees counted by their blobs' size).
     pub base_bytes: u64,
+    /// Deps layer keys removed from the cache (`crate::build::deps`).
+    pub deps_removed: Vec<String>,
+    /// Bytes freed by removing them (their layer blobs).
+    pub deps_bytes: u64,
     /// Cached .debs removed (no kept build's lock and no stack's lock file names them).
     pub debs_removed: usize,
     /// Bytes freed by removing them.
@@ -61,8 +65,9 @@ fn debs_in_use(paths: &Paths, store: &Store) -> Result<std::collections::BTreeSe
 }
 
 /// Keep the newest `keep` images of every stack; delete older archives and forget their
-/// paths. Then delete cached bases that no kept image and no stack's newest build uses
-/// (skipping any base a running build holds locked).
+/// paths. Then delete cached bases and deps layers that no kept image and no stack's
+/// newest build uses (skipping any a running build holds locked; a stack's most recently
+/// used deps layer is kept too).
 pub fn prune(paths: &Paths, store: &Store, keep: usize) -> Result<PruneReport> {
     let mut report = PruneReport::default();
     let mut per_stack: BTreeMap<String, Vec<_>> = BTreeMap::new();
@@ -116,6 +121,8 @@ pub fn prune(paths: &Paths, store: &Store, keep: usize) -> Result<PruneReport> {
             }
         }
     }
+    let deps_keep: HashSet<String> = store.deps_keys_in_use()?.into_iter().collect();
+    (report.deps_removed, report.deps_bytes) = super::deps::prune(paths, &deps_keep);
     // .debs that a running build may have just added are kept (younger than an hour).
     let mut keep = debs_in_use(paths, store)?;
     if let Ok(rd) = std::fs::read_dir(paths.debs()) {

@@ -329,19 +329,55 @@ pub fn build_script_command(
     cmd
 }
 
-/// Make `cmd` run in a private mount namespace (mounts it makes vanish with it) and die
-/// with drover (`PR_SET_PDEATHSIG`). If `overlay` is given, mount an overlayfs
-/// (`lower`, `upper`, `work`) at `merged` inside that namespace before exec.
+/// Run a stack script (`[scripts].deps` or `.build`, its text) in the build sandbox
+/// ([`build_script_command`]) on `overlay`, mounted in a private mount namespace
+/// ([`private_mounts`]), its output streamed into `log`. The script is written to
+/// `script_path` first (outside the image; bound read-only).
 ///
-/// Errors: paths that overlayfs options cannot express (containing `,`, `:` or `\`).
-pub fn private_mounts(
-    cmd: &mut Command,
-    overlay: Option<(&Path, &Path, &Path, &Path)>,
-) -> Result<()> {
+/// Returns the exit status. Errors: those of [`private_mounts`] and [`run_logged`].
+pub fn run_stack_script(
+    script: &str,
+    script_path: &Path,
+    overlay: Overlay<'_>,
+    env: &BTreeMap<String, String>,
+    log: &mut BuildLog<'_>,
+) -> Result<ExitStatus> {
+    std::fs::write(script_path, super::app::build_script_text(script))
+        .with_context(|| format!("cannot write {}", script_path.display()))?;
+    let mut cmd = build_script_command(overlay.merged, script_path, env);
+    private_mounts(&mut cmd, Some(overlay))?;
+    run_logged(cmd, log)
+}
+
+/// An overlayfs to mount for a child: `lowers` top first (e.g. the deps layer's tree, then
+/// the base's), changes going to `upper` (with overlayfs' `work` directory on the same
+/// filesystem), seen at `merged`.
+#[derive(Debug, Clone, Copy)]
+pub struct Overlay<'a> {
+    /// Read-only lower trees, the topmost first (overlayfs(5) `lowerdir=TOP:…:BOTTOM`).
+    pub lowers: &'a [&'a Path],
+    /// The upper directory that receives every change.
+    pub upper: &'a Path,
+    /// overlayfs' work directory (empty, on the upper's filesystem).
+    pub work: &'a Path,
+    /// The mount point.
+    pub merged: &'a Path,
+}
+
+/// Make `cmd` run in a private mount namespace (mounts it makes vanish with it) and die
+/// with drover (`PR_SET_PDEATHSIG`). If `overlay` is given, mount it at its `merged`
+/// inside that namespace before exec.
+///
+/// Errors: paths that overlayfs options cannot express (containing `,`, `:` or `\`), or
+/// an overlay without a lower tree.
+pub fn private_mounts(cmd: &mut Command, overlay: Option<Overlay<'_>>) -> Result<()> {
     let mount_args = match overlay {
         None => None,
-        Some((lower, upper, work, merged)) => {
-            for p in [lower, upper, work, merged] {
+        Some(o) => {
+            if o.lowers.is_empty() {
+                bail!("an overlay needs at least one lower tree");
+            }
+            for p in o.lowers.iter().chain([&o.upper, &o.work, &o.merged]) {
                 let s = p.to_string_lossy();
                 if s.contains([',', ':', '\\']) {
                     bail!(
@@ -351,16 +387,17 @@ pub fn private_mounts(
                     );
                 }
             }
+            let lowers: Vec<String> = o.lowers.iter().map(|p| p.display().to_string()).collect();
             let opts = format!(
                 // redirect_dir/metacopy off: the upper dir must hold every change as a
-                // whole file, or the app layer written from it would be incomplete.
+                // whole file, or the layer written from it would be incomplete.
                 "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
-                lower.display(),
-                upper.display(),
-                work.display()
+                lowers.join(":"),
+                o.upper.display(),
+                o.work.display()
             );
             Some((
-                CString::new(merged.to_string_lossy().as_bytes())?,
+                CString::new(o.merged.to_string_lossy().as_bytes())?,
                 CString::new(opts)?,
             ))
         }

@@ -436,8 +436,9 @@ pub fn prune(paths: &Paths, keep: Option<usize>, json: bool) -> CliResult {
             "keep": keep,
             "removed": rows,
             "bases_removed": report.bases_removed,
+            "deps_removed": report.deps_removed,
             "debs_removed": report.debs_removed,
-            "bytes_freed": rows.iter().map(|r| r.bytes).sum::<u64>() + report.base_bytes + report.deb_bytes,
+            "bytes_freed": rows.iter().map(|r| r.bytes).sum::<u64>() + report.base_bytes + report.deps_bytes + report.deb_bytes,
         }));
     }
     for r in &rows {
@@ -448,13 +449,16 @@ pub fn prune(paths: &Paths, keep: Option<usize>, json: bool) -> CliResult {
             r.bytes as f64 / 1048576.0
         );
     }
-    let total: u64 =
-        rows.iter().map(|r| r.bytes).sum::<u64>() + report.base_bytes + report.deb_bytes;
+    let total: u64 = rows.iter().map(|r| r.bytes).sum::<u64>()
+        + report.base_bytes
+        + report.deps_bytes
+        + report.deb_bytes;
     println!(
-        "kept the newest {keep} image(s) per stack; removed {} image(s), {} unused base(s) and {} \
-         cached .deb(s), {:.1} MiB freed",
+        "kept the newest {keep} image(s) per stack; removed {} image(s), {} unused base(s), {} \
+         unused deps layer(s) and {} cached .deb(s), {:.1} MiB freed",
         rows.len(),
         report.bases_removed.len(),
+        report.deps_removed.len(),
         report.debs_removed,
         total as f64 / 1048576.0
     );

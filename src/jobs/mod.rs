@@ -15,6 +15,8 @@ pub enum Step {
     Prepare,
     /// The base layer: OS + system packages (mmdebstrap), or the cache.
     Base,
+    /// The deps (framework) layer: `[scripts].deps` over the `[deps]` files, or the cache.
+    Deps,
     /// The app layer: app files, the build script in the sandbox.
     App,
     /// The components manifest from the dpkg database.
@@ -31,6 +33,7 @@ impl Step {
         match self {
             Step::Prepare => "prepare",
             Step::Base => "base",
+            Step::Deps => "deps",
             Step::App => "app",
             Step::Manifest => "manifest",
             Step::Image => "image",

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 pub enum RootView {
     /// A complete tree.
     Dir(PathBuf),
-    /// An overlay: `upper` shadows `lower`.
+    /// An overlay: `upper` shadows `lower` (itself a tree or another overlay, so a stack
+    /// of layers — base, deps, app — reads as one tree).
     Overlay {
-        /// The read-only lower tree.
-        lower: PathBuf,
+        /// The read-only view below.
+        lower: Box<RootView>,
         /// The upper tree holding changes and whiteouts.
         upper: PathBuf,
     },
@@ -32,6 +33,17 @@ fn is_opaque(p: &Path) -> bool {
 }
 
 impl RootView {
+    /// The view of a tree `bottom` with overlay upper directories stacked on it, lowest
+    /// first (e.g. the base's tree, then the deps layer's upper, then the app's).
+    pub fn stacked(bottom: PathBuf, uppers: impl IntoIterator<Item = PathBuf>) -> RootView {
+        uppers
+            .into_iter()
+            .fold(RootView::Dir(bottom), |lower, upper| RootView::Overlay {
+                lower: Box::new(lower),
+                upper,
+            })
+    }
+
     /// The real path holding `rel` (relative, e.g. `var/lib/dpkg/status`), or `None` if it
     /// does not exist in the view (or was deleted by a whiteout).
     pub fn resolve(&self, rel: &str) -> Option<PathBuf> {
@@ -59,8 +71,7 @@ impl RootView {
                         return None;
                     }
                 }
-                let low = lower.join(rel);
-                std::fs::symlink_metadata(&low).ok().map(|_| low)
+                lower.resolve(rel)
             }
         }
     }
@@ -88,7 +99,7 @@ impl RootView {
                     .collect();
                 let hidden = self.resolve(rel).is_none();
                 if !hidden && !is_opaque(&up_dir) {
-                    for n in names(&lower.join(rel)) {
+                    for n in lower.list(rel) {
                         if std::fs::symlink_metadata(up_dir.join(&n)).is_err() {
                             v.push(n);
                         }

@@ -58,6 +58,11 @@ pub struct Stack {
     /// `[links]`: alias → the name of another stack whose route this one's instances
     /// reach (`ALIAS_HOST`, `ALIAS_PORT`, see [`crate::deploy::links`]).
     pub links: BTreeMap<String, String>,
+    /// `[deps] files`: the dependency manifests (e.g. `requirements.txt`,
+    /// `package-lock.json`), as paths relative to the `[app]` directory; they are copied
+    /// to the same path under `[app].dest` in the deps layer before `[scripts].deps` runs.
+    /// Empty when the stack has no `[deps]` table.
+    pub deps: Vec<String>,
     /// The file the stack was loaded from.
     pub file: PathBuf,
 }
@@ -199,6 +204,11 @@ pub struct App {
 /// Lifecycle scripts (contents, not paths).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Scripts {
+    /// Installs the app's dependencies into the deps (framework) layer, between the base
+    /// and the app: runs as root in the sandbox with only the `[deps] files` of the app, and
+    /// its result is cached under a key of the base, those files, this script and `[env]`
+    /// (see `crate::build::deps`).
+    pub deps: Option<String>,
     /// Runs once at build time inside the image, as root; may use apt.
     pub build: Option<String>,
     /// Runs at every instance start before the service; must be idempotent.

@@ -16,6 +16,7 @@ use super::sections::app::validate_app;
 use super::sections::base::validate_base;
 use super::sections::data::validate_data;
 use super::sections::deploy::validate_deploy;
+use super::sections::deps::validate_deps;
 use super::sections::health::validate_health;
 use super::sections::links::validate_links;
 use super::sections::scripts::validate_scripts;
@@ -67,6 +68,7 @@ const TOP_KEYS: &[&str] = &[
     "track",
     "deploy",
     "links",
+    "deps",
 ];
 
 /// Whether `s` is a valid stack name: `[a-z0-9][a-z0-9-]*`, at most
@@ -206,10 +208,11 @@ fn validate_stack(
     let env = validate_env(chk, root, &secrets);
     let health = validate_health(chk, root, protocol);
     let data = validate_data(chk, root);
-    let deploy = validate_deploy(chk, root, data.as_ref());
+    let deploy = validate_deploy(chk, root, data.as_ref(), protocol);
     let track = validate_track(chk, root, base.as_ref(), config_dir);
     let own_vars: Vec<String> = env.keys().cloned().chain(secrets.iter().cloned()).collect();
     let links = validate_links(chk, root, name.as_deref(), config_dir, &own_vars);
+    let deps = validate_deps(chk, root, app.as_ref(), &scripts);
 
     let (Some(name), Some(base), Some(track)) = (name, base, track) else {
         return None;
@@ -231,6 +234,7 @@ fn validate_stack(
         deploy,
         track,
         links,
+        deps,
         file: file.to_path_buf(),
     })
 }

@@ -155,6 +155,30 @@ impl Store {
         Ok(())
     }
 
+    /// Record the deps layer build `id` uses (`crate::build::deps`) and whether it came
+    /// from the cache.
+    pub fn set_build_deps(&self, id: i64, deps_key: &str, cached: bool) -> Result<()> {
+        self.conn().execute(
+            "UPDATE builds SET deps_key = ?2, deps_cached = ?3 WHERE id = ?1",
+            params![id, deps_key, cached],
+        )?;
+        Ok(())
+    }
+
+    /// The deps layer keys of builds that keep an image, and of each stack's newest build
+    /// that has one (what `prune` must not remove).
+    pub fn deps_keys_in_use(&self) -> Result<Vec<String>> {
+        let mut st = self.conn().prepare(
+            "SELECT deps_key FROM builds WHERE deps_key IS NOT NULL AND image_path IS NOT NULL \
+             UNION SELECT deps_key FROM builds b WHERE deps_key IS NOT NULL AND id = \
+             (SELECT MAX(id) FROM builds c WHERE c.stack = b.stack AND c.deps_key IS NOT NULL)",
+        )?;
+        let rows = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
+    }
+
     /// Record the lock (TOML text, `crate::lock::Lock::to_toml`) build `id` installs.
     pub fn set_build_lock(&self, id: i64, lock: &str) -> Result<()> {
         self.conn().execute(

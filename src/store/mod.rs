@@ -282,6 +282,12 @@ const MIGRATIONS: &[&str] = &[
         by     TEXT NOT NULL
     );
     "#,
+    // 13 (issue #14, the deps layer): the deps (framework) layer a build used, so `prune`
+    // keeps the layers of kept images.
+    r#"
+    ALTER TABLE builds ADD COLUMN deps_key TEXT;
+    ALTER TABLE builds ADD COLUMN deps_cached INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::super::toml_check::{Checker, Tbl};
-use super::super::{Data, Deploy, Strategy, Watch};
+use super::super::{Data, Deploy, Protocol, Strategy, Watch};
 use super::health::validate_duration_in;
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -25,6 +25,7 @@ pub(in crate::stack) fn validate_deploy(
     chk: &mut Checker<'_>,
     root: &Tbl<'_, '_>,
     data: Option<&Data>,
+    protocol: Protocol,
 ) -> Deploy {
     let mut deploy = Deploy::default();
     let Some((t, _)) = chk.table(root, "deploy", "[deploy]", "[deploy]").present() else {
@@ -60,6 +61,16 @@ pub(in crate::stack) fn validate_deploy(
         }
     }
     deploy.watch = validate_watch(chk, &t);
+    if let (Some(_), Protocol::Tcp, Some(v)) = (&deploy.watch, protocol, t.get("watch")) {
+        chk.error(
+            &v.span(),
+            "`watch` in [deploy] judges a release by its HTTP route metrics, and this \
+             stack's protocol is \"tcp\" (a TCP route records none)",
+            "remove `watch` (and its limits); a TCP stack is judged by its health check, \
+             which fails a deploy that does not become healthy",
+        );
+        deploy.watch = None;
+    }
     if let Some((s, span)) = chk
         .string(&t, "strategy", "strategy = \"recreate\"")
         .present()

@@ -5,6 +5,7 @@ pub(super) mod app;
 pub(super) mod base;
 pub(super) mod data;
 pub(super) mod deploy;
+pub(super) mod deps;
 pub(super) mod health;
 pub(super) mod links;
 pub(super) mod scripts;

@@ -1,4 +1,4 @@
-//! The `[scripts]` table: the `build`, `boot`, `run` and `test` lifecycle scripts, inline or
+//! The `[scripts]` table: the `deps`, `build`, `boot`, `run` and `test` lifecycle scripts, inline or
 //! `{ file = ... }`.
 
 use std::fs;
@@ -10,7 +10,7 @@ use super::super::parse::resolve;
 use super::super::toml_check::{Checker, Tbl};
 use super::super::Scripts;
 
-const SCRIPT_KEYS: &[&str] = &["build", "boot", "run", "test"];
+const SCRIPT_KEYS: &[&str] = &["deps", "build", "boot", "run", "test"];
 const SCRIPT_FILE_KEYS: &[&str] = &["file"];
 
 pub(in crate::stack) fn validate_scripts(
@@ -76,6 +76,7 @@ pub(in crate::stack) fn validate_scripts(
             }
         };
         match *key {
+            "deps" => scripts.deps = text,
             "build" => scripts.build = text,
             "boot" => scripts.boot = text,
             "test" => scripts.test = text,
