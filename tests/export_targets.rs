@@ -11,8 +11,13 @@ use std::process::{Command, Output, Stdio};
 
 use drover::store::Store;
 
+#[path = "support/export_checks.rs"]
+mod export_checks;
+use export_checks::{
+    fake_build, helm_template, kubernetes_validate, need, on_path, python_module, run_ok, text, PIP,
+};
+
 const BIN: &str = env!("CARGO_BIN_EXE_drover");
-const PIP: &str = "pip install kubernetes-validate cfn-lint python-hcl2";
 /// A secret value present in drover's environment: it must never reach an output file.
 const SECRET_VALUE: &str = "s3cr3t-value-that-must-not-leak";
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -21,46 +26,10 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false)
-}
-
-fn need(bin: &str, install: &str) {
-    assert!(
-        on_path(bin),
-        "`{bin}` is not installed; install it with `{install}`"
-    );
-}
-
-fn python_module(module: &str) {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "python module `{module}` is missing; install it with `{PIP}`"
-    );
-}
-
 /// A state dir with one succeeded build of `hello` (id 1); the archive is not needed.
 fn state() -> tempfile::TempDir {
     let st = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&st.path().join("drover.db")).unwrap();
-    let id = store.create_build("hello", std::process::id()).unwrap();
-    store
-        .finish_build_success(
-            id,
-            &drover::store::builds::Success {
-                image_digest: DIGEST,
-                image_path: "/nonexistent.oci.tar",
-                components: &[],
-            },
-        )
-        .unwrap();
+    fake_build(st.path(), "hello", DIGEST);
     st
 }
 
@@ -79,15 +48,6 @@ fn drover_in(config: &Path, state: &Path, args: &[&str]) -> Output {
 
 fn drover(state: &Path, args: &[&str]) -> Output {
     drover_in(&repo().join("config"), state, args)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn export(state: &Path, target: &str, out: &Path) -> serde_json::Value {
@@ -140,27 +100,6 @@ fn assert_no_secret_values(dir: &Path) {
             f.display()
         );
     }
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{cmd:?}\n{}", text(&o));
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn kubernetes_validate(paths: &[PathBuf]) {
-    need("kubernetes-validate", PIP);
-    let out = run_ok(
-        Command::new("kubernetes-validate")
-            .arg("--strict")
-            .arg("--quiet")
-            .args(paths),
-    );
-    assert!(!out.contains("ERROR"), "{out}");
 }
 
 #[test]
@@ -245,7 +184,12 @@ fn helm_chart_renders_to_the_kubernetes_manifests_and_validates() {
     // exactly the plain manifests.
     run_ok(Command::new("helm").arg("lint").arg("--strict").arg(&chart));
     let rendered = st.path().join("rendered");
-    helm_template(&chart, &rendered);
+    helm_template(
+        &chart,
+        &rendered,
+        &["deployment.yaml", "service.yaml", "pvc.yaml"],
+        &[],
+    );
     for f in ["deployment.yaml", "service.yaml", "pvc.yaml"] {
         assert_eq!(
             fs::read_to_string(rendered.join(f)).unwrap(),
@@ -258,30 +202,6 @@ fn helm_chart_renders_to_the_kubernetes_manifests_and_validates() {
         .map(|f| rendered.join(f))
         .collect();
     kubernetes_validate(&yamls);
-}
-
-/// `helm template` of each of the chart's templates (`--show-only`) into `out/NAME`, the
-/// `---` and `# Source:` lines helm puts first taken off.
-fn helm_template(chart: &Path, out: &Path) {
-    need("helm", "bash .ci/setup");
-    fs::create_dir_all(out).unwrap();
-    for f in ["deployment.yaml", "service.yaml", "pvc.yaml"] {
-        let o = Command::new("helm")
-            .args(["template", "release"])
-            .arg(chart)
-            .args(["--show-only", &format!("templates/{f}")])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "helm template {f}: {}", text(&o));
-        let text = String::from_utf8(o.stdout).unwrap();
-        let body = text
-            .strip_prefix("---\n# Source: ")
-            .and_then(|rest| rest.split_once('\n'))
-            .filter(|(source, _)| source.ends_with(&format!("/templates/{f}")))
-            .map(|(_, body)| body)
-            .unwrap_or_else(|| panic!("helm template output for {f} starts otherwise:\n{text}"));
-        fs::write(out.join(f), body).unwrap();
-    }
 }
 
 #[test]
@@ -607,7 +527,12 @@ fn hostile_strings_stay_data() {
     python_module("yaml");
     run_ok(Command::new("helm").arg("lint").arg("--strict").arg(&chart));
     let rendered = st.path().join("rendered");
-    helm_template(&chart, &rendered);
+    helm_template(
+        &chart,
+        &rendered,
+        &["deployment.yaml", "service.yaml", "pvc.yaml"],
+        &[],
+    );
     for f in ["deployment.yaml", "service.yaml", "pvc.yaml"] {
         assert_eq!(
             fs::read_to_string(rendered.join(f)).unwrap(),

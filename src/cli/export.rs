@@ -47,6 +47,7 @@ struct Prepared {
     note: Option<String>,
     replicas: u32,
     data_size: String,
+    links: Vec<export::ExportLink>,
 }
 
 impl Prepared {
@@ -58,6 +59,7 @@ impl Prepared {
             repository: self.repository.clone(),
             replicas: self.replicas,
             data_size: self.data_size.clone(),
+            links: self.links.clone(),
         }
     }
 }
@@ -75,6 +77,14 @@ fn prepare(
     let (repository, note) =
         export::image_repository(store, stack_name, build.id, args.repo.as_deref())
             .map_err(|e| CliError::input(format!("{e:#}")))?;
+    let mut links = Vec::new();
+    for (alias, linked) in &stack.links {
+        let linked_stack = load_stack(paths, linked)?;
+        links.push(
+            export::ExportLink::new(alias, &linked_stack)
+                .map_err(|e| CliError::input(format!("{e:#}")))?,
+        );
+    }
     let p = Prepared {
         stack,
         build,
@@ -82,6 +92,7 @@ fn prepare(
         note,
         replicas: args.replicas,
         data_size: args.data_size.clone(),
+        links,
     };
     let files =
         export::render(target, &p.input()).map_err(|e| CliError::input(format!("{e:#}")))?;

@@ -52,13 +52,7 @@ pub fn link_env(
         (format!("{prefix}HOST"), "127.0.0.1".to_string()),
         (format!("{prefix}PORT"), port.to_string()),
     ];
-    env.extend(
-        linked
-            .env
-            .iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
+    env.extend(linked.env_for_link(alias));
     env.extend(secrets.iter().cloned());
     env
 }

@@ -13,7 +13,8 @@
 //! - [`Target::Terraform`]: a Terraform module for DigitalOcean (`main.tf`,
 //!   `cloud-init.yaml`).
 //!
-//! Secrets are only ever referenced by name (a Kubernetes Secret's keys, a list of names
+//! `[links]` carry over as each platform expresses them (see [`links`]). Secrets are only
+//! ever referenced by name (a Kubernetes Secret's keys, a list of names
 //! for the instance's boot script); drover never holds their values.
 
 use std::fs;
@@ -28,6 +29,9 @@ use serde_json::json;
 use crate::stack::Stack;
 
 pub mod helm;
+pub mod links;
+
+pub use links::ExportLink;
 
 /// Where an export goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -70,6 +74,8 @@ pub struct ExportInput<'a> {
     pub replicas: u32,
     /// Size of the data volume, a Kubernetes quantity (e.g. `1Gi`).
     pub data_size: String,
+    /// The stack's `[links]`, resolved from the linked stacks' files (see [`links`]).
+    pub links: Vec<ExportLink>,
 }
 
 impl ExportInput<'_> {
@@ -259,6 +265,9 @@ fn values_tree(input: &ExportInput<'_>) -> serde_json::Value {
     if !s.secrets.is_empty() {
         v["secrets"] = json!({ "name": format!("{}-secrets", s.name) });
     }
+    if !input.links.is_empty() {
+        v["links"] = links::values(&input.links);
+    }
     v
 }
 
@@ -273,7 +282,13 @@ fn context(input: &ExportInput<'_>, values: &serde_json::Value) -> serde_json::V
     for (k, v) in &s.env {
         env_file.push_str(&format!("{k}={}\n", shell_quote(v)));
     }
-    let secret_names_file: String = s.secrets.iter().map(|n| format!("{n}\n")).collect();
+    // The linked stacks' secrets are fetched at boot like the stack's own.
+    let secret_names_file: String = s
+        .secrets
+        .iter()
+        .chain(input.links.iter().flat_map(|l| l.secrets.iter()))
+        .map(|n| format!("{n}\n"))
+        .collect();
     let ctx = json!({
         "stack": { "name": s.name, "description": s.description },
         "build_id": input.build_id,
@@ -294,6 +309,8 @@ fn context(input: &ExportInput<'_>, values: &serde_json::Value) -> serde_json::V
         },
         "env": s.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
         "secrets": s.secrets,
+        "links": links::context(&input.links),
+        "host_pattern": links::HOST_PATTERN,
         "data": s.data.as_ref().map(|d| json!({"path": d.path})),
         "replicas": input.replicas,
         "values": values,
@@ -374,7 +391,7 @@ pub fn render(target: Target, input: &ExportInput<'_>) -> Result<Vec<RenderedFil
                 );
             }
             let env = environment(values.clone(), ValueMode::Inline)?;
-            let cloud_init = render_one(&env, "cloud-init.yaml", &ctx)?;
+            let cloud_init = cloud_init(&env, input, &json_ctx, links::VmTarget::Cloudformation)?;
             let mut with_ci = json_ctx.clone();
             with_ci["cloud_init"] = json!(cloud_init);
             let merged = Value::from(minijinja::value::Serde(&with_ci));
@@ -391,11 +408,39 @@ pub fn render(target: Target, input: &ExportInput<'_>) -> Result<Vec<RenderedFil
             });
             files.push(RenderedFile {
                 path: "cloud-init.yaml".into(),
-                contents: render_one(&env, "cloud-init.yaml", &ctx)?,
+                contents: cloud_init(&env, input, &json_ctx, links::VmTarget::Terraform)?,
             });
         }
     }
     Ok(files)
+}
+
+/// The cloud-init user data of a VM target. With links, the env file gets their
+/// `ALIAS_HOST`/`ALIAS_PORT` from the target's parameters and the text is escaped for its
+/// substitution (see [`links`]); without, it is the plain rendering.
+fn cloud_init(
+    env: &Environment<'_>,
+    input: &ExportInput<'_>,
+    json_ctx: &serde_json::Value,
+    target: links::VmTarget,
+) -> Result<String> {
+    if input.links.is_empty() {
+        return render_one(
+            env,
+            "cloud-init.yaml",
+            &Value::from(minijinja::value::Serde(json_ctx)),
+        );
+    }
+    let p = links::Placeholders::new(&json_ctx.to_string());
+    let mut ctx = json_ctx.clone();
+    let own = ctx["env_file"].as_str().unwrap_or_default().to_string();
+    ctx["env_file"] = json!(own + &p.env_lines(&input.links, shell_quote));
+    let text = render_one(
+        env,
+        "cloud-init.yaml",
+        &Value::from(minijinja::value::Serde(&ctx)),
+    )?;
+    Ok(p.fill(&text, &input.links, target))
 }
 
 /// A Kubernetes resource quantity as used for storage: digits with an optional binary or

@@ -68,6 +68,19 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// What this stack gives a stack that links to it as `alias`, besides its address:
+    /// its `[env]` values whose names start with `ALIAS_` (the alias uppercased, e.g.
+    /// `DB_USER` for `db`), in name order. Its secrets are given by name too (their values
+    /// come from wherever the platform keeps them).
+    pub fn env_for_link(&self, alias: &str) -> Vec<(String, String)> {
+        let prefix = format!("{}_", alias.to_ascii_uppercase());
+        self.env
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// How releases replace each other: `[deploy] strategy` when given, else
     /// [`Strategy::Recreate`] for a stack with a `[data]` volume that is not
     /// `shared = true` (two releases must never write one data directory at once), else

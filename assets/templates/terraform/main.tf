@@ -24,13 +24,40 @@ variable "size" {
   type    = string
   default = "s-1vcpu-1gb"
 }
+{%- for l in links %}
+
+variable {{ l.tf_host|hcl }} {
+  type        = string
+  description = {{ ("Address of stack " ~ l.stack ~ " ([links] " ~ l.alias ~ "), e.g. its reserved IP: " ~ l.host_var ~ " on the droplet")|hcl }}
+
+  validation {
+    condition     = can(regex({{ host_pattern|hcl }}, var.{{ l.tf_host }}))
+    error_message = "Letters, digits, '.', ':', '_' and '-' only."
+  }
+}
+
+variable {{ l.tf_port|hcl }} {
+  type        = number
+  default     = {{ l.port }}
+  description = {{ ("Port of stack " ~ l.stack ~ ": " ~ l.port_var ~ " on the droplet")|hcl }}
+}
+{%- endfor %}
 
 resource "digitalocean_droplet" "app" {
   name      = {{ (stack.name ~ "-" ~ build_id)|hcl }}
   image     = var.image_id
   region    = var.region
   size      = var.size
+{%- if links %}
+  user_data = templatefile("${path.module}/cloud-init.yaml", {
+{%- for l in links %}
+    {{ l.tf_host }} = var.{{ l.tf_host }}
+    {{ l.tf_port }} = var.{{ l.tf_port }}
+{%- endfor %}
+  })
+{%- else %}
   user_data = file("${path.module}/cloud-init.yaml")
+{%- endif %}
   tags      = ["drover", {{ ("drover-" ~ stack.name)|hcl }}]
 
   lifecycle {
