@@ -11,68 +11,10 @@
 
 #[path = "support/drover_env.rs"]
 mod drover_env;
+#[path = "support/template_stacks.rs"]
+mod template_stacks;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
-use drover_env::Env;
-
-/// `GET path` on 127.0.0.1:port: the status code and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_string())?;
-    Some((code, body))
-}
-
-struct StopAgent<'e>(&'e Env);
-
-impl Drop for StopAgent<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.drover(&["agent", "stop"]);
-    }
-}
-
-/// A TCP port free on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A fresh root with the stack `name` made by `drover new NAME --template T`, its port
-/// moved to a free one (so this test's route never meets another's); the env and port.
-fn new_stack(name: &str, template: &str) -> (Env, u16) {
-    let env = Env::new(env!("CARGO_BIN_EXE_drover"));
-    std::fs::create_dir_all(env.root.join("config")).unwrap();
-    let created = env.json(&["new", name, "--template", template, "--json"]);
-    let stack_file = created["stack_file"].as_str().unwrap().to_string();
-    let port = free_port();
-    let text = std::fs::read_to_string(&stack_file).unwrap();
-    let moved: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("port = ") {
-                format!("port = {port}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    std::fs::write(&stack_file, moved.join("\n") + "\n").unwrap();
-    (env, port)
-}
+use template_stacks::{assert_lang_package, free_port, get, new_stack, StopAgent};
 
 #[test]
 fn a_static_stack_from_its_template_builds_deploys_and_serves() {
@@ -139,16 +81,7 @@ fn a_python_stack_installs_its_hashed_requirements_from_pypi_and_serves() {
         "the failed build made the base: {b:#}"
     );
     // The language package catalog lists what pip installed into the venv.
-    let store = drover::store::Store::open(&env.root.join("state/drover.db")).unwrap();
-    let langs = store
-        .language_packages(b["build_id"].as_i64().unwrap())
-        .unwrap();
-    assert!(
-        langs
-            .iter()
-            .any(|p| p.ecosystem == "pypi" && p.name == "six" && p.version == "1.16.0"),
-        "{langs:?}"
-    );
+    assert_lang_package(&env, &b, "pypi", "six", "1.16.0");
     let deps_key = b["deps_key"]
         .as_str()
         .expect("the python template has a deps layer")
@@ -181,11 +114,7 @@ fn a_python_stack_installs_its_hashed_requirements_from_pypi_and_serves() {
         log2.contains("reused from the cache") && !log2.contains("Collecting six"),
         "{log2}"
     );
-    assert!(store
-        .language_packages(id2)
-        .unwrap()
-        .iter()
-        .any(|p| p.name == "six"));
+    assert_lang_package(&env, &b2, "pypi", "six", "1.16.0");
     assert_eq!(layer_count(&b2), 3);
     env.json(&["deploy", "api", "--json"]);
     assert_eq!(get(route, "/"), Some((200, "six v1.16.0\n".to_string())));

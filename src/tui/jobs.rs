@@ -289,6 +289,38 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// `:new NAME TEMPLATE`: [`crate::stack::templates::create`] (the stack file and its app
+/// skeleton, as `drover new` writes them), then the stack validated. `Ok((name, message))`
+/// says what was written and what to press next; `Err` why nothing was written, or the
+/// first diagnostic of a stack that was written but does not validate.
+pub fn new_stack(
+    paths: &crate::paths::Paths,
+    name: &str,
+    template: &str,
+) -> Result<(String, String), String> {
+    let c = crate::stack::templates::create(&paths.config, name, template, None)
+        .map_err(|e| format!("new {name}: {e}"))?;
+    if let Err(diags) = crate::stack::load_file(&c.stack_file, &paths.config) {
+        let first = diags.first().map(|d| d.to_string()).unwrap_or_default();
+        return Err(format!(
+            "wrote {}, but it does not validate: {first}",
+            c.stack_file.display()
+        ));
+    }
+    let app = c
+        .app_dir
+        .as_ref()
+        .map(|d| format!(" and its app in {}", d.display()))
+        .unwrap_or_default();
+    Ok((
+        name.to_string(),
+        format!(
+            "wrote {}{app}; {name} validates and is selected: press b to build it",
+            c.stack_file.display()
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,5 +372,27 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         });
+    }
+
+    #[test]
+    fn new_stack_writes_a_valid_stack_and_refuses_an_existing_one() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = crate::paths::Paths::resolve(
+            Some(root.path().join("config")),
+            Some(root.path().join("state")),
+        )
+        .unwrap();
+        let (name, msg) = super::new_stack(&paths, "api", "python").unwrap();
+        assert_eq!(name, "api");
+        assert!(
+            msg.contains("api validates") && msg.contains("press b"),
+            "{msg}"
+        );
+        assert!(root.path().join("config/stacks/api.toml").is_file());
+        assert!(root.path().join("apps/api/requirements.txt").is_file());
+        let err = super::new_stack(&paths, "api", "python").unwrap_err();
+        assert!(err.contains("already exists"), "{err}");
+        let err = super::new_stack(&paths, "db", "mysql").unwrap_err();
+        assert!(err.contains("there is no template `mysql`"), "{err}");
     }
 }

@@ -183,6 +183,7 @@ async fn app(
     let mut next_agent_poll = tokio::time::Instant::now();
     let (checks_tx, mut checks_rx) = tokio::sync::mpsc::unbounded_channel();
     let (detail_tx, mut detail_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (created_tx, mut created_rx) = tokio::sync::mpsc::unbounded_channel();
     // The Stacks list is read off the UI task with its own connection, one load at a
     // time: the connection is here when no load runs; a reload asked for meanwhile runs
     // when that load is back (so it sees what changed after the running one started).
@@ -287,6 +288,10 @@ async fn app(
                 dirty = true;
                 update::update(&mut state, Msg::Detail(d))
             },
+            Some(c) = created_rx.recv() => {
+                dirty = true;
+                update::update(&mut state, Msg::StackCreated(c))
+            },
             Some(line) = checks_rx.recv() => {
                 dirty = true;
                 state.status = Some(line);
@@ -332,6 +337,12 @@ async fn app(
                     }
                 }
                 Effect::Reload => {}
+                Effect::NewStack { name, template } => {
+                    let (paths, tx) = (paths.clone(), created_tx.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let _ = tx.send(jobs::new_stack(&paths, &name, &template));
+                    });
+                }
                 Effect::Diff { stack, a, b } => {
                     let (paths, tx) = (paths.clone(), detail_tx.clone());
                     tokio::task::spawn_blocking(move || {

@@ -97,6 +97,9 @@ pub enum Msg {
     /// A text read off the UI task for the Detail overlay ([`Effect::Diff`],
     /// [`Effect::Audit`]): its title and lines, or why it could not be read.
     Detail(Result<(String, Vec<String>), String>),
+    /// `:new` wrote a stack from a template ([`Effect::NewStack`]): its name and what was
+    /// written, or why nothing was.
+    StackCreated(Result<(String, String), String>),
 }
 
 /// A message from a background job.
@@ -180,6 +183,15 @@ pub enum Effect {
     },
     /// Reload stacks, builds and the manifest from the store.
     Reload,
+    /// Write the stack `name` from `template` (`drover new NAME --template T`, with its app
+    /// skeleton) and validate it, off the UI task; the outcome comes back as
+    /// [`Msg::StackCreated`].
+    NewStack {
+        /// The new stack's name.
+        name: String,
+        /// The template's name.
+        template: String,
+    },
     /// Compare `a` with `b` of `stack` ([`crate::diff::diff`], image included) off the UI
     /// task; the text comes back as [`Msg::Diff`].
     Diff {

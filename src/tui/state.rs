@@ -405,6 +405,8 @@ pub struct State {
     /// Message in the footer (`not available yet`, errors), wrapped over as many lines
     /// as it needs (up to a third of the screen); cleared by the next key.
     pub status: Option<String>,
+    /// A stack to select once the Stacks list holds it (one `:new` just wrote).
+    pub select_when_loaded: Option<String>,
     /// The message shown last, kept when the next key clears [`State::status`] (the
     /// palette's `:message` shows it whole).
     pub last_status: Option<String>,
@@ -460,6 +462,7 @@ impl State {
             jobs: Vec::new(),
             next_job: 1,
             status: None,
+            select_when_loaded: None,
             last_status: None,
             quit: false,
             select_build: None,

@@ -36,7 +36,28 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         }
         Msg::Stacks(loaded) => {
             super::panes::stacks::on_loaded(state, loaded);
-            Vec::new()
+            match state.select_when_loaded.take() {
+                Some(name) if state.stacks.iter().any(|s| s.name == name) => {
+                    state.select_stack(&name);
+                    // Its builds and panes, for the new selection.
+                    vec![Effect::Reload]
+                }
+                Some(name) => {
+                    state.select_when_loaded = Some(name);
+                    Vec::new()
+                }
+                None => Vec::new(),
+            }
+        }
+        Msg::StackCreated(result) => {
+            match result {
+                Ok((name, text)) => {
+                    state.status = Some(text);
+                    state.select_when_loaded = Some(name);
+                }
+                Err(e) => state.status = Some(e),
+            }
+            vec![Effect::Reload]
         }
         Msg::Detail(result) => {
             overlays::detail::on_loaded(state, result);

@@ -98,6 +98,11 @@ pub const COMMANDS: &[(&str, &str, bool)] = &[
         "what changes: diff [STACK] [A] [B] (builds, rN, live, newest)",
         true,
     ),
+    (
+        "new",
+        "start a stack from a template: new NAME TEMPLATE",
+        true,
+    ),
     ("problems", "show the config file problems", true),
     ("message", "show the last footer message whole", true),
     ("quit", "quit drover", true),
@@ -179,6 +184,18 @@ pub fn completions(text: &str, state: &State) -> Vec<Completion> {
                 false,
             )];
         }
+        ("new", 0) => {
+            return vec![(
+                String::new(),
+                "type the new stack's name (lowercase letters, digits, -)".into(),
+                false,
+            )];
+        }
+        ("new", 1) => {
+            for t in crate::stack::templates::TEMPLATES {
+                out.push((t.name.to_string(), t.about.trim().to_string(), true));
+            }
+        }
         ("deploy", 1) => builds(&mut out),
         ("rollback", 1) => releases(&mut out),
         ("diff", 1 | 2) => {
@@ -235,6 +252,28 @@ pub fn key(state: &mut State, k: KeyEvent, mut input: Input, mut selected: usize
     }
     state.overlay = Some(Overlay::Palette { input, selected });
     (Vec::new(), None)
+}
+
+/// `:new NAME TEMPLATE`: write the stack and its app skeleton off the UI task (the same
+/// library call as `drover new`); the new stack is selected once the list holds it.
+fn new_stack(state: &mut State, name: Option<String>, template: Option<String>) -> Outcome {
+    let names: Vec<&str> = crate::stack::templates::TEMPLATES
+        .iter()
+        .map(|t| t.name)
+        .collect();
+    match (name, template) {
+        (Some(name), Some(template)) => {
+            state.status = Some(format!("writing stack {name} from template {template}…"));
+            (vec![Effect::NewStack { name, template }], None)
+        }
+        _ => {
+            state.status = Some(format!(
+                "usage: new NAME TEMPLATE, e.g. `new api python`; templates: {}",
+                names.join(", ")
+            ));
+            (Vec::new(), None)
+        }
+    }
 }
 
 /// `:lock` / `:lock update`: refresh the selected stack's lock (or move it to the pending
@@ -377,6 +416,7 @@ fn run_command(state: &mut State, text: &str, selected: usize) -> Outcome {
             }
             return with_args(state, name, arg, &more);
         }
+        "new" => return new_stack(state, arg, more.first().cloned()),
         "problems" => {
             if !show_config_problems(state) {
                 state.status = Some("no config file problems".into());

@@ -391,3 +391,64 @@ fn palette_completes_stacks_builds_and_releases() {
     assert_eq!(s.status.as_deref(), Some("hello has no build `42`"));
     assert!(s.overlay.is_none());
 }
+
+/// Issue #14: `:new NAME TEMPLATE` writes a stack from a template off the UI task and
+/// selects it once the Stacks list holds it.
+#[test]
+fn palette_new_writes_a_stack_from_a_template_and_selects_it() {
+    use crate::tui::msg::Loaded;
+    use crate::tui::overlays::palette::completions;
+    let mut s = state();
+    let names: Vec<String> = completions("new api ", &s)
+        .into_iter()
+        .map(|c| c.0)
+        .collect();
+    assert!(
+        names.contains(&"python".to_string()) && names.contains(&"postgres".to_string()),
+        "{names:?}"
+    );
+    assert_eq!(completions("new api py", &s)[0].0, "python");
+    let run = |s: &mut State, text: &str| {
+        update(s, key(':'));
+        for c in text.chars() {
+            update(s, key(c));
+        }
+        update(s, code(KeyCode::Enter))
+    };
+    let e = run(&mut s, "new api");
+    assert!(e.is_empty(), "{e:?}");
+    assert!(s
+        .status
+        .as_deref()
+        .unwrap()
+        .starts_with("usage: new NAME TEMPLATE"));
+    let e = run(&mut s, "new api python");
+    assert!(
+        matches!(e.as_slice(), [Effect::NewStack { name, template }] if name == "api" && template == "python"),
+        "{e:?}"
+    );
+    // The job reports back; the list reloads and then holds the new stack: it is selected.
+    let e = update(
+        &mut s,
+        Msg::StackCreated(Ok(("api".into(), "wrote config/stacks/api.toml".into()))),
+    );
+    assert!(matches!(e.as_slice(), [Effect::Reload]), "{e:?}");
+    let mut rows = s.stacks.clone();
+    let mut api = rows[0].clone();
+    api.name = "api".into();
+    rows.insert(0, api);
+    let e = update(
+        &mut s,
+        Msg::Stacks(Ok(Loaded {
+            rows,
+            problems: vec![],
+            stack: None,
+        })),
+    );
+    assert_eq!(s.selected_stack(), Some("api"));
+    assert!(matches!(e.as_slice(), [Effect::Reload]), "{e:?}");
+    // A refusal is said in the footer and selects nothing.
+    update(&mut s, Msg::StackCreated(Err("new api: exists".into())));
+    assert_eq!(s.status.as_deref(), Some("new api: exists"));
+    assert!(s.select_when_loaded.is_none());
+}
