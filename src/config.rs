@@ -293,6 +293,18 @@ pub fn parse(file: &Path, src: &str) -> Result<Config, Vec<Diagnostic>> {
                     "`command` in [notify] needs at least the program",
                     format!("name the program and its arguments, e.g. `{example}`"),
                 );
+            } else if items[0].0.contains('/') && !items[0].0.starts_with('/') {
+                // Resolved against wherever drover happens to run: the console, the agent
+                // and a cron job would each run another program, or none.
+                chk.error(
+                    &items[0].1,
+                    format!(
+                        "the program `{}` in [notify] command is a relative path",
+                        items[0].0
+                    ),
+                    "give an absolute path (e.g. `/usr/local/bin/notify`) or a bare name \
+                     found on PATH (e.g. `notify-send`)",
+                );
             } else {
                 config.notify.command = Some(items.into_iter().map(|(s, _)| s).collect());
             }
@@ -538,6 +550,16 @@ mod tests {
             cfg.notify.webhook.as_deref(),
             Some("http://127.0.0.1:9/hook")
         );
+    }
+
+    #[test]
+    fn a_relative_notify_program_is_refused() {
+        let errs =
+            parse_str("[notify]\ncommand = [\"bin/notify\", \"-x\"]\n").expect_err("invalid");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].line, errs[0].col), (2, 12));
+        assert!(errs[0].message.contains("relative path"), "{}", errs[0]);
+        assert!(parse_str("[notify]\ncommand = [\"notify-send\"]\n").is_ok());
     }
 
     #[test]

@@ -1428,3 +1428,100 @@ fn deps_files_are_relative_regular_files_of_the_app_and_need_a_deps_script() {
         assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
     }
 }
+
+/// Issue #14's sweep: image paths that resolve onto the root, a run-time mount, a system
+/// directory or drover's own; a volume over the app; empty scripts; a NUL in `[env]`; an
+/// app directory that holds the config directory (its secrets).
+#[test]
+fn dangerous_paths_empty_scripts_and_the_config_dir_as_app_are_refused() {
+    let cfg = tempfile::tempdir().unwrap();
+    fs::create_dir_all(cfg.path().join("app")).unwrap();
+    let parse = |tables: &str| {
+        parse_stack(
+            Path::new("w.toml"),
+            &format!("name = \"w\"\n{BASE}{tables}"),
+            cfg.path(),
+        )
+    };
+    let s =
+        parse("[app]\npath = \"app\"\ndest = \"/opt/app/\"\n[data]\npath = \"/opt/app/data\"\n")
+            .expect("a volume below the app is fine");
+    assert_eq!(s.app.unwrap().dest, "/opt/app", "normalised");
+    assert_eq!(s.data.unwrap().path, "/opt/app/data");
+
+    let app = "[app]\npath = \"app\"\n";
+    for (tables, (line, col), message, hint) in [
+        (
+            format!("{app}dest = \"/\"\n"),
+            (8, 8),
+            "app dest `/` is the image's root `/`",
+            "/opt/app",
+        ),
+        (
+            format!("{app}dest = \"/opt/../etc\"\n"),
+            (8, 8),
+            "app dest `/opt/../etc` has `.` or `..` in it; write the directory it means",
+            "/opt/app",
+        ),
+        (
+            format!("{app}dest = \"/usr\"\n"),
+            (8, 8),
+            "app dest `/usr` is the system directory /usr itself (the image's own files live there)",
+            "/opt/app",
+        ),
+        (
+            format!("{app}dest = \"/etc/drover/app\"\n"),
+            (8, 8),
+            "app dest `/etc/drover/app` is inside /etc/drover, drover's own directory (the \
+             entrypoint and the lifecycle scripts)",
+            "/opt/app",
+        ),
+        (
+            "[data]\npath = \"/tmp/db\"\n".to_string(),
+            (7, 8),
+            "data path `/tmp/db` is under /tmp, which every instance gets fresh at run time \
+             (whatever is there is hidden)",
+            "/var/lib/NAME",
+        ),
+        (
+            "[data]\npath = \"/var\"\n".to_string(),
+            (7, 8),
+            "data path `/var` is the system directory /var itself (the image's own files live there)",
+            "/var/lib/NAME",
+        ),
+        (
+            format!("{app}[data]\npath = \"/opt\"\n"),
+            (9, 8),
+            "data path `/opt` would hide the app: the volume is mounted over [app] dest `/opt/app`",
+            "beside the app",
+        ),
+        (
+            "[scripts]\nrun = \"  \"\n".to_string(),
+            (7, 7),
+            "`run` in [scripts] is empty",
+            "remove the key",
+        ),
+        (
+            "[env]\nA = \"x\\u0000y\"\n".to_string(),
+            (7, 5),
+            "`A` in [env] holds a NUL character",
+            "remove",
+        ),
+    ] {
+        let d = parse(&tables).expect_err(&tables);
+        assert_eq!(d.len(), 1, "{tables}: {d:#?}");
+        assert_eq!((d[0].line, d[0].col), (line, col), "{}", d[0]);
+        assert_eq!(d[0].message, message, "{}", d[0]);
+        assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
+    }
+    // The config directory itself as the app would copy secrets/ into the image.
+    let d = parse("[app]\npath = \".\"\n").expect_err("config dir");
+    assert_eq!((d[0].line, d[0].col), (7, 8), "{}", d[0]);
+    assert!(
+        d[0].message
+            .starts_with("app path `.` is the config directory or holds it"),
+        "{}",
+        d[0]
+    );
+    assert!(d[0].message.contains("secrets/"), "{}", d[0]);
+}

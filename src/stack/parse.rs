@@ -207,7 +207,7 @@ fn validate_stack(
     let scripts = validate_scripts(chk, root, config_dir);
     let env = validate_env(chk, root, &secrets);
     let health = validate_health(chk, root, protocol);
-    let data = validate_data(chk, root);
+    let data = validate_data(chk, root, app.as_ref());
     let deploy = validate_deploy(chk, root, data.as_ref(), protocol);
     let track = validate_track(chk, root, base.as_ref(), config_dir);
     let own_vars: Vec<String> = env.keys().cloned().chain(secrets.iter().cloned()).collect();

@@ -33,8 +33,20 @@ pub(in crate::stack) fn validate_app(
         Field::Absent => Some(DEFAULT_APP_DEST.to_string()),
         Field::Invalid => None,
         Field::Present(d, span) => {
-            if d.starts_with('/') {
-                Some(d)
+            if let Some(why) = d
+                .starts_with('/')
+                .then(|| super::image_path::refuse_image_dir(&d))
+                .flatten()
+            {
+                chk.error(
+                    &span,
+                    format!("app dest `{d}` {why}"),
+                    "give the app a directory of its own, e.g. `dest = \"/opt/app\"` \
+                     (the default)",
+                );
+                None
+            } else if d.starts_with('/') {
+                Some(super::image_path::normalized(&d))
             } else {
                 chk.error(
                     &span,
@@ -223,6 +235,18 @@ pub(in crate::stack) fn app_dir(
             None
         }
         Ok(_) => match fs::canonicalize(&resolved) {
+            Ok(c) if fs::canonicalize(config_dir).is_ok_and(|cfg| cfg.starts_with(&c)) => {
+                chk.error(
+                    span,
+                    format!(
+                        "app path `{p}` is the config directory or holds it (resolved to \
+                         {}): its secrets/ and every stack file would be copied into the image",
+                        c.display()
+                    ),
+                    "point `path` at the app's own directory, e.g. `path = \"../apps/NAME\"`",
+                );
+                None
+            }
             Ok(c) => Some(c),
             Err(e) => {
                 chk.error(

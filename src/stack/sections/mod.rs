@@ -7,6 +7,7 @@ pub(super) mod data;
 pub(super) mod deploy;
 pub(super) mod deps;
 pub(super) mod health;
+pub(super) mod image_path;
 pub(super) mod links;
 pub(super) mod scripts;
 pub(super) mod top;

@@ -75,6 +75,20 @@ pub(in crate::stack) fn validate_scripts(
                 None
             }
         };
+        let text = match text {
+            Some(t) if t.trim().is_empty() => {
+                chk.error(
+                    &v.span(),
+                    format!("`{key}` in [scripts] is empty"),
+                    format!(
+                        "write the script (e.g. `{key} = \"exec ./server\"`), or remove the key \
+                         when the stack needs no {key} step"
+                    ),
+                );
+                None
+            }
+            t => t,
+        };
         match *key {
             "deps" => scripts.deps = text,
             "build" => scripts.build = text,

@@ -125,6 +125,11 @@ pub(in crate::stack) fn validate_env(
             continue;
         }
         match v.get_ref() {
+            DeValue::String(s) if s.contains('\0') => chk.error(
+                &v.span(),
+                format!("`{key}` in [env] holds a NUL character"),
+                "no process can receive it in its environment: remove the \\u0000",
+            ),
             DeValue::String(s) => {
                 env.insert(key.to_string(), s.to_string());
             }
