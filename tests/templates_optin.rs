@@ -1,5 +1,5 @@
-//! Issue #14, opt-in (`cargo test --test templates_optin -- --ignored`): the `node` and
-//! `binary` templates, each `drover new` → `validate` → `build` on the live mirror →
+//! Issue #14, opt-in (`cargo test --test templates_optin -- --ignored`): the `node`,
+//! `binary` and `generic` templates, each `drover new` → `validate` → `build` on the live mirror →
 //! `deploy` → its health path 200 through the route. Not in CI's default run: Debian's
 //! `npm` pulls in some 400 packages (a cold base of several minutes), and the binary test
 //! compiles a static server with the host's gcc.
@@ -214,4 +214,18 @@ fn a_binary_stack_downloads_its_checked_artifact_and_serves() {
         get(route, "/"),
         Some((200, "hello from binary\n".to_string()))
     );
+}
+
+#[test]
+#[ignore = "opt-in: builds on the live mirror"]
+fn the_generic_stack_builds_deploys_and_answers_its_health_path() {
+    let (env, port) = new_stack("plain", "generic");
+    assert!(env.drover(&["validate"]).status.success());
+    let b = env.json(&["build", "plain", "--json"]);
+    assert_eq!(b["status"], "succeeded", "{b:#}");
+    let _stop = StopAgent(&env);
+    let d = env.json(&["deploy", "plain", "--json"]);
+    let route = d["route_port"].as_u64().unwrap() as u16;
+    assert_eq!(route, port);
+    assert_eq!(get(route, "/up"), Some((200, "ok\n".to_string())));
 }
