@@ -200,6 +200,7 @@ pub fn lint(path: &Path) -> Result<Config, Vec<Diagnostic>> {
                 "download the feed there, fix the path (relative to drover.toml), or remove the key"
                     .into(),
             ),
+            severity: Default::default(),
         });
     }
     if diags.is_empty() {

@@ -108,6 +108,37 @@ fn validate_json_reports_locations() {
 }
 
 #[test]
+fn validate_warns_about_risky_values_and_still_exits_0() {
+    let st = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let file = cfg.path().join("w.toml");
+    std::fs::write(
+        &file,
+        "name = \"w\"\n[base]\ndistro = \"debian\"\nsuite = \"bookworm\"\n\
+         mirror = \"http://deb.debian.org/debian\"\n[env]\nAPI_TOKEN = \"abc\"\n",
+    )
+    .unwrap();
+    let out = drover(st.path(), &["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(1 warning)"), "{stdout}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:7:13: warning: `API_TOKEN` in [env]",
+            file.display()
+        )),
+        "{err}"
+    );
+    let out = drover(st.path(), &["--json", "validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["ok"], true);
+    assert_eq!(v[0]["errors"].as_array().unwrap().len(), 0);
+    assert_eq!(v[0]["warnings"][0]["line"], 7);
+}
+
+#[test]
 fn unknown_stack_is_bad_input_listing_the_known_ones() {
     let st = tempfile::tempdir().unwrap();
     let out = drover(st.path(), &["build", "nope"]);

@@ -1525,3 +1525,104 @@ fn dangerous_paths_empty_scripts_and_the_config_dir_as_app_are_refused() {
     );
     assert!(d[0].message.contains("secrets/"), "{}", d[0]);
 }
+
+#[test]
+fn risky_values_are_warned_about_and_still_load() {
+    use drover::stack::parse::check_stack;
+    use drover::stack::Severity;
+    let check = |top: &str, base: &str, tables: &str| {
+        let text = format!("name = \"w\"\n{top}{base}{tables}");
+        let (res, warnings) = check_stack(Path::new("w.toml"), &text, Path::new("/nonexistent"));
+        res.unwrap_or_else(|d| panic!("{text}\nshould load: {d:#?}"));
+        warnings
+    };
+    assert!(
+        check("", BASE, "").is_empty(),
+        "the plain stack has no warnings"
+    );
+    assert!(
+        check("", BASE, "[env]\nGREETING = \"hi\"\nDB_PASSWORD = \"\"\n").is_empty(),
+        "plain values and empty credentials are not warned about"
+    );
+    let moving = BASE.replace("bookworm", "stable");
+    let tcp_local = "[deploy]\nlisten = \"127.0.0.1\"\n";
+    for (top, base, tables, (line, col), message, hint) in [
+        (
+            "",
+            BASE,
+            "[env]\nAPI_TOKEN = \"abc123\"\n",
+            (7, 13),
+            "`API_TOKEN` in [env] looks like a credential, and [env] values are baked into the image",
+            "list `API_TOKEN` in `secrets`",
+        ),
+        (
+            "",
+            moving.as_str(),
+            "",
+            (4, 9),
+            "suite `stable` is an alias that moves to the next Debian release when it is made",
+            "write the codename",
+        ),
+        (
+            "protocol = \"tcp\"\n",
+            BASE,
+            "",
+            (2, 12),
+            "this TCP route listens on 0.0.0.0 (every interface): a database or cache is then \
+             reachable from any host that can reach this machine",
+            "listen = \"127.0.0.1\"",
+        ),
+        (
+            "protocol = \"tcp\"\n",
+            BASE,
+            "[deploy]\nlisten = \"::\"\n",
+            (8, 10),
+            "this TCP route listens on :: (every interface): a database or cache is then \
+             reachable from any host that can reach this machine",
+            "listen = \"127.0.0.1\"",
+        ),
+        (
+            "",
+            BASE,
+            "[track]\napt = []\n",
+            (7, 7),
+            "`apt = []` in [track]: no repository is tracked, so `drover updates` never lists \
+             a security fix for this stack",
+            "remove `apt`",
+        ),
+        (
+            "",
+            BASE,
+            "[track]\napt = [{ mirror = \"http://deb.debian.org/debian-security\", suite = \
+             \"bookworm-security\", trusted = true }]\n",
+            (7, 99),
+            "`trusted = true`: this repository's packages are accepted without a valid \
+             signature, so anyone on the network path can replace them",
+            "signed_by",
+        ),
+    ] {
+        let w = check(top, base, tables);
+        let what = format!("{top}{base}{tables}");
+        assert_eq!(w.len(), 1, "{what}: {w:#?}");
+        assert_eq!(w[0].severity, Severity::Warning);
+        assert_eq!((w[0].line, w[0].col), (line, col), "{what}: {}", w[0]);
+        assert_eq!(w[0].message, message, "{}", w[0]);
+        assert!(w[0].hint.as_deref().unwrap().contains(hint), "{}", w[0]);
+        assert!(
+            w[0].to_string().starts_with(&format!("w.toml:{line}:{col}: warning: ")),
+            "{}",
+            w[0]
+        );
+    }
+    // Loopback TCP, and a volume shared on purpose: nothing to warn about.
+    assert!(check("protocol = \"tcp\"\n", BASE, tcp_local).is_empty());
+    assert!(check("", BASE, "[data]\npath = \"/var/lib/w\"\nshared = true\n").is_empty());
+    // Warnings come with errors too, so a broken file shows every risk at once.
+    let (res, w) = check_stack(
+        Path::new("w.toml"),
+        &format!("name = \"w\"\nport = 0\n{BASE}[env]\nX_SECRET = \"s\"\n"),
+        Path::new("/nonexistent"),
+    );
+    assert!(res.is_err());
+    assert_eq!(w.len(), 1, "{w:#?}");
+}

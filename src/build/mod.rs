@@ -293,6 +293,19 @@ fn steps(
         Step::Prepare,
         &format!("stack {} ({})", stack.name, stack.file.display()),
     )?;
+    // The stack file's risky values, said at the top of every build (the file loaded).
+    for w in crate::stack::lint_file(&stack.file, &paths.config).1 {
+        for line in w.to_string().lines() {
+            log.say(line);
+        }
+        state.warnings.push(format!(
+            "{}:{}:{}: {}",
+            w.file.display(),
+            w.line,
+            w.col,
+            w.message
+        ));
+    }
     let arch = base::host_arch()?;
 
     // 1. Base.

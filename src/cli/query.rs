@@ -109,6 +109,8 @@ struct ValidateRow {
     file: String,
     ok: bool,
     errors: Vec<DiagJson>,
+    /// Legitimate but risky values: they do not make `ok` false.
+    warnings: Vec<DiagJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,7 +132,7 @@ pub fn validate(paths: &Paths, files: &[PathBuf], json: bool) -> CliResult {
             config_diags = d;
         }
         if file.exists() {
-            rows.push(validate_row(&file, &config_diags));
+            rows.push(validate_row(&file, &config_diags, &[]));
             if config_diags.is_empty() && !json {
                 println!("ok  {}", file.display());
             }
@@ -154,11 +156,22 @@ pub fn validate(paths: &Paths, files: &[PathBuf], json: bool) -> CliResult {
     }
     let mut all: Vec<Diagnostic> = config_diags;
     for f in &targets {
-        let res = stack::load_file(f, &paths.config);
+        let (res, warnings) = stack::lint_file(f, &paths.config);
         let errors = res.as_ref().err().cloned().unwrap_or_default();
-        rows.push(validate_row(f, &errors));
-        if errors.is_empty() && !json {
-            println!("ok  {}", f.display());
+        rows.push(validate_row(f, &errors, &warnings));
+        if !json {
+            if errors.is_empty() {
+                let n = warnings.len();
+                match n {
+                    0 => println!("ok  {}", f.display()),
+                    1 => println!("ok  {} (1 warning)", f.display()),
+                    _ => println!("ok  {} ({n} warnings)", f.display()),
+                }
+            }
+            // Warnings go to stderr with the errors, so `ok` lines stay parseable.
+            for w in &warnings {
+                eprintln!("{w}");
+            }
         }
         all.extend(errors);
     }
@@ -173,19 +186,26 @@ pub fn validate(paths: &Paths, files: &[PathBuf], json: bool) -> CliResult {
     report_diagnostics(&all)
 }
 
-fn validate_row(file: &std::path::Path, errors: &[Diagnostic]) -> ValidateRow {
-    ValidateRow {
-        file: file.display().to_string(),
-        ok: errors.is_empty(),
-        errors: errors
-            .iter()
+fn validate_row(
+    file: &std::path::Path,
+    errors: &[Diagnostic],
+    warnings: &[Diagnostic],
+) -> ValidateRow {
+    let json = |ds: &[Diagnostic]| {
+        ds.iter()
             .map(|d| DiagJson {
                 line: d.line,
                 col: d.col,
                 message: d.message.clone(),
                 hint: d.hint.clone(),
             })
-            .collect(),
+            .collect()
+    };
+    ValidateRow {
+        file: file.display().to_string(),
+        ok: errors.is_empty(),
+        errors: json(errors),
+        warnings: json(warnings),
     }
 }
 

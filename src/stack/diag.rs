@@ -5,6 +5,16 @@ use std::fmt;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
+/// How bad a [`Diagnostic`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    /// The file is refused: nothing loads it.
+    #[default]
+    Error,
+    /// Legitimate but risky: the file loads, and `validate` and every build say so.
+    Warning,
+}
+
 /// One problem found in a stack file, located by 1-based line and column (in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -18,6 +28,8 @@ pub struct Diagnostic {
     pub message: String,
     /// How to fix it.
     pub hint: Option<String>,
+    /// Refused, or only warned about.
+    pub severity: Severity,
 }
 
 impl Diagnostic {
@@ -33,25 +45,30 @@ impl Diagnostic {
             col: 1,
             message: message.into(),
             hint: Some(hint.into()),
+            severity: Severity::Error,
         }
     }
 }
 
 /// `FILE:LINE:COL: MESSAGE` (or `FILE: MESSAGE` when `line` is 0, i.e. no position), then
-/// `\n  hint: HINT` when there is a hint.
+/// `\n  hint: HINT` when there is a hint; a warning's message starts with `warning: `, as
+/// compilers print them.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = match self.severity {
+            Severity::Error => self.message.clone(),
+            Severity::Warning => format!("warning: {}", self.message),
+        };
         if self.line == 0 {
             // No position: the problem is the file's (or directory's) absence, not its text.
-            write!(f, "{}: {}", self.file.display(), self.message)?;
+            write!(f, "{}: {message}", self.file.display())?;
         } else {
             write!(
                 f,
-                "{}:{}:{}: {}",
+                "{}:{}:{}: {message}",
                 self.file.display(),
                 self.line,
                 self.col,
-                self.message
             )?;
         }
         if let Some(h) = &self.hint {

@@ -24,6 +24,17 @@ pub fn load_file(path: &Path, config_dir: &Path) -> Result<Stack, Vec<Diagnostic
     }
 }
 
+/// [`load_file`], plus the file's warnings (see [`check_stack`](super::parse::check_stack)).
+pub fn lint_file(
+    path: &Path,
+    config_dir: &Path,
+) -> (Result<Stack, Vec<Diagnostic>>, Vec<Diagnostic>) {
+    match fs::read_to_string(path) {
+        Ok(src) => super::parse::check_stack(path, &src, config_dir),
+        Err(_) => (load_file(path, config_dir), Vec::new()),
+    }
+}
+
 /// `*.toml` files directly in `dir`, sorted by file name (hidden files skipped).
 /// A missing directory gives an empty list.
 fn stack_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
@@ -110,6 +121,7 @@ pub fn load_named(config_dir: &Path, name: &str) -> Result<Stack, Vec<Diagnostic
         col: 0,
         message: format!("unknown stack `{name}`"),
         hint: Some(hint),
+        severity: Default::default(),
     }])
 }
 

@@ -16,8 +16,8 @@ mod sections;
 pub mod templates;
 pub(crate) mod toml_check;
 
-pub use diag::{Diagnostic, Diagnostics};
-pub use load::{load_all, load_file, load_named, load_stack};
+pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use load::{lint_file, load_all, load_file, load_named, load_stack};
 
 /// A validated stack: one service, from its Debian base to its health check.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,6 +19,7 @@ use super::sections::deploy::validate_deploy;
 use super::sections::deps::validate_deps;
 use super::sections::health::validate_health;
 use super::sections::links::validate_links;
+use super::sections::risks::warn_risks;
 use super::sections::scripts::validate_scripts;
 use super::sections::top::{
     validate_env, validate_packages, validate_port, validate_protocol, validate_secrets,
@@ -127,14 +128,27 @@ pub(super) fn resolve(config_dir: &Path, rel: &str) -> PathBuf {
 /// script paths, which are checked on disk.
 ///
 /// Errors: every problem found, sorted by position. A TOML syntax error is reported alone.
+/// Warnings are dropped; [`check_stack`] returns them too.
 pub fn parse_stack(file: &Path, src: &str, config_dir: &Path) -> Result<Stack, Vec<Diagnostic>> {
+    check_stack(file, src, config_dir).0
+}
+
+/// [`parse_stack`], plus the warnings (legitimate but risky values, each a [`Diagnostic`]
+/// of [`Severity::Warning`](super::Severity::Warning), sorted by position), which are
+/// found whether or not the file has errors.
+pub fn check_stack(
+    file: &Path,
+    src: &str,
+    config_dir: &Path,
+) -> (Result<Stack, Vec<Diagnostic>>, Vec<Diagnostic>) {
     let mut chk = Checker::new(file, src);
     let Some(doc) = chk.parse() else {
-        return Err(chk.into_diagnostics());
+        return (Err(chk.into_diagnostics()), Vec::new());
     };
     let root = chk.root(&doc);
     let stack = validate_stack(&mut chk, &root, file, config_dir);
-    match stack {
+    let warnings = chk.take_warnings();
+    let result = match stack {
         Some(s) if !chk.has_errors() => Ok(s),
         _ => {
             if !chk.has_errors() {
@@ -146,7 +160,8 @@ pub fn parse_stack(file: &Path, src: &str, config_dir: &Path) -> Result<Stack, V
             }
             Err(chk.into_diagnostics())
         }
-    }
+    };
+    (result, warnings)
 }
 
 fn validate_stack(
@@ -209,6 +224,7 @@ fn validate_stack(
     let health = validate_health(chk, root, protocol);
     let data = validate_data(chk, root, app.as_ref());
     let deploy = validate_deploy(chk, root, data.as_ref(), protocol);
+    warn_risks(chk, root, protocol, &deploy);
     let track = validate_track(chk, root, base.as_ref(), config_dir);
     let own_vars: Vec<String> = env.keys().cloned().chain(secrets.iter().cloned()).collect();
     let links = validate_links(chk, root, name.as_deref(), config_dir, &own_vars);

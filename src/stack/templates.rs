@@ -247,8 +247,10 @@ mod tests {
                 "{}: placeholders left: {text}",
                 t.name
             );
-            let loaded = crate::stack::load_file(&c.stack_file, &config);
+            let (loaded, warnings) = crate::stack::lint_file(&c.stack_file, &config);
             assert!(loaded.is_ok(), "{}: {:?}", t.name, loaded.err());
+            // A template is what we recommend: nothing in it is risky.
+            assert!(warnings.is_empty(), "{}: {warnings:?}", t.name);
             assert_eq!(loaded.unwrap().name, "my-app");
             for f in &c.files {
                 assert!(f.is_file(), "{}: {}", t.name, f.display());

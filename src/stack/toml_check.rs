@@ -11,7 +11,7 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::diag::Diagnostic;
+use super::diag::{Diagnostic, Severity};
 
 /// Outcome of reading one key of a table.
 pub(crate) enum Field<T> {
@@ -81,6 +81,7 @@ pub(crate) struct Checker<'s> {
     file: &'s Path,
     src: &'s str,
     diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl<'s> Checker<'s> {
@@ -89,6 +90,7 @@ impl<'s> Checker<'s> {
             file,
             src,
             diags: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -112,14 +114,45 @@ impl<'s> Checker<'s> {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
+        let d = self.located(span, message.into(), hint.into(), Severity::Error);
+        self.diags.push(d);
+    }
+
+    /// Record a legitimate but risky value located at the start of `span`: it does not
+    /// refuse the file.
+    pub(crate) fn warn(
+        &mut self,
+        span: &Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let d = self.located(span, message.into(), hint.into(), Severity::Warning);
+        self.warnings.push(d);
+    }
+
+    fn located(
+        &self,
+        span: &Range<usize>,
+        message: String,
+        hint: String,
+        severity: Severity,
+    ) -> Diagnostic {
         let (line, col) = self.position(span.start);
-        self.diags.push(Diagnostic {
+        Diagnostic {
             file: self.file.to_path_buf(),
             line,
             col,
-            message: message.into(),
-            hint: Some(hint.into()),
-        });
+            message,
+            hint: Some(hint),
+            severity,
+        }
+    }
+
+    /// The warnings recorded so far, ordered by position.
+    pub(crate) fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.sort_by_key(|d| (d.line, d.col));
+        w
     }
 
     pub(crate) fn has_errors(&self) -> bool {

@@ -168,6 +168,18 @@ pub(in crate::stack) fn validate_base(chk: &mut Checker<'_>, root: &Tbl<'_, '_>)
             }
         });
     let suite = validate_suite(chk, &t, "suite = \"bookworm\"");
+    if let (Some(s), Some(v)) = (&suite, t.get("suite")) {
+        if super::risks::is_moving_suite(s) {
+            chk.warn(
+                &v.span(),
+                format!(
+                    "suite `{s}` is an alias that moves to the next Debian release when it is made"
+                ),
+                "write the codename (e.g. `suite = \"bookworm\"`): the lock pins packages, but a \
+                 re-lock after a release would jump a whole Debian release at once",
+            );
+        }
+    }
     let mirror = validate_mirror(chk, &t);
     let components = validate_components(chk, &t);
 

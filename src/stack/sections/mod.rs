@@ -9,6 +9,7 @@ pub(super) mod deps;
 pub(super) mod health;
 pub(super) mod image_path;
 pub(super) mod links;
+pub(super) mod risks;
 pub(super) mod scripts;
 pub(super) mod top;
 pub(super) mod track;

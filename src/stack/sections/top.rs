@@ -131,6 +131,16 @@ pub(in crate::stack) fn validate_env(
                 "no process can receive it in its environment: remove the \\u0000",
             ),
             DeValue::String(s) => {
+                if !s.is_empty() && super::risks::looks_like_secret(key) {
+                    chk.warn(
+                        &v.span(),
+                        format!("`{key}` in [env] looks like a credential, and [env] values are baked into the image"),
+                        format!(
+                            "anyone who pulls the image reads it: list `{key}` in `secrets` and put \
+                             its value in the stack's secrets file (CONFIG/secrets/NAME.env)"
+                        ),
+                    );
+                }
                 env.insert(key.to_string(), s.to_string());
             }
             _ => chk.wrong_type(

@@ -45,6 +45,16 @@ pub(in crate::stack) fn validate_tracked_source(
     chk.check_keys(t, TRACK_SOURCE_KEYS);
     let source = validate_source_fields(chk, t, "suite = \"bookworm-security\"");
     let trusted = match chk.boolean(t, "trusted", "trusted = true") {
+        Field::Present(true, span) => {
+            chk.warn(
+                &span,
+                "`trusted = true`: this repository's packages are accepted without a valid \
+                 signature, so anyone on the network path can replace them",
+                "give its key instead: `signed_by = \"keys/vendor.gpg\"` (relative to the \
+                 config directory), and remove `trusted`",
+            );
+            true
+        }
         Field::Present(b, _) => b,
         Field::Absent => false,
         Field::Invalid => return None,
@@ -105,7 +115,16 @@ pub(in crate::stack) fn validate_track(
         apt = match chk.tables(t, "apt", "track.apt", example) {
             Field::Absent => None,
             Field::Invalid => return None,
-            Field::Present(tables, _) => {
+            Field::Present(tables, span) => {
+                if tables.is_empty() {
+                    chk.warn(
+                        &span,
+                        "`apt = []` in [track]: no repository is tracked, so `drover updates` \
+                         never lists a security fix for this stack",
+                        "remove `apt` to track the base suite's security and updates suites, \
+                         or list them",
+                    );
+                }
                 let sources: Vec<_> = tables
                     .iter()
                     .map(|s| validate_tracked_source(chk, s, config_dir))
