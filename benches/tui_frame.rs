@@ -37,6 +37,7 @@ fn state() -> State {
                 updates_stale: false,
                 release: None,
                 strategy: drover::stack::Strategy::BlueGreen,
+                last_unavailable_ms: None,
                 problem: None,
             })
             .collect(),

@@ -222,6 +222,31 @@ impl Store {
         Ok(())
     }
 
+    /// Record that putting `release` live by a recreate left `stack`'s route without a
+    /// release for `ms` milliseconds (from the old instances' stop to the new ones taking
+    /// the route).
+    pub fn set_release_unavailable_ms(&self, stack: &str, release: i64, ms: f64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE releases SET unavailable_ms = ?3 WHERE stack = ?1 AND release = ?2",
+            params![stack, release, ms],
+        )?;
+        Ok(())
+    }
+
+    /// The unavailability, in milliseconds, of `stack`'s newest release that was put live
+    /// by a recreate (see [`Store::set_release_unavailable_ms`]); `None` before the first.
+    pub fn last_unavailable_ms(&self, stack: &str) -> Result<Option<f64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT unavailable_ms FROM releases WHERE stack = ?1 AND unavailable_ms \
+                 IS NOT NULL ORDER BY release DESC LIMIT 1",
+                [stack],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Mark a deploying release `failed` with its error.
     pub fn mark_release_failed(&self, stack: &str, release: i64, error: &str) -> Result<()> {
         self.conn().execute(
@@ -578,6 +603,21 @@ mod tests {
             .unwrap();
         assert_eq!(s.instances_started("a").unwrap(), 1);
         assert_eq!(s.instance_events("a", 10).unwrap()[0].event, "exited");
+    }
+
+    #[test]
+    fn the_newest_recreate_window_is_remembered_per_stack() {
+        let mut s = Store::open_in_memory().unwrap();
+        for b in 1..=3 {
+            s.create_release("db", b, "sha256:x", 1, "op", None)
+                .unwrap();
+        }
+        assert_eq!(s.last_unavailable_ms("db").unwrap(), None);
+        s.set_release_unavailable_ms("db", 1, 2100.0).unwrap();
+        s.set_release_unavailable_ms("db", 2, 900.5).unwrap();
+        // Release 3 was not a recreate: the newest measured window is still release 2's.
+        assert_eq!(s.last_unavailable_ms("db").unwrap(), Some(900.5));
+        assert_eq!(s.last_unavailable_ms("other").unwrap(), None);
     }
 
     #[test]

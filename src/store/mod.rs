@@ -288,6 +288,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE builds ADD COLUMN deps_key TEXT;
     ALTER TABLE builds ADD COLUMN deps_cached INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 14 (issue #14, recreate): how long a recreate left the route without a release, so
+    // the next confirmation can say how long the stack will be unavailable.
+    r#"
+    ALTER TABLE releases ADD COLUMN unavailable_ms REAL;
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.

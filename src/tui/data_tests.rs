@@ -125,6 +125,7 @@ fn two_stacks() -> State {
         updates_stale: false,
         release: None,
         strategy: crate::stack::Strategy::BlueGreen,
+        last_unavailable_ms: None,
         problem: None,
     };
     s.set_stacks(vec![row("hello"), row("web")]);

@@ -96,6 +96,9 @@ pub struct StackRow {
     pub release: Option<String>,
     /// How its releases replace each other ([`crate::stack::Stack::strategy`]).
     pub strategy: crate::stack::Strategy,
+    /// How long the newest recreate left the route without a release, milliseconds
+    /// ([`crate::store::Store::last_unavailable_ms`]); `None` before the first.
+    pub last_unavailable_ms: Option<f64>,
     /// Why the row has no valid stack file: `Broken` (the file does not parse) or
     /// `Orphaned` (no file, but a release is live); `None` for a loaded stack.
     pub problem: Option<RowProblem>,

@@ -158,12 +158,18 @@ impl Agent {
         };
         match result {
             Ok(out) => {
+                let unavailable_ms = recreated
+                    .then(|| (stop_started.elapsed() - out.drain_time).as_secs_f64() * 1e3);
                 srt.failures.store(0, Ordering::SeqCst);
                 self.collect_unpacked();
                 let store = &mut lock(&self.store);
                 store
                     .mark_release_live(&stack.name, release)
                     .map_err(internal)?;
+                if let Some(ms) = unavailable_ms {
+                    // Only a hint for the next confirmation: a failure here is not the deploy's.
+                    let _ = store.set_release_unavailable_ms(&stack.name, release, ms);
+                }
                 let how = match (&out.cold_reason, out.warm) {
                     (_, true) => " to its warm instances".to_string(),
                     (Some(why), false) => format!(" with new instances ({why})"),
@@ -212,8 +218,7 @@ impl Agent {
                     warnings,
                     watching,
                     strategy: stack.strategy().as_str().to_string(),
-                    unavailable_ms: recreated
-                        .then(|| (stop_started.elapsed() - out.drain_time).as_secs_f64() * 1e3),
+                    unavailable_ms,
                 })
             }
             Err(e) => {

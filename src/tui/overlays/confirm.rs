@@ -252,15 +252,16 @@ pub fn deploy_sides(
 /// The confirmation of a deploy (or a rollback) of `name` from `from` to `to` (`sides`,
 /// both as [`release_text`] or a build) with `replicas` instances, what it `changes`
 /// against the live release ([`crate::diff::Diff::summary`]), the `downgrade` it is and
-/// its `strategy` (a recreate says the stack is unavailable until the new release is
-/// healthy), sending `req` when confirmed.
+/// its `strategy` with the unavailability of the stack's last recreate in milliseconds (a
+/// recreate says the stack is unavailable until the new release is healthy, and for how
+/// long it was the last time), sending `req` when confirmed.
 pub fn deploy(
     name: &str,
     (from, to): (&str, &str),
     replicas: usize,
     changes: Option<&str>,
     downgrade: Option<&crate::deploy::downgrade::Downgrade>,
-    strategy: crate::stack::Strategy,
+    (strategy, last_unavailable_ms): (crate::stack::Strategy, Option<f64>),
     req: DeployRequest,
 ) -> Confirm {
     let mut body = vec![
@@ -277,16 +278,21 @@ pub fn deploy(
         body.push(format!("          {}", d.examples(3)));
     }
     if strategy == crate::stack::Strategy::Recreate && from != "nothing deployed" {
+        let how_long = match last_unavailable_ms {
+            Some(ms) => format!("({:.1} s the last time)", ms / 1e3),
+            None => "(a few seconds)".to_string(),
+        };
         body.extend([
             "strategy  recreate ([data] not shared): the old instances drain".into(),
             format!("          and stop first; {name} answers 503 until the new ones"),
-            "          are healthy (a few seconds); if they never are, the old".into(),
+            format!("          are healthy {how_long}; if they never are, the old"),
             "          release starts again on the same data.".into(),
         ]);
     } else {
         body.extend([
-            "New instances start; the route switches once all are healthy;".into(),
-            "the old ones drain. If they never get healthy, nothing changes.".into(),
+            "strategy  blue-green, no downtime: the route switches once all".into(),
+            "          new instances are healthy; the old ones drain. If they".into(),
+            "          never get healthy, nothing changes.".into(),
         ]);
     }
     body.push("Runs in the background (starts the agent if needed); J lists it.".into());

@@ -455,7 +455,9 @@ pub fn deploy(state: &mut State, rollback: bool) {
             .stacks
             .iter()
             .find(|s| s.name == name)
-            .map_or(crate::stack::Strategy::BlueGreen, |s| s.strategy),
+            .map_or((crate::stack::Strategy::BlueGreen, None), |s| {
+                (s.strategy, s.last_unavailable_ms)
+            }),
         req,
     )));
 }

@@ -68,6 +68,7 @@ fn state() -> State {
             updates_stale: false,
             release: None,
             strategy: crate::stack::Strategy::BlueGreen,
+            last_unavailable_ms: None,
             problem: None,
         },
         StackRow {
@@ -78,6 +79,7 @@ fn state() -> State {
             updates_stale: false,
             release: None,
             strategy: crate::stack::Strategy::BlueGreen,
+            last_unavailable_ms: None,
             problem: None,
         },
     ]);

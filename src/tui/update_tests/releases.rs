@@ -278,15 +278,22 @@ fn a_recreate_deploy_says_the_stack_is_unavailable_until_the_new_release_is_heal
         body.contains("hello answers 503 until the new ones"),
         "{body}"
     );
-    assert!(
-        !body.contains("the old ones drain. If they never"),
-        "{body}"
-    );
-    // Blue-green (the default) says the route switches once the new ones are healthy.
+    assert!(body.contains("are healthy (a few seconds)"), "{body}");
+    assert!(!body.contains("blue-green"), "{body}");
+    // After a recreate, the next confirmation gives the window it measured.
+    let mut s = state();
+    s.set_releases(vec![ReleaseRecord::sample(1, 1, "live")]);
+    s.stacks[0].strategy = crate::stack::Strategy::Recreate;
+    s.stacks[0].last_unavailable_ms = Some(1340.0);
+    update(&mut s, key('d'));
+    let body = confirm_body(&s).join("\n");
+    assert!(body.contains("are healthy (1.3 s the last time)"), "{body}");
+    // Blue-green (the default) says so, and that the route switches once the new ones
+    // are healthy.
     let mut s = state();
     s.set_releases(vec![ReleaseRecord::sample(1, 1, "live")]);
     update(&mut s, key('d'));
-    assert!(confirm_body(&s)
-        .join("\n")
-        .contains("the route switches once all are healthy"));
+    let body = confirm_body(&s).join("\n");
+    assert!(body.contains("strategy  blue-green, no downtime"), "{body}");
+    assert!(body.contains("the route switches once all"), "{body}");
 }
