@@ -168,7 +168,9 @@ pub fn create(
         }
         None if t.app.is_empty() => (format!("../apps/{name}"), None),
         None => {
-            let dir = config.join("..").join("apps").join(name);
+            // `../apps/NAME` as the stack file's `[app] path` resolves it (lexically, from
+            // the canonical config directory), so messages show a plain path.
+            let dir = super::parse::resolve(config, &format!("../apps/{name}"));
             if dir.exists() {
                 return Err(NewError::Exists(dir));
             }
