@@ -1626,3 +1626,61 @@ fn risky_values_are_warned_about_and_still_load() {
     assert!(res.is_err());
     assert_eq!(w.len(), 1, "{w:#?}");
 }
+
+#[test]
+fn vm_table_defaults_off_and_its_keys_are_checked() {
+    use drover::stack::VmFormat;
+    let parse = |tables: &str| parse_mem("w", &format!("name = \"w\"\n{BASE}{tables}"));
+    let s = parse("").unwrap();
+    assert!(!s.vm.enabled);
+    assert_eq!(
+        (s.vm.size, s.vm.format, s.vm.kernel),
+        (None, VmFormat::Qcow2, None)
+    );
+    let s = parse(
+        "[vm]\nenabled = true\nsize = \"3GiB\"\nformat = \"raw\"\nkernel = \"linux-image-amd64\"\n",
+    )
+    .unwrap();
+    assert!(s.vm.enabled);
+    assert_eq!(s.vm.size, Some(3 << 30));
+    assert_eq!(s.vm.format, VmFormat::Raw);
+    assert_eq!(s.vm.kernel.as_deref(), Some("linux-image-amd64"));
+    for (tables, (line, col), message, hint) in [
+        (
+            "[vm]\nsize = 2\n",
+            (7, 8),
+            "`size` in [vm] is 2 B, below the 256 MiB a Debian system with a kernel needs",
+            "write a unit",
+        ),
+        (
+            "[vm]\nsize = \"2 parsecs\"\n",
+            (7, 8),
+            "invalid `size` in [vm]",
+            "size = \"2GiB\"",
+        ),
+        (
+            "[vm]\nformat = \"vmdk\"\n",
+            (7, 10),
+            "unknown disk format `vmdk` in [vm]",
+            "\"qcow2\"",
+        ),
+        (
+            "[vm]\nkernel = \"Linux Image\"\n",
+            (7, 10),
+            "invalid kernel package name `Linux Image` in [vm]",
+            "linux-image-cloud-amd64",
+        ),
+        (
+            "[vm]\nsizes = \"2GiB\"\n",
+            (7, 1),
+            "unknown key `sizes` in [vm]",
+            "size",
+        ),
+    ] {
+        let d = parse(tables).expect_err(tables);
+        assert_eq!(d.len(), 1, "{tables}: {d:#?}");
+        assert_eq!((d[0].line, d[0].col), (line, col), "{}", d[0]);
+        assert!(d[0].message.starts_with(message), "{}", d[0]);
+        assert!(d[0].hint.as_deref().unwrap().contains(hint), "{}", d[0]);
+    }
+}

@@ -63,8 +63,49 @@ pub struct Stack {
     /// to the same path under `[app].dest` in the deps layer before `[scripts].deps` runs.
     /// Empty when the stack has no `[deps]` table.
     pub deps: Vec<String>,
+    /// `[vm]`: the bootable disk image made beside the OCI image.
+    pub vm: Vm,
     /// The file the stack was loaded from.
     pub file: PathBuf,
+}
+
+/// The `[vm]` table: a bootable disk image of the stack (raw or qcow2), made beside its
+/// OCI image from the same lock plus a kernel, systemd and a first-boot unit (issue #15,
+/// see [`crate::build::vm`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Vm {
+    /// `enabled = true`: every build makes the disk too (`drover build --vm` makes it for
+    /// one build without the key).
+    pub enabled: bool,
+    /// `size`: the disk's size in bytes (rounded up to whole MiB when written). `None`:
+    /// the tree's size plus room ([`crate::build::vm`] says how much).
+    pub size: Option<u64>,
+    /// `format = "qcow2" | "raw"` (default qcow2).
+    pub format: VmFormat,
+    /// `kernel`: the kernel package. `None`: `linux-image-cloud-ARCH` for the build's
+    /// architecture.
+    pub kernel: Option<String>,
+}
+
+/// The disk image format of [`Vm::format`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VmFormat {
+    /// QEMU's copy-on-write format (`qemu-img convert -O qcow2`): small, what Proxmox and
+    /// OpenStack import. The default.
+    #[default]
+    Qcow2,
+    /// A plain disk image: what `aws ec2 import-image` and DigitalOcean custom images take.
+    Raw,
+}
+
+impl VmFormat {
+    /// `qcow2` or `raw`: the key's value and the file extension.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmFormat::Qcow2 => "qcow2",
+            VmFormat::Raw => "raw",
+        }
+    }
 }
 
 impl Stack {

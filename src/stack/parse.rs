@@ -26,6 +26,7 @@ use super::sections::top::{
     validate_user,
 };
 use super::sections::track::validate_track;
+use super::sections::vm::validate_vm;
 use super::toml_check::{Checker, Tbl};
 use super::Stack;
 
@@ -70,6 +71,7 @@ const TOP_KEYS: &[&str] = &[
     "deploy",
     "links",
     "deps",
+    "vm",
 ];
 
 /// Whether `s` is a valid stack name: `[a-z0-9][a-z0-9-]*`, at most
@@ -229,6 +231,7 @@ fn validate_stack(
     let own_vars: Vec<String> = env.keys().cloned().chain(secrets.iter().cloned()).collect();
     let links = validate_links(chk, root, name.as_deref(), config_dir, &own_vars);
     let deps = validate_deps(chk, root, app.as_ref(), &scripts);
+    let vm = validate_vm(chk, root);
 
     let (Some(name), Some(base), Some(track)) = (name, base, track) else {
         return None;
@@ -251,6 +254,7 @@ fn validate_stack(
         track,
         links,
         deps,
+        vm,
         file: file.to_path_buf(),
     })
 }

@@ -151,24 +151,37 @@ pub(in crate::stack) fn validate_app(
 
 /// `max_size`: a byte count (integer) or a size string (`"500MiB"`, `"2GiB"`), above zero.
 fn max_size(chk: &mut Checker<'_>, t: &Tbl<'_, '_>) -> Field<u64> {
-    let Some(v) = t.get("max_size") else {
-        return Field::Absent;
-    };
     let example = "max_size = \"4GiB\"";
     let hint = format!(
         "give the largest download allowed as bytes or with a unit, e.g. `{example}` \
          (default {})",
         format_size(DEFAULT_APP_MAX_SIZE)
     );
+    size_field(chk, t, ("[app]", "max_size"), example, &hint)
+}
+
+/// The size `key` of the table `label` (e.g. `("[vm]", "size")`): a byte count (integer)
+/// or a size string ([`parse_size`]: `"500MiB"`, `"2GiB"`), above zero; `hint` says what
+/// to write when it is not.
+pub(in crate::stack) fn size_field(
+    chk: &mut Checker<'_>,
+    t: &Tbl<'_, '_>,
+    (label, key): (&str, &str),
+    example: &str,
+    hint: &str,
+) -> Field<u64> {
+    let Some(v) = t.get(key) else {
+        return Field::Absent;
+    };
     let parsed = match v.get_ref() {
-        DeValue::Integer(_) => match chk.integer(t, "max_size", example) {
+        DeValue::Integer(_) => match chk.integer(t, key, example) {
             Field::Present(n, _) => u64::try_from(n).map_err(|_| format!("{n} is negative")),
             _ => return Field::Invalid,
         },
         DeValue::String(s) => parse_size(s),
         _ => {
             chk.wrong_type(
-                "`max_size` in [app]",
+                &format!("`{key}` in {label}"),
                 v,
                 "a size string or an integer",
                 example,
@@ -180,7 +193,7 @@ fn max_size(chk: &mut Checker<'_>, t: &Tbl<'_, '_>) -> Field<u64> {
         Ok(0) => {
             chk.error(
                 &v.span(),
-                "`max_size` in [app] must be greater than zero",
+                format!("`{key}` in {label} must be greater than zero"),
                 hint,
             );
             Field::Invalid
@@ -189,7 +202,7 @@ fn max_size(chk: &mut Checker<'_>, t: &Tbl<'_, '_>) -> Field<u64> {
         Err(why) => {
             chk.error(
                 &v.span(),
-                format!("invalid `max_size` in [app]: {why}"),
+                format!("invalid `{key}` in {label}: {why}"),
                 hint,
             );
             Field::Invalid

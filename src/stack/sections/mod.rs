@@ -13,3 +13,4 @@ pub(super) mod risks;
 pub(super) mod scripts;
 pub(super) mod top;
 pub(super) mod track;
+pub(super) mod vm;
