@@ -114,10 +114,11 @@ impl Paths {
     /// whatever the state directory's own mode: those holding unpacked root filesystems
     /// (with their setuid binaries), image archives, build trees, instance data, the
     /// repository cache and logs.
-    pub fn private_dirs(&self) -> [PathBuf; 11] {
+    pub fn private_dirs(&self) -> [PathBuf; 12] {
         [
             self.bases(),
             self.deps(),
+            self.vm(),
             self.images(),
             self.tmp(),
             self.builds(),
@@ -150,6 +151,11 @@ impl Paths {
     /// (`crate::build::deps`).
     pub fn deps(&self) -> PathBuf {
         self.state.join("deps")
+    }
+    /// `STATE/vm`: the boot layers of VM images (kernel, systemd: `crate::build::vm`), one
+    /// directory per key under `vm/boot/`.
+    pub fn vm(&self) -> PathBuf {
+        self.state.join("vm")
     }
     /// `STATE/debs`: the local .deb cache, one file per SHA-256 (`debs/HEX.deb`), so a base
     /// that changes one package downloads one package and a past lock builds again.

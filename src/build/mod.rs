@@ -18,7 +18,6 @@
 //! died is found by [`recover_interrupted`] (its `lock` file is no longer held) and marked
 //! `interrupted`.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,9 +41,12 @@ pub mod oci;
 pub mod prune;
 pub mod sandbox;
 pub mod select;
+pub mod spec;
 pub mod user;
+pub mod vm;
 
 use sandbox::{BuildLog, Overlay};
+pub use spec::{debian_mirrors, image_spec};
 
 /// Paths left out of the app layer: apt's lists and caches, and the tmpfs mount points.
 pub const APP_LAYER_EXCLUDES: &[&str] = &["var/lib/apt/lists", "var/cache/apt", "tmp", "run"];
@@ -61,6 +63,8 @@ pub struct BuildOptions {
     pub cancel: CancelToken,
     /// How the build gets its lock (`--locked`, `--apply-updates`, `--reproduce`).
     pub lock: locking::LockMode,
+    /// Make the VM image too (`--vm`), as `[vm] enabled = true` does for every build.
+    pub vm: bool,
 }
 
 /// The outcome of a build: the `drover build --json` contract.
@@ -101,6 +105,8 @@ pub struct BuildReport {
     pub lock_changed: bool,
     /// What the lock step did; null if the build failed before it.
     pub lock: Option<locking::LockOutcome>,
+    /// The VM image (`[vm] enabled` or `--vm`); null without one or when the build failed.
+    pub vm: Option<vm::VmImage>,
 }
 
 /// Map a Debian architecture to the OCI/Go name used in image configs.
@@ -175,6 +181,7 @@ pub fn run(
         warnings: std::mem::take(&mut state.warnings),
         lock_changed: state.lock.as_ref().is_some_and(|l| l.changed),
         lock: state.lock.take(),
+        vm: None,
     };
     match outcome {
         Ok(done) => {
@@ -182,6 +189,7 @@ pub fn run(
             report.image_digest = Some(done.digest);
             report.image_path = Some(done.path.display().to_string());
             report.packages = done.packages;
+            report.vm = done.vm;
         }
         Err(e) => {
             let text = format!("{e:#}");
@@ -222,6 +230,7 @@ struct Done {
     digest: String,
     path: PathBuf,
     packages: usize,
+    vm: Option<vm::VmImage>,
 }
 
 /// A warning when this build installs older versions of packages than the stack's previous
@@ -505,14 +514,63 @@ fn steps(
         t.elapsed().as_secs_f64()
     ));
 
-    // 6. Publish.
+    // 6. VM image.
+    let vm_image = if opts.vm || stack.vm.enabled {
+        begin(log, state, Step::Vm, "the bootable disk image ([vm])")?;
+        let oci_packages: Vec<String> = components
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.version))
+            .collect();
+        let trees = vm::ImageTrees {
+            app: &upper,
+            deps: deps_layer.as_ref().map(|d| d.upper.as_path()),
+        };
+        Some(vm::make(
+            paths,
+            stack,
+            build_id,
+            &arch,
+            &base,
+            trees,
+            &oci_packages,
+            work,
+            log,
+        )?)
+    } else {
+        None
+    };
+
+    // 7. Publish.
     begin(log, state, Step::Publish, "publishing the image")?;
     let dir = paths.images().join(&stack.name);
     std::fs::create_dir_all(&dir)?;
     let final_path = dir.join(format!("{build_id}.oci.tar"));
     std::fs::rename(&archive_tmp, &final_path)
         .with_context(|| format!("cannot publish {}", final_path.display()))?;
+    if let Some((ready, image)) = &vm_image {
+        if let Err(e) = vm::publish(ready, image) {
+            let _ = std::fs::remove_file(&final_path);
+            return Err(e);
+        }
+    }
+    let vm_image = vm_image.map(|(_, image)| image);
+    let remove_published = || {
+        let _ = std::fs::remove_file(&final_path);
+        if let Some(v) = &vm_image {
+            let _ = std::fs::remove_file(&v.path);
+        }
+    };
     let path_text = final_path.display().to_string();
+    // The VM image is recorded first: `succeeded` then describes every artifact.
+    if let Some(v) = &vm_image {
+        let recorded = serde_json::to_string(v)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| log.store()?.set_build_vm(build_id, &json));
+        if let Err(e) = recorded {
+            remove_published();
+            return Err(e.context("cannot record the VM image"));
+        }
+    }
     let stored = log.store()?.finish_build_success_with_repos(
         build_id,
         &Success {
@@ -523,81 +581,22 @@ fn steps(
         &image_repos,
     );
     if let Err(e) = stored {
-        let _ = std::fs::remove_file(&final_path);
+        remove_published();
         return Err(e.context("cannot record the finished build"));
     }
     if let Err(e) = log.store()?.put_language_packages(build_id, &lang_packages) {
         log.say(&format!("cannot record the language packages: {e:#}"));
     }
     log.say(&format!("published {path_text}"));
+    if let Some(v) = &vm_image {
+        log.say(&format!("published {}", v.path));
+    }
     Ok(Done {
         digest: info.digest,
         path: final_path,
         packages: components.len(),
+        vm: vm_image,
     })
-}
-
-/// The Debian mirrors a stack configures itself (its base suites and `[track].apt`): the
-/// image's apt sources on these are not tracked as repositories a build script added.
-pub fn debian_mirrors(stack: &Stack) -> Vec<String> {
-    let mut out: Vec<String> = stack
-        .base
-        .sources()
-        .into_iter()
-        .chain(stack.track.apt.iter().cloned())
-        .map(|s| s.mirror.trim_end_matches('/').to_string())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// The image config for a build: entrypoint, env (PATH + the stack's `[env]`; never
-/// secrets), exposed port, working dir and labels naming the stack, build and base key.
-pub fn image_spec(
-    stack: &Stack,
-    build_id: i64,
-    base_key: &str,
-    created: &str,
-    arch: &str,
-) -> oci::ImageSpec {
-    let mut env = vec![format!("PATH={IMAGE_PATH_ENV}")];
-    env.extend(stack.env.iter().map(|(k, v)| format!("{k}={v}")));
-    let mut labels = BTreeMap::new();
-    labels.insert("org.opencontainers.image.title".into(), stack.name.clone());
-    if !stack.description.is_empty() {
-        labels.insert(
-            "org.opencontainers.image.description".into(),
-            stack.description.clone(),
-        );
-    }
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        created.to_string(),
-    );
-    labels.insert(
-        "org.opencontainers.image.version".into(),
-        format!("build-{build_id}"),
-    );
-    labels.insert("io.drover.stack".into(), stack.name.clone());
-    labels.insert("io.drover.build-id".into(), build_id.to_string());
-    labels.insert("io.drover.base-key".into(), base_key.to_string());
-    oci::ImageSpec {
-        entrypoint: vec![app::ENTRYPOINT_PATH.to_string()],
-        cmd: vec![],
-        env,
-        exposed_ports: stack.port.map(|p| format!("{p}/tcp")).into_iter().collect(),
-        working_dir: stack
-            .app
-            .as_ref()
-            .map(|a| a.dest.clone())
-            .unwrap_or_else(|| "/".into()),
-        labels,
-        created: created.to_string(),
-        ref_name: format!("drover/{}:build-{build_id}", stack.name),
-        architecture: arch.to_string(),
-        user: String::new(),
-    }
 }
 
 /// Find builds left `running` by a process that died, mark them `interrupted`, and remove
@@ -623,13 +622,16 @@ pub fn recover_interrupted(paths: &Paths, store: &Store) -> Result<Vec<i64>> {
         store.mark_interrupted(id)?;
         let _ = std::fs::remove_dir_all(&work);
         if let Some(b) = store.build(id)? {
-            let _ =
-                std::fs::remove_file(paths.images().join(&b.stack).join(format!("{id}.oci.tar")));
+            for ext in ["oci.tar", "qcow2", "raw"] {
+                let _ =
+                    std::fs::remove_file(paths.images().join(&b.stack).join(format!("{id}.{ext}")));
+            }
         }
         marked.push(id);
     }
     base::clean_stale(paths);
     deps::clean_stale(paths);
+    vm::boot::clean_stale(paths);
     // mmdebstrap's temporary keyrings (`STATE/tmp/mmdebstrap.*`) outlive a killed build;
     // they can only be told apart from a live build's when no build runs at all.
     if marked.len() == running.len() {

@@ -82,7 +82,16 @@ pub fn prune(paths: &Paths, store: &Store, keep: usize) -> Result<PruneReport> {
                 continue;
             }
             let path = b.image_path.clone().unwrap_or_default();
-            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let mut bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            // The build's VM image goes with its OCI image.
+            if let Some(vm_path) = store
+                .build_vm(b.id)?
+                .and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok())
+                .and_then(|v| v["path"].as_str().map(str::to_string))
+            {
+                bytes += std::fs::metadata(&vm_path).map(|m| m.len()).unwrap_or(0);
+                let _ = std::fs::remove_file(&vm_path);
+            }
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

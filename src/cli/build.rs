@@ -163,7 +163,7 @@ pub fn lock(
 pub fn build(
     paths: &Paths,
     name: &str,
-    refresh_base: bool,
+    (refresh_base, vm): (bool, bool),
     lock: LockMode,
     json: bool,
 ) -> CliResult {
@@ -185,6 +185,7 @@ pub fn build(
             refresh_base,
             cancel,
             lock,
+            vm,
         },
         &mut observer,
     )?;
@@ -227,6 +228,16 @@ pub fn build(
         println!("image     {}", report.image_digest.as_deref().unwrap_or(""));
         println!("archive   {}", report.image_path.as_deref().unwrap_or(""));
         println!("manifest  {} packages ({suites})", components.len());
+        if let Some(v) = &report.vm {
+            println!(
+                "vm        {} ({}, {}, kernel {}, {} boot package(s))",
+                v.path,
+                v.format,
+                crate::text::format_size(v.size),
+                v.kernel,
+                v.boot_packages.len()
+            );
+        }
         println!(
             "next      drover manifest {0}   |   skopeo inspect oci-archive:{1}",
             report.stack,

@@ -139,6 +139,10 @@ pub enum Command {
         /// not touched.
         #[arg(long, value_name = "N")]
         reproduce: Option<i64>,
+        /// Make the bootable VM disk image too (qcow2 or raw, `[vm]` in the stack file),
+        /// as `[vm] enabled = true` does for every build.
+        #[arg(long)]
+        vm: bool,
     },
     /// Create or refresh a stack's lock (`CONFIG/stacks/NAME.lock`): packages added to the
     /// stack file are resolved, removed ones dropped, the rest stays pinned; `--update`
@@ -199,9 +203,14 @@ pub enum Command {
         /// Output format (`--json` implies json).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// Only the summary: counts per suite and origin.
+        /// Only the summary: counts per suite and origin, and language packages per
+        /// ecosystem.
         #[arg(long)]
         summary: bool,
+        /// The language packages (PyPI, npm, crates.io, …) found in the image instead of
+        /// the Debian packages (JSON: an array of `ecosystem`, `name`, `version`, `location`).
+        #[arg(long, conflicts_with = "summary")]
+        lang: bool,
     },
     /// Pending updates of a stack's newest build (all stacks when none given), with the CVEs
     /// they fix, riskiest first.
@@ -462,9 +471,10 @@ pub fn run(cli: Cli) -> CliResult {
             apply_updates,
             locked,
             reproduce,
+            vm,
         } => {
             let lock = build::lock_mode(&paths, &stack, apply_updates, locked, reproduce)?;
-            build::build(&paths, &stack, refresh_base, lock, json)
+            build::build(&paths, &stack, (refresh_base, vm), lock, json)
         }
         Command::Lock {
             stack,
@@ -502,6 +512,7 @@ pub fn run(cli: Cli) -> CliResult {
             build,
             format,
             summary,
+            lang,
         } => {
             let format = match format {
                 Format::Cyclonedx | Format::Spdx => {
@@ -510,7 +521,14 @@ pub fn run(cli: Cli) -> CliResult {
                 _ if json => Format::Json,
                 f => f,
             };
-            query::manifest(&paths, &stack, build, format, summary)
+            let view = if lang {
+                query::ManifestView::Lang
+            } else if summary {
+                query::ManifestView::Summary
+            } else {
+                query::ManifestView::Debian
+            };
+            query::manifest(&paths, &stack, build, format, view)
         }
         Command::Prune { keep } => query::prune(&paths, keep, json),
         Command::Push {

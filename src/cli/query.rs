@@ -349,18 +349,61 @@ pub fn logs(paths: &Paths, name: &str, id: Option<i64>, json: bool) -> CliResult
     Ok(())
 }
 
+/// What `drover manifest` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestView {
+    /// The Debian packages (the default).
+    Debian,
+    /// Counts per suite and origin, and language packages per ecosystem (`--summary`).
+    Summary,
+    /// The language packages (`--lang`).
+    Lang,
+}
+
 pub fn manifest(
     paths: &Paths,
     name: &str,
     id: Option<i64>,
     format: Format,
-    summary: bool,
+    view: ManifestView,
 ) -> CliResult {
     let store = open_store(paths)?;
     known_stack(paths, &store, name)?;
     let b = pick_build(&store, name, id, Need::Manifest)?;
     let comps = store.manifest(b.id)?;
-    if summary {
+    let lang = store.language_packages(b.id)?;
+    if view == ManifestView::Lang {
+        if format == Format::Json {
+            return print_json(&lang);
+        }
+        let cells: Vec<Vec<String>> = lang
+            .iter()
+            .map(|p| {
+                vec![
+                    p.ecosystem.clone(),
+                    p.name.clone(),
+                    p.version.clone(),
+                    p.location.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["ECOSYSTEM", "PACKAGE", "VERSION", "LOCATION"], &cells)
+        );
+        println!(
+            "{} language packages in build {} ({})",
+            lang.len(),
+            b.id,
+            name
+        );
+        return Ok(());
+    }
+    let mut by_ecosystem: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &lang {
+        *by_ecosystem.entry(p.ecosystem.clone()).or_default() += 1;
+    }
+    if view == ManifestView::Summary {
         let mut by_suite: BTreeMap<String, usize> = BTreeMap::new();
         let sources: BTreeSet<&str> = comps.iter().map(|c| c.source.as_str()).collect();
         let kib: i64 = comps.iter().filter_map(|c| c.installed_size_kib).sum();
@@ -379,6 +422,7 @@ pub fn manifest(
                 "source_packages": sources.len(),
                 "installed_size_kib": kib,
                 "by_origin": by_suite,
+                "language_packages": by_ecosystem,
             }));
         }
         println!(
@@ -390,6 +434,9 @@ pub fn manifest(
         );
         for (k, n) in by_suite {
             println!("  {n:>5}  {k}");
+        }
+        for (k, n) in by_ecosystem {
+            println!("  {n:>5}  {k} language packages (drover manifest {name} --lang)");
         }
         return Ok(());
     }
@@ -421,6 +468,12 @@ pub fn manifest(
         table(&["PACKAGE", "VERSION", "ARCH", "SOURCE", "SUITE"], &cells)
     );
     println!("{} packages in build {} ({})", comps.len(), b.id, name);
+    if !lang.is_empty() {
+        println!(
+            "{} language packages: drover manifest {name} --lang",
+            lang.len()
+        );
+    }
     Ok(())
 }
 

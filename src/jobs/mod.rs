@@ -23,6 +23,8 @@ pub enum Step {
     Manifest,
     /// Layer blobs and the OCI archive.
     Image,
+    /// The bootable disk image (`[vm] enabled` or `--vm`): boot layer, disk, qcow2.
+    Vm,
     /// Moving the image into place and recording the result.
     Publish,
 }
@@ -37,6 +39,7 @@ impl Step {
             Step::App => "app",
             Step::Manifest => "manifest",
             Step::Image => "image",
+            Step::Vm => "vm",
             Step::Publish => "publish",
         }
     }

@@ -265,6 +265,24 @@ impl Store {
         self.finish_build_success_with_repos(id, s, &[])
     }
 
+    /// Record the VM image of build `id` (`vm_json`: a `build::vm::VmImage` as JSON).
+    pub fn set_build_vm(&self, id: i64, vm_json: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE builds SET vm = ?2 WHERE id = ?1",
+            params![id, vm_json],
+        )?;
+        Ok(())
+    }
+
+    /// The VM image of build `id` as recorded ([`Store::set_build_vm`]); `None` without one.
+    pub fn build_vm(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT vm FROM builds WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
     /// [`Store::finish_build_success`], also recording the apt repositories a build script
     /// configured in the image, in the same transaction.
     pub fn finish_build_success_with_repos(

@@ -293,6 +293,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE releases ADD COLUMN unavailable_ms REAL;
     "#,
+    // 15 (issue #15, VM images): the build's bootable disk image, as the JSON of
+    // `build::vm::VmImage` (path, format, digest, size, kernel, boot packages).
+    r#"
+    ALTER TABLE builds ADD COLUMN vm TEXT;
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.

@@ -45,6 +45,7 @@ pub fn spawn_build(
             refresh_base: false,
             cancel,
             lock,
+            vm: false,
         };
         let mut observer = |e: &crate::jobs::BuildEvent| {
             let _ = events.send(JobMsg::Event {

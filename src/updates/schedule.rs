@@ -149,6 +149,7 @@ fn rebuild(
         refresh_base: false,
         cancel: cancel.clone(),
         lock: build::locking::LockMode::Update(build::locking::UpdateSelection::all()),
+        vm: false,
     };
     let result = build::run(paths, stack, &opts, &mut |_| {});
     let (build_id, status, error) = match result {

@@ -85,4 +85,16 @@ pub fn assert_lang_package(
             .any(|p| p.ecosystem == ecosystem && p.name == name && p.version == version),
         "{ecosystem} {name} {version} not in {langs:?}"
     );
+    // And the operator sees it: `drover manifest STACK --lang --json`.
+    let stack = build["stack"].as_str().unwrap();
+    let id = build["build_id"].to_string();
+    let shown = env.json(&["--json", "manifest", stack, "--build", &id, "--lang"]);
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["ecosystem"] == ecosystem && p["name"] == name && p["version"] == version),
+        "{ecosystem} {name} {version} not in `manifest --lang`: {shown:#}"
+    );
 }

@@ -1,0 +1,297 @@
+//! VM images (issue #15): the same stack as a bootable UEFI disk (qcow2 or raw) for
+//! AMIs, DigitalOcean custom images and Proxmox, published beside the OCI image as
+//! `STATE/images/STACK/BUILD.qcow2` (or `.raw`).
+//!
+//! The disk's root filesystem is the OCI image's layers (base, deps, app) plus two more:
+//! the **boot layer** ([`boot`]: the kernel, systemd as init, udev, networkd, cached per
+//! base) and the stack's **system files** ([`system`]: fstab, the `drover-app` unit that
+//! runs the entrypoint, the `drover-seed` unit that reads secrets from a NoCloud seed into
+//! RAM at boot). Secrets are never baked: they come from the seed (`cloud-localds
+//! seed.img CONFIG/secrets/NAME.env`). `[data]` is a second disk whose filesystem is
+//! labelled `drover-data`, mounted at the data path, so a replaced VM keeps its data.
+//! Assembly is in [`disk`]: no loop devices, no mounts on the host.
+
+pub mod boot;
+pub mod disk;
+pub mod system;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::base::Base;
+use super::sandbox::BuildLog;
+use crate::paths::Paths;
+use crate::stack::{Stack, VmFormat};
+
+/// What a build's VM image is: the `vm` object of `drover build --json`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VmImage {
+    /// Where it was published.
+    pub path: String,
+    /// `qcow2` or `raw`.
+    pub format: String,
+    /// `sha256:…` of the file.
+    pub digest: String,
+    /// The file's size in bytes (a raw image is sparse: this is its length).
+    pub size: u64,
+    /// The disk's virtual size in bytes.
+    pub disk_size: u64,
+    /// The kernel package and version it boots.
+    pub kernel: String,
+    /// The packages the boot layer added to the OCI image's, `NAME VERSION` sorted.
+    pub boot_packages: Vec<String>,
+    /// The boot layer's key and whether it came from the cache.
+    pub boot_key: String,
+    /// Whether the boot layer came from the cache.
+    pub boot_cached: bool,
+    /// How long the VM step took, seconds.
+    pub seconds: f64,
+}
+
+/// The kernel package a stack's VM boots: `[vm] kernel`, else Debian's cloud kernel for
+/// `arch` (`linux-image-cloud-amd64`).
+///
+/// Errors: no default for `arch` (VM images are made for amd64 only: the loader is
+/// systemd-boot's x64 binary and the root partition type is x86-64's).
+pub fn kernel_for(stack: &Stack, arch: &str) -> Result<String> {
+    if arch != "amd64" {
+        bail!(
+            "VM images are made for amd64 only, and this build is for {arch}: remove [vm] \
+             enabled (or --vm) from {}",
+            stack.file.display()
+        );
+    }
+    Ok(stack
+        .vm
+        .kernel
+        .clone()
+        .unwrap_or_else(|| format!("linux-image-cloud-{arch}")))
+}
+
+/// Refuse a kernel package the base's Packages indexes (its apt lists, as resolved for
+/// the lock) do not hold for `arch`, before anything is written.
+///
+/// Errors: the package is in no `*_Packages` list of the base tree; the message names
+/// `kernel` in `[vm]` of the stack file and what to write instead.
+pub fn check_kernel(stack: &Stack, base_rootfs: &Path, kernel: &str, arch: &str) -> Result<()> {
+    let lists = base_rootfs.join("var/lib/apt/lists");
+    let needle = format!("\nPackage: {kernel}\n");
+    let found = std::fs::read_dir(&lists)
+        .with_context(|| format!("cannot read {}", lists.display()))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+        .any(|e| {
+            std::fs::read_to_string(e.path())
+                .map(|t| format!("\n{t}").contains(&needle))
+                .unwrap_or(false)
+        });
+    if !found {
+        bail!(
+            "`kernel` in [vm] of {}: no package `{kernel}` in the Packages indexes of the \
+             stack's repositories for {arch}, so the VM image could not boot; nothing was \
+             written. Use `kernel = \"linux-image-cloud-{arch}\"` (or `linux-image-{arch}`), \
+             or remove the key",
+            stack.file.display()
+        );
+    }
+    Ok(())
+}
+
+/// A stable GPT partition UUID for one build (RFC 4122 layout, from a hash: the same
+/// build always gets the same).
+fn part_uuid(stack: &str, build_id: i64) -> String {
+    let h = Sha256::digest(format!("drover-vm-root\0{stack}\0{build_id}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
+}
+
+/// The layers of the image above the base, top first: the app layer's upper tree, then
+/// the deps layer's when the stack has one.
+pub struct ImageTrees<'a> {
+    /// The app layer's upper tree.
+    pub app: &'a Path,
+    /// The deps layer's upper tree.
+    pub deps: Option<&'a Path>,
+}
+
+/// Make the VM image of build `build_id` of `stack` from `base` and the image's `trees`,
+/// in the build's directory `work`. Returns where the finished file is in `work` and its
+/// description, whose `path` is where [`publish`] puts it
+/// (`STATE/images/STACK/BUILD.FORMAT`). `oci_packages` are the OCI image's `NAME VERSION`
+/// pairs (to tell the boot packages).
+///
+/// Errors: those of [`kernel_for`], [`check_kernel`], [`boot::ensure`] and
+/// [`disk::write_disk`]; `[vm] size` below what the tree needs (refused before the disk
+/// is written, naming the key). Nothing outside `work` is written but the boot layer.
+#[allow(clippy::too_many_arguments)]
+pub fn make(
+    paths: &Paths,
+    stack: &Stack,
+    build_id: i64,
+    arch: &str,
+    base: &Base,
+    trees: ImageTrees<'_>,
+    oci_packages: &[String],
+    work: &Path,
+    log: &mut BuildLog<'_>,
+) -> Result<(PathBuf, VmImage)> {
+    let t = Instant::now();
+    let kernel = kernel_for(stack, arch)?;
+    check_kernel(stack, &base.rootfs, &kernel, arch)?;
+    let boot = boot::ensure(paths, base, &kernel, work, log)?;
+    log.check_cancel()?;
+    let files = disk::boot_files(&boot.upper)?;
+    let sys = work.join("vm-system");
+    std::fs::create_dir_all(&sys)?;
+    system::write_tree(stack, &sys)?;
+
+    let mut lowers: Vec<&Path> = vec![&sys, trees.app];
+    lowers.extend(trees.deps);
+    lowers.push(&boot.upper);
+    lowers.push(&base.rootfs);
+    let tree = disk::tree_bytes(&lowers)?;
+    let min = disk::Layout::min_root_mib(tree);
+    let layout = match stack.vm.size {
+        None => disk::Layout::default_for(tree),
+        Some(size) => match disk::Layout::for_disk(size).filter(|l| l.root_mib >= min) {
+            Some(l) => l,
+            None => bail!(
+                "`size` in [vm] of {} is {}, but the image's tree takes {} and the disk \
+                 needs at least {} MiB (the root filesystem plus the {} MiB EFI partition); \
+                 nothing was written. Raise it (e.g. `size = \"{}MiB\"`) or remove the key",
+                stack.file.display(),
+                crate::text::format_size(size),
+                crate::text::format_size(tree),
+                min + disk::ESP_MIB + 2,
+                disk::ESP_MIB,
+                (min + disk::ESP_MIB + 2).div_ceil(256) * 256
+            ),
+        },
+    };
+    log.say(&format!(
+        "VM disk: {} MiB ({} MiB root filesystem for a {} tree, {} MiB EFI partition), \
+         kernel {}",
+        layout.disk_mib(),
+        layout.root_mib,
+        crate::text::format_size(tree),
+        disk::ESP_MIB,
+        files.version
+    ));
+    let scratch = work.join("vm-scratch");
+    std::fs::create_dir_all(&scratch)?;
+    let raw = work.join("vm.raw");
+    disk::write_disk(
+        &disk::DiskInput {
+            lowers: &lowers,
+            boot: &files,
+            layout,
+            part_uuid: &part_uuid(&stack.name, build_id),
+            scratch: &scratch,
+        },
+        &raw,
+        log,
+    )?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    log.check_cancel()?;
+    let format = stack.vm.format;
+    let ready: PathBuf = match format {
+        VmFormat::Raw => raw.clone(),
+        VmFormat::Qcow2 => {
+            let q = work.join("vm.qcow2");
+            disk::to_qcow2(&raw, &q, log)?;
+            let _ = std::fs::remove_file(&raw);
+            q
+        }
+    };
+    let digest = file_digest(&ready)?;
+    let size = std::fs::metadata(&ready)?.len();
+    let boot_packages = boot_packages(&boot.upper, &base.rootfs, oci_packages)?;
+    let published = paths
+        .images()
+        .join(&stack.name)
+        .join(format!("{build_id}.{}", format.as_str()));
+    let image = VmImage {
+        path: published.display().to_string(),
+        format: format.as_str().to_string(),
+        digest,
+        size,
+        disk_size: layout.disk_mib() << 20,
+        kernel: format!("{kernel} {}", files.version),
+        boot_packages,
+        boot_key: boot.key.clone(),
+        boot_cached: boot.cached,
+        seconds: t.elapsed().as_secs_f64(),
+    };
+    log.say(&format!(
+        "VM image ready ({}, {} bytes, {} boot package(s)) in {:.1} s",
+        image.format,
+        image.size,
+        image.boot_packages.len(),
+        image.seconds
+    ));
+    Ok((ready, image))
+}
+
+/// Move the finished file `ready` to `image.path` (same filesystem: one rename).
+///
+/// Errors: the rename failing.
+pub fn publish(ready: &Path, image: &VmImage) -> Result<()> {
+    let to = Path::new(&image.path);
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::rename(ready, to).with_context(|| format!("cannot publish {}", to.display()))
+}
+
+/// The packages of the base with the boot layer over it that the OCI image does not have
+/// (or has at another version), as `NAME VERSION`, sorted.
+fn boot_packages(boot_upper: &Path, base_rootfs: &Path, oci: &[String]) -> Result<Vec<String>> {
+    let view = crate::manifest::rootfs::RootView::stacked(
+        base_rootfs.to_path_buf(),
+        [boot_upper.to_path_buf()],
+    );
+    let mut out: Vec<String> = crate::manifest::dpkg::read_db(&view)?
+        .into_iter()
+        .map(|p| format!("{} {}", p.name, p.version))
+        .filter(|p| !oci.contains(p))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn file_digest(p: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(p)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_uuids_are_stable_version_4_uuids() {
+        let a = part_uuid("hello", 3);
+        assert_eq!(a, part_uuid("hello", 3));
+        assert_ne!(a, part_uuid("hello", 4));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+    }
+}

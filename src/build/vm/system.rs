@@ -1,0 +1,206 @@
+//! The stack-specific files of a VM image, written into a small tree of their own that
+//! goes on top of the app layer: fstab (root and the `[data]` disk by label), hostname,
+//! DHCP on the first NIC, the stack's environment, and two systemd units: `drover-seed`
+//! (reads the secrets from a NoCloud seed at boot, into RAM) and `drover-app` (the
+//! entrypoint: `boot`, then `run`, as in the seed's unit file).
+
+use std::fmt::Write as _;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::stack::Stack;
+
+/// The label of the root filesystem.
+pub const ROOT_LABEL: &str = "drover-root";
+/// The label the `[data]` disk's filesystem must carry (`mkfs.ext4 -L drover-data`).
+pub const DATA_LABEL: &str = "drover-data";
+/// Where the seed's environment goes in the VM (a tmpfs: never on a disk).
+pub const SECRETS_FILE: &str = "/run/drover/secrets.env";
+
+/// The first-boot reader of the NoCloud seed (a vfat or ISO 9660 volume labelled `cidata`
+/// or `CIDATA`, as `cloud-localds` makes it; looked for during 30 s): `drover.env` when the seed has one, else
+/// the `KEY=VALUE` lines of `user-data` (so `cloud-localds seed.img secrets.env` works),
+/// copied 0600 to [`SECRETS_FILE`]. A VM without a seed starts without secrets.
+const SEED_SCRIPT: &str = r#"#!/bin/sh
+# drover: copy the secrets of a NoCloud seed into RAM (never onto a disk).
+set -eu
+mkdir -p -m 0700 /run/drover
+umask 077
+: > /run/drover/secrets.env
+dev=""
+# blkid reads the disks itself: no wait for udev's by-label links (slow on emulated CPUs).
+for i in $(seq 1 60); do
+  dev=$(blkid -L cidata 2>/dev/null || blkid -L CIDATA 2>/dev/null || true)
+  [ -n "$dev" ] && break
+  sleep 0.5
+done
+if [ -z "$dev" ]; then echo "drover-seed: no seed volume (label cidata): no secrets"; exit 0; fi
+mkdir -p /run/drover/seed
+mount -o ro "$dev" /run/drover/seed
+if [ -f /run/drover/seed/drover.env ]; then src=/run/drover/seed/drover.env
+else src=/run/drover/seed/user-data; fi
+if [ -f "$src" ]; then grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$src" > /run/drover/secrets.env || true; fi
+umount /run/drover/seed
+echo "drover-seed: $(wc -l < /run/drover/secrets.env) variable(s) from $dev"
+"#;
+
+/// `KEY="VALUE"` for a systemd `EnvironmentFile=` (systemd.exec(5): double quotes, with
+/// `\`, `"` and `$` escaped).
+fn env_line(k: &str, v: &str) -> Result<String> {
+    if v.contains(['\n', '\r']) {
+        bail!("`{k}` in [env] holds a line break, which a systemd EnvironmentFile cannot carry");
+    }
+    let escaped = v
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('$', "\\$");
+    Ok(format!("{k}=\"{escaped}\"\n"))
+}
+
+/// The `drover-app.service` unit for `stack`.
+fn app_unit(stack: &Stack) -> String {
+    let mut u = String::from(
+        "[Unit]\nDescription=drover stack (boot, then run)\n\
+         Wants=network-online.target\nAfter=network-online.target drover-seed.service\n\
+         Requires=drover-seed.service\n",
+    );
+    if let Some(d) = &stack.data {
+        // A `nofail` mount is not ordered before local-fs.target: wait for it here.
+        let _ = writeln!(u, "RequiresMountsFor={}", d.path);
+    }
+    u.push_str("\n[Service]\nEnvironmentFile=/etc/drover/vm.env\n");
+    let _ = writeln!(u, "EnvironmentFile=-{SECRETS_FILE}");
+    if let Some(user) = &stack.user {
+        let _ = writeln!(u, "User={user}");
+        if let Some(d) = &stack.data {
+            // A fresh data disk is root's: give its directory to the stack's user first.
+            let _ = writeln!(
+                u,
+                "ExecStartPre=+/bin/sh -c 'mkdir -p \"{0}\" && chown \"{user}\" \"{0}\"'",
+                d.path
+            );
+        }
+    }
+    let dir = stack.app.as_ref().map_or("/", |a| a.dest.as_str());
+    let _ = writeln!(u, "WorkingDirectory={dir}");
+    let _ = writeln!(u, "ExecStart={}", super::super::app::ENTRYPOINT_PATH);
+    let _ = writeln!(
+        u,
+        "KillSignal={}\nTimeoutStopSec={}",
+        stack.deploy.stop_signal,
+        stack.deploy.stop_timeout.as_secs().max(1)
+    );
+    // The serial console is what a cloud shows of a VM (`get-console-output`): the app's
+    // output goes there as well as to the journal.
+    u.push_str("StandardOutput=journal+console\nStandardError=journal+console\n");
+    u.push_str("Restart=on-failure\nRestartSec=1\n\n[Install]\nWantedBy=multi-user.target\n");
+    u
+}
+
+const SEED_UNIT: &str = "[Unit]\nDescription=drover: secrets from the NoCloud seed\n\
+DefaultDependencies=no\nAfter=local-fs.target\n\
+Before=drover-app.service\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n\
+ExecStart=/usr/local/lib/drover/seed\nStandardOutput=journal+console\n\n[Install]\nWantedBy=multi-user.target\n";
+
+fn write(root: &Path, rel: &str, text: &str, mode: u32) -> Result<()> {
+    let p = root.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Write the stack's system files into the empty directory `root` (created with mode
+/// 0755 directories, owned by root like the image's own).
+///
+/// Errors: an `[env]` value a systemd EnvironmentFile cannot carry (a line break); a
+/// write that fails.
+pub fn write_tree(stack: &Stack, root: &Path) -> Result<()> {
+    let mut fstab = format!("LABEL={ROOT_LABEL} / ext4 rw,errors=remount-ro 0 1\n");
+    if let Some(d) = &stack.data {
+        let _ = writeln!(
+            fstab,
+            "LABEL={DATA_LABEL} {} ext4 defaults,nofail,x-systemd.device-timeout=90s 0 2",
+            d.path
+        );
+    }
+    write(root, "etc/fstab", &fstab, 0o644)?;
+    write(root, "etc/hostname", &format!("{}\n", stack.name), 0o644)?;
+    write(
+        root,
+        "etc/hosts",
+        &format!(
+            "127.0.0.1 localhost\n127.0.1.1 {}\n::1 localhost\n",
+            stack.name
+        ),
+        0o644,
+    )?;
+    // Empty: systemd makes a machine id at first boot, so two VMs of one image differ.
+    write(root, "etc/machine-id", "", 0o444)?;
+    write(
+        root,
+        "etc/systemd/network/80-drover-dhcp.network",
+        "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n",
+        0o644,
+    )?;
+    let mut env = format!("PATH={}\n", super::super::IMAGE_PATH_ENV);
+    if let Some(p) = stack.port {
+        env.push_str(&format!("PORT={p}\n"));
+    }
+    for (k, v) in &stack.env {
+        env.push_str(&env_line(k, v)?);
+    }
+    write(root, "etc/drover/vm.env", &env, 0o644)?;
+    write(root, "usr/local/lib/drover/seed", SEED_SCRIPT, 0o755)?;
+    write(
+        root,
+        "etc/systemd/system/drover-seed.service",
+        SEED_UNIT,
+        0o644,
+    )?;
+    write(
+        root,
+        "etc/systemd/system/drover-app.service",
+        &app_unit(stack),
+        0o644,
+    )?;
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    std::fs::create_dir_all(&wants)?;
+    for unit in ["drover-seed.service", "drover-app.service"] {
+        symlink(format!("/etc/systemd/system/{unit}"), wants.join(unit))?;
+    }
+    // Directories as the image has them (an overlay takes a directory's metadata from the
+    // topmost layer that has it).
+    dirs_0755(root)
+}
+
+fn dirs_0755(dir: &Path) -> Result<()> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            dirs_0755(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_are_quoted_for_systemd() {
+        assert_eq!(env_line("A", "x y").unwrap(), "A=\"x y\"\n");
+        assert_eq!(
+            env_line("A", r#"a"b\c$d"#).unwrap(),
+            "A=\"a\\\"b\\\\c\\$d\"\n"
+        );
+        assert!(env_line("A", "two\nlines").is_err());
+    }
+}
