@@ -239,6 +239,18 @@ fn a_postgres_stack_keeps_its_rows_across_a_deploy_and_a_rollback_and_a_linked_s
         body.contains("rows 0"),
         "the web instance reached the database: {body}"
     );
+    // Again: the database already runs its newest build, so it is left running.
+    let again = env.drover(&["deploy", "web", "--with-links"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("db (linked): release 1 already runs its newest build"),
+        "{said}"
+    );
 
     psql(
         port,

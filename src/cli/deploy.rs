@@ -94,7 +94,21 @@ pub fn deploy_links_first(paths: &Paths, stack: &str, timeout: u64, grace: u64) 
     let mut order = Vec::new();
     visit(paths, stack, &mut Vec::new(), &mut order)?;
     order.retain(|s| s != stack);
+    let store = crate::build::select::open_store(paths)?;
+    let live = store.live_releases()?;
     for linked in order {
+        // A linked stack already live on its newest build is left running: deploying it
+        // again would restart a database for nothing.
+        let newest = store.latest_succeeded(&linked)?.map(|b| b.id);
+        if let Some(r) = live.iter().find(|r| r.stack == linked) {
+            if Some(r.build_id) == newest {
+                eprintln!(
+                    "{linked} (linked): release {} already runs its newest build {}; left as is",
+                    r.release, r.build_id
+                );
+                continue;
+            }
+        }
         let req = DeployRequest {
             stack: linked.clone(),
             build: None,
@@ -181,15 +195,31 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
             .map(|n| format!(", rolled back to release {n}'s build"))
             .unwrap_or_default()
     );
-    println!(
-        "route switched in {:.2} ms; previous release {} drained in {:.0} ms; total {:.1} s",
-        r.switch_ms,
-        r.previous_release
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "-".into()),
-        r.drain_ms,
-        t.elapsed().as_secs_f64()
-    );
+    match r.unavailable_ms {
+        // A recreate: the old release stopped first, and the route had none meanwhile.
+        Some(ms) => println!(
+            "strategy recreate: previous release {} drained and stopped first; {stack} was \
+             unavailable for {:.1} s; total {:.1} s",
+            r.previous_release
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            ms / 1e3,
+            t.elapsed().as_secs_f64()
+        ),
+        None => {
+            println!(
+            "strategy {}: route switched in {:.2} ms; previous release {} drained in {:.0} ms; \
+             total {:.1} s",
+            if r.strategy.is_empty() { "blue-green" } else { r.strategy.as_str() },
+            r.switch_ms,
+            r.previous_release
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.drain_ms,
+            t.elapsed().as_secs_f64()
+        )
+        }
+    }
     if r.layers_unpacked + r.layers_cached > 0 {
         println!(
             "image unpacked in {:.0} ms: {} layer(s) unpacked, {} from the layer cache",

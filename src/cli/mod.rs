@@ -270,7 +270,8 @@ pub enum Command {
         #[command(subcommand)]
         action: export::HelmAction,
     },
-    /// Deploy a build blue-green behind the stack's route (starts the agent if needed).
+    /// Deploy a build behind the stack's route: blue-green, or recreate for a stack whose
+    /// `[data]` is not shared (starts the agent if needed).
     Deploy {
         /// Stack name.
         stack: String,

@@ -577,9 +577,10 @@ pub fn new_stack(
             CliError::failed(e.to_string())
         }
     })?;
-    if let Err(diags) = stack::load_file(&c.stack_file, &paths.config) {
-        report_diagnostics(&diags)?;
-    }
+    let loaded = match stack::load_file(&c.stack_file, &paths.config) {
+        Ok(s) => s,
+        Err(diags) => return report_diagnostics(&diags),
+    };
     if json {
         return print_json(&c);
     }
@@ -588,5 +589,26 @@ pub fn new_stack(
         println!("wrote {}", f.display());
     }
     println!("{name} validates; next: `drover build {name}`, then `drover deploy {name}`");
+    if !loaded.secrets.is_empty() {
+        let file = crate::deploy::secrets::secrets_file(&paths.config, name);
+        let have = std::fs::read_to_string(&file).unwrap_or_default();
+        let missing: Vec<&str> = loaded
+            .secrets
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !have.lines().any(|l| l.starts_with(&format!("{s}="))))
+            .collect();
+        if !missing.is_empty() {
+            println!(
+                "before deploying, put {} in {} (one NAME=value per line, mode 0600)",
+                missing
+                    .iter()
+                    .map(|s| format!("{s}=…"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                file.display()
+            );
+        }
+    }
     Ok(())
 }
