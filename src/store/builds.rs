@@ -72,6 +72,8 @@ pub struct BuildRecord {
     pub failed_step: Option<String>,
     /// Error text of a failed or interrupted build.
     pub error: Option<String>,
+    /// Path of the build's VM image (`build::vm`); null without one.
+    pub vm_path: Option<String>,
 }
 
 /// One stored log line.
@@ -103,12 +105,13 @@ impl BuildRecord {
             image_path: None,
             failed_step: None,
             error: None,
+            vm_path: None,
         }
     }
 }
 
 const COLUMNS: &str = "id, stack, status, started_at, finished_at, base_key, base_cached, \
-                       image_digest, image_path, failed_step, error";
+                       image_digest, image_path, failed_step, error, json_extract(vm, '$.path')";
 
 fn record(r: &Row<'_>) -> rusqlite::Result<BuildRecord> {
     Ok(BuildRecord {
@@ -123,6 +126,7 @@ fn record(r: &Row<'_>) -> rusqlite::Result<BuildRecord> {
         image_path: r.get(8)?,
         failed_step: r.get(9)?,
         error: r.get(10)?,
+        vm_path: r.get(11)?,
     })
 }
 
@@ -462,8 +466,10 @@ impl Store {
 
     /// Forget a pruned image's path (the build row, log and manifest stay).
     pub fn clear_image_path(&self, id: i64) -> Result<()> {
-        self.conn()
-            .execute("UPDATE builds SET image_path = NULL WHERE id = ?1", [id])?;
+        self.conn().execute(
+            "UPDATE builds SET image_path = NULL, vm = NULL WHERE id = ?1",
+            [id],
+        )?;
         Ok(())
     }
 

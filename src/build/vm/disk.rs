@@ -222,7 +222,12 @@ pub fn write_disk(input: &DiskInput<'_>, out: &Path, log: &mut BuildLog<'_>) -> 
             merged: &merged,
         }),
     )?;
+    let t = std::time::Instant::now();
     run(c, "mkfs.ext4 -d", log)?;
+    log.say(&format!(
+        "root filesystem written in {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
 
     // The GPT and the two filesystems at their offsets.
     let disk =

@@ -213,7 +213,12 @@ pub fn make(
         VmFormat::Raw => raw.clone(),
         VmFormat::Qcow2 => {
             let q = work.join("vm.qcow2");
+            let t = Instant::now();
             disk::to_qcow2(&raw, &q, log)?;
+            log.say(&format!(
+                "converted to compressed qcow2 in {:.1} s",
+                t.elapsed().as_secs_f64()
+            ));
             let _ = std::fs::remove_file(&raw);
             q
         }

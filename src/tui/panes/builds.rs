@@ -74,6 +74,17 @@ pub fn draw(f: &mut Frame, area: Rect, state: &State, theme: &Theme, focused: bo
                 Some(c) => format!("live #{} · {note}", c.release),
                 None => note,
             };
+            // Both artifacts: a build with a VM image says so.
+            let note = match &b.vm_path {
+                Some(p) if b.image_path.is_some() => {
+                    let ext = std::path::Path::new(p)
+                        .extension()
+                        .map(|e| e.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    format!("{note} + vm {ext}")
+                }
+                _ => note,
+            };
             // A build that applied updates (its lock moved) says how many packages.
             let note = match state.applied_updates.get(&b.id) {
                 Some(n) => format!("applied {n} · {note}"),
