@@ -153,6 +153,7 @@ pub fn make(
     let t = Instant::now();
     let kernel = kernel_for(stack, arch)?;
     check_kernel(stack, &base.rootfs, &kernel, arch)?;
+    system::check(stack)?;
     let boot = boot::ensure(paths, base, &kernel, work, log)?;
     log.check_cancel()?;
     let files = disk::boot_files(&boot.upper)?;

@@ -46,6 +46,22 @@ umount /run/drover/seed
 echo "drover-seed: $(wc -l < /run/drover/secrets.env) variable(s) from $dev"
 "#;
 
+/// Refuse a path that fstab(5) and systemd unit lines cannot carry as written: anything
+/// but letters, digits and `/._-+@` (a space splits an fstab field and a unit's path
+/// list; quotes, `$` and `%` are syntax there).
+fn unit_path(what: &str, p: &str) -> Result<()> {
+    match p
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/._-+@".contains(*c)))
+    {
+        Some(c) => bail!(
+            "{what} `{p}` holds {c:?}, which the VM image's fstab and systemd units cannot \
+             carry; use letters, digits and `/._-+@` only (e.g. `/var/lib/app`)"
+        ),
+        None => Ok(()),
+    }
+}
+
 /// `KEY="VALUE"` for a systemd `EnvironmentFile=` (systemd.exec(5): double quotes, with
 /// `\`, `"` and `$` escaped).
 fn env_line(k: &str, v: &str) -> Result<String> {
@@ -115,12 +131,31 @@ fn write(root: &Path, rel: &str, text: &str, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Refuse what the VM's system files cannot carry, before anything is made: a data path
+/// or app dest outside `unit_path`'s characters, an `[env]` value with a line break.
+///
+/// Errors: the first such value, naming its key and the stack file.
+pub fn check(stack: &Stack) -> Result<()> {
+    let file = stack.file.display();
+    if let Some(d) = &stack.data {
+        unit_path("`path` in [data]", &d.path).with_context(|| format!("in {file}"))?;
+    }
+    if let Some(a) = &stack.app {
+        unit_path("`dest` in [app]", &a.dest).with_context(|| format!("in {file}"))?;
+    }
+    for (k, v) in &stack.env {
+        env_line(k, v).with_context(|| format!("in {file}"))?;
+    }
+    Ok(())
+}
+
 /// Write the stack's system files into the empty directory `root` (created with mode
 /// 0755 directories, owned by root like the image's own).
 ///
-/// Errors: an `[env]` value a systemd EnvironmentFile cannot carry (a line break); a
-/// write that fails.
+/// Errors: an `[env]` value a systemd EnvironmentFile cannot carry (a line break), a data
+/// path or app dest a unit cannot (see `unit_path`); a write that fails.
 pub fn write_tree(stack: &Stack, root: &Path) -> Result<()> {
+    check(stack)?;
     let mut fstab = format!("LABEL={ROOT_LABEL} / ext4 rw,errors=remount-ro 0 1\n");
     if let Some(d) = &stack.data {
         let _ = writeln!(
@@ -202,5 +237,14 @@ mod tests {
             "A=\"a\\\"b\\\\c\\$d\"\n"
         );
         assert!(env_line("A", "two\nlines").is_err());
+    }
+
+    #[test]
+    fn paths_units_cannot_carry_are_refused() {
+        assert!(unit_path("p", "/var/lib/app-1.2+x@y").is_ok());
+        for bad in ["/var/lib/my app", "/srv/$(reboot)", "/srv/a'b", "/srv/100%"] {
+            let e = unit_path("`path` in [data]", bad).unwrap_err().to_string();
+            assert!(e.contains("cannot carry"), "{e}");
+        }
     }
 }
