@@ -38,6 +38,7 @@ fn state() -> State {
                 release: None,
                 strategy: drover::stack::Strategy::BlueGreen,
                 last_unavailable_ms: None,
+                tcp: false,
                 problem: None,
             })
             .collect(),

@@ -34,12 +34,21 @@ pub fn run(
         }
     };
     match action {
-        LifecycleAction::Stop => println!(
-            "{stack}: stopped; release {} kept (drained and stopped: {}); the route answers \
-             503 until `drover start {stack}`",
-            r.release,
-            list(&r.stopped_instances)
-        ),
+        LifecycleAction::Stop => {
+            let tcp = crate::stack::load_stack(&paths.config, stack)
+                .is_ok_and(|s| s.protocol == crate::stack::Protocol::Tcp);
+            println!(
+                "{stack}: stopped; release {} kept (drained and stopped: {}); the route {} \
+                 until `drover start {stack}`",
+                r.release,
+                list(&r.stopped_instances),
+                if tcp {
+                    "closes new connections at once"
+                } else {
+                    "answers 503"
+                }
+            )
+        }
         _ => println!(
             "{stack}: release {} serves with {} of {} instance(s): {}",
             r.release,

@@ -156,10 +156,11 @@ impl Protocol {
 }
 
 /// `[deploy] strategy`: how a new release replaces the live one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
     /// Start the new release beside the old one, switch the route once it is healthy,
-    /// drain the old one: no downtime, both run for a moment.
+    /// drain the old one: no downtime, both run for a moment. The default without `[data]`.
+    #[default]
     BlueGreen,
     /// Drain and stop the old release first, then start the new one on the same data:
     /// never two writers, unavailable from the stop until the new release is healthy; on

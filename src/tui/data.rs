@@ -51,6 +51,7 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
         rows.push(StackRow {
             strategy: s.strategy(),
             last_unavailable_ms: store.last_unavailable_ms(&s.name)?,
+            tcp: s.protocol == crate::stack::Protocol::Tcp,
             last_build: store.latest_build(&s.name)?,
             name: s.name,
             description: s.description,
@@ -120,6 +121,7 @@ fn problem_row(store: &Store, name: &str, problem: RowProblem) -> Result<StackRo
         release: live.map(|r| format!("#{}", r.release)),
         strategy: crate::stack::Strategy::BlueGreen,
         last_unavailable_ms: None,
+        tcp: false,
         problem: Some(problem),
     })
 }

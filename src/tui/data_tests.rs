@@ -126,6 +126,7 @@ fn two_stacks() -> State {
         release: None,
         strategy: crate::stack::Strategy::BlueGreen,
         last_unavailable_ms: None,
+        tcp: false,
         problem: None,
     };
     s.set_stacks(vec![row("hello"), row("web")]);

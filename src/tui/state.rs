@@ -99,6 +99,8 @@ pub struct StackRow {
     /// How long the newest recreate left the route without a release, milliseconds
     /// ([`crate::store::Store::last_unavailable_ms`]); `None` before the first.
     pub last_unavailable_ms: Option<f64>,
+    /// `protocol = "tcp"`: its route pipes connections (no HTTP status to answer with).
+    pub tcp: bool,
     /// Why the row has no valid stack file: `Broken` (the file does not parse) or
     /// `Orphaned` (no file, but a release is live); `None` for a loaded stack.
     pub problem: Option<RowProblem>,

@@ -249,6 +249,17 @@ pub fn deploy_sides(
     (from, to)
 }
 
+/// How a deploy replaces the live release, for its confirmation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Replacement {
+    /// Blue-green or recreate.
+    pub strategy: crate::stack::Strategy,
+    /// How long the stack's last recreate left it unavailable, milliseconds.
+    pub last_unavailable_ms: Option<f64>,
+    /// A TCP route (it refuses connections while unavailable, rather than answering 503).
+    pub tcp: bool,
+}
+
 /// The confirmation of a deploy (or a rollback) of `name` from `from` to `to` (`sides`,
 /// both as [`release_text`] or a build) with `replicas` instances, what it `changes`
 /// against the live release ([`crate::diff::Diff::summary`]), the `downgrade` it is and
@@ -261,7 +272,7 @@ pub fn deploy(
     replicas: usize,
     changes: Option<&str>,
     downgrade: Option<&crate::deploy::downgrade::Downgrade>,
-    (strategy, last_unavailable_ms): (crate::stack::Strategy, Option<f64>),
+    how: Replacement,
     req: DeployRequest,
 ) -> Confirm {
     let mut body = vec![
@@ -277,14 +288,21 @@ pub fn deploy(
         body.push(format!("DOWNGRADE {}", d.summary()));
         body.push(format!("          {}", d.examples(3)));
     }
-    if strategy == crate::stack::Strategy::Recreate && from != "nothing deployed" {
-        let how_long = match last_unavailable_ms {
+    if how.strategy == crate::stack::Strategy::Recreate && from != "nothing deployed" {
+        let how_long = match how.last_unavailable_ms {
             Some(ms) => format!("({:.1} s the last time)", ms / 1e3),
             None => "(a few seconds)".to_string(),
         };
         body.extend([
             "strategy  recreate ([data] not shared): the old instances drain".into(),
-            format!("          and stop first; {name} answers 503 until the new ones"),
+            format!(
+                "          and stop first; {name} {} until the new ones",
+                if how.tcp {
+                    "refuses clients"
+                } else {
+                    "answers 503"
+                }
+            ),
             format!("          are healthy {how_long}; if they never are, the old"),
             "          release starts again on the same data.".into(),
         ]);

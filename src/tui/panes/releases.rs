@@ -455,8 +455,10 @@ pub fn deploy(state: &mut State, rollback: bool) {
             .stacks
             .iter()
             .find(|s| s.name == name)
-            .map_or((crate::stack::Strategy::BlueGreen, None), |s| {
-                (s.strategy, s.last_unavailable_ms)
+            .map_or(confirm::Replacement::default(), |s| confirm::Replacement {
+                strategy: s.strategy,
+                last_unavailable_ms: s.last_unavailable_ms,
+                tcp: s.tcp,
             }),
         req,
     )));

@@ -69,6 +69,7 @@ fn state() -> State {
             release: None,
             strategy: crate::stack::Strategy::BlueGreen,
             last_unavailable_ms: None,
+            tcp: false,
             problem: None,
         },
         StackRow {
@@ -80,6 +81,7 @@ fn state() -> State {
             release: None,
             strategy: crate::stack::Strategy::BlueGreen,
             last_unavailable_ms: None,
+            tcp: false,
             problem: None,
         },
     ]);

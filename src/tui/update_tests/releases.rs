@@ -288,6 +288,17 @@ fn a_recreate_deploy_says_the_stack_is_unavailable_until_the_new_release_is_heal
     update(&mut s, key('d'));
     let body = confirm_body(&s).join("\n");
     assert!(body.contains("are healthy (1.3 s the last time)"), "{body}");
+    // A TCP route has no 503 to answer with.
+    let mut s = state();
+    s.set_releases(vec![ReleaseRecord::sample(1, 1, "live")]);
+    s.stacks[0].strategy = crate::stack::Strategy::Recreate;
+    s.stacks[0].tcp = true;
+    update(&mut s, key('d'));
+    let body = confirm_body(&s).join("\n");
+    assert!(
+        body.contains("hello refuses clients until the new ones"),
+        "{body}"
+    );
     // Blue-green (the default) says so, and that the route switches once the new ones
     // are healthy.
     let mut s = state();
