@@ -232,16 +232,24 @@ pub async fn deploy<R: Runtime + Sync>(
         rt.verified(false, &e.to_string());
         return fail(&new, e);
     }
-    if let Some(test) = rt.run_test(&new[0]) {
-        if let Err(output) = test.await {
-            let e = DeployError::TestFailed { output };
-            rt.verified(false, &e.to_string());
-            return fail(&new, e);
+    let tested = match rt.run_test(&new[0]) {
+        Some(test) => {
+            if let Err(output) = test.await {
+                let e = DeployError::TestFailed { output };
+                rt.verified(false, &e.to_string());
+                return fail(&new, e);
+            }
+            true
         }
-    }
+        None => false,
+    };
     rt.verified(
         true,
-        "the first instance passed its health check and the test script",
+        if tested {
+            "the first instance passed its health check and the test script"
+        } else {
+            "the first instance passed its health check (the stack has no test script)"
+        },
     );
     // 2. the other instances.
     for index in 1..plan.replicas.max(1) {
