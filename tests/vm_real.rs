@@ -251,6 +251,23 @@ fn the_demo_boots_as_a_vm_with_its_secret_from_the_seed_and_keeps_its_data_disk(
     assert!(!boot_packages
         .iter()
         .any(|p| p.starts_with("python3-minimal ")));
+    // The VM image's manifest: the image's packages plus the boot layer's, marked.
+    let listed = env.json(&["--json", "manifest", "hello", "--vm"]);
+    let layer_of = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["layer"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        layer_of("systemd-sysv").as_deref(),
+        Some("boot"),
+        "{listed:#}"
+    );
+    assert_eq!(layer_of("python3-minimal").as_deref(), Some("image"));
+    assert!(layer_of("linux-image-cloud-amd64").is_some());
     // The secret is in no image file: not the qcow2, not its raw content.
     let raw = env.root.join("check.raw");
     run_ok(

@@ -211,6 +211,10 @@ pub enum Command {
         /// the Debian packages (JSON: an array of `ecosystem`, `name`, `version`, `location`).
         #[arg(long, conflicts_with = "summary")]
         lang: bool,
+        /// The VM image's packages: the OCI image's plus the boot layer's, each marked
+        /// `image` or `boot` (JSON: an array of `name`, `version`, `layer`).
+        #[arg(long, conflicts_with_all = ["summary", "lang"])]
+        vm: bool,
     },
     /// Pending updates of a stack's newest build (all stacks when none given), with the CVEs
     /// they fix, riskiest first.
@@ -514,6 +518,7 @@ pub fn run(cli: Cli) -> CliResult {
             format,
             summary,
             lang,
+            vm,
         } => {
             let format = match format {
                 Format::Cyclonedx | Format::Spdx => {
@@ -522,7 +527,9 @@ pub fn run(cli: Cli) -> CliResult {
                 _ if json => Format::Json,
                 f => f,
             };
-            let view = if lang {
+            let view = if vm {
+                query::ManifestView::Vm
+            } else if lang {
                 query::ManifestView::Lang
             } else if summary {
                 query::ManifestView::Summary

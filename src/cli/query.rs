@@ -358,6 +358,17 @@ pub enum ManifestView {
     Summary,
     /// The language packages (`--lang`).
     Lang,
+    /// The VM image's packages: the image's and the boot layer's (`--vm`).
+    Vm,
+}
+
+/// One package of a VM image in `manifest --vm`.
+#[derive(Debug, Serialize)]
+struct VmPackage {
+    name: String,
+    version: String,
+    /// `image` (in the OCI image too) or `boot` (added by the boot layer).
+    layer: &'static str,
 }
 
 pub fn manifest(
@@ -372,6 +383,56 @@ pub fn manifest(
     let b = pick_build(&store, name, id, Need::Manifest)?;
     let comps = store.manifest(b.id)?;
     let lang = store.language_packages(b.id)?;
+    if view == ManifestView::Vm {
+        let Some(vm) = store.build_vm(b.id)? else {
+            return Err(CliError::input(format!(
+                "build {} of {name} has no VM image; make one with `drover build {name} --vm`",
+                b.id
+            )));
+        };
+        let vm: serde_json::Value = serde_json::from_str(&vm).map_err(anyhow::Error::from)?;
+        let boot: Vec<(String, String)> = vm["boot_packages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str()?.split_once(' '))
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        // A boot package that replaced an image package (a newer version apt needed)
+        // is listed once, as boot.
+        let mut rows: Vec<VmPackage> = comps
+            .iter()
+            .filter(|c| !boot.iter().any(|(n, _)| *n == c.name))
+            .map(|c| VmPackage {
+                name: c.name.clone(),
+                version: c.version.clone(),
+                layer: "image",
+            })
+            .chain(boot.iter().map(|(n, v)| VmPackage {
+                name: n.clone(),
+                version: v.clone(),
+                layer: "boot",
+            }))
+            .collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        if format == Format::Json {
+            return print_json(&rows);
+        }
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| vec![r.name.clone(), r.version.clone(), r.layer.to_string()])
+            .collect();
+        print!("{}", table(&["PACKAGE", "VERSION", "LAYER"], &cells));
+        println!(
+            "{} packages in the VM image of build {} ({name}): {} from the boot layer, \
+             kernel {}",
+            rows.len(),
+            b.id,
+            boot.len(),
+            vm["kernel"].as_str().unwrap_or("?")
+        );
+        return Ok(());
+    }
     if view == ManifestView::Lang {
         if format == Format::Json {
             return print_json(&lang);
