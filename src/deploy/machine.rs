@@ -232,25 +232,16 @@ pub async fn deploy<R: Runtime + Sync>(
         rt.verified(false, &e.to_string());
         return fail(&new, e);
     }
-    let tested = match rt.run_test(&new[0]) {
-        Some(test) => {
-            if let Err(output) = test.await {
-                let e = DeployError::TestFailed { output };
-                rt.verified(false, &e.to_string());
-                return fail(&new, e);
-            }
-            true
-        }
-        None => false,
+    let (passed, test) = match rt.run_test(&new[0]) {
+        Some(t) => ("its health check and the test script", Some(t.await)),
+        None => ("its health check (the stack has no test script)", None),
     };
-    rt.verified(
-        true,
-        if tested {
-            "the first instance passed its health check and the test script"
-        } else {
-            "the first instance passed its health check (the stack has no test script)"
-        },
-    );
+    if let Some(Err(output)) = test {
+        let e = DeployError::TestFailed { output };
+        rt.verified(false, &e.to_string());
+        return fail(&new, e);
+    }
+    rt.verified(true, &format!("the first instance passed {passed}"));
     // 2. the other instances.
     for index in 1..plan.replicas.max(1) {
         match rt.start(index) {
