@@ -2,7 +2,8 @@
 //! `qemu-system-x86_64` (UEFI with OVMF; KVM when it boots firmware, else TCG) with a NoCloud
 //! seed made by `cloud-localds` carrying the secret and a data disk labelled `drover-data`,
 //! waits for the health path through a forwarded 127.0.0.1 port, checks the secret reached
-//! the app and is in no image file, then boots a replaced VM (a fresh overlay of the same
+//! the app and is in no image file, powers it off (ACPI, as a platform does), then boots a
+//! replaced VM (a fresh overlay of the same
 //! image) on the same data disk and checks the data survived. Also: a kernel the
 //! repositories do not have and a `[vm] size` too small are refused before anything is
 //! written. Needs root, the Debian mirror and `.ci/setup`'s packages.
@@ -124,6 +125,28 @@ fn kvm_usable(scratch: &Path) -> bool {
 struct Vm {
     child: Child,
     console: PathBuf,
+    monitor: PathBuf,
+}
+
+impl Vm {
+    /// Press the power button (ACPI, through QEMU's monitor) and wait for the guest to
+    /// shut down, as a platform stops a VM it replaces: the data disk is then clean.
+    fn power_off(mut self, limit: Duration) {
+        use std::io::Write;
+        let mut m = std::os::unix::net::UnixStream::connect(&self.monitor).unwrap();
+        m.write_all(b"system_powerdown\n").unwrap();
+        let t = Instant::now();
+        while t.elapsed() < limit {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!(
+            "the VM did not power off in {limit:?}; console:\n{}",
+            console(&self)
+        );
+    }
 }
 
 impl Drop for Vm {
@@ -149,6 +172,7 @@ fn boot(image: &Path, seed: &Path, data: &Path, port: u16, n: u32, kvm: bool) ->
     let vars = scratch.join("vars.fd");
     std::fs::copy(OVMF_VARS, &vars).unwrap();
     let console = scratch.join("console.log");
+    let monitor = scratch.join("monitor.sock");
     let accel: &[&str] = if kvm {
         &["-accel", "kvm", "-cpu", "host"]
     } else {
@@ -192,11 +216,17 @@ fn boot(image: &Path, seed: &Path, data: &Path, port: u16, n: u32, kvm: bool) ->
         .args(["-device", "virtio-net-pci,netdev=n,romfile="])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
+        .arg("-monitor")
+        .arg(format!("unix:{},server,nowait", monitor.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("run qemu-system-x86_64 (run .ci/setup)");
-    Vm { child, console }
+    Vm {
+        child,
+        console,
+        monitor,
+    }
 }
 
 /// Wait for the health path; the seconds it took.
@@ -315,7 +345,7 @@ fn the_demo_boots_as_a_vm_with_its_secret_from_the_seed_and_keeps_its_data_disk(
         "{out}"
     );
     assert!(!out.contains(SECRET), "the secret was printed");
-    drop(first);
+    first.power_off(limit);
 
     // A replaced VM: a fresh overlay of the same image, the same data disk.
     let mut second = boot(&image, &seed, &data, port, 2, kvm);
@@ -325,7 +355,7 @@ fn the_demo_boots_as_a_vm_with_its_secret_from_the_seed_and_keeps_its_data_disk(
         out.contains("boots so far: 2"),
         "the data disk did not survive:\n{out}"
     );
-    drop(second);
+    second.power_off(limit);
     println!(
         "VM image: build {build_secs:.1} s (VM step {:.1} s, {} bytes qcow2); boot to healthy \
          {healthy:.1} s, {healthy2:.1} s ({})",
