@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use drover_env::{run_ok, Env};
 use template_stacks::{free_port, get};
 
-const SECRET: &str = "vm-s3cret-9f2d71c4";
+/// With the characters a systemd EnvironmentFile would eat (`\`, `"`, `$`): the VM must
+/// get it literally, as an instance does.
+const SECRET: &str = r#"vm-s3cret\9f"2d$71c4"#;
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
@@ -65,7 +67,12 @@ fn setup() -> Env {
     std::fs::write(&file, format!("{text}\n[vm]\nenabled = true\n")).unwrap();
     let secrets = env.root.join("config/secrets");
     std::fs::create_dir_all(&secrets).unwrap();
-    std::fs::write(secrets.join("hello.env"), format!("HELLO_TOKEN={SECRET}\n")).unwrap();
+    // An undeclared name (PATH would break the app) is not taken from the seed.
+    std::fs::write(
+        secrets.join("hello.env"),
+        format!("# the demo's token\n  HELLO_TOKEN={SECRET}\nPATH=/nonexistent\n"),
+    )
+    .unwrap();
     env
 }
 

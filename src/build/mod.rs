@@ -316,6 +316,10 @@ fn steps(
         ));
     }
     let arch = base::host_arch()?;
+    if opts.vm || stack.vm.enabled {
+        // What the VM image cannot carry is refused now, not after the OCI image.
+        vm::kernel_for(stack, &arch).and_then(|_| vm::system::check(stack))?;
+    }
 
     // 1. Base.
     begin(log, state, Step::Base, "OS and system packages")?;

@@ -35,6 +35,8 @@ pub struct PruneReport {
     pub deps_removed: Vec<String>,
     /// Bytes freed by removing them (their layer blobs).
     pub deps_bytes: u64,
+    /// VM boot layer keys removed (their base was removed: `crate::build::vm::boot`).
+    pub vm_boot_removed: Vec<String>,
     /// Cached .debs removed (no kept build's lock and no stack's lock file names them).
     pub debs_removed: usize,
     /// Bytes freed by removing them.
@@ -132,6 +134,7 @@ pub fn prune(paths: &Paths, store: &Store, keep: usize) -> Result<PruneReport> {
     }
     let deps_keep: HashSet<String> = store.deps_keys_in_use()?.into_iter().collect();
     (report.deps_removed, report.deps_bytes) = super::deps::prune(paths, &deps_keep);
+    report.vm_boot_removed = super::vm::boot::prune(paths);
     // .debs that a running build may have just added are kept (younger than an hour).
     let mut keep = debs_in_use(paths, store)?;
     if let Ok(rd) = std::fs::read_dir(paths.debs()) {

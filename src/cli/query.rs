@@ -571,6 +571,7 @@ pub fn prune(paths: &Paths, keep: Option<usize>, json: bool) -> CliResult {
             "removed": rows,
             "bases_removed": report.bases_removed,
             "deps_removed": report.deps_removed,
+            "vm_boot_removed": report.vm_boot_removed,
             "debs_removed": report.debs_removed,
             "bytes_freed": rows.iter().map(|r| r.bytes).sum::<u64>() + report.base_bytes + report.deps_bytes + report.deb_bytes,
         }));

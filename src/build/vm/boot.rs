@@ -192,6 +192,39 @@ fn make(
     Ok(())
 }
 
+/// Remove the boot layers whose base is no longer cached (`prune` removed it: a boot layer
+/// is only ever used over its own base), skipping any a running build holds locked.
+/// Returns the keys removed.
+pub fn prune(paths: &Paths) -> Vec<String> {
+    let root = paths.vm().join("boot");
+    let mut removed = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&root) else {
+        return removed;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with(".lock") {
+            continue;
+        }
+        let base_key = std::fs::read_to_string(e.path().join("boot.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<BootInfo>(&t).ok())
+            .map(|i| i.base_key);
+        if base_key.is_some_and(|k| paths.bases().join(k).is_dir()) {
+            continue;
+        }
+        let lock_path = root.join(format!("{name}.lock"));
+        let free = File::create(&lock_path)
+            .map(|f| f.try_lock().is_ok())
+            .unwrap_or(false);
+        if free && std::fs::remove_dir_all(e.path()).is_ok() {
+            let _ = std::fs::remove_file(&lock_path);
+            removed.push(name);
+        }
+    }
+    removed
+}
+
 /// Remove boot layers left by dead builds (`.tmp-KEY-PID`) whose key lock is free.
 pub fn clean_stale(paths: &Paths) {
     let root = paths.vm().join("boot");

@@ -35,36 +35,48 @@ pub struct BootFiles {
     pub version: String,
 }
 
-/// Find the kernel, its initrd and systemd-boot in `boot_upper` (the boot layer's tree).
+/// Find the kernel, its initrd and systemd-boot in `trees` (the boot layer's, then the
+/// base's: a stack may list the kernel in `packages`), taking the newest kernel of the
+/// first tree that has one (Debian version order: `6.1.0-10` after `6.1.0-9`).
 ///
 /// Errors: any of the three missing (the boot layer is incomplete).
-pub fn boot_files(boot_upper: &Path) -> Result<BootFiles> {
-    let boot = boot_upper.join("boot");
-    let mut versions: Vec<String> = std::fs::read_dir(&boot)
-        .with_context(|| format!("the boot layer has no {}", boot.display()))?
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("vmlinuz-"))
-                .map(str::to_string)
-        })
-        .collect();
-    versions.sort();
-    let Some(version) = versions.pop() else {
-        bail!("the boot layer has no kernel in /boot (vmlinuz-*)");
+pub fn boot_files(trees: &[&Path]) -> Result<BootFiles> {
+    let kernels = |boot: &Path| -> Vec<String> {
+        std::fs::read_dir(boot)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("vmlinuz-"))
+                    .map(str::to_string)
+            })
+            .collect()
     };
-    let initrd = boot.join(format!("initrd.img-{version}"));
-    if !initrd.is_file() {
-        bail!("the boot layer has no initrd for kernel {version} (initramfs-tools did not run)");
-    }
-    let loader = boot_upper.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi");
-    if !loader.is_file() {
-        bail!(
-            "the boot layer has no systemd-boot EFI binary ({})",
-            loader.display()
-        );
-    }
+    let Some((boot, mut versions)) = trees
+        .iter()
+        .map(|t| (t.join("boot"), kernels(&t.join("boot"))))
+        .find(|(_, v)| !v.is_empty())
+    else {
+        bail!("the image has no kernel in /boot (vmlinuz-*): the boot layer is incomplete");
+    };
+    versions.sort_by(|a, b| match (a.parse::<debversion::Version>(), b.parse()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    });
+    let version = versions.pop().unwrap_or_default();
+    let Some(initrd) = trees
+        .iter()
+        .map(|t| t.join(format!("boot/initrd.img-{version}")))
+        .find(|p| p.is_file())
+    else {
+        bail!("the image has no initrd for kernel {version} (initramfs-tools did not run)");
+    };
+    let rel = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+    let Some(loader) = trees.iter().map(|t| t.join(rel)).find(|p| p.is_file()) else {
+        bail!("the image has no systemd-boot EFI binary (/{rel})");
+    };
     Ok(BootFiles {
         kernel: boot.join(format!("vmlinuz-{version}")),
         initrd,
@@ -76,10 +88,21 @@ pub fn boot_files(boot_upper: &Path) -> Result<BootFiles> {
 /// Disk usage in bytes of the trees (`du -sx -B1`, summed): what the root filesystem must
 /// hold, counted in blocks (an overestimate where layers overlap).
 pub fn tree_bytes(trees: &[&Path]) -> Result<u64> {
+    du_sum(trees, "-B1")
+}
+
+/// The number of inodes (files, directories, links) of the trees (`du -sx --inodes`,
+/// summed): ext4's default of one inode per 16 KiB runs out on trees of small files
+/// (`node_modules`, a venv).
+pub fn tree_inodes(trees: &[&Path]) -> Result<u64> {
+    du_sum(trees, "--inodes")
+}
+
+fn du_sum(trees: &[&Path], unit: &str) -> Result<u64> {
     let mut total = 0;
     for t in trees {
         let out = Command::new("du")
-            .args(["-sx", "-B1"])
+            .args(["-sx", unit])
             .arg(t)
             .stderr(Stdio::null())
             .output()
@@ -146,6 +169,8 @@ pub struct DiskInput<'a> {
     pub boot: &'a BootFiles,
     /// Sizes.
     pub layout: Layout,
+    /// Inodes the tree needs ([`tree_inodes`]); the filesystem gets 20 % and 16384 more.
+    pub inodes: u64,
     /// The root partition's GPT UUID (the kernel finds its root by it).
     pub part_uuid: &'a str,
     /// A scratch directory (removed by the caller).
@@ -209,7 +234,10 @@ pub fn write_disk(input: &DiskInput<'_>, out: &Path, log: &mut BuildLog<'_>) -> 
         std::fs::create_dir_all(d)?;
     }
     let mut c = Command::new("mkfs.ext4");
-    c.args(["-q", "-F", "-L", ROOT_LABEL, "-d"])
+    let inodes = input.inodes + input.inodes / 5 + 16384;
+    c.args(["-q", "-F", "-L", ROOT_LABEL, "-N"])
+        .arg(inodes.to_string())
+        .arg("-d")
         .arg(&merged)
         .arg(&rootfs)
         .arg(format!("{}M", input.layout.root_mib));

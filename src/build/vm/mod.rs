@@ -156,16 +156,23 @@ pub fn make(
     system::check(stack)?;
     let boot = boot::ensure(paths, base, &kernel, work, log)?;
     log.check_cancel()?;
-    let files = disk::boot_files(&boot.upper)?;
+    let files = disk::boot_files(&[&boot.upper, &base.rootfs])?;
     let sys = work.join("vm-system");
     std::fs::create_dir_all(&sys)?;
     system::write_tree(stack, &sys)?;
+    let above: Vec<&Path> = [Some(trees.app), trees.deps]
+        .into_iter()
+        .flatten()
+        .collect();
+    system::merge_over_boot(&sys, &above, &boot.upper)?;
 
     let mut lowers: Vec<&Path> = vec![&sys, trees.app];
     lowers.extend(trees.deps);
     lowers.push(&boot.upper);
     lowers.push(&base.rootfs);
-    let tree = disk::tree_bytes(&lowers)?;
+    let inodes = disk::tree_inodes(&lowers)?;
+    // The inode tables (256 bytes an inode, with mkfs's 20 % more) count as tree.
+    let tree = disk::tree_bytes(&lowers)? + inodes * 310;
     let min = disk::Layout::min_root_mib(tree);
     let layout = match stack.vm.size {
         None => disk::Layout::default_for(tree),
@@ -201,6 +208,7 @@ pub fn make(
             lowers: &lowers,
             boot: &files,
             layout,
+            inodes,
             part_uuid: &part_uuid(&stack.name, build_id),
             scratch: &scratch,
         },

@@ -20,15 +20,20 @@ pub const DATA_LABEL: &str = "drover-data";
 pub const SECRETS_FILE: &str = "/run/drover/secrets.env";
 
 /// The first-boot reader of the NoCloud seed (a vfat or ISO 9660 volume labelled `cidata`
-/// or `CIDATA`, as `cloud-localds` makes it; looked for during 30 s): `drover.env` when the seed has one, else
-/// the `KEY=VALUE` lines of `user-data` (so `cloud-localds seed.img secrets.env` works),
-/// copied 0600 to [`SECRETS_FILE`]. A VM without a seed starts without secrets.
+/// or `CIDATA`, as `cloud-localds` makes it; looked for during 30 s): `drover.env` when
+/// the seed has one, else its `user-data` (so `cloud-localds seed.img secrets.env` works),
+/// read as the secrets file is for instances (`crate::deploy::secrets`: `NAME=value`
+/// lines, trimmed, the value literal), keeping only the stack's declared `secrets`, each
+/// written quoted for systemd to [`SECRETS_FILE`] (RAM, 0600). `@NAMES@` is replaced by
+/// the declared names. A VM without a seed starts without secrets.
 const SEED_SCRIPT: &str = r#"#!/bin/sh
-# drover: copy the secrets of a NoCloud seed into RAM (never onto a disk).
-set -eu
+# drover: copy the declared secrets of a NoCloud seed into RAM (never onto a disk).
+set -u
+names="@NAMES@"
 mkdir -p -m 0700 /run/drover
 umask 077
-: > /run/drover/secrets.env
+out=/run/drover/secrets.env
+: > "$out"
 dev=""
 # blkid reads the disks itself: no wait for udev's by-label links (slow on emulated CPUs).
 for i in $(seq 1 60); do
@@ -38,12 +43,24 @@ for i in $(seq 1 60); do
 done
 if [ -z "$dev" ]; then echo "drover-seed: no seed volume (label cidata): no secrets"; exit 0; fi
 mkdir -p /run/drover/seed
-mount -o ro "$dev" /run/drover/seed
-if [ -f /run/drover/seed/drover.env ]; then src=/run/drover/seed/drover.env
-else src=/run/drover/seed/user-data; fi
-if [ -f "$src" ]; then grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$src" > /run/drover/secrets.env || true; fi
+if ! mount -o ro "$dev" /run/drover/seed; then echo "drover-seed: cannot mount $dev"; exit 0; fi
+src=/run/drover/seed/user-data
+[ -f /run/drover/seed/drover.env ] && src=/run/drover/seed/drover.env
+n=0
+if [ -f "$src" ]; then
+  head -c 1048576 "$src" | while IFS= read -r line || [ -n "$line" ]; do
+    line=$(printf '%s' "$line" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
+    case "$line" in ''|'#'*) continue ;; *=*) ;; *) continue ;; esac
+    key=$(printf '%s' "${line%%=*}" | sed 's/[[:space:]]*$//')
+    case " $names " in *" $key "*) ;; *) continue ;; esac
+    value=$(printf '%s' "${line#*=}" | sed 's/[\\"$`]/\\&/g')
+    printf '%s="%s"
+' "$key" "$value" >> "$out"
+  done
+  n=$(wc -l < "$out")
+fi
 umount /run/drover/seed
-echo "drover-seed: $(wc -l < /run/drover/secrets.env) variable(s) from $dev"
+echo "drover-seed: $n of the declared secret(s) from $dev"
 "#;
 
 /// Refuse a path that fstab(5) and systemd unit lines cannot carry as written: anything
@@ -79,9 +96,11 @@ fn env_line(k: &str, v: &str) -> Result<String> {
 fn app_unit(stack: &Stack) -> String {
     let mut u = String::from(
         "[Unit]\nDescription=drover stack (boot, then run)\n\
-         Wants=network-online.target\nAfter=network-online.target drover-seed.service\n\
-         Requires=drover-seed.service\n",
+         Wants=network-online.target\nAfter=network-online.target\n",
     );
+    if !stack.secrets.is_empty() {
+        u.push_str("After=drover-seed.service\nRequires=drover-seed.service\n");
+    }
     if let Some(d) = &stack.data {
         // A `nofail` mount is not ordered before local-fs.target: wait for it here.
         let _ = writeln!(u, "RequiresMountsFor={}", d.path);
@@ -191,13 +210,25 @@ pub fn write_tree(stack: &Stack, root: &Path) -> Result<()> {
         env.push_str(&env_line(k, v)?);
     }
     write(root, "etc/drover/vm.env", &env, 0o644)?;
-    write(root, "usr/local/lib/drover/seed", SEED_SCRIPT, 0o755)?;
-    write(
-        root,
-        "etc/systemd/system/drover-seed.service",
-        SEED_UNIT,
-        0o644,
-    )?;
+    // systemd-resolved's stub: the build sandbox binds the host's resolv.conf, so the
+    // package could not put its link in place.
+    let resolv = root.join("etc/resolv.conf");
+    let _ = std::fs::remove_file(&resolv);
+    symlink("../run/systemd/resolve/stub-resolv.conf", &resolv)?;
+    // The seed is read only by a stack that declares secrets (a boot without it would
+    // wait for a seed volume for nothing).
+    let mut units = vec!["drover-app.service"];
+    if !stack.secrets.is_empty() {
+        let script = SEED_SCRIPT.replace("@NAMES@", &stack.secrets.join(" "));
+        write(root, "usr/local/lib/drover/seed", &script, 0o755)?;
+        write(
+            root,
+            "etc/systemd/system/drover-seed.service",
+            SEED_UNIT,
+            0o644,
+        )?;
+        units.push("drover-seed.service");
+    }
     write(
         root,
         "etc/systemd/system/drover-app.service",
@@ -206,12 +237,65 @@ pub fn write_tree(stack: &Stack, root: &Path) -> Result<()> {
     )?;
     let wants = root.join("etc/systemd/system/multi-user.target.wants");
     std::fs::create_dir_all(&wants)?;
-    for unit in ["drover-seed.service", "drover-app.service"] {
+    for unit in units {
         symlink(format!("/etc/systemd/system/{unit}"), wants.join(unit))?;
     }
     // Directories as the image has them (an overlay takes a directory's metadata from the
     // topmost layer that has it).
     dirs_0755(root)
+}
+
+/// Files that several layers write and the VM needs whole: the user databases (the boot
+/// layer adds `messagebus`, `systemd-network`; a build script may add the app's user) and
+/// dpkg's status (the boot layer adds the kernel; a build script may `apt-get install`).
+const MERGED_FILES: &[(&str, &str)] = &[
+    ("etc/passwd", "\n"),
+    ("etc/group", "\n"),
+    ("etc/shadow", "\n"),
+    ("etc/gshadow", "\n"),
+    ("var/lib/dpkg/status", "\n\n"),
+];
+
+/// The name an entry of a [`MERGED_FILES`] file is known by: the first `:` field of a
+/// user database line, the `Package:` of a dpkg status paragraph.
+fn entry_name(entry: &str) -> &str {
+    match entry.strip_prefix("Package: ") {
+        Some(rest) => rest.lines().next().unwrap_or(rest),
+        None => entry.split(':').next().unwrap_or(entry),
+    }
+}
+
+/// For each of [`MERGED_FILES`] that a layer above the boot layer (`above`, top first:
+/// the app's, the deps') rewrote, and so hides the boot layer's: write into `root` that
+/// layer's file plus the boot layer's entries it lacks (by name), so the VM has both.
+///
+/// Errors: a file that cannot be read or written.
+pub fn merge_over_boot(root: &Path, above: &[&Path], boot: &Path) -> Result<()> {
+    for (rel, sep) in MERGED_FILES {
+        let Some(top) = above.iter().map(|d| d.join(rel)).find(|p| p.is_file()) else {
+            continue;
+        };
+        let Ok(under) = std::fs::read_to_string(boot.join(rel)) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&top)
+            .with_context(|| format!("cannot read {}", top.display()))?;
+        let mut out = text.trim_end_matches('\n').to_string();
+        let have: std::collections::HashSet<&str> = text
+            .split(sep)
+            .map(|e| entry_name(e.trim_start()))
+            .collect();
+        for e in under.split(sep).map(str::trim).filter(|e| !e.is_empty()) {
+            if !have.contains(entry_name(e)) {
+                out.push_str(sep);
+                out.push_str(e);
+            }
+        }
+        out.push('\n');
+        let mode = std::fs::metadata(&top)?.permissions().mode() & 0o7777;
+        write(root, rel, &out, mode)?;
+    }
+    Ok(())
 }
 
 fn dirs_0755(dir: &Path) -> Result<()> {
@@ -237,6 +321,41 @@ mod tests {
             "A=\"a\\\"b\\\\c\\$d\"\n"
         );
         assert!(env_line("A", "two\nlines").is_err());
+    }
+
+    #[test]
+    fn user_databases_and_dpkg_status_keep_the_boot_layers_entries() {
+        let t = tempfile::tempdir().unwrap();
+        let (root, app, boot) = (t.path().join("r"), t.path().join("a"), t.path().join("b"));
+        for (dir, passwd, status) in [
+            (
+                &app,
+                "root:x:0:0::/root:/bin/sh\napp:x:999:999::/:/bin/false\n",
+                "Package: python3\nStatus: ok\n\nPackage: curl\nStatus: ok\n",
+            ),
+            (
+                &boot,
+                "root:x:0:0::/root:/bin/sh\nmessagebus:x:100:101::/:/bin/false\n",
+                "Package: python3\nStatus: ok\n\nPackage: systemd\nStatus: ok\n",
+            ),
+        ] {
+            std::fs::create_dir_all(dir.join("etc")).unwrap();
+            std::fs::create_dir_all(dir.join("var/lib/dpkg")).unwrap();
+            std::fs::write(dir.join("etc/passwd"), passwd).unwrap();
+            std::fs::write(dir.join("var/lib/dpkg/status"), status).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        merge_over_boot(&root, &[&app], &boot).unwrap();
+        let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+        assert_eq!(
+            passwd,
+            "root:x:0:0::/root:/bin/sh\napp:x:999:999::/:/bin/false\nmessagebus:x:100:101::/:/bin/false\n"
+        );
+        let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+        assert_eq!(status.matches("Package: python3").count(), 1, "{status}");
+        assert!(status.contains("Package: curl") && status.contains("Package: systemd"));
+        // Nothing above rewrote the group file: nothing written.
+        assert!(!root.join("etc/group").exists());
     }
 
     #[test]
