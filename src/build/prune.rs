@@ -92,7 +92,11 @@ pub fn prune(paths: &Paths, store: &Store, keep: usize) -> Result<PruneReport> {
                 .and_then(|v| v["path"].as_str().map(str::to_string))
             {
                 bytes += std::fs::metadata(&vm_path).map(|m| m.len()).unwrap_or(0);
-                let _ = std::fs::remove_file(&vm_path);
+                match std::fs::remove_file(&vm_path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(anyhow::anyhow!("cannot remove {vm_path}: {e}")),
+                }
             }
             match std::fs::remove_file(&path) {
                 Ok(()) => {}

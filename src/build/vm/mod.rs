@@ -80,15 +80,28 @@ pub fn kernel_for(stack: &Stack, arch: &str) -> Result<String> {
 pub fn check_kernel(stack: &Stack, base_rootfs: &Path, kernel: &str, arch: &str) -> Result<()> {
     let lists = base_rootfs.join("var/lib/apt/lists");
     let needle = format!("\nPackage: {kernel}\n");
-    let found = std::fs::read_dir(&lists)
-        .with_context(|| format!("cannot read {}", lists.display()))?
+    let indexes: Vec<PathBuf> = std::fs::read_dir(&lists)
+        .into_iter()
+        .flatten()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
-        .any(|e| {
-            std::fs::read_to_string(e.path())
-                .map(|t| format!("\n{t}").contains(&needle))
-                .unwrap_or(false)
-        });
+        .map(|e| e.path())
+        .collect();
+    if indexes.is_empty() {
+        bail!(
+            "the base of {} has no Packages indexes (it was made offline from the .deb \
+             cache), so the kernel cannot be looked up and the boot layer cannot be \
+             installed; nothing was written. Build once with the network \
+             (`drover build {} --vm`)",
+            stack.name,
+            stack.name
+        );
+    }
+    let found = indexes.iter().any(|p| {
+        std::fs::read_to_string(p)
+            .map(|t| format!("\n{t}").contains(&needle))
+            .unwrap_or(false)
+    });
     if !found {
         bail!(
             "`kernel` in [vm] of {}: no package `{kernel}` in the Packages indexes of the \
