@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover_env::{run_ok, Env};
+use drover_env::{copy_dir, run_ok, Env};
 use template_stacks::{free_port, get};
 
 /// With the characters a systemd EnvironmentFile would eat (`\`, `"`, `$`): the VM must
@@ -28,19 +28,6 @@ use template_stacks::{free_port, get};
 const SECRET: &str = r#"vm-s3cret\9f"2d$71c4"#;
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), &dst).unwrap();
-        }
-    }
-}
 
 /// The demo stack with `[vm]` on, its boot script counting boots on the data disk and
 /// saying (not printing) whether the secret arrived, and its secrets file.

@@ -321,7 +321,13 @@ fn make(
 
 /// Remove deps directories left by dead builds (`.tmp-KEY-PID`) whose key lock is free.
 pub fn clean_stale(paths: &Paths) {
-    let Ok(rd) = std::fs::read_dir(paths.deps()) else {
+    clean_stale_in(&paths.deps());
+}
+
+/// Remove the `.tmp-KEY-PID` directories of `dir` whose `KEY.lock` is free (their build
+/// died): the layout of the deps and VM boot layer caches.
+pub(super) fn clean_stale_in(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
     for e in rd.flatten() {
@@ -330,7 +336,7 @@ pub fn clean_stale(paths: &Paths) {
             continue;
         };
         let key = rest.split('-').next().unwrap_or_default();
-        if let Ok(lock) = File::create(paths.deps().join(format!("{key}.lock"))) {
+        if let Ok(lock) = File::create(dir.join(format!("{key}.lock"))) {
             if lock.try_lock().is_ok() {
                 let _ = std::fs::remove_dir_all(e.path());
             }

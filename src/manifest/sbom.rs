@@ -64,7 +64,7 @@ pub fn purl(c: &Component, suite: &str) -> String {
 }
 
 /// A stable UUID (RFC 4122 layout, version 4 bits) derived from `seed`.
-fn uuid_from(seed: &str) -> String {
+pub(crate) fn uuid_from(seed: &str) -> String {
     let h = Sha256::digest(seed.as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);

@@ -54,6 +54,20 @@ impl Env {
     }
 }
 
+/// Copy the directory tree `from` to `to` (created), files and directories only.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
 /// Run `cmd`, require success, return its stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd

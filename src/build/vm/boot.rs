@@ -227,21 +227,5 @@ pub fn prune(paths: &Paths) -> Vec<String> {
 
 /// Remove boot layers left by dead builds (`.tmp-KEY-PID`) whose key lock is free.
 pub fn clean_stale(paths: &Paths) {
-    let root = paths.vm().join("boot");
-    let Ok(rd) = std::fs::read_dir(&root) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(".tmp-") else {
-            continue;
-        };
-        let key = rest.split('-').next().unwrap_or_default();
-        let free = File::create(root.join(format!("{key}.lock")))
-            .map(|f| f.try_lock().is_ok())
-            .unwrap_or(false);
-        if free {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
+    super::super::deps::clean_stale_in(&paths.vm().join("boot"));
 }

@@ -114,23 +114,9 @@ pub fn check_kernel(stack: &Stack, base_rootfs: &Path, kernel: &str, arch: &str)
     Ok(())
 }
 
-/// A stable GPT partition UUID for one build (RFC 4122 layout, from a hash: the same
-/// build always gets the same).
+/// A stable GPT partition UUID for one build (the same build always gets the same).
 fn part_uuid(stack: &str, build_id: i64) -> String {
-    let h = Sha256::digest(format!("drover-vm-root\0{stack}\0{build_id}").as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&h[..16]);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let x = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    crate::manifest::sbom::uuid_from(&format!("drover-vm-root\0{stack}\0{build_id}"))
 }
 
 /// The layers of the image above the base, top first: the app layer's upper tree, then
