@@ -1007,6 +1007,51 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         );
     }
 
+    // Issue #13: a stack file broken while live still rolls back, is restored by a new
+    // agent and scales, from the definition the live release was deployed with (kept in
+    // the store); a plain deploy is refused and says that a rollback works.
+    let good = std::fs::read_to_string(&stack_file).unwrap();
+    std::fs::write(&stack_file, "name = \"hello\"\n[base\n").unwrap();
+    let refused = env.drover(&["deploy", "hello"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("hello.toml:2:") && err.contains("`drover rollback hello` works"),
+        "{err}"
+    );
+    let live_before = env.stack_status()["live_release"].as_i64().unwrap();
+    // (To release 1's v1: the plain previous release is the one answering 500 that the
+    // watch window rolled back above.)
+    let rb = env.json(&["rollback", "hello", "--to", "1", "--json"]);
+    assert_eq!(rb["rollback_of"], 1, "{rb}");
+    assert!(
+        rb["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains(&format!(
+                "the definition release #{live_before} was deployed with"
+            ))),
+        "{rb}"
+    );
+    assert_eq!(
+        get(port, "/").unwrap(),
+        (200, "hello from drover demo v1.0.0\n".to_string())
+    );
+    kill_agent(&env);
+    let s = env.stack_status();
+    assert_eq!(s["live_release"], rb["release"], "{s}");
+    assert_eq!(
+        healthy_live(&s).len(),
+        1,
+        "restored from the kept definition: {s}"
+    );
+    let two = env.json(&["scale", "hello", "2", "--json"]);
+    assert_eq!(two["instances"].as_array().unwrap().len(), 2, "{two}");
+    assert_eq!(get(port, "/").unwrap().0, 200);
+    env.json(&["scale", "hello", "1", "--json"]);
+    std::fs::write(&stack_file, &good).unwrap();
+
     // Recreate: with the data volume no longer `shared`, a deploy stops the old release
     // before the new one starts on the same data (never two writers); 2 replicas are
     // refused; a new release that never becomes healthy brings the previous one back on

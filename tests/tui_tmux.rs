@@ -599,6 +599,57 @@ fn console_end_to_end() {
             "still pending after r and b: {u}"
         );
     }
+
+    // --- Issue #13: the deploy confirmation says what the change does (from the diff of
+    // the live release and the plain build); deploy it.
+    env.keys(d, &["5", "d"]);
+    let t = env.wait_for(
+        d,
+        "the deploy question with its changes",
+        |t| t.contains("Deploy hello?") && t.contains("changes   "),
+        10,
+    );
+    assert!(t.contains(&format!("to        build #{plain}, ")), "{t}");
+    assert!(t.contains("CVE") && t.contains("undoes 0"), "{t}");
+    env.keys(d, &["y"]);
+    env.wait_for(
+        d,
+        "release #2 live",
+        |t| t.contains("live #2  1/1 healthy"),
+        120,
+    );
+    // --- A stack file broken while live: its row says so, and R still rolls back (from
+    // the definition release #2 was deployed with); the route serves the rollback.
+    let file = env.root.join("config/stacks/hello.toml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, "name = \"hello\"\n[base\n").unwrap();
+    env.keys(d, &["1"]);
+    env.wait_for(d, "the broken row", |t| t.contains("broken"), 15);
+    env.keys(d, &["5", "R"]);
+    let t = env.wait_for(
+        d,
+        "the rollback question",
+        |t| t.contains("Roll back hello?"),
+        10,
+    );
+    // Back to release #1's build, which undoes the fixes the plain build carried.
+    assert!(t.contains("to        release #1"), "{t}");
+    if versions(plain) != versions(first) {
+        assert!(t.contains("DOWNGRADE"), "{t}");
+    }
+    env.keys(d, &["y"]);
+    env.wait_for(
+        d,
+        "release #3 live",
+        |t| t.contains("live #3  1/1 healthy"),
+        120,
+    );
+    let out = env.drover(&["releases", "hello", "--json"]);
+    let rel: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rel[0]["release"], 3, "{rel}");
+    assert_eq!(rel[0]["rollback_of"], 1, "{rel}");
+    assert_eq!(http::get(port, "/").map(|r| r.0).ok(), Some(200));
+    std::fs::write(&file, good).unwrap();
     env.keys(d, &["q", "q"]);
     env.wait_for(d, "the exit", |t| t.contains("EXITED 0"), 15);
     let out = env.drover(&["agent", "stop"]);

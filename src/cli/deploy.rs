@@ -131,7 +131,11 @@ pub fn deploy_links_first(paths: &Paths, stack: &str, timeout: u64, grace: u64) 
 /// `drover deploy STACK` / `drover rollback STACK`: [`crate::deploy::client::deploy`]
 /// (bad requests fail before the agent starts), then the outcome.
 pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: bool) -> CliResult {
-    super::build::load_stack(paths, stack)?;
+    // A rollback works on a broken (or deleted) stack file from the definition the live
+    // release was deployed with; the agent says so in the report's warnings.
+    let store = crate::build::select::open_store(paths)?;
+    crate::deploy::definition::load(&paths.config, &store, stack, rollback)
+        .map_err(|diags| CliError::input(diags.to_string()))?;
     let req = DeployRequest {
         stack: stack.to_string(),
         build: a.build,
@@ -144,7 +148,6 @@ pub fn deploy(paths: &Paths, stack: &str, rollback: bool, a: DeployArgs, json: b
     };
     // A downgrade is refused (deploy) or said (rollback, the emergency key) before the
     // agent starts; a request the plan rejects is reported by the deploy call below.
-    let store = crate::build::select::open_store(paths)?;
     if let Ok(target) = crate::deploy::plan::check(&store, &req)? {
         if let Some(d) = crate::deploy::downgrade::downgrade(&store, stack, target.build_id)? {
             if rollback || a.allow_downgrade {
@@ -267,8 +270,9 @@ pub fn release_detail(paths: &Paths, stack: &str, release: i64, json: bool) -> C
 }
 
 pub fn releases(paths: &Paths, stack: &str, json: bool) -> CliResult {
-    super::build::load_stack(paths, stack)?;
+    // The history of a stack whose file broke or is gone stays readable.
     let store = super::query::open_store(paths)?;
+    super::query::known_stack(paths, &store, stack)?;
     let rows = store.releases(stack)?;
     if json {
         let mut v: Vec<serde_json::Value> = Vec::new();

@@ -20,6 +20,8 @@
 //!   and its HTTP status mapping.
 //! - [`client`]: [`client::AgentClient`], the typed client the CLI, the console and the
 //!   tests use, and the deploy a front end runs (precheck, start the agent, progress).
+//! - [`definition`]: the stack file, or the definition the live release was deployed with
+//!   when the file is broken or gone (rollback, restore).
 //! - [`plan`]: which build, as which rollback, with how many replicas (both ends decide alike).
 
 use std::os::unix::process::CommandExt;
@@ -33,6 +35,7 @@ use crate::paths::Paths;
 pub mod agent;
 pub mod api;
 pub mod client;
+pub mod definition;
 pub mod detail;
 pub mod downgrade;
 pub mod health;

@@ -206,6 +206,30 @@ impl Store {
         Ok(next)
     }
 
+    /// Keep `text`, the stack file's TOML that `release` of `stack` is deployed with, so
+    /// the release can be rolled back, restored or scaled when the file breaks later.
+    pub fn set_release_stack_toml(&self, stack: &str, release: i64, text: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE releases SET stack_toml = ?3 WHERE stack = ?1 AND release = ?2",
+            params![stack, release, text],
+        )?;
+        Ok(())
+    }
+
+    /// The live release of `stack` and the stack file's text it was deployed with
+    /// ([`Store::set_release_stack_toml`]): `None` without a live release, `Some((N, None))`
+    /// for one deployed before the text was kept (migration 16).
+    pub fn live_stack_toml(&self, stack: &str) -> Result<Option<(i64, Option<String>)>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT release, stack_toml FROM releases WHERE stack = ?1 AND status = 'live'",
+                [stack],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     /// Make `release` the live one of `stack` in one transaction: the previous live release
     /// becomes `superseded`.
     pub fn mark_release_live(&mut self, stack: &str, release: i64) -> Result<()> {

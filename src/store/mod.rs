@@ -298,6 +298,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE builds ADD COLUMN vm TEXT;
     "#,
+    // 16 (issue #13, a broken stack rolls back): the stack file's text each release was
+    // deployed with, so a release stays operable when the file later breaks or is gone.
+    r#"
+    ALTER TABLE releases ADD COLUMN stack_toml TEXT;
+    "#,
 ];
 
 /// An open store. Cheap to open; each front end (CLI, TUI, job thread) opens its own.

@@ -89,16 +89,21 @@ pub fn load_stacks(paths: &Paths, store: &Store) -> Result<(Vec<StackRow>, Vec<S
     }
     let mut problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
     for r in &extra {
-        if let Some(RowProblem::Orphaned(release)) = r.problem {
-            problems.push(format!(
+        let file = paths.stacks_dir().join(format!("{}.toml", r.name));
+        match (&r.problem, &r.release) {
+            (Some(RowProblem::Orphaned(release)), _) => problems.push(format!(
                 "{}: no stack file ({}), but release #{release} is live behind its route; \
-                 it can be stopped (X) or its file restored",
+                 it can be rolled back (R), scaled or stopped (X) with the definition it \
+                 was deployed with, or its file restored",
                 r.name,
-                paths
-                    .stacks_dir()
-                    .join(format!("{}.toml", r.name))
-                    .display()
-            ));
+                file.display()
+            )),
+            (Some(RowProblem::Broken(_)), Some(release)) => problems.push(format!(
+                "{}: release {release} stays live; until the file is fixed it can be rolled \
+                 back (R), scaled or stopped (X) with the definition it was deployed with",
+                r.name
+            )),
+            _ => {}
         }
     }
     rows.extend(extra);

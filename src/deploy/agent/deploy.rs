@@ -16,8 +16,9 @@ impl Agent {
     /// Deploy (or roll back) as `req` says. Errors carry the HTTP status for the API.
     pub(super) async fn deploy(self: Arc<Self>, req: DeployRequest) -> ApiResult<DeployReport> {
         let t0 = Instant::now();
-        let stack = self.load_stack(&req.stack)?;
-        let srt = self.stack_rt(&stack).await.map_err(internal)?;
+        let definition = self.load_stack(&req.stack, req.rollback)?;
+        let stack = &definition.stack;
+        let srt = self.stack_rt(stack).await.map_err(internal)?;
         let _guard = match srt.deploy_lock.try_lock() {
             Ok(g) => g,
             Err(_) => {
@@ -31,7 +32,7 @@ impl Agent {
         };
         let action = if req.rollback { "rollback" } else { "deploy" };
         *lock(&srt.holder) = Some(format!("{action} by {} since {}", req.by, now_rfc3339()));
-        let result = self.deploy_locked(&req, &stack, &srt, t0).await;
+        let result = self.deploy_locked(&req, &definition, &srt, t0).await;
         *lock(&srt.holder) = None;
         lock(&srt.pending).clear();
         result
@@ -40,10 +41,11 @@ impl Agent {
     async fn deploy_locked(
         self: &Arc<Self>,
         req: &DeployRequest,
-        stack: &Stack,
+        definition: &crate::deploy::definition::Definition,
         srt: &Arc<StackRt>,
         t0: Instant,
     ) -> ApiResult<DeployReport> {
+        let stack = &definition.stack;
         let action = if req.rollback { "rollback" } else { "deploy" };
         let (current, current_build, current_replicas) = {
             let live = lock(&srt.live);
@@ -95,22 +97,33 @@ impl Agent {
             .ok_or_else(|| AgentError::NotFound(format!("build {build_id} is gone")))?;
         let digest = build.image_digest.clone().unwrap_or_default();
         let (image, unpacked, unpack_time) = self.unpack_build(stack, &build).await?;
-        let warnings: Vec<String> =
-            crate::deploy::secrets::resolve(&self.paths.config, &stack.name, &stack.secrets)
-                .map_err(|e| AgentError::BadInput(format!("{e:#}")))?
-                .warning(&self.paths.config, &stack.name)
-                .into_iter()
-                .collect();
-        let release = lock(&self.store)
-            .create_release(
-                &stack.name,
-                build_id,
-                &digest,
-                replicas as i64,
-                &req.by,
-                rollback_of,
+        let warnings: Vec<String> = definition
+            .warning()
+            .into_iter()
+            .chain(
+                crate::deploy::secrets::resolve(&self.paths.config, &stack.name, &stack.secrets)
+                    .map_err(|e| AgentError::BadInput(format!("{e:#}")))?
+                    .warning(&self.paths.config, &stack.name),
             )
-            .map_err(internal)?;
+            .collect();
+        let release = {
+            let mut store = lock(&self.store);
+            let release = store
+                .create_release(
+                    &stack.name,
+                    build_id,
+                    &digest,
+                    replicas as i64,
+                    &req.by,
+                    rollback_of,
+                )
+                .map_err(internal)?;
+            // Kept so this release stays operable if the file breaks later.
+            store
+                .set_release_stack_toml(&stack.name, release, &definition.text)
+                .map_err(internal)?;
+            release
+        };
         let template = Template {
             stack: stack.clone(),
             image,

@@ -191,13 +191,20 @@ pub fn run(paths: Paths) -> Result<()> {
 }
 
 impl Agent {
-    fn load_stack(&self, name: &str) -> ApiResult<Stack> {
-        crate::stack::load_named(&self.paths.config, name).map_err(|diags| {
-            let text = diags
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n");
+    /// The stack to act on ([`crate::deploy::definition::load`]): the file, or with
+    /// `allow_stored` (rollback, restore) the text the live release was deployed with.
+    /// Errors: 400 with the diagnostics when the file exists, else 404.
+    fn load_stack(
+        &self,
+        name: &str,
+        allow_stored: bool,
+    ) -> ApiResult<crate::deploy::definition::Definition> {
+        let loaded = {
+            let store = lock(&self.store);
+            crate::deploy::definition::load(&self.paths.config, &store, name, allow_stored)
+        };
+        loaded.map_err(|diags| {
+            let text = diags.to_string();
             if self
                 .paths
                 .stacks_dir()

@@ -25,8 +25,14 @@ pub(super) async fn restore(agent: Arc<Agent>) {
         let agent2 = agent.clone();
         tokio::spawn(async move {
             let agent = agent2;
-            let stack = match agent.load_stack(&r.stack) {
-                Ok(s) => s,
+            let (stack, kept) = match agent.load_stack(&r.stack, true) {
+                Ok(d) => {
+                    let kept = d.warning();
+                    if let Some(w) = &kept {
+                        eprintln!("drover agent: restoring {}: {w}", r.stack);
+                    }
+                    (d.stack, kept)
+                }
                 Err(e) => {
                     eprintln!("drover agent: cannot restore {}: {e}", r.stack);
                     return;
@@ -75,14 +81,15 @@ pub(super) async fn restore(agent: Arc<Agent>) {
                 "restore",
                 Some(&r.stack),
                 &format!(
-                    "agent restored release {} on port {}{}",
+                    "agent restored release {} on port {}{}{}",
                     r.release,
                     srt.port,
                     if is_stopped {
                         " (stopped: no instances)"
                     } else {
                         ""
-                    }
+                    },
+                    kept.map(|w| format!("; {w}")).unwrap_or_default()
                 ),
             );
             if is_stopped {
