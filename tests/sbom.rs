@@ -104,12 +104,16 @@ fn state(dir: &Path) {
 }
 
 fn export(state_dir: &Path, format: &str) -> (String, Value) {
+    export_args(state_dir, &["manifest", "hello", "--format", format])
+}
+
+fn export_args(state_dir: &Path, args: &[&str]) -> (String, Value) {
     let out = Command::new(BIN)
         .arg("--config")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
         .arg("--state")
         .arg(state_dir)
-        .args(["manifest", "hello", "--format", format])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -122,13 +126,9 @@ fn export(state_dir: &Path, format: &str) -> (String, Value) {
     (text, v)
 }
 
-#[test]
-fn cyclonedx_passes_the_strict_validator() {
-    let tmp = tempfile::tempdir().unwrap();
-    state(tmp.path());
-    let (text, bom) = export(tmp.path(), "cyclonedx");
-    let file = tmp.path().join("bom.cdx.json");
-    std::fs::write(&file, &text).unwrap();
+/// Write `text` to `file` and check it with cyclonedx-python-lib's strict 1.6 validator.
+fn validate_cyclonedx(file: &Path, text: &str) {
+    std::fs::write(file, text).unwrap();
     let script = "import sys\n\
         try:\n    from cyclonedx.validation.json import JsonStrictValidator\n    from cyclonedx.schema import SchemaVersion\n\
         except ImportError as e:\n    print('MISSING', e); sys.exit(3)\n\
@@ -136,7 +136,7 @@ fn cyclonedx_passes_the_strict_validator() {
         print(err if err else 'VALID'); sys.exit(1 if err else 0)\n";
     let out = Command::new("python3")
         .args(["-c", script])
-        .arg(&file)
+        .arg(file)
         .output()
         .unwrap_or_else(|e| panic!("python3 not found ({e}); {HINT}"));
     let said = String::from_utf8_lossy(&out.stdout);
@@ -146,6 +146,30 @@ fn cyclonedx_passes_the_strict_validator() {
         "validator missing: {said}; {HINT}"
     );
     assert!(out.status.success(), "CycloneDX invalid: {said}\n{text}");
+}
+
+/// Write `text` to `file` and check it with pyspdxtools.
+fn validate_spdx(file: &Path, text: &str) {
+    std::fs::write(file, text).unwrap();
+    let out = Command::new("pyspdxtools")
+        .arg("-i")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("pyspdxtools not found ({e}); {HINT}"));
+    assert!(
+        out.status.success(),
+        "SPDX invalid: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cyclonedx_passes_the_strict_validator() {
+    let tmp = tempfile::tempdir().unwrap();
+    state(tmp.path());
+    let (text, bom) = export(tmp.path(), "cyclonedx");
+    validate_cyclonedx(&tmp.path().join("bom.cdx.json"), &text);
 
     assert_eq!(bom["specVersion"], "1.6");
     let comps = bom["components"].as_array().unwrap();
@@ -185,19 +209,7 @@ fn spdx_passes_pyspdxtools() {
     let tmp = tempfile::tempdir().unwrap();
     state(tmp.path());
     let (text, doc) = export(tmp.path(), "spdx");
-    let file = tmp.path().join("bom.spdx.json");
-    std::fs::write(&file, &text).unwrap();
-    let out = Command::new("pyspdxtools")
-        .arg("-i")
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("pyspdxtools not found ({e}); {HINT}"));
-    assert!(
-        out.status.success(),
-        "SPDX invalid: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    validate_spdx(&tmp.path().join("bom.spdx.json"), &text);
     assert_eq!(doc["spdxVersion"], "SPDX-2.3");
     let pkgs = doc["packages"].as_array().unwrap();
     assert_eq!(
@@ -219,4 +231,84 @@ fn spdx_passes_pyspdxtools() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// `manifest --vm --format cyclonedx|spdx`: the VM disk image's SBOM holds the OCI
+/// image's packages and the boot layer's (a boot package that replaced an image package
+/// once, at its own version), and both validators accept it.
+#[test]
+fn the_vm_image_sbom_adds_the_boot_packages_and_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    state(tmp.path());
+    let store = Store::open(&tmp.path().join("drover.db")).unwrap();
+    let id = store.latest_succeeded("hello").unwrap().unwrap().id;
+    let boot = vec![
+        comp(
+            "linux-image-6.1.0-40-cloud-amd64",
+            "6.1.153-1",
+            "amd64",
+            "linux-signed-amd64",
+        ),
+        comp("systemd", "252.39-1~deb12u1", "amd64", "systemd"),
+        // A newer libc6 that a boot package needed: listed once, at this version.
+        comp("libc6", "2.36-9+deb12u13", "amd64", "glibc"),
+    ];
+    let digest = "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+    let vm = serde_json::json!({
+        "path": "/nonexistent/1.qcow2", "format": "qcow2", "digest": digest,
+        "size": 1, "disk_size": 2, "kernel": "linux-image-cloud-amd64 6.1.153-1",
+        "boot_packages": boot.iter().map(|c| format!("{} {}", c.name, c.version)).collect::<Vec<_>>(),
+        "boot_components": boot, "boot_key": "k", "boot_cached": true, "seconds": 1.0,
+    });
+    store.set_build_vm(id, &vm.to_string()).unwrap();
+    let vm_export = |format: &str| {
+        export_args(
+            tmp.path(),
+            &["manifest", "hello", "--vm", "--format", format],
+        )
+        .0
+    };
+    let text = vm_export("cyclonedx");
+    let bom: Value = serde_json::from_str(&text).unwrap();
+    validate_cyclonedx(&tmp.path().join("vm.cdx.json"), &text);
+    assert_eq!(bom["metadata"]["component"]["type"], "file", "{bom}");
+    assert_eq!(bom["metadata"]["component"]["version"], digest);
+    let purls: Vec<&str> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    assert!(
+        purls
+            .iter()
+            .any(|p| p.starts_with("pkg:deb/debian/linux-image-6.1.0-40-cloud-amd64@6.1.153-1?")),
+        "{purls:?}"
+    );
+    assert!(
+        purls
+            .iter()
+            .any(|p| p.starts_with("pkg:deb/debian/libc6@2.36-9%2Bdeb12u13?")),
+        "{purls:?}"
+    );
+    assert!(
+        !purls
+            .iter()
+            .any(|p| p.starts_with("pkg:deb/debian/libc6@2.36-9%2Bdeb12u7?")),
+        "{purls:?}"
+    );
+    assert!(
+        purls
+            .iter()
+            .any(|p| p.starts_with("pkg:deb/debian/libssl3@")),
+        "{purls:?}"
+    );
+
+    let text = vm_export("spdx");
+    validate_spdx(&tmp.path().join("vm.spdx.json"), &text);
+    assert!(
+        text.contains("\"primaryPackagePurpose\": \"FILE\""),
+        "{text}"
+    );
+    assert!(text.contains("linux-image-6.1.0-40-cloud-amd64"), "{text}");
 }

@@ -292,6 +292,34 @@ fn the_demo_boots_as_a_vm_with_its_secret_from_the_seed_and_keeps_its_data_disk(
     );
     assert_eq!(layer_of("python3-minimal").as_deref(), Some("image"));
     assert!(layer_of("linux-image-cloud-amd64").is_some());
+    // Its SBOM: the boot packages with their source packages and origins (the kernel's
+    // from the mirror, not `local`), the subject the disk file.
+    let bom = env.json(&["manifest", "hello", "--vm", "--format", "cyclonedx"]);
+    assert_eq!(bom["metadata"]["component"]["type"], "file");
+    assert_eq!(
+        bom["metadata"]["component"]["version"],
+        report["vm"]["digest"]
+    );
+    let kernel = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "linux-image-cloud-amd64")
+        .unwrap_or_else(|| panic!("no kernel in the VM SBOM: {bom:#}"));
+    let props = kernel["properties"].to_string();
+    assert!(
+        props.contains("\"drover:origin\",\"value\":\"http://deb.debian.org/debian\""),
+        "{kernel:#}"
+    );
+    // The update check covers the boot packages (0 or more, each against the VM image).
+    let vm_updates = env.json(&["updates", "hello", "--vm", "--json"]);
+    for u in vm_updates.as_array().unwrap() {
+        assert_eq!(
+            u["against"],
+            format!("vm build {}", report["build_id"]),
+            "{u}"
+        );
+    }
     // The secret is in no image file: not the qcow2, not its raw content.
     let raw = env.root.join("check.raw");
     run_ok(

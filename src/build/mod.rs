@@ -521,10 +521,6 @@ fn steps(
     // 6. VM image.
     let vm_image = if opts.vm || stack.vm.enabled {
         begin(log, state, Step::Vm, "the bootable disk image ([vm])")?;
-        let oci_packages: Vec<String> = components
-            .iter()
-            .map(|c| format!("{} {}", c.name, c.version))
-            .collect();
         let trees = vm::ImageTrees {
             app: &upper,
             deps: deps_layer.as_ref().map(|d| d.upper.as_path()),
@@ -536,7 +532,8 @@ fn steps(
             &arch,
             &base,
             trees,
-            &oci_packages,
+            &components,
+            opts.refresh_base,
             work,
             log,
         )?)

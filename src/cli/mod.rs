@@ -212,7 +212,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "summary")]
         lang: bool,
         /// The VM image's packages: the OCI image's plus the boot layer's, each marked
-        /// `image` or `boot` (JSON: an array of `name`, `version`, `layer`).
+        /// `image` or `boot` (JSON: an array of `name`, `version`, `layer`); with
+        /// `--format cyclonedx|spdx`, the VM disk image's SBOM.
         #[arg(long, conflicts_with_all = ["summary", "lang"])]
         vm: bool,
     },
@@ -233,6 +234,11 @@ pub enum Command {
         /// build's (the same when the newest build is live).
         #[arg(long, conflicts_with = "lang")]
         live: bool,
+        /// Print the pending updates of the newest build's VM image's boot packages (the
+        /// kernel, systemd, …) instead: they need a new VM image, made by `drover build
+        /// STACK --vm --refresh-base` (JSON rows: `against` is `vm build N`).
+        #[arg(long, conflicts_with_all = ["lang", "live"])]
+        vm: bool,
     },
     /// Delete old images, keeping the newest N per stack (default: drover.toml's images.keep).
     Prune {
@@ -522,7 +528,7 @@ pub fn run(cli: Cli) -> CliResult {
         } => {
             let format = match format {
                 Format::Cyclonedx | Format::Spdx => {
-                    return updates::sbom(&paths, &stack, build, format)
+                    return updates::sbom(&paths, &stack, build, format, vm)
                 }
                 _ if json => Format::Json,
                 f => f,
@@ -654,7 +660,16 @@ pub fn run(cli: Cli) -> CliResult {
             refresh,
             lang,
             live,
-        } => updates::updates(&paths, stack.as_deref(), refresh, lang, live, json),
+            vm,
+        } => {
+            let which = match (lang, live, vm) {
+                (true, _, _) => updates::Which::Lang,
+                (_, true, _) => updates::Which::Live,
+                (_, _, true) => updates::Which::Vm,
+                _ => updates::Which::Newest,
+            };
+            updates::updates(&paths, stack.as_deref(), refresh, which, json)
+        }
     }
 }
 

@@ -9,8 +9,21 @@ use super::{CliError, CliResult};
 use crate::paths::Paths;
 use crate::updates::{run_check, CheckOptions, CheckReport, RunReport};
 
+/// Which pending updates `drover updates` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The newest build's (the default).
+    Newest,
+    /// The live release's build's (`--live`).
+    Live,
+    /// The newest build's VM image's boot packages (`--vm`).
+    Vm,
+    /// The language packages with newer registry versions (`--lang`).
+    Lang,
+}
+
 /// One pending update in `updates --json`: the stored shape plus `against`, the build it
-/// was computed for (`"build N"`, or `"live"` with `--live`).
+/// was computed for (`"build N"`, `"live"` with `--live`, `"vm build N"` with `--vm`).
 #[derive(serde::Serialize)]
 struct Against<'a> {
     #[serde(flatten)]
@@ -22,17 +35,18 @@ struct Against<'a> {
 /// [`run_check`](crate::updates::run_check) (feeds, notifications and `auto_rebuild`
 /// included) and print the result. JSON: for one stack an array of `PendingUpdate`s; for
 /// all stacks an object `{STACK: [...]}`. With `lang`, the language packages with newer
-/// registry versions instead (same shapes, with `LangUpdate`s). Refresh failures (the
+/// registry versions instead (same shapes, with `LangUpdate`s); with `Live` or `Vm`, the
+/// live release's or the VM image's boot packages' updates. Refresh failures (the
 /// previous good index was used), unusable feeds and failed notifications are printed as
 /// errors after the result and make the exit code 1.
 pub fn updates(
     paths: &Paths,
     stack: Option<&str>,
     refresh: bool,
-    lang: bool,
-    live: bool,
+    which: Which,
     json: bool,
 ) -> CliResult {
+    let lang = which == Which::Lang;
     let config = crate::config::load_text(&paths.config_file()).map_err(CliError::input)?;
     let store = super::query::open_store(paths)?;
     let stacks = match stack {
@@ -91,13 +105,24 @@ pub fn updates(
         }
     }
     let reports: Vec<&CheckReport> = runs.iter().map(|r| &r.check).collect();
+    if let (Which::Vm, Some(name), Some(r)) = (which, stack, reports.first()) {
+        if r.vm.is_none() {
+            return Err(CliError::input(format!(
+                "build {} of {name} has no VM image with recorded boot packages; make one \
+                 with `drover build {name} --vm`",
+                r.build_id
+            )));
+        }
+    }
     if lang {
         print_lang(&reports, stack.is_some(), json)?;
     } else if json {
-        fn rows(r: &CheckReport, live: bool) -> Vec<Against<'_>> {
-            let (against, updates) = match (&r.live, live) {
-                (Some(l), true) => ("live".to_string(), &l.updates),
-                _ => (format!("build {}", r.build_id), &r.updates),
+        fn rows(r: &CheckReport, which: Which) -> Vec<Against<'_>> {
+            let (against, updates) = match (which, &r.live, &r.vm) {
+                (Which::Live, Some(l), _) => ("live".to_string(), l.updates.as_slice()),
+                (Which::Vm, _, Some(v)) => (format!("vm build {}", v.build_id), &v.updates[..]),
+                (Which::Vm, _, None) => (String::new(), &[][..]),
+                _ => (format!("build {}", r.build_id), &r.updates[..]),
             };
             updates
                 .iter()
@@ -108,11 +133,11 @@ pub fn updates(
                 .collect()
         }
         if stack.is_some() {
-            print_json(&reports.first().map(|r| rows(r, live)))?;
+            print_json(&reports.first().map(|r| rows(r, which)))?;
         } else {
             let by_stack: BTreeMap<&str, _> = reports
                 .iter()
-                .map(|r| (r.stack.as_str(), rows(r, live)))
+                .map(|r| (r.stack.as_str(), rows(r, which)))
                 .collect();
             print_json(&by_stack)?;
         }
@@ -133,52 +158,34 @@ pub fn updates(
                     r.build_id
                 );
             }
-            if r.updates.is_empty() {
+            if let Some(v) = &r.vm {
+                let summary = crate::updates::PendingSummary::of(&v.updates);
+                if which == Which::Vm {
+                    println!(
+                        "{}: VM image ({}) of build #{}, boot packages: {summary}",
+                        r.stack, v.format, v.build_id
+                    );
+                    if !v.updates.is_empty() {
+                        print_updates(&v.updates);
+                        println!(
+                            "they are not in the lock: `drover build {} --vm --refresh-base` \
+                             makes the boot layer again with them",
+                            r.stack
+                        );
+                    }
+                    continue;
+                } else if !v.updates.is_empty() {
+                    println!(
+                        "{}: its VM image's boot packages (kernel, systemd, …): {summary}; \
+                         `drover updates {} --vm` lists them",
+                        r.stack, r.stack
+                    );
+                }
+            }
+            if which == Which::Vm || r.updates.is_empty() {
                 continue;
             }
-            if let Some(w) = text_width().filter(|w| *w < NARROW) {
-                print!("{}", by_source_table(&r.updates, w));
-                continue;
-            }
-            let rows: Vec<Vec<String>> = r
-                .updates
-                .iter()
-                .map(|u| {
-                    vec![
-                        u.package.clone(),
-                        u.arch.clone(),
-                        u.installed.clone(),
-                        u.candidate.clone(),
-                        u.suite.clone(),
-                        u.source.clone(),
-                        u.urgency.clone().unwrap_or_else(|| "?".into()),
-                        cve_cell(u),
-                        u.advisories.join(" "),
-                        match u.open_cves.len() {
-                            0 => "-".into(),
-                            n => n.to_string(),
-                        },
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table(
-                    &[
-                        "PACKAGE",
-                        "ARCH",
-                        "INSTALLED",
-                        "CANDIDATE",
-                        "SUITE",
-                        "SOURCE",
-                        "URGENCY",
-                        "CVES",
-                        "ADVISORIES",
-                        "OPEN"
-                    ],
-                    &rows
-                )
-            );
+            print_updates(&r.updates);
         }
         for r in reports.iter().copied() {
             print_open_cves(r);
@@ -394,20 +401,52 @@ fn print_open_cves(r: &CheckReport) {
 
 /// `manifest STACK --format cyclonedx|spdx`: the SBOM of a build (default: the newest
 /// succeeded one) on stdout.
-pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format) -> CliResult {
+///
+/// With `vm`, the SBOM of the build's VM disk image instead: the image's packages with
+/// the boot layer's ([`crate::build::vm::VmImage::packages`]), the subject the disk file.
+pub fn sbom(
+    paths: &Paths,
+    name: &str,
+    build: Option<i64>,
+    format: super::Format,
+    vm: bool,
+) -> CliResult {
     use crate::manifest::sbom::{cyclonedx, spdx, SbomSubject};
     let stack = load_stack(paths, name)?;
     let store = super::query::open_store(paths)?;
     let b = super::query::pick_build(&store, name, build, crate::build::select::Need::Manifest)?;
-    let comps = store.manifest(b.id)?;
+    let mut comps = store.manifest(b.id)?;
     let lang = store.language_packages(b.id)?;
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let vm_image = if vm {
+        let image = crate::build::vm::VmImage::of_build(&store, b.id)?.ok_or_else(|| {
+            CliError::input(format!(
+                "build {} of {name} has no VM image; make one with `drover build {name} --vm`",
+                b.id
+            ))
+        })?;
+        if image.boot_components.is_empty() {
+            return Err(CliError::input(format!(
+                "build {} of {name} was made before VM images kept their boot packages' \
+                 origins; build it again with `drover build {name} --vm`",
+                b.id
+            )));
+        }
+        comps = image.packages(&comps);
+        Some(image)
+    } else {
+        None
+    };
     let subject = SbomSubject {
         stack: name,
         build_id: b.id,
-        image_digest: b.image_digest.as_deref(),
+        image_digest: match &vm_image {
+            Some(v) => Some(v.digest.as_str()),
+            None => b.image_digest.as_deref(),
+        },
         suite: &stack.base.suite,
         created: &created,
+        vm_format: vm_image.as_ref().map(|v| v.format.as_str()),
     };
     let doc = if format == super::Format::Spdx {
         spdx(&subject, &comps, &lang)
@@ -427,6 +466,53 @@ pub fn sbom(paths: &Paths, name: &str, build: Option<i64>, format: super::Format
         cyclonedx(&subject, &comps, &lang, &pending)
     };
     print_json(&doc)
+}
+
+/// Print pending updates as the table (or, in a narrow terminal, grouped by source
+/// package as the console does).
+fn print_updates(updates: &[crate::updates::PendingUpdate]) {
+    if let Some(w) = text_width().filter(|w| *w < NARROW) {
+        print!("{}", by_source_table(updates, w));
+        return;
+    }
+    let rows: Vec<Vec<String>> = updates
+        .iter()
+        .map(|u| {
+            vec![
+                u.package.clone(),
+                u.arch.clone(),
+                u.installed.clone(),
+                u.candidate.clone(),
+                u.suite.clone(),
+                u.source.clone(),
+                u.urgency.clone().unwrap_or_else(|| "?".into()),
+                cve_cell(u),
+                u.advisories.join(" "),
+                match u.open_cves.len() {
+                    0 => "-".into(),
+                    n => n.to_string(),
+                },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "PACKAGE",
+                "ARCH",
+                "INSTALLED",
+                "CANDIDATE",
+                "SUITE",
+                "SOURCE",
+                "URGENCY",
+                "CVES",
+                "ADVISORIES",
+                "OPEN"
+            ],
+            &rows
+        )
+    );
 }
 
 #[cfg(test)]

@@ -167,18 +167,7 @@ mod tests {
     use crate::manifest::Component;
     use crate::store::builds::Success;
 
-    fn comp(name: &str, version: &str) -> Component {
-        Component {
-            name: name.into(),
-            version: version.into(),
-            arch: "amd64".into(),
-            source: name.into(),
-            source_version: version.into(),
-            suite: "bookworm".into(),
-            origin: "http://deb.debian.org/debian".into(),
-            installed_size_kib: None,
-        }
-    }
+    use crate::manifest::test_component as comp;
 
     fn build(s: &mut Store, comps: &[Component]) -> i64 {
         let id = s.create_build("hello", 1).unwrap();

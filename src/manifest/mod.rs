@@ -36,6 +36,21 @@ pub struct Component {
     pub installed_size_kib: Option<i64>,
 }
 
+/// A Debian `amd64` package of `bookworm` from deb.debian.org, its own source (unit tests).
+#[cfg(test)]
+pub(crate) fn test_component(name: &str, version: &str) -> Component {
+    Component {
+        name: name.into(),
+        version: version.into(),
+        arch: "amd64".into(),
+        source: name.into(),
+        source_version: version.into(),
+        suite: "bookworm".into(),
+        origin: "http://deb.debian.org/debian".into(),
+        installed_size_kib: None,
+    }
+}
+
 /// Read the components manifest of a root filesystem: the installed dpkg packages with the
 /// origins found in its apt lists for `sources` (the first matching source wins).
 ///

@@ -26,6 +26,10 @@ pub struct SbomSubject<'a> {
     pub suite: &'a str,
     /// RFC 3339 creation time.
     pub created: &'a str,
+    /// `Some(format)` (`qcow2`, `raw`) when the subject is the build's VM disk image
+    /// (`image_digest` is then the file's): CycloneDX type `file`, SPDX purpose `FILE`,
+    /// instead of the OCI image's `container`/`CONTAINER`.
+    pub vm_format: Option<&'a str>,
 }
 
 /// Debian release number of a suite codename (`bookworm` → `12`); the codename itself when
@@ -175,11 +179,17 @@ pub fn cyclonedx(
         })
         .collect();
     let mut image = json!({
-        "type": "container",
+        "type": if subject.vm_format.is_some() { "file" } else { "container" },
         "bom-ref": "image",
         "name": subject.stack,
         "version": subject.image_digest.unwrap_or("unknown"),
     });
+    if let Some(f) = subject.vm_format {
+        image["description"] = json!(format!(
+            "bootable {f} disk image of build {}",
+            subject.build_id
+        ));
+    }
     if let Some(d) = subject.image_digest {
         image["hashes"] = json!([{"alg": "SHA-256", "content": d.trim_start_matches("sha256:")}]);
     }
@@ -212,7 +222,7 @@ pub fn spdx(subject: &SbomSubject<'_>, comps: &[Component], lang: &[LangPackage]
             "versionInfo": subject.image_digest.unwrap_or("unknown"),
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
-            "primaryPackagePurpose": "CONTAINER",
+            "primaryPackagePurpose": if subject.vm_format.is_some() { "FILE" } else { "CONTAINER" },
             "licenseConcluded": "NOASSERTION",
             "licenseDeclared": "NOASSERTION",
             "copyrightText": "NOASSERTION",

@@ -201,6 +201,21 @@ pub struct CheckReport {
     /// updates against the same indexes (what runs is what is exposed), stored as a check
     /// of that build just before the newest build's.
     pub live: Option<LiveCheck>,
+    /// When the newest build made a VM image: the pending updates of its boot layer's
+    /// packages (the kernel, systemd, …) against the same indexes. They are not in the
+    /// lock: `drover build STACK --vm --refresh-base` makes the boot layer again with them.
+    pub vm: Option<VmCheck>,
+}
+
+/// The pending updates of a VM image's boot packages ([`CheckReport::vm`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VmCheck {
+    /// The build whose VM image it is.
+    pub build_id: i64,
+    /// `qcow2` or `raw`.
+    pub format: String,
+    /// The boot packages' pending updates, riskiest first (changelog CVEs layered).
+    pub updates: Vec<PendingUpdate>,
 }
 
 /// The pending updates of what is live, when it is not the newest build.
@@ -472,6 +487,27 @@ pub fn check_stack(
         }
         _ => None,
     };
+    // The VM image's boot packages: a kernel update needs a new VM image.
+    let vm = match crate::build::vm::VmImage::of_build(store, build.id) {
+        Ok(Some(image)) if !image.boot_components.is_empty() => {
+            let mut vm_updates =
+                find_pending(&image.boot_components, &index, &families, &checked_at);
+            if opts.cves {
+                cves::layer(&client, store, &index, &mut vm_updates, &mut warnings);
+            }
+            sort_by_risk(&mut vm_updates);
+            Some(VmCheck {
+                build_id: build.id,
+                format: image.format,
+                updates: vm_updates,
+            })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            warnings.push(format!("{e:#}; its boot packages are not checked"));
+            None
+        }
+    };
     let mut feed_errors = Vec::new();
     let mut open_cves = Vec::new();
     if feeds.security_tracker.is_some() || feeds.osv.is_some() {
@@ -536,6 +572,7 @@ pub fn check_stack(
         open_cves,
         feed_errors,
         live,
+        vm,
     })
 }
 

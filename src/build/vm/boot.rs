@@ -71,8 +71,9 @@ pub fn key_of(base_key: &str, kernel: &str) -> String {
 
 /// The cached boot layer of `base` with `kernel`, or make it: `apt-get update` then
 /// `apt-get install --no-install-recommends` of `kernel` and [`BOOT_PACKAGES`] in the
-/// build sandbox, then enable systemd-networkd. `work` is the build's directory (the
-/// overlay's mount point goes there).
+/// build sandbox, then enable systemd-networkd. With `refresh` (`--refresh-base`) it is
+/// made again even when cached, taking the mirror's newest kernel and boot packages.
+/// `work` is the build's directory (the overlay's mount point goes there).
 ///
 /// Errors: apt failing (its output is in the log; a kernel apt cannot find was refused
 /// before, by [`super::check_kernel`]); the tree missing the kernel, the initrd or
@@ -81,6 +82,7 @@ pub fn ensure(
     paths: &Paths,
     base: &Base,
     kernel: &str,
+    refresh: bool,
     work: &Path,
     log: &mut BuildLog<'_>,
 ) -> Result<BootLayer> {
@@ -95,7 +97,7 @@ pub fn ensure(
         lock.lock()?;
     }
     let dir = root.join(&key);
-    if is_complete(&dir, &key) {
+    if !refresh && is_complete(&dir, &key) {
         log.say(&format!("boot layer {} reused from the cache", &key[..12]));
         return Ok(BootLayer {
             key,

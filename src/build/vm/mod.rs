@@ -19,16 +19,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::base::Base;
 use super::sandbox::BuildLog;
+use crate::manifest::Component;
 use crate::paths::Paths;
 use crate::stack::{Stack, VmFormat};
 
 /// What a build's VM image is: the `vm` object of `drover build --json`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VmImage {
     /// Where it was published.
     pub path: String,
@@ -44,12 +45,49 @@ pub struct VmImage {
     pub kernel: String,
     /// The packages the boot layer added to the OCI image's, `NAME VERSION` sorted.
     pub boot_packages: Vec<String>,
+    /// The same packages as components (source package, suite, mirror), for the VM
+    /// image's SBOM and update check; empty for an image made before they were kept.
+    #[serde(default)]
+    pub boot_components: Vec<Component>,
     /// The boot layer's key and whether it came from the cache.
     pub boot_key: String,
     /// Whether the boot layer came from the cache.
     pub boot_cached: bool,
     /// How long the VM step took, seconds.
     pub seconds: f64,
+}
+
+impl VmImage {
+    /// Read build `build_id`'s VM image from the store (`None`: the build made none).
+    ///
+    /// Errors: the store failing, or a `vm` column that is not a `VmImage`'s JSON.
+    pub fn of_build(store: &crate::store::Store, build_id: i64) -> Result<Option<VmImage>> {
+        match store.build_vm(build_id)? {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .with_context(|| format!("build {build_id}'s VM image record is unreadable")),
+        }
+    }
+
+    /// Every package of the VM image: the OCI image's `image` components, those a boot
+    /// package replaced (same name and architecture, another version) left out, and the
+    /// boot layer's, sorted by name and architecture.
+    pub fn packages(&self, image: &[Component]) -> Vec<Component> {
+        let replaced = |c: &Component| {
+            self.boot_components
+                .iter()
+                .any(|b| b.name == c.name && b.arch == c.arch)
+        };
+        let mut all: Vec<Component> = image
+            .iter()
+            .filter(|c| !replaced(c))
+            .chain(&self.boot_components)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+        all
+    }
 }
 
 /// The kernel package a stack's VM boots: `[vm] kernel`, else Debian's cloud kernel for
@@ -145,7 +183,8 @@ pub fn make(
     arch: &str,
     base: &Base,
     trees: ImageTrees<'_>,
-    oci_packages: &[String],
+    oci: &[Component],
+    refresh: bool,
     work: &Path,
     log: &mut BuildLog<'_>,
 ) -> Result<(PathBuf, VmImage)> {
@@ -153,7 +192,7 @@ pub fn make(
     let kernel = kernel_for(stack, arch)?;
     check_kernel(stack, &base.rootfs, &kernel, arch)?;
     system::check(stack)?;
-    let boot = boot::ensure(paths, base, &kernel, work, log)?;
+    let boot = boot::ensure(paths, base, &kernel, refresh, work, log)?;
     log.check_cancel()?;
     let files = disk::boot_files(&[&boot.upper, &base.rootfs])?;
     let sys = work.join("vm-system");
@@ -233,7 +272,11 @@ pub fn make(
     };
     let digest = file_digest(&ready)?;
     let size = std::fs::metadata(&ready)?.len();
-    let boot_packages = boot_packages(&boot.upper, &base.rootfs, oci_packages)?;
+    let boot_components = boot_components(&boot.upper, &base.rootfs, oci, &stack.base.sources())?;
+    let boot_packages = boot_components
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.version))
+        .collect();
     let published = paths
         .images()
         .join(&stack.name)
@@ -246,6 +289,7 @@ pub fn make(
         disk_size: layout.disk_mib() << 20,
         kernel: format!("{kernel} {}", files.version),
         boot_packages,
+        boot_components,
         boot_key: boot.key.clone(),
         boot_cached: boot.cached,
         seconds: t.elapsed().as_secs_f64(),
@@ -272,18 +316,26 @@ pub fn publish(ready: &Path, image: &VmImage) -> Result<()> {
 }
 
 /// The packages of the base with the boot layer over it that the OCI image does not have
-/// (or has at another version), as `NAME VERSION`, sorted.
-fn boot_packages(boot_upper: &Path, base_rootfs: &Path, oci: &[String]) -> Result<Vec<String>> {
+/// (or has at another version), with their origins from the tree's apt lists for
+/// `sources`, sorted by name.
+fn boot_components(
+    boot_upper: &Path,
+    base_rootfs: &Path,
+    oci: &[Component],
+    sources: &[crate::stack::AptSource],
+) -> Result<Vec<Component>> {
     let view = crate::manifest::rootfs::RootView::stacked(
         base_rootfs.to_path_buf(),
         [boot_upper.to_path_buf()],
     );
-    let mut out: Vec<String> = crate::manifest::dpkg::read_db(&view)?
+    let mut out: Vec<Component> = crate::manifest::capture(&view, sources)?
         .into_iter()
-        .map(|p| format!("{} {}", p.name, p.version))
-        .filter(|p| !oci.contains(p))
+        .filter(|p| {
+            !oci.iter()
+                .any(|c| c.name == p.name && c.arch == p.arch && c.version == p.version)
+        })
         .collect();
-    out.sort();
+    out.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
     Ok(out)
 }
 
@@ -297,6 +349,42 @@ fn file_digest(p: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::manifest::test_component as comp;
+
+    #[test]
+    fn an_image_recorded_before_boot_components_still_reads() {
+        let old = r#"{"path":"/s/1.qcow2","format":"qcow2","digest":"sha256:00","size":1,
+            "disk_size":2,"kernel":"k 1","boot_packages":["systemd 252"],"boot_key":"x",
+            "boot_cached":false,"seconds":1.5}"#;
+        let v: VmImage = serde_json::from_str(old).unwrap();
+        assert!(v.boot_components.is_empty());
+        assert_eq!(v.boot_packages, vec!["systemd 252".to_string()]);
+    }
+
+    #[test]
+    fn vm_packages_are_the_image_s_with_the_boot_layer_s_over_them() {
+        let v = VmImage {
+            path: String::new(),
+            format: "raw".into(),
+            digest: String::new(),
+            size: 0,
+            disk_size: 0,
+            kernel: String::new(),
+            boot_packages: Vec::new(),
+            boot_components: vec![comp("systemd", "252"), comp("libc6", "2.36-9+deb12u13")],
+            boot_key: String::new(),
+            boot_cached: true,
+            seconds: 0.0,
+        };
+        let image = [comp("libc6", "2.36-9+deb12u7"), comp("bash", "5.2")];
+        let all: Vec<String> = v
+            .packages(&image)
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.version))
+            .collect();
+        assert_eq!(all, ["bash 5.2", "libc6 2.36-9+deb12u13", "systemd 252"]);
+    }
 
     #[test]
     fn partition_uuids_are_stable_version_4_uuids() {

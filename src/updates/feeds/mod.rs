@@ -257,18 +257,7 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/feeds")
     }
 
-    fn comp(name: &str, version: &str) -> Component {
-        Component {
-            name: name.into(),
-            version: version.into(),
-            arch: "amd64".into(),
-            source: name.into(),
-            source_version: version.into(),
-            suite: "bookworm".into(),
-            origin: "http://deb.debian.org/debian".into(),
-            installed_size_kib: None,
-        }
-    }
+    use crate::manifest::test_component as comp;
 
     fn foo_update() -> PendingUpdate {
         let mut u =
