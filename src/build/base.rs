@@ -110,6 +110,7 @@ fn take_lock(paths: &Paths, name: &str, log: &mut BuildLog<'_>) -> Result<File> 
 pub fn ensure_locked(
     paths: &Paths,
     lock: &Lock,
+    keyrings: &[Keyring],
     refresh: bool,
     offline: bool,
     log: &mut BuildLog<'_>,
@@ -141,6 +142,7 @@ pub fn ensure_locked(
         pins: &lock.packages,
         stage: &lock.packages,
         local: offline.then_some(local.as_path()),
+        keyrings,
     };
     let made = make(paths, &spec, &tmp, log).and_then(|()| {
         let got = Lock {
@@ -185,6 +187,7 @@ pub fn ensure_locked(
 pub fn resolve(
     paths: &Paths,
     template: &Lock,
+    keyrings: &[Keyring],
     pins: &[LockedPackage],
     known: &[LockedPackage],
     refresh: bool,
@@ -212,6 +215,7 @@ pub fn resolve(
         pins,
         stage: known,
         local: None,
+        keyrings,
     };
     let resolved = make(paths, &spec, &tmp, log).and_then(|()| {
         let (packages, repositories) = read_tree(&RootView::Dir(tmp.join("rootfs")), &sources)?;
@@ -356,6 +360,35 @@ fn installed(root: &RootView) -> Result<Vec<LockedPackage>> {
         .collect())
 }
 
+/// The keyring that signs one apt source of a base (`[track].apt`'s `signed_by` for the
+/// same mirror and suite), instead of the Debian archive keyring apt trusts by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyring {
+    /// Mirror URL, as in the source.
+    pub mirror: String,
+    /// Suite, as in the source.
+    pub suite: String,
+    /// The keyring file on the host (binary or ASCII-armored OpenPGP).
+    pub file: PathBuf,
+}
+
+/// The keyrings of `stack`'s tracked sources that name one (`signed_by`).
+pub fn keyrings_of(stack: &crate::stack::Stack) -> Vec<Keyring> {
+    stack
+        .track
+        .apt
+        .iter()
+        .zip(&stack.track.trust)
+        .filter_map(|(src, t)| {
+            t.signed_by.as_ref().map(|f| Keyring {
+                mirror: src.mirror.clone(),
+                suite: src.suite.clone(),
+                file: f.clone(),
+            })
+        })
+        .collect()
+}
+
 /// What one mmdebstrap run makes.
 struct MakeSpec<'a> {
     arch: &'a str,
@@ -372,6 +405,8 @@ struct MakeSpec<'a> {
     /// Given to apt from the .deb cache when cached (apt uses a file only when it is the
     /// version it chose).
     stage: &'a [LockedPackage],
+    /// The keyrings of sources not signed by the Debian archive key.
+    keyrings: &'a [Keyring],
 }
 
 /// Quote `s` for mmdebstrap's hook words (split like a POSIX shell).
@@ -442,11 +477,54 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
     if !spec.include.is_empty() {
         cmd.arg(format!("--include={}", spec.include.join(",")));
     }
+    // A source with its own keyring: apt (run by mmdebstrap from the host) reads the
+    // host's file; the image gets a copy in /etc/apt/keyrings/ and a sources.list naming it.
+    let keyring_of = |s: &AptSource| {
+        spec.keyrings
+            .iter()
+            .position(|k| k.mirror == s.mirror && k.suite == s.suite)
+    };
+    let line = |s: &AptSource, key: Option<String>| match key {
+        Some(k) => format!(
+            "deb [signed-by={k}] {} {} {}\n",
+            s.mirror,
+            s.suite,
+            s.components.join(" ")
+        ),
+        None => format!("deb {} {} {}\n", s.mirror, s.suite, s.components.join(" ")),
+    };
+    let image_key = |i: usize| format!("/etc/apt/keyrings/drover-source-{i}.gpg");
     let real_sources: String = spec
         .sources
         .iter()
-        .map(|s| format!("deb {} {} {}\n", s.mirror, s.suite, s.components.join(" ")))
+        .map(|s| line(s, keyring_of(s).map(image_key)))
         .collect();
+    let host_sources: String = spec
+        .sources
+        .iter()
+        .map(|s| {
+            line(
+                s,
+                keyring_of(s).map(|i| spec.keyrings[i].file.display().to_string()),
+            )
+        })
+        .collect();
+    let keyed = spec.sources.iter().any(|s| keyring_of(s).is_some());
+    if keyed {
+        let keys = tmp.join("keyrings");
+        std::fs::create_dir_all(&keys)?;
+        for (i, k) in spec.keyrings.iter().enumerate() {
+            let to = keys.join(format!("drover-source-{i}.gpg"));
+            std::fs::copy(&k.file, &to).with_context(|| {
+                format!("cannot read the keyring {} (signed_by)", k.file.display())
+            })?;
+        }
+        cmd.arg("--customize-hook=mkdir -p \"$1/etc/apt/keyrings\"")
+            .arg(format!(
+                "--customize-hook=sync-in {} /etc/apt/keyrings/",
+                sh_quote(&keys.to_string_lossy())
+            ));
+    }
     cmd.arg(spec.suite).arg(&rootfs);
     match spec.local {
         Some(dir) => {
@@ -467,8 +545,16 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
                 .arg(format!("deb [trusted=yes] file://{} ./", dir.display()));
         }
         None => {
-            for line in real_sources.lines() {
+            for line in host_sources.lines() {
                 cmd.arg(line);
+            }
+            if keyed {
+                let list = tmp.join("sources.list");
+                std::fs::write(&list, &real_sources)?;
+                cmd.arg(format!(
+                    "--customize-hook=copy-in {} /etc/apt/",
+                    sh_quote(&list.to_string_lossy())
+                ));
             }
         }
     }

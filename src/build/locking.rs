@@ -344,7 +344,14 @@ pub fn prepare(
         if !offline && (refresh || !base::is_cached(paths, &lock.base_key())) {
             check_available(paths, stack, &lock)?;
         }
-        let base = base::ensure_locked(paths, &lock, refresh, offline, log)?;
+        let base = base::ensure_locked(
+            paths,
+            &lock,
+            &base::keyrings_of(stack),
+            refresh,
+            offline,
+            log,
+        )?;
         log.say(&format!(
             "lock {}: {} package(s), unchanged",
             if path.is_empty() {
@@ -423,7 +430,8 @@ pub fn prepare(
         .as_ref()
         .map(|o| o.packages.as_slice())
         .unwrap_or_default();
-    let (base, new) = base::resolve(paths, &tpl, &pins, known, refresh, log)?;
+    let keyrings = base::keyrings_of(stack);
+    let (base, new) = base::resolve(paths, &tpl, &keyrings, &pins, known, refresh, log)?;
     let changes = match &old {
         Some(o) => lock::diff(o, &new),
         None => Vec::new(),
