@@ -935,6 +935,17 @@ fn deploy_route_rollback_and_recovery_on_the_demo_stack() {
         "{m}"
     );
     std::fs::write(app.join("server.py"), &server).unwrap();
+    // The health history: release 1's instance was checked every interval until it was
+    // replaced (its last minute written when its checks ended).
+    let d1 = env.json(&["releases", "hello", "--release", "1", "--json"]);
+    let health = d1["health"].as_array().unwrap();
+    assert!(
+        !health.is_empty()
+            && health
+                .iter()
+                .all(|m| m["checks"].as_i64().unwrap() >= 1 && m["instance"] != ""),
+        "{d1}"
+    );
 
     // One stack's lifecycle: stop (the route says so; a restarted agent keeps it
     // stopped), start, scale to 2, a rolling restart under load with no failed request,

@@ -147,6 +147,11 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The scratch directory (overlay, firmware variables, console, monitor socket)
+        // lives in the system temp dir (a socket path must stay short): remove it.
+        if let Some(scratch) = self.console.parent() {
+            let _ = std::fs::remove_dir_all(scratch);
+        }
     }
 }
 

@@ -2,12 +2,14 @@
 //! `enter` on a release: who deployed it and when, the build and image digest, the
 //! verification (the stack's test script output or the health check's outcome), the
 //! error of a failed deploy with the health check's last answer, what it rolled back to,
-//! and each instance's history (started, healthy, unhealthy, exited, stopped).
+//! and each instance's history (started, healthy, unhealthy, exited, stopped) with its
+//! health checks per minute.
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::store::deploys::{InstanceEvent, ReleaseRecord};
+use crate::store::health::HealthMinute;
 use crate::store::Store;
 
 /// A release with its verification and instance history.
@@ -19,6 +21,8 @@ pub struct ReleaseDetail {
     pub verification: Option<Verification>,
     /// The release's instance events, oldest first (the newest 200).
     pub events: Vec<InstanceEvent>,
+    /// Its instances' health checks per minute, oldest first (the newest 60 minutes).
+    pub health: Vec<HealthMinute>,
 }
 
 /// A build's verification before its first release.
@@ -62,10 +66,12 @@ pub fn read(store: &Store, stack: &str, release: i64) -> Result<ReleaseDetail, D
         .verification_detail(r.build_id)?
         .map(|(status, at, detail)| Verification { status, at, detail });
     let events = store.release_instance_events(stack, release, 200)?;
+    let health = store.release_health(stack, release, 60)?;
     Ok(ReleaseDetail {
         release: r,
         verification,
         events,
+        health,
     })
 }
 
@@ -115,6 +121,23 @@ impl ReleaseDetail {
                     e.event,
                     clean(&e.detail)
                 ));
+            }
+        }
+        if !self.health.is_empty() {
+            out.push(String::new());
+            out.push("health checks per minute (UTC):".into());
+            for m in &self.health {
+                let at = chrono::DateTime::from_timestamp(m.minute, 0)
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| m.minute.to_string());
+                let mut line = format!(
+                    "  {at}  {:<16} {:>3} checks, {} failed, slowest {:.0} ms",
+                    m.instance, m.checks, m.failures, m.max_ms
+                );
+                if let Some(f) = &m.last_failure {
+                    line.push_str(&format!("; last failure: {}", clean(f)));
+                }
+                out.push(line);
             }
         }
         out
@@ -173,5 +196,28 @@ mod tests {
             "oldest first: {text}"
         );
         assert!(!text.contains("other release"), "{text}");
+        assert!(
+            !text.contains("health checks per minute"),
+            "none recorded: {text}"
+        );
+        s.record_health_minute(&HealthMinute {
+            stack: "hello".into(),
+            release: r,
+            instance: "hello-r1-1".into(),
+            minute: 1_780_000_020,
+            checks: 12,
+            failures: 3,
+            max_ms: 41.6,
+            last_failure: Some("HTTP 500, body \"boom\"".into()),
+        })
+        .unwrap();
+        let text = read(&s, "hello", r).unwrap().lines().join("\n");
+        assert!(
+            text.contains(
+                "health checks per minute (UTC):\n  2026-05-28 20:27  hello-r1-1        12 \
+                 checks, 3 failed, slowest 42 ms; last failure: HTTP 500, body \"boom\""
+            ),
+            "{text}"
+        );
     }
 }

@@ -15,6 +15,7 @@ use rusqlite::Connection;
 pub mod audit;
 pub mod builds;
 pub mod deploys;
+pub mod health;
 pub mod lang;
 pub mod manifests;
 pub mod metrics;
@@ -302,6 +303,23 @@ const MIGRATIONS: &[&str] = &[
     // deployed with, so a release stays operable when the file later breaks or is gone.
     r#"
     ALTER TABLE releases ADD COLUMN stack_toml TEXT;
+    "#,
+    // 17 (issue #13, health history): each instance's active health checks per minute
+    // (`minute`: its start, Unix seconds): how many ran, how many failed, the slowest
+    // (milliseconds) and the last failure's answer. Kept 7 days.
+    r#"
+    CREATE TABLE health_minutes (
+        stack        TEXT NOT NULL,
+        release      INTEGER NOT NULL,
+        instance     TEXT NOT NULL,
+        minute       INTEGER NOT NULL,
+        checks       INTEGER NOT NULL,
+        failures     INTEGER NOT NULL,
+        max_ms       REAL NOT NULL,
+        last_failure TEXT,
+        PRIMARY KEY (stack, instance, minute)
+    );
+    CREATE INDEX health_minutes_release ON health_minutes (stack, release, minute);
     "#,
 ];
 

@@ -402,6 +402,52 @@ impl Probe {
     }
 }
 
+/// One instance's health checks of the current minute, written to the store
+/// ([`crate::store::Store::record_health_minute`]) when the minute changes and when the
+/// loop ends: the health history of the release detail.
+struct HealthTally(crate::store::health::HealthMinute);
+
+impl HealthTally {
+    fn new(stack: &str, release: i64, instance: &str) -> HealthTally {
+        HealthTally(crate::store::health::HealthMinute {
+            stack: stack.to_string(),
+            release,
+            instance: instance.to_string(),
+            minute: 0,
+            checks: 0,
+            failures: 0,
+            max_ms: 0.0,
+            last_failure: None,
+        })
+    }
+
+    fn add(&mut self, agent: &Agent, r: &instance::CheckResult, took: Duration) {
+        let minute = chrono::Utc::now().timestamp() / 60 * 60;
+        if minute != self.0.minute {
+            self.flush(agent);
+            self.0.minute = minute;
+        }
+        self.0.checks += 1;
+        self.0.max_ms = self.0.max_ms.max(took.as_secs_f64() * 1e3);
+        if !r.ok() {
+            self.0.failures += 1;
+            self.0.last_failure = Some(r.to_string());
+        }
+    }
+
+    fn flush(&mut self, agent: &Agent) {
+        if self.0.checks > 0 {
+            if let Err(e) = lock(&agent.store).record_health_minute(&self.0) {
+                eprintln!("drover agent: cannot record the health history: {e:#}");
+            }
+        }
+        self.0.checks = 0;
+        self.0.failures = 0;
+        self.0.max_ms = 0.0;
+        self.0.last_failure = None;
+    }
+}
+
 /// Active health checks: every 100 ms until the first pass, then every `interval`.
 async fn health_loop(
     agent: Arc<Agent>,
@@ -412,11 +458,15 @@ async fn health_loop(
 ) {
     let mut fails = 0u32;
     let mut passes = 0u32;
+    let mut tally = HealthTally::new(&srt.name, inst.release(), &inst.id);
     loop {
         if lock(&inst.state).exited.is_some() || inst.stopping.load(Ordering::SeqCst) {
+            tally.flush(&agent);
             return;
         }
+        let started = std::time::Instant::now();
         let r = probe.run(&inst, health.timeout).await;
+        tally.add(&agent, &r, started.elapsed());
         let ever = {
             let mut st = lock(&inst.state);
             st.last_check = r.to_string();
