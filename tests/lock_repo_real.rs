@@ -172,7 +172,10 @@ run = "sleep infinity"
         "{said}"
     );
     let lock = std::fs::read_to_string(&lock_file).unwrap();
-    assert!(lock.contains("version = \"1.1\""), "{lock}");
+    assert!(
+        lock.contains("name = \"drover-probe\", arch = \"all\", version = \"1.1\""),
+        "{lock}"
+    );
     let updated = env.json(&["--json", "build", "probe"]);
     assert_eq!(updated["status"], "succeeded", "{updated:#}");
     assert_eq!(probe_version(&env, &updated), "1.1");
@@ -184,6 +187,34 @@ run = "sleep infinity"
     let again = env.json(&["--json", "build", "probe"]);
     assert_eq!(probe_version(&env, &again), "1.1");
     assert_eq!(again["base_cached"], true);
+    // 1.2 signed by another key: `lock --update` is refused by apt's signature check, and
+    // the lock stays at 1.1.
+    let intruder = aptrepo::key();
+    let stanza = probe_deb(&repo, "1.2");
+    publish_suite_as(
+        &repo,
+        "probe",
+        &suite,
+        &stanza,
+        Some(&intruder),
+        "Mon, 11 Nov 2024 10:12:34 UTC",
+    );
+    let refused = env.drover(&["lock", "probe", "--update"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("NO_PUBKEY") || said.contains("signature"),
+        "{said}"
+    );
+    let lock = std::fs::read_to_string(&lock_file).unwrap();
+    assert!(
+        lock.contains("name = \"drover-probe\", arch = \"all\", version = \"1.1\""),
+        "{lock}"
+    );
     // The fixture's .debs were fetched from the fixture server.
     assert!(server
         .requests()

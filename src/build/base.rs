@@ -477,12 +477,41 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
     if !spec.include.is_empty() {
         cmd.arg(format!("--include={}", spec.include.join(",")));
     }
-    // A source with its own keyring: apt (run by mmdebstrap from the host) reads the
-    // host's file; the image gets a copy in /etc/apt/keyrings/ and a sources.list naming it.
-    let keyring_of = |s: &AptSource| {
-        spec.keyrings
+    // A source with its own keyring: checked to be OpenPGP public keys, copied (0644,
+    // named by its format: apt tells binary `.gpg` from armoured `.asc` by the name) into
+    // the build's directory, which apt (run by mmdebstrap from the host) reads; the image
+    // gets the same copies in /etc/apt/keyrings/ and a sources.list naming them.
+    let keys_dir = tmp.join("keyrings");
+    let mut copies: Vec<(usize, String)> = Vec::new();
+    for s in &spec.sources {
+        let Some(i) = spec
+            .keyrings
             .iter()
             .position(|k| k.mirror == s.mirror && k.suite == s.suite)
+        else {
+            continue;
+        };
+        if copies.iter().any(|(j, _)| *j == i) {
+            continue;
+        }
+        let k = &spec.keyrings[i];
+        let keyring = crate::debian::signature::Keyring::load(&k.file)
+            .with_context(|| format!("the signed_by keyring of {} {}", k.mirror, k.suite))?;
+        let bytes = std::fs::read(&keyring.file)?;
+        let armored = bytes.trim_ascii_start().starts_with(b"-----");
+        let name = format!("drover-source-{i}.{}", if armored { "asc" } else { "gpg" });
+        std::fs::create_dir_all(&keys_dir)?;
+        let to = keys_dir.join(&name);
+        std::fs::write(&to, &bytes)?;
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        copies.push((i, name));
+    }
+    let keyring_of = |s: &AptSource| {
+        let i = spec
+            .keyrings
+            .iter()
+            .position(|k| k.mirror == s.mirror && k.suite == s.suite)?;
+        copies.iter().find(|(j, _)| *j == i).map(|(_, n)| n.clone())
     };
     let line = |s: &AptSource, key: Option<String>| match key {
         Some(k) => format!(
@@ -493,36 +522,29 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
         ),
         None => format!("deb {} {} {}\n", s.mirror, s.suite, s.components.join(" ")),
     };
-    let image_key = |i: usize| format!("/etc/apt/keyrings/drover-source-{i}.gpg");
+    let host_keys = keys_dir.to_string_lossy().into_owned();
+    if !copies.is_empty() && host_keys.contains(|c: char| c.is_whitespace() || c == ']') {
+        bail!(
+            "the state directory's path {host_keys:?} holds a space or `]`, which an apt \
+             source's signed-by option cannot carry; use a state directory without them"
+        );
+    }
     let real_sources: String = spec
         .sources
         .iter()
-        .map(|s| line(s, keyring_of(s).map(image_key)))
+        .map(|s| line(s, keyring_of(s).map(|n| format!("/etc/apt/keyrings/{n}"))))
         .collect();
     let host_sources: String = spec
         .sources
         .iter()
-        .map(|s| {
-            line(
-                s,
-                keyring_of(s).map(|i| spec.keyrings[i].file.display().to_string()),
-            )
-        })
+        .map(|s| line(s, keyring_of(s).map(|n| format!("{host_keys}/{n}"))))
         .collect();
-    let keyed = spec.sources.iter().any(|s| keyring_of(s).is_some());
+    let keyed = !copies.is_empty();
     if keyed {
-        let keys = tmp.join("keyrings");
-        std::fs::create_dir_all(&keys)?;
-        for (i, k) in spec.keyrings.iter().enumerate() {
-            let to = keys.join(format!("drover-source-{i}.gpg"));
-            std::fs::copy(&k.file, &to).with_context(|| {
-                format!("cannot read the keyring {} (signed_by)", k.file.display())
-            })?;
-        }
         cmd.arg("--customize-hook=mkdir -p \"$1/etc/apt/keyrings\"")
             .arg(format!(
                 "--customize-hook=sync-in {} /etc/apt/keyrings/",
-                sh_quote(&keys.to_string_lossy())
+                sh_quote(&host_keys)
             ));
     }
     cmd.arg(spec.suite).arg(&rootfs);

@@ -62,6 +62,21 @@ pub fn updates(
             with_builds
         }
     };
+    // `--vm` of a stack without a VM image is refused before anything is fetched,
+    // notified or rebuilt.
+    if let (Which::Vm, Some(name)) = (which, stack) {
+        let newest = store.latest_succeeded(name)?;
+        let vm = match &newest {
+            Some(b) => crate::build::vm::VmImage::of_build(&store, b.id)?,
+            None => None,
+        };
+        if vm.is_none_or(|v| v.boot_components.is_empty()) {
+            return Err(CliError::input(format!(
+                "the newest build of {name} has no VM image with recorded boot packages; \
+                 make one with `drover build {name} --vm`"
+            )));
+        }
+    }
     let opts = CheckOptions {
         refresh,
         cves: true,
@@ -105,15 +120,6 @@ pub fn updates(
         }
     }
     let reports: Vec<&CheckReport> = runs.iter().map(|r| &r.check).collect();
-    if let (Which::Vm, Some(name), Some(r)) = (which, stack, reports.first()) {
-        if r.vm.is_none() {
-            return Err(CliError::input(format!(
-                "build {} of {name} has no VM image with recorded boot packages; make one \
-                 with `drover build {name} --vm`",
-                r.build_id
-            )));
-        }
-    }
     if lang {
         print_lang(&reports, stack.is_some(), json)?;
     } else if json {
@@ -168,8 +174,9 @@ pub fn updates(
                     if !v.updates.is_empty() {
                         print_updates(&v.updates);
                         println!(
-                            "they are not in the lock: `drover build {} --vm --refresh-base` \
-                             makes the boot layer again with them",
+                            "they are not in the lock: `drover build {} --vm --apply-updates \
+                             --refresh-base` makes the base (with the tracked suites) and the \
+                             boot layer again with them",
                             r.stack
                         );
                     }
@@ -428,7 +435,7 @@ pub fn sbom(
         if image.boot_components.is_empty() {
             return Err(CliError::input(format!(
                 "build {} of {name} was made before VM images kept their boot packages' \
-                 origins; build it again with `drover build {name} --vm`",
+                 origins; make a new VM image with `drover build {name} --vm`",
                 b.id
             )));
         }

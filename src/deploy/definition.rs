@@ -35,8 +35,8 @@ pub struct Definition {
 }
 
 impl Definition {
-    /// The warning to show when the definition is not the file's:
-    /// `the stack file does not parse (…); used the definition kept with release N`.
+    /// The warning to show when the definition is not the file's: `the stack file cannot
+    /// be used (FIRST DIAGNOSTIC); used the definition release #N was deployed with — …`.
     pub fn warning(&self) -> Option<String> {
         match &self.source {
             Source::File => None,
@@ -59,6 +59,24 @@ impl Definition {
 pub fn load(
     config_dir: &Path,
     store: &Store,
+    name: &str,
+    allow_stored: bool,
+) -> Result<Definition, Diagnostics> {
+    load_with(
+        config_dir,
+        || store.live_stack_toml(name),
+        name,
+        allow_stored,
+    )
+}
+
+/// [`load`] with the live release's kept text read by `kept` (called only when the file
+/// cannot be used), so a caller holding the store behind a lock takes it only then.
+///
+/// Errors: as [`load`].
+pub fn load_with(
+    config_dir: &Path,
+    kept: impl FnOnce() -> anyhow::Result<Option<(i64, Option<String>)>>,
     name: &str,
     allow_stored: bool,
 ) -> Result<Definition, Diagnostics> {
@@ -87,7 +105,7 @@ pub fn load(
             )],
         },
     };
-    let kept = match store.live_stack_toml(name) {
+    let kept = match kept() {
         Ok(k) => k,
         Err(e) => {
             let mut d = diags;

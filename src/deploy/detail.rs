@@ -21,7 +21,8 @@ pub struct ReleaseDetail {
     pub verification: Option<Verification>,
     /// The release's instance events, oldest first (the newest 200).
     pub events: Vec<InstanceEvent>,
-    /// Its instances' health checks per minute, oldest first (the newest 60 minutes).
+    /// Its instances' health checks per minute, oldest first (the newest 60 rows: one per
+    /// instance and minute).
     pub health: Vec<HealthMinute>,
 }
 

@@ -368,8 +368,8 @@ pub fn image_tracked_repos(
 /// For `build --apply-updates`: add the stack's tracked apt suites to its base's extra
 /// suites (once each), so the build installs the candidates. The base key covers the
 /// sources, so this base is cached apart from the plain one. Tracked repositories with
-/// their own `signed_by` keyring are added too; mmdebstrap then needs that key in apt's
-/// trusted keys of the host.
+/// their own `signed_by` keyring are added too; the base is made with that keyring
+/// ([`crate::build::base::keyrings_of`]).
 pub fn add_tracked_suites(stack: &mut Stack) {
     let existing = stack.base.sources();
     for s in &stack.track.apt {

@@ -119,9 +119,11 @@ impl Agent {
                 )
                 .map_err(internal)?;
             // Kept so this release stays operable if the file breaks later.
-            store
-                .set_release_stack_toml(&stack.name, release, &definition.text)
-                .map_err(internal)?;
+            if let Err(e) = store.set_release_stack_toml(&stack.name, release, &definition.text) {
+                let why = format!("cannot keep the stack definition with the release: {e:#}");
+                let _ = store.mark_release_failed(&stack.name, release, &why);
+                return Err(AgentError::Internal(why));
+            }
             release
         };
         let template = Template {

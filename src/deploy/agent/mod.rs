@@ -199,23 +199,24 @@ impl Agent {
         name: &str,
         allow_stored: bool,
     ) -> ApiResult<crate::deploy::definition::Definition> {
-        let loaded = {
-            let store = lock(&self.store);
-            crate::deploy::definition::load(&self.paths.config, &store, name, allow_stored)
-        };
-        loaded.map_err(|diags| {
-            let text = diags.to_string();
-            if self
-                .paths
-                .stacks_dir()
-                .join(format!("{name}.toml"))
-                .is_file()
-            {
-                AgentError::BadInput(text)
-            } else {
-                AgentError::NotFound(text)
-            }
-        })
+        // The file is read and parsed without the store's lock (health loops, metrics and
+        // the API take it); only a fallback to the kept text takes it.
+        let kept = || lock(&self.store).live_stack_toml(name);
+        crate::deploy::definition::load_with(&self.paths.config, kept, name, allow_stored).map_err(
+            |diags| {
+                let text = diags.to_string();
+                if self
+                    .paths
+                    .stacks_dir()
+                    .join(format!("{name}.toml"))
+                    .is_file()
+                {
+                    AgentError::BadInput(text)
+                } else {
+                    AgentError::NotFound(text)
+                }
+            },
+        )
     }
 
     /// The stack's runtime, creating its route (listening socket on `[deploy] listen`) on

@@ -466,12 +466,16 @@ async fn health_loop(
         }
         let started = std::time::Instant::now();
         let r = probe.run(&inst, health.timeout).await;
-        tally.add(&agent, &r, started.elapsed());
+        let took = started.elapsed();
         let ever = {
             let mut st = lock(&inst.state);
             st.last_check = r.to_string();
             st.ever_healthy
         };
+        // The startup probes (every 100 ms until the first pass) are not failures.
+        if ever || r.ok() {
+            tally.add(&agent, &r, took);
+        }
         if r.ok() {
             fails = 0;
             passes += 1;
