@@ -115,7 +115,7 @@ pub fn ensure_locked(
     offline: bool,
     log: &mut BuildLog<'_>,
 ) -> Result<Base> {
-    let key = lock.base_key();
+    let key = cache_key(lock, keyrings)?;
     let dir = paths.bases().join(&key);
     let key_lock = take_lock(paths, &key, log)?;
     if !refresh {
@@ -232,7 +232,13 @@ pub fn resolve(
             return Err(e);
         }
     };
-    let key = lock.base_key();
+    let key = match cache_key(&lock, keyrings) {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
     let dir = paths.bases().join(&key);
     let key_lock = take_lock(paths, &key, log)?;
     let reuse = !refresh && load(&dir, &key)?.is_some();
@@ -387,6 +393,44 @@ pub fn keyrings_of(stack: &crate::stack::Stack) -> Vec<Keyring> {
             })
         })
         .collect()
+}
+
+/// The cache key of the base of `lock` made with `keyrings`: [`Lock::base_key`] when no
+/// keyring signs one of the lock's repositories; otherwise that key hashed with each such
+/// keyring's mirror, suite and SHA-256, so a base made with one key is not reused with
+/// another (the image carries the keyring).
+///
+/// Errors: a keyring file that cannot be read (its path is named).
+pub fn cache_key(lock: &Lock, keyrings: &[Keyring]) -> Result<String> {
+    let key = lock.base_key();
+    let mut used: Vec<&Keyring> = keyrings
+        .iter()
+        .filter(|k| {
+            lock.repositories
+                .iter()
+                .any(|r| r.mirror == k.mirror && r.suite == k.suite)
+        })
+        .collect();
+    if used.is_empty() {
+        return Ok(key);
+    }
+    used.sort_by(|a, b| (&a.mirror, &a.suite).cmp(&(&b.mirror, &b.suite)));
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(key.as_bytes());
+    for k in used {
+        let bytes = std::fs::read(&k.file)
+            .with_context(|| format!("cannot read the keyring {} (signed_by)", k.file.display()))?;
+        for part in [
+            k.mirror.as_bytes(),
+            k.suite.as_bytes(),
+            &sha2::Sha256::digest(&bytes),
+        ] {
+            h.update(part);
+            h.update([0]);
+        }
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// What one mmdebstrap run makes.

@@ -341,17 +341,12 @@ pub fn prepare(
         // without the network. Other builds use the repositories (the image then has their
         // current apt lists, which a build script may use).
         let offline = path.is_empty() && DebCache::new(&paths.debs()).has_all(&lock.packages);
-        if !offline && (refresh || !base::is_cached(paths, &lock.base_key())) {
+        let keyrings = base::keyrings_of(stack);
+        let key = base::cache_key(&lock, &keyrings)?;
+        if !offline && (refresh || !base::is_cached(paths, &key)) {
             check_available(paths, stack, &lock)?;
         }
-        let base = base::ensure_locked(
-            paths,
-            &lock,
-            &base::keyrings_of(stack),
-            refresh,
-            offline,
-            log,
-        )?;
+        let base = base::ensure_locked(paths, &lock, &keyrings, refresh, offline, log)?;
         log.say(&format!(
             "lock {}: {} package(s), unchanged",
             if path.is_empty() {
@@ -369,7 +364,7 @@ pub fn prepare(
                 reason: None,
                 changes: Vec::new(),
                 packages: lock.packages.len(),
-                base_key: lock.base_key(),
+                base_key: key,
                 lock,
             },
         })
@@ -464,6 +459,7 @@ pub fn prepare(
             "unchanged".to_string()
         }
     ));
+    let base_key = base.key.clone();
     Ok(Prepared {
         base,
         outcome: LockOutcome {
@@ -472,7 +468,7 @@ pub fn prepare(
             reason: changed.then_some(reason),
             changes,
             packages: new.packages.len(),
-            base_key: new.base_key(),
+            base_key,
             lock: new,
         },
     })

@@ -181,3 +181,29 @@ fn moved_counts_version_changes_and_the_store_marks_the_builds_that_applied_upda
     assert_eq!(applied.into_iter().collect::<Vec<_>>(), [(ids[3], 1)]);
     assert!(store.applied_updates("other").unwrap().is_empty());
 }
+
+#[test]
+fn a_keyring_of_one_of_the_locked_repositories_is_part_of_the_cache_key() {
+    use crate::build::base::{cache_key, Keyring};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vendor.gpg");
+    std::fs::write(&file, b"key one").unwrap();
+    let lock = sample();
+    let keyring = |mirror: &str| Keyring {
+        mirror: mirror.into(),
+        suite: "bookworm".into(),
+        file: file.clone(),
+    };
+    // No keyring, or one of a repository the lock does not use: the lock's own key.
+    assert_eq!(cache_key(&lock, &[]).unwrap(), lock.base_key());
+    let other = [keyring("http://vendor.example/debian")];
+    assert_eq!(cache_key(&lock, &other).unwrap(), lock.base_key());
+    // A keyring of a locked repository: another key, which follows the file's content.
+    let used = [keyring("http://deb.debian.org/debian")];
+    let one = cache_key(&lock, &used).unwrap();
+    assert_ne!(one, lock.base_key());
+    std::fs::write(&file, b"key two").unwrap();
+    assert_ne!(cache_key(&lock, &used).unwrap(), one);
+    std::fs::remove_file(&file).unwrap();
+    assert!(cache_key(&lock, &used).is_err());
+}
