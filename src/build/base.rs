@@ -110,12 +110,12 @@ fn take_lock(paths: &Paths, name: &str, log: &mut BuildLog<'_>) -> Result<File> 
 pub fn ensure_locked(
     paths: &Paths,
     lock: &Lock,
-    keyrings: &[Keyring],
+    keyrings: &[super::keyrings::Keyring],
     refresh: bool,
     offline: bool,
     log: &mut BuildLog<'_>,
 ) -> Result<Base> {
-    let key = cache_key(lock, keyrings)?;
+    let key = super::keyrings::cache_key(lock, keyrings)?;
     let dir = paths.bases().join(&key);
     let key_lock = take_lock(paths, &key, log)?;
     if !refresh {
@@ -187,7 +187,7 @@ pub fn ensure_locked(
 pub fn resolve(
     paths: &Paths,
     template: &Lock,
-    keyrings: &[Keyring],
+    keyrings: &[super::keyrings::Keyring],
     pins: &[LockedPackage],
     known: &[LockedPackage],
     refresh: bool,
@@ -232,7 +232,7 @@ pub fn resolve(
             return Err(e);
         }
     };
-    let key = match cache_key(&lock, keyrings) {
+    let key = match super::keyrings::cache_key(&lock, keyrings) {
         Ok(k) => k,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -366,73 +366,6 @@ fn installed(root: &RootView) -> Result<Vec<LockedPackage>> {
         .collect())
 }
 
-/// The keyring that signs one apt source of a base (`[track].apt`'s `signed_by` for the
-/// same mirror and suite), instead of the Debian archive keyring apt trusts by default.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keyring {
-    /// Mirror URL, as in the source.
-    pub mirror: String,
-    /// Suite, as in the source.
-    pub suite: String,
-    /// The keyring file on the host (binary or ASCII-armored OpenPGP).
-    pub file: PathBuf,
-}
-
-/// The keyrings of `stack`'s tracked sources that name one (`signed_by`).
-pub fn keyrings_of(stack: &crate::stack::Stack) -> Vec<Keyring> {
-    stack
-        .track
-        .apt
-        .iter()
-        .zip(&stack.track.trust)
-        .filter_map(|(src, t)| {
-            t.signed_by.as_ref().map(|f| Keyring {
-                mirror: src.mirror.clone(),
-                suite: src.suite.clone(),
-                file: f.clone(),
-            })
-        })
-        .collect()
-}
-
-/// The cache key of the base of `lock` made with `keyrings`: [`Lock::base_key`] when no
-/// keyring signs one of the lock's repositories; otherwise that key hashed with each such
-/// keyring's mirror, suite and SHA-256, so a base made with one key is not reused with
-/// another (the image carries the keyring).
-///
-/// Errors: a keyring file that cannot be read (its path is named).
-pub fn cache_key(lock: &Lock, keyrings: &[Keyring]) -> Result<String> {
-    let key = lock.base_key();
-    let mut used: Vec<&Keyring> = keyrings
-        .iter()
-        .filter(|k| {
-            lock.repositories
-                .iter()
-                .any(|r| r.mirror == k.mirror && r.suite == k.suite)
-        })
-        .collect();
-    if used.is_empty() {
-        return Ok(key);
-    }
-    used.sort_by(|a, b| (&a.mirror, &a.suite).cmp(&(&b.mirror, &b.suite)));
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(key.as_bytes());
-    for k in used {
-        let bytes = std::fs::read(&k.file)
-            .with_context(|| format!("cannot read the keyring {} (signed_by)", k.file.display()))?;
-        for part in [
-            k.mirror.as_bytes(),
-            k.suite.as_bytes(),
-            &sha2::Sha256::digest(&bytes),
-        ] {
-            h.update(part);
-            h.update([0]);
-        }
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
 /// What one mmdebstrap run makes.
 struct MakeSpec<'a> {
     arch: &'a str,
@@ -450,7 +383,7 @@ struct MakeSpec<'a> {
     /// version it chose).
     stage: &'a [LockedPackage],
     /// The keyrings of sources not signed by the Debian archive key.
-    keyrings: &'a [Keyring],
+    keyrings: &'a [super::keyrings::Keyring],
 }
 
 /// Quote `s` for mmdebstrap's hook words (split like a POSIX shell).
@@ -521,74 +454,12 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
     if !spec.include.is_empty() {
         cmd.arg(format!("--include={}", spec.include.join(",")));
     }
-    // A source with its own keyring: checked to be OpenPGP public keys, copied (0644,
-    // named by its format: apt tells binary `.gpg` from armoured `.asc` by the name) into
-    // the build's directory, which apt (run by mmdebstrap from the host) reads; the image
-    // gets the same copies in /etc/apt/keyrings/ and a sources.list naming them.
-    let keys_dir = tmp.join("keyrings");
-    let mut copies: Vec<(usize, String)> = Vec::new();
-    for s in &spec.sources {
-        let Some(i) = spec
-            .keyrings
-            .iter()
-            .position(|k| k.mirror == s.mirror && k.suite == s.suite)
-        else {
-            continue;
-        };
-        if copies.iter().any(|(j, _)| *j == i) {
-            continue;
-        }
-        let k = &spec.keyrings[i];
-        let keyring = crate::debian::signature::Keyring::load(&k.file)
-            .with_context(|| format!("the signed_by keyring of {} {}", k.mirror, k.suite))?;
-        let bytes = std::fs::read(&keyring.file)?;
-        let armored = bytes.trim_ascii_start().starts_with(b"-----");
-        let name = format!("drover-source-{i}.{}", if armored { "asc" } else { "gpg" });
-        std::fs::create_dir_all(&keys_dir)?;
-        let to = keys_dir.join(&name);
-        std::fs::write(&to, &bytes)?;
-        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        copies.push((i, name));
-    }
-    let keyring_of = |s: &AptSource| {
-        let i = spec
-            .keyrings
-            .iter()
-            .position(|k| k.mirror == s.mirror && k.suite == s.suite)?;
-        copies.iter().find(|(j, _)| *j == i).map(|(_, n)| n.clone())
-    };
-    let line = |s: &AptSource, key: Option<String>| match key {
-        Some(k) => format!(
-            "deb [signed-by={k}] {} {} {}\n",
-            s.mirror,
-            s.suite,
-            s.components.join(" ")
-        ),
-        None => format!("deb {} {} {}\n", s.mirror, s.suite, s.components.join(" ")),
-    };
-    let host_keys = keys_dir.to_string_lossy().into_owned();
-    if !copies.is_empty() && host_keys.contains(|c: char| c.is_whitespace() || c == ']') {
-        bail!(
-            "the state directory's path {host_keys:?} holds a space or `]`, which an apt \
-             source's signed-by option cannot carry; use a state directory without them"
-        );
-    }
-    let real_sources: String = spec
-        .sources
-        .iter()
-        .map(|s| line(s, keyring_of(s).map(|n| format!("/etc/apt/keyrings/{n}"))))
-        .collect();
-    let host_sources: String = spec
-        .sources
-        .iter()
-        .map(|s| line(s, keyring_of(s).map(|n| format!("{host_keys}/{n}"))))
-        .collect();
-    let keyed = !copies.is_empty();
-    if keyed {
+    let lists = super::keyrings::stage(&spec.sources, spec.keyrings, tmp)?;
+    if let Some(dir) = &lists.keys_dir {
         cmd.arg("--customize-hook=mkdir -p \"$1/etc/apt/keyrings\"")
             .arg(format!(
                 "--customize-hook=sync-in {} /etc/apt/keyrings/",
-                sh_quote(&host_keys)
+                sh_quote(&dir.to_string_lossy())
             ));
     }
     cmd.arg(spec.suite).arg(&rootfs);
@@ -598,7 +469,7 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
             // The image keeps the real sources; the local repository's lists go (the lock
             // names every origin).
             let list = tmp.join("sources.list");
-            std::fs::write(&list, &real_sources)?;
+            std::fs::write(&list, &lists.image)?;
             cmd.arg("--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount")
                 .arg(format!(
                     "--customize-hook=copy-in {} /etc/apt/",
@@ -611,12 +482,12 @@ fn make(paths: &Paths, spec: &MakeSpec<'_>, tmp: &Path, log: &mut BuildLog<'_>) 
                 .arg(format!("deb [trusted=yes] file://{} ./", dir.display()));
         }
         None => {
-            for line in host_sources.lines() {
+            for line in lists.host.lines() {
                 cmd.arg(line);
             }
-            if keyed {
+            if lists.keys_dir.is_some() {
                 let list = tmp.join("sources.list");
-                std::fs::write(&list, &real_sources)?;
+                std::fs::write(&list, &lists.image)?;
                 cmd.arg(format!(
                     "--customize-hook=copy-in {} /etc/apt/",
                     sh_quote(&list.to_string_lossy())

@@ -341,8 +341,8 @@ pub fn prepare(
         // without the network. Other builds use the repositories (the image then has their
         // current apt lists, which a build script may use).
         let offline = path.is_empty() && DebCache::new(&paths.debs()).has_all(&lock.packages);
-        let keyrings = base::keyrings_of(stack);
-        let key = base::cache_key(&lock, &keyrings)?;
+        let keyrings = super::keyrings::keyrings_of(stack);
+        let key = super::keyrings::cache_key(&lock, &keyrings)?;
         if !offline && (refresh || !base::is_cached(paths, &key)) {
             check_available(paths, stack, &lock)?;
         }
@@ -425,7 +425,7 @@ pub fn prepare(
         .as_ref()
         .map(|o| o.packages.as_slice())
         .unwrap_or_default();
-    let keyrings = base::keyrings_of(stack);
+    let keyrings = super::keyrings::keyrings_of(stack);
     let (base, new) = base::resolve(paths, &tpl, &keyrings, &pins, known, refresh, log)?;
     let changes = match &old {
         Some(o) => lock::diff(o, &new),

@@ -36,6 +36,7 @@ pub mod app;
 pub mod base;
 pub mod debcache;
 pub mod deps;
+pub mod keyrings;
 pub mod locking;
 pub mod oci;
 pub mod prune;

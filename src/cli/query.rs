@@ -384,18 +384,16 @@ pub fn manifest(
     let comps = store.manifest(b.id)?;
     let lang = store.language_packages(b.id)?;
     if view == ManifestView::Vm {
-        let Some(vm) = store.build_vm(b.id)? else {
+        let Some(vm) = crate::build::vm::VmImage::of_build(&store, b.id)? else {
             return Err(CliError::input(format!(
                 "build {} of {name} has no VM image; make one with `drover build {name} --vm`",
                 b.id
             )));
         };
-        let vm: serde_json::Value = serde_json::from_str(&vm).map_err(anyhow::Error::from)?;
-        let boot: Vec<(String, String)> = vm["boot_packages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_str()?.split_once(' '))
+        let boot: Vec<(String, String)> = vm
+            .boot_packages
+            .iter()
+            .filter_map(|p| p.split_once(' '))
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
         // A boot package that replaced an image package (a newer version apt needed)
@@ -429,7 +427,7 @@ pub fn manifest(
             rows.len(),
             b.id,
             boot.len(),
-            vm["kernel"].as_str().unwrap_or("?")
+            vm.kernel
         );
         return Ok(());
     }

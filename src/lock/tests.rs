@@ -184,7 +184,7 @@ fn moved_counts_version_changes_and_the_store_marks_the_builds_that_applied_upda
 
 #[test]
 fn a_keyring_of_one_of_the_locked_repositories_is_part_of_the_cache_key() {
-    use crate::build::base::{cache_key, Keyring};
+    use crate::build::keyrings::{cache_key, Keyring};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("vendor.gpg");
     std::fs::write(&file, b"key one").unwrap();

@@ -369,7 +369,7 @@ pub fn image_tracked_repos(
 /// suites (once each), so the build installs the candidates. The base key covers the
 /// sources, so this base is cached apart from the plain one. Tracked repositories with
 /// their own `signed_by` keyring are added too; the base is made with that keyring
-/// ([`crate::build::base::keyrings_of`]).
+/// ([`crate::build::keyrings::keyrings_of`]).
 pub fn add_tracked_suites(stack: &mut Stack) {
     let existing = stack.base.sources();
     for s in &stack.track.apt {
